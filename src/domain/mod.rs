@@ -1,0 +1,85 @@
+//! Values that cannot be invalid once parsed, and the records the service stores.
+//!
+//! Every `parse` returns the human-readable reason on failure; request types collect those
+//! reasons per field (see [`Violations`]) so one response lists every invalid field.
+
+mod notification;
+mod task;
+mod user;
+mod validation;
+
+pub use notification::{Notification, NotificationDraft, NotificationKind};
+pub use task::{
+    NewTask, Priority, Task, TaskChanges, TaskDescription, TaskFilter, TaskStatus, TaskTitle,
+};
+pub use user::{
+    Email, Password, Profile, ProfileChanges, User, UserName, UserWithPassword,
+};
+pub use validation::Violations;
+
+/// The current time, truncated to microseconds: what both databases store exactly, so a
+/// value read back equals the value written.
+pub fn now() -> chrono::DateTime<chrono::Utc> {
+    truncate_to_micros(chrono::Utc::now())
+}
+
+pub fn truncate_to_micros(t: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+    use chrono::{SubsecRound, Timelike};
+    let micros = t.nanosecond() / 1_000;
+    t.trunc_subsecs(0) + chrono::Duration::microseconds(i64::from(micros))
+}
+
+/// Which end of a day a plain date stands for when it bounds a time range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DayEdge {
+    Start,
+    End,
+}
+
+/// An RFC 3339 date-time, a date-time without offset (taken as UTC), or a plain
+/// `YYYY-MM-DD` date (its first or last instant, per `edge`).
+pub fn parse_time(raw: &str, edge: DayEdge) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
+    let raw = raw.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(raw) {
+        return Ok(truncate_to_micros(t.with_timezone(&Utc)));
+    }
+    if let Ok(t) = NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M:%S%.f") {
+        return Ok(truncate_to_micros(t.and_utc()));
+    }
+    if let Ok(date) = NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
+        let time = match edge {
+            DayEdge::Start => NaiveTime::MIN,
+            DayEdge::End => NaiveTime::from_hms_micro_opt(23, 59, 59, 999_999)
+                .ok_or("invalid end of day")?,
+        };
+        return Ok(date.and_time(time).and_utc());
+    }
+    Err("must be a date (YYYY-MM-DD) or an RFC 3339 date-time".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn plain_dates_cover_the_whole_day() {
+        let start = parse_time("2026-11-27", DayEdge::Start).unwrap();
+        let end = parse_time("2026-11-27", DayEdge::End).unwrap();
+        assert_eq!(start.to_rfc3339(), "2026-11-27T00:00:00+00:00");
+        assert_eq!(end.to_rfc3339(), "2026-11-27T23:59:59.999999+00:00");
+        let t = parse_time("2026-11-27T10:00:00+02:00", DayEdge::Start).unwrap();
+        assert_eq!(t.to_rfc3339(), "2026-11-27T08:00:00+00:00");
+        assert!(parse_time("27/11/2026", DayEdge::Start).is_err());
+        assert!(parse_time("2026-13-01", DayEdge::Start).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn parse_time_never_panics(s in "\\PC{0,40}") {
+            let _ = parse_time(&s, DayEdge::Start);
+            let _ = parse_time(&s, DayEdge::End);
+        }
+    }
+}

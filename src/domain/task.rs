@@ -1,0 +1,276 @@
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// A task title: 1–200 characters after trimming.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskTitle(String);
+
+impl TaskTitle {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let title = raw.trim();
+        if title.is_empty() {
+            return Err("title must not be empty".into());
+        }
+        if title.chars().count() > 200 {
+            return Err("title must be at most 200 characters".into());
+        }
+        Ok(Self(title.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A task description: at most 1000 characters; blank means none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskDescription(String);
+
+impl TaskDescription {
+    /// `Ok(None)` for a blank description.
+    pub fn parse(raw: &str) -> Result<Option<Self>, String> {
+        let description = raw.trim();
+        if description.chars().count() > 1000 {
+            return Err("description must be at most 1000 characters".into());
+        }
+        Ok((!description.is_empty()).then(|| Self(description.to_string())))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema, Default)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Priority {
+    Low,
+    #[default]
+    Medium,
+    High,
+}
+
+impl Priority {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Low => "LOW",
+            Self::Medium => "MEDIUM",
+            Self::High => "HIGH",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        match raw {
+            "LOW" => Ok(Self::Low),
+            "MEDIUM" => Ok(Self::Medium),
+            "HIGH" => Ok(Self::High),
+            _ => Err("priority must be one of LOW, MEDIUM, HIGH".into()),
+        }
+    }
+}
+
+impl TryFrom<String> for Priority {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+/// A task as stored and as the API returns it.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema, sqlx::FromRow)]
+pub struct Task {
+    pub id: i64,
+    pub user_id: Uuid,
+    pub title: String,
+    pub description: Option<String>,
+    pub completed: bool,
+    #[sqlx(try_from = "String")]
+    pub priority: Priority,
+    pub due_date: Option<DateTime<Utc>>,
+    pub is_deleted: bool,
+    pub deleted_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A validated new task.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewTask {
+    pub title: TaskTitle,
+    pub description: Option<TaskDescription>,
+    pub priority: Priority,
+    pub due_date: Option<DateTime<Utc>>,
+    pub completed: bool,
+}
+
+/// A validated partial update: `None` leaves a field alone; for the nullable fields,
+/// `Some(None)` clears them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TaskChanges {
+    pub title: Option<TaskTitle>,
+    pub description: Option<Option<TaskDescription>>,
+    pub completed: Option<bool>,
+    pub priority: Option<Priority>,
+    pub due_date: Option<Option<DateTime<Utc>>>,
+}
+
+impl TaskChanges {
+    /// A full replacement (`PUT`): every field set, absent ones at their defaults.
+    pub fn replace_with(task: NewTask) -> Self {
+        Self {
+            title: Some(task.title),
+            description: Some(task.description),
+            completed: Some(task.completed),
+            priority: Some(task.priority),
+            due_date: Some(task.due_date),
+        }
+    }
+
+    /// Applies the changes; returns the names of the fields whose value changed.
+    pub fn apply(&self, task: &mut Task) -> Vec<&'static str> {
+        let mut changed = Vec::new();
+        if let Some(title) = &self.title {
+            if task.title != title.as_str() {
+                task.title = title.as_str().to_string();
+                changed.push("title");
+            }
+        }
+        if let Some(description) = &self.description {
+            let value = description.as_ref().map(|d| d.as_str().to_string());
+            if task.description != value {
+                task.description = value;
+                changed.push("description");
+            }
+        }
+        if let Some(completed) = self.completed {
+            if task.completed != completed {
+                task.completed = completed;
+                changed.push("completed");
+            }
+        }
+        if let Some(priority) = self.priority {
+            if task.priority != priority {
+                task.priority = priority;
+                changed.push("priority");
+            }
+        }
+        if let Some(due_date) = self.due_date {
+            if task.due_date != due_date {
+                task.due_date = due_date;
+                changed.push("due_date");
+            }
+        }
+        changed
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskStatus {
+    #[default]
+    All,
+    Pending,
+    Completed,
+    Deleted,
+}
+
+/// What `GET /tasks` asks for, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskFilter {
+    pub status: TaskStatus,
+    pub include_deleted: bool,
+    /// Inclusive bounds on `created_at`.
+    pub created_from: Option<DateTime<Utc>>,
+    pub created_to: Option<DateTime<Utc>>,
+    pub priority: Option<Priority>,
+    /// Case-insensitive substring of title or description.
+    pub search: Option<String>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+impl TaskFilter {
+    /// `(is_deleted, completed)` constraints the status implies; `None` means either.
+    pub fn flags(&self) -> (Option<bool>, Option<bool>) {
+        let live = if self.include_deleted {
+            None
+        } else {
+            Some(false)
+        };
+        match self.status {
+            TaskStatus::All => (live, None),
+            TaskStatus::Pending => (live, Some(false)),
+            TaskStatus::Completed => (live, Some(true)),
+            TaskStatus::Deleted => (Some(true), None),
+        }
+    }
+
+    /// The search term as a `LIKE` pattern on lower-cased text, with wildcards escaped.
+    pub fn search_pattern(&self) -> Option<String> {
+        self.search.as_ref().map(|q| {
+            let mut pattern = String::from("%");
+            for c in q.to_lowercase().chars() {
+                if matches!(c, '%' | '_' | '\\') {
+                    pattern.push('\\');
+                }
+                pattern.push(c);
+            }
+            pattern.push('%');
+            pattern
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn titles_are_trimmed_and_bounded() {
+        assert_eq!(TaskTitle::parse("  Buy milk ").map(|t| t.0), Ok("Buy milk".into()));
+        assert!(TaskTitle::parse("   ").is_err());
+        assert!(TaskTitle::parse(&"x".repeat(200)).is_ok());
+        assert!(TaskTitle::parse(&"x".repeat(201)).is_err());
+    }
+
+    #[test]
+    fn search_pattern_escapes_wildcards() {
+        let filter = TaskFilter {
+            status: TaskStatus::All,
+            include_deleted: false,
+            created_from: None,
+            created_to: None,
+            priority: None,
+            search: Some("50%_OFF\\".into()),
+            limit: 10,
+            offset: 0,
+        };
+        assert_eq!(filter.search_pattern().as_deref(), Some("%50\\%\\_off\\\\%"));
+    }
+
+    proptest! {
+        #[test]
+        fn title_parse_is_total_and_bounded(s in "\\PC{0,250}") {
+            if let Ok(title) = TaskTitle::parse(&s) {
+                let n = title.as_str().chars().count();
+                prop_assert!((1..=200).contains(&n));
+                prop_assert_eq!(title.as_str(), s.trim());
+            }
+        }
+
+        #[test]
+        fn description_parse_is_total_and_bounded(s in "\\PC{0,1100}") {
+            if let Ok(Some(d)) = TaskDescription::parse(&s) {
+                prop_assert!(d.as_str().chars().count() <= 1000);
+            }
+        }
+
+        #[test]
+        fn priority_round_trips(p in prop_oneof![Just(Priority::Low), Just(Priority::Medium), Just(Priority::High)]) {
+            prop_assert_eq!(Priority::parse(p.as_str()), Ok(p));
+        }
+    }
+}

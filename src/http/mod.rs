@@ -1,0 +1,346 @@
+//! The HTTP surface: one `router()` per resource, merged once here and served under
+//! `/api/v1` and, for the seed's existing front-ends, `/api`; health at the root; the
+//! OpenAPI document and `/docs`; uploaded media; and the middleware every request passes.
+
+pub mod auth;
+pub mod extract;
+pub mod health;
+pub mod notifications;
+pub mod profile;
+pub mod tasks;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::header::{CONTENT_TYPE, HOST};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::services::ServeDir;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tower_http::LatencyUnit;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::error::Error;
+use crate::service::Services;
+
+pub const TOTAL_COUNT: HeaderName = HeaderName::from_static("x-total-count");
+pub const UNREAD_COUNT: HeaderName = HeaderName::from_static("x-unread-count");
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Largest JSON body accepted.
+pub const MAX_JSON_BODY: usize = 1024 * 1024;
+
+/// What the HTTP layer needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    pub allowed_origins: Vec<String>,
+    pub allowed_hosts: Vec<String>,
+    pub request_timeout: Duration,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "taskstream",
+        description = "Real-time task-management API. Every route below is also served under `/api` in place of `/api/v1`.",
+    ),
+    paths(health::health, health::live),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "auth", description = "Accounts and tokens"),
+        (name = "tasks", description = "Tasks, with soft delete and restore"),
+        (name = "notifications", description = "What happened to the account and its tasks"),
+        (name = "profile", description = "Profile fields and photo"),
+        (name = "health", description = "Liveness and readiness"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+fn api_routes() -> OpenApiRouter<Services> {
+    OpenApiRouter::new()
+        .merge(auth::router())
+        .merge(tasks::router())
+        .merge(notifications::router())
+        .merge(profile::router())
+}
+
+/// The OpenAPI document, as served at `/api/v1/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    OpenApiRouter::<Services>::with_openapi(ApiDoc::openapi())
+        .nest("/api/v1", api_routes())
+        .into_openapi()
+}
+
+/// The whole application.
+pub fn router(svc: Services, settings: &HttpSettings) -> Router {
+    let (v1, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .nest("/api/v1", api_routes())
+        .split_for_parts();
+    let (seed_compatible, _) = api_routes().split_for_parts();
+    let media = ServiceBuilder::new()
+        .layer(SetResponseHeaderLayer::overriding(
+            HeaderName::from_static("x-content-type-options"),
+            HeaderValue::from_static("nosniff"),
+        ))
+        .service(ServeDir::new(svc.media.dir()));
+    let hosts = Arc::new(AllowedHosts::new(&settings.allowed_hosts));
+
+    Router::new()
+        .merge(v1)
+        .nest("/api", seed_compatible)
+        .merge(health::router())
+        .merge(SwaggerUi::new("/docs").url("/api/v1/openapi.json", openapi))
+        .nest_service("/media", media)
+        .fallback(not_found)
+        .layer(
+            ServiceBuilder::new()
+                .layer(CatchPanicLayer::custom(|_| {
+                    Error::Internal(anyhow::anyhow!("request handler panicked")).into_response()
+                }))
+                .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(request_span)
+                        .on_request(())
+                        .on_response(
+                            DefaultOnResponse::new()
+                                .level(tracing::Level::INFO)
+                                .latency_unit(LatencyUnit::Micros),
+                        ),
+                )
+                .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+                .layer(middleware::map_response(ensure_envelope))
+                .layer(middleware::from_fn_with_state(hosts, check_host))
+                .layer(cors(&settings.allowed_origins))
+                .layer(TimeoutLayer::with_status_code(
+                    StatusCode::REQUEST_TIMEOUT,
+                    settings.request_timeout,
+                ))
+                .layer(DefaultBodyLimit::max(MAX_JSON_BODY)),
+        )
+        .with_state(svc)
+}
+
+fn request_span(request: &Request) -> tracing::Span {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("<unmatched>", MatchedPath::as_str);
+    let request_id = request
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        route,
+        path = %request.uri().path(),
+        request_id,
+    )
+}
+
+fn cors(origins: &[String]) -> CorsLayer {
+    let allow_origin = if origins.iter().any(|o| o.trim() == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(
+            origins
+                .iter()
+                .filter_map(|o| HeaderValue::from_str(o.trim().trim_end_matches('/')).ok()),
+        )
+    };
+    CorsLayer::new()
+        .allow_origin(allow_origin)
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
+        .allow_headers([
+            axum::http::header::AUTHORIZATION,
+            CONTENT_TYPE,
+            REQUEST_ID,
+        ])
+        .expose_headers([TOTAL_COUNT, UNREAD_COUNT, REQUEST_ID])
+        .max_age(Duration::from_secs(3600))
+}
+
+/// The host names the server answers to; `None` accepts any.
+struct AllowedHosts(Option<Vec<String>>);
+
+impl AllowedHosts {
+    fn new(hosts: &[String]) -> Self {
+        let hosts: Vec<String> = hosts
+            .iter()
+            .map(|h| h.trim().to_ascii_lowercase())
+            .filter(|h| !h.is_empty())
+            .collect();
+        if hosts.is_empty() || hosts.iter().any(|h| h == "*") {
+            Self(None)
+        } else {
+            Self(Some(hosts))
+        }
+    }
+
+    fn allows(&self, host_header: &str) -> bool {
+        let Some(hosts) = &self.0 else {
+            return true;
+        };
+        let host = host_header.trim().to_ascii_lowercase();
+        // Strip the port: "[::1]:8080" -> "[::1]", "example.com:443" -> "example.com".
+        let name = match host.rfind(':') {
+            Some(i) if !host[i..].contains(']') => &host[..i],
+            _ => host.as_str(),
+        };
+        hosts.iter().any(|allowed| {
+            allowed == name
+                || allowed == &host
+                || allowed
+                    .strip_prefix("*.")
+                    .is_some_and(|suffix| name.ends_with(&format!(".{suffix}")))
+        })
+    }
+}
+
+async fn check_host(State(hosts): State<Arc<AllowedHosts>>, request: Request, next: Next) -> Response {
+    let host = request
+        .headers()
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| request.uri().authority().map(|a| a.as_str()))
+        .unwrap_or("");
+    if hosts.allows(host) {
+        next.run(request).await
+    } else {
+        Error::BadRequest("Invalid Host header".into()).into_response()
+    }
+}
+
+async fn not_found() -> Error {
+    Error::NotFound("No such route".into())
+}
+
+/// Responses made outside our handlers (405 from the router, 408 from the timeout, 413
+/// from a body limit, 404 from the media folder) get the same envelope as ours.
+async fn ensure_envelope(response: Response) -> Response {
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let is_json = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if is_json {
+        return response;
+    }
+    let error = match status {
+        StatusCode::NOT_FOUND => Error::NotFound("Not found".into()),
+        StatusCode::METHOD_NOT_ALLOWED => {
+            Error::MethodNotAllowed("Method not allowed on this route".into())
+        }
+        StatusCode::REQUEST_TIMEOUT => Error::Timeout("The request took too long".into()),
+        StatusCode::PAYLOAD_TOO_LARGE => Error::PayloadTooLarge("Request body is too large".into()),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            Error::UnsupportedMediaType("Unsupported content type".into())
+        }
+        StatusCode::UNAUTHORIZED => Error::AuthRequired,
+        StatusCode::UNPROCESSABLE_ENTITY => Error::invalid("body", "Request could not be processed"),
+        StatusCode::SERVICE_UNAVAILABLE => Error::Unavailable("Service unavailable".into()),
+        s if s.is_client_error() => Error::BadRequest("Bad request".into()),
+        _ => Error::Internal(anyhow::anyhow!("unhandled {status} response")),
+    };
+    let (mut parts, _) = response.into_parts();
+    let mut fixed = error.into_response();
+    // Keep what the original response said about itself (Allow, Retry-After, ...).
+    parts.headers.remove(CONTENT_TYPE);
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    for (name, value) in parts.headers.drain().filter_map(|(n, v)| n.map(|n| (n, v))) {
+        fixed.headers_mut().entry(name).or_insert(value);
+    }
+    *fixed.status_mut() = status;
+    fixed
+}
+
+/// `true`/`false` (also `1`/`0`, `yes`/`no`); absent means false.
+pub fn parse_bool(raw: Option<&str>) -> Result<bool, String> {
+    match raw.map(str::to_ascii_lowercase).as_deref() {
+        None | Some("") => Ok(false),
+        Some("true" | "1" | "yes" | "on") => Ok(true),
+        Some("false" | "0" | "no" | "off") => Ok(false),
+        Some(_) => Err("must be true or false".into()),
+    }
+}
+
+/// An integer in `min..=max`, `default` when absent.
+pub fn parse_int(raw: Option<&str>, default: i64, min: i64, max: i64) -> Result<i64, String> {
+    let Some(raw) = raw.filter(|s| !s.is_empty()) else {
+        return Ok(default);
+    };
+    match raw.parse::<i64>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ if max == i64::MAX => Err(format!("must be an integer of at least {min}")),
+        _ => Err(format!("must be an integer from {min} to {max}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_match_with_and_without_ports() {
+        let hosts = AllowedHosts::new(&["example.com".into(), "*.tasks.io".into(), "[::1]".into()]);
+        assert!(hosts.allows("example.com"));
+        assert!(hosts.allows("EXAMPLE.com:8080"));
+        assert!(hosts.allows("eu.tasks.io"));
+        assert!(hosts.allows("[::1]:8080"));
+        assert!(!hosts.allows("tasks.io.evil.com"));
+        assert!(!hosts.allows("evil.com"));
+        assert!(AllowedHosts::new(&["*".into()]).allows("anything"));
+    }
+
+    #[test]
+    fn query_numbers_and_flags() {
+        assert_eq!(parse_int(None, 100, 1, 500), Ok(100));
+        assert_eq!(parse_int(Some("5"), 100, 1, 500), Ok(5));
+        assert!(parse_int(Some("0"), 100, 1, 500).is_err());
+        assert!(parse_int(Some("501"), 100, 1, 500).is_err());
+        assert!(parse_int(Some("abc"), 100, 1, 500).is_err());
+        assert_eq!(parse_bool(Some("TRUE")), Ok(true));
+        assert!(parse_bool(Some("maybe")).is_err());
+    }
+}

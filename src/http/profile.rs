@@ -1,0 +1,263 @@
+//! `/profile`: read, update, upload and delete the photo.
+
+use axum::extract::multipart::{Multipart, MultipartRejection};
+use axum::extract::{DefaultBodyLimit, State};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::extract::{nullable, AuthUser, Json};
+use crate::domain::{self, Profile, ProfileChanges, UserName, Violations};
+use crate::error::{Error, ErrorEnvelope, Result};
+use crate::service::media::{Photo, MAX_PHOTO_BYTES};
+use crate::service::{profile, Services};
+
+pub fn router() -> OpenApiRouter<Services> {
+    OpenApiRouter::new()
+        .routes(routes!(upload_photo))
+        // Room for the multipart envelope around a photo of the maximum size; the photo
+        // itself is measured separately. Applies to the routes above only.
+        .layer(DefaultBodyLimit::max(MAX_PHOTO_BYTES + 64 * 1024))
+        .routes(routes!(get_profile, update_profile))
+        .routes(routes!(delete_photo))
+}
+
+/// Any subset of the editable fields; `null` (or a blank string) clears an optional one.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ProfileUpdate {
+    /// 2–100 characters, unique regardless of case; cannot be cleared.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    first_name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    last_name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    phone: Option<Option<String>>,
+    /// `YYYY-MM-DD`, not in the future.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, format = Date)]
+    date_of_birth: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    gender: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    address: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    city: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    country: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    bio: Option<Option<String>>,
+}
+
+/// A bounded optional text: trimmed, blank means cleared.
+fn text(max: usize) -> impl Fn(Option<String>) -> Result<Option<String>, String> {
+    move |raw| {
+        let value = raw.as_deref().map(str::trim).filter(|s| !s.is_empty());
+        match value {
+            Some(s) if s.chars().count() > max => Err(format!("must be at most {max} characters")),
+            other => Ok(other.map(str::to_string)),
+        }
+    }
+}
+
+fn phone(raw: Option<String>) -> Result<Option<String>, String> {
+    let value = text(20)(raw)?;
+    if let Some(p) = &value {
+        let digits = p.chars().filter(char::is_ascii_digit).count();
+        if digits < 3 || !p.chars().all(|c| c.is_ascii_digit() || " +-().".contains(c)) {
+            return Err("must be a phone number (digits, spaces, + - ( ) .)".into());
+        }
+    }
+    Ok(value)
+}
+
+fn date_of_birth(raw: Option<String>) -> Result<Option<NaiveDate>, String> {
+    let Some(raw) = text(10)(raw)? else {
+        return Ok(None);
+    };
+    let date = NaiveDate::parse_from_str(&raw, "%Y-%m-%d")
+        .map_err(|_| "must be a date in the form YYYY-MM-DD".to_string())?;
+    if date > domain::now().date_naive() {
+        return Err("must not be in the future".into());
+    }
+    Ok(Some(date))
+}
+
+impl ProfileUpdate {
+    fn parse(self) -> Result<ProfileChanges> {
+        let mut v = Violations::new();
+        let mut changes = ProfileChanges::default();
+        match self.name {
+            Some(Some(raw)) => changes.name = v.check("name", UserName::parse(&raw)),
+            Some(None) => v.add("name", "name cannot be null"),
+            None => {}
+        }
+        let mut field = |name: &str, raw: Option<Option<String>>, max: usize| {
+            raw.and_then(|raw| v.check(name, text(max)(raw)))
+        };
+        changes.first_name = field("first_name", self.first_name, 100);
+        changes.last_name = field("last_name", self.last_name, 100);
+        changes.gender = field("gender", self.gender, 20);
+        changes.address = field("address", self.address, 100);
+        changes.city = field("city", self.city, 100);
+        changes.country = field("country", self.country, 100);
+        changes.bio = field("bio", self.bio, 500);
+        changes.phone = self.phone.and_then(|raw| v.check("phone", phone(raw)));
+        changes.date_of_birth = self
+            .date_of_birth
+            .and_then(|raw| v.check("date_of_birth", date_of_birth(raw)));
+        if v.is_empty() && changes.field_names().is_empty() {
+            v.add("body", "at least one profile field is required");
+        }
+        v.finish(|| Some(changes))
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProfileUpdateResponse {
+    message: String,
+    /// The fields the request set.
+    updated_fields: Vec<&'static str>,
+    profile: Profile,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PhotoUploadResponse {
+    message: String,
+    photo_url: String,
+    uploaded_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PhotoDeleteResponse {
+    message: String,
+    timestamp: DateTime<Utc>,
+}
+
+/// The multipart form of a photo upload (for the OpenAPI document).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct PhotoForm {
+    /// JPEG, PNG, WebP or GIF, at most 5 MiB.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+}
+
+/// The caller's profile.
+#[utoipa::path(get, path = "/profile", tag = "profile",
+    responses(
+        (status = 200, description = "The profile", body = Profile),
+        (status = 401, description = "Not authenticated", body = ErrorEnvelope),
+    ),
+    security(("bearer" = [])))]
+async fn get_profile(State(svc): State<Services>, AuthUser(auth): AuthUser) -> Result<Json<Profile>> {
+    Ok(Json(profile::get(&svc, auth.user_id).await?))
+}
+
+/// Update some profile fields.
+#[utoipa::path(put, path = "/profile", tag = "profile", request_body = ProfileUpdate,
+    responses(
+        (status = 200, description = "Updated", body = ProfileUpdateResponse),
+        (status = 401, description = "Not authenticated", body = ErrorEnvelope),
+        (status = 409, description = "Name already taken", body = ErrorEnvelope),
+        (status = 422, description = "Invalid body", body = ErrorEnvelope),
+    ),
+    security(("bearer" = [])))]
+async fn update_profile(
+    State(svc): State<Services>,
+    AuthUser(auth): AuthUser,
+    Json(input): Json<ProfileUpdate>,
+) -> Result<Json<ProfileUpdateResponse>> {
+    let changes = input.parse()?;
+    let (updated_fields, profile) = profile::update(&svc, auth.user_id, &changes).await?;
+    Ok(Json(ProfileUpdateResponse {
+        message: "Profile updated".into(),
+        updated_fields,
+        profile,
+    }))
+}
+
+/// Upload a profile photo (multipart field `file`).
+#[utoipa::path(post, path = "/profile/upload-photo", tag = "profile",
+    request_body(content = PhotoForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 200, description = "Stored", body = PhotoUploadResponse),
+        (status = 401, description = "Not authenticated", body = ErrorEnvelope),
+        (status = 413, description = "Larger than 5 MiB", body = ErrorEnvelope),
+        (status = 415, description = "Not a JPEG, PNG, WebP or GIF", body = ErrorEnvelope),
+        (status = 422, description = "No file, or not a decodable image of sane size", body = ErrorEnvelope),
+    ),
+    security(("bearer" = [])))]
+async fn upload_photo(
+    State(svc): State<Services>,
+    AuthUser(auth): AuthUser,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<Json<PhotoUploadResponse>> {
+    let multipart = multipart.map_err(|_| {
+        Error::UnsupportedMediaType("Expected a multipart/form-data body with a `file` field".into())
+    })?;
+    let bytes = read_file_field(multipart).await?;
+    let photo = Photo::parse(bytes).await?;
+    let (photo_url, uploaded_at) = profile::upload_photo(&svc, auth.user_id, photo).await?;
+    Ok(Json(PhotoUploadResponse {
+        message: "Profile photo uploaded".into(),
+        photo_url,
+        uploaded_at,
+    }))
+}
+
+/// The bytes of the `file` field, refusing more than the photo limit as soon as it is
+/// exceeded.
+async fn read_file_field(mut multipart: Multipart) -> Result<Vec<u8>> {
+    let too_large = || Error::PayloadTooLarge(format!("Photo must be at most {} MiB", MAX_PHOTO_BYTES / 1024 / 1024));
+    let broken = |e: axum::extract::multipart::MultipartError| {
+        if e.status().as_u16() == 413 {
+            too_large()
+        } else {
+            Error::invalid("file", format!("malformed multipart body: {}", e.body_text()))
+        }
+    };
+    while let Some(mut field) = multipart.next_field().await.map_err(broken)? {
+        if field.name() != Some("file") {
+            continue;
+        }
+        let mut bytes = Vec::new();
+        while let Some(chunk) = field.chunk().await.map_err(broken)? {
+            if bytes.len() + chunk.len() > MAX_PHOTO_BYTES {
+                return Err(too_large());
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        return Ok(bytes);
+    }
+    Err(Error::invalid("file", "a `file` field is required"))
+}
+
+/// Remove the profile photo (idempotent).
+#[utoipa::path(delete, path = "/profile/photo", tag = "profile",
+    responses(
+        (status = 200, description = "Removed (or there was none)", body = PhotoDeleteResponse),
+        (status = 401, description = "Not authenticated", body = ErrorEnvelope),
+    ),
+    security(("bearer" = [])))]
+async fn delete_photo(
+    State(svc): State<Services>,
+    AuthUser(auth): AuthUser,
+) -> Result<Json<PhotoDeleteResponse>> {
+    let timestamp = profile::delete_photo(&svc, auth.user_id).await?;
+    Ok(Json(PhotoDeleteResponse {
+        message: "Profile photo removed".into(),
+        timestamp,
+    }))
+}

@@ -1,0 +1,378 @@
+//! `/tasks`: list, create, read, replace, patch, complete, delete, restore.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::IntoResponse;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::extract::{nullable, AuthUser, Json, Path, QueryPairs};
+use super::TOTAL_COUNT;
+use crate::domain::{
+    parse_time, DayEdge, NewTask, Priority, Task, TaskChanges, TaskDescription, TaskFilter,
+    TaskStatus, TaskTitle, Violations,
+};
+use crate::error::{Error, ErrorEnvelope, Result};
+use crate::service::{tasks, Services};
+
+pub fn router() -> OpenApiRouter<Services> {
+    OpenApiRouter::new()
+        .routes(routes!(list_tasks, create_task))
+        .routes(routes!(get_task, replace_task, patch_task, delete_task))
+        .routes(routes!(complete_task))
+        .routes(routes!(restore_task))
+}
+
+/// Body of `POST /tasks` and `PUT /tasks/{id}`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct TaskInput {
+    /// 1–200 characters after trimming.
+    title: Option<String>,
+    /// At most 1000 characters.
+    description: Option<String>,
+    /// `LOW`, `MEDIUM` (default) or `HIGH`.
+    priority: Option<String>,
+    /// A date (`YYYY-MM-DD`) or an RFC 3339 date-time.
+    due_date: Option<String>,
+    /// Only for `PUT`; defaults to false.
+    completed: Option<bool>,
+}
+
+impl TaskInput {
+    fn parse(self) -> Result<NewTask> {
+        let mut v = Violations::new();
+        let title = match self.title.as_deref() {
+            Some(raw) => v.check("title", TaskTitle::parse(raw)),
+            None => {
+                v.add("title", "title is required");
+                None
+            }
+        };
+        let description = v.check("description", parse_description(self.description.as_deref()));
+        let priority = v.check("priority", parse_priority(self.priority.as_deref()));
+        let due_date = v.check("due_date", parse_due_date(self.due_date.as_deref()));
+        v.finish(|| {
+            Some(NewTask {
+                title: title?,
+                description: description?,
+                priority: priority?,
+                due_date: due_date?,
+                completed: self.completed.unwrap_or(false),
+            })
+        })
+    }
+}
+
+fn parse_description(raw: Option<&str>) -> Result<Option<TaskDescription>, String> {
+    raw.map_or(Ok(None), TaskDescription::parse)
+}
+
+fn parse_priority(raw: Option<&str>) -> Result<Priority, String> {
+    raw.map_or(Ok(Priority::default()), Priority::parse)
+}
+
+fn parse_due_date(raw: Option<&str>) -> Result<Option<DateTime<Utc>>, String> {
+    raw.filter(|s| !s.trim().is_empty())
+        .map(|s| parse_time(s, DayEdge::Start))
+        .transpose()
+}
+
+/// Body of `PATCH /tasks/{id}`: absent fields stay unchanged; `null` clears
+/// `description` and `due_date` and is refused for the others.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct TaskPatch {
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    title: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    description: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<bool>)]
+    completed: Option<Option<bool>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    priority: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    due_date: Option<Option<String>>,
+}
+
+impl TaskPatch {
+    fn parse(self) -> Result<TaskChanges> {
+        let mut v = Violations::new();
+        let not_null = |v: &mut Violations, field: &str| {
+            v.add(field, format!("{field} cannot be null"));
+        };
+        let mut changes = TaskChanges::default();
+        match self.title {
+            Some(Some(raw)) => changes.title = v.check("title", TaskTitle::parse(&raw)),
+            Some(None) => not_null(&mut v, "title"),
+            None => {}
+        }
+        if let Some(raw) = self.description {
+            changes.description = v.check("description", parse_description(raw.as_deref()));
+        }
+        match self.completed {
+            Some(Some(completed)) => changes.completed = Some(completed),
+            Some(None) => not_null(&mut v, "completed"),
+            None => {}
+        }
+        match self.priority {
+            Some(Some(raw)) => changes.priority = v.check("priority", Priority::parse(&raw)),
+            Some(None) => not_null(&mut v, "priority"),
+            None => {}
+        }
+        if let Some(raw) = self.due_date {
+            changes.due_date = v.check("due_date", parse_due_date(raw.as_deref()));
+        }
+        v.finish(|| Some(changes))
+    }
+}
+
+/// Body of `PATCH /tasks/{id}/complete`; with no body the state is toggled.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct CompleteInput {
+    completed: Option<bool>,
+}
+
+fn parse_task_filter(q: &QueryPairs) -> Result<TaskFilter> {
+    let mut v = Violations::new();
+    let status = q.single_or_record("status", &mut v);
+    let include_deleted = q.single_or_record("include_deleted", &mut v);
+    let date_from = q.single_or_record("date_from", &mut v);
+    let date_to = q.single_or_record("date_to", &mut v);
+    let priority = q.single_or_record("priority", &mut v);
+    let search = q.single_or_record("q", &mut v);
+    let limit = q.single_or_record("limit", &mut v);
+    let offset = q.single_or_record("offset", &mut v);
+
+    let status = v.check(
+        "status",
+        match status {
+            None | Some("all") => Ok(TaskStatus::All),
+            Some("pending") => Ok(TaskStatus::Pending),
+            Some("completed") => Ok(TaskStatus::Completed),
+            Some("deleted") => Ok(TaskStatus::Deleted),
+            Some(_) => Err("status must be one of all, pending, completed, deleted".to_string()),
+        },
+    );
+    let include_deleted = v.check("include_deleted", super::parse_bool(include_deleted));
+    let created_from = v.check(
+        "date_from",
+        date_from.map(|s| parse_time(s, DayEdge::Start)).transpose(),
+    );
+    let created_to = v.check(
+        "date_to",
+        date_to.map(|s| parse_time(s, DayEdge::End)).transpose(),
+    );
+    if let (Some(Some(from)), Some(Some(to))) = (created_from, created_to) {
+        if from > to {
+            v.add("date_from", "date_from must not be after date_to");
+        }
+    }
+    let priority = v.check("priority", priority.map(Priority::parse).transpose());
+    let search = v.check(
+        "q",
+        match search {
+            Some(q) if q.chars().count() > 200 => Err("q must be at most 200 characters".into()),
+            other => Ok(other.filter(|q| !q.is_empty()).map(str::to_string)),
+        },
+    );
+    let limit = v.check("limit", super::parse_int(limit, 100, 1, 500));
+    let offset = v.check("offset", super::parse_int(offset, 0, 0, i64::MAX));
+    v.finish(|| {
+        Some(TaskFilter {
+            status: status?,
+            include_deleted: include_deleted?,
+            created_from: created_from?,
+            created_to: created_to?,
+            priority: priority?,
+            search: search?,
+            limit: limit?,
+            offset: offset?,
+        })
+    })
+}
+
+/// List the caller's tasks, newest first.
+#[utoipa::path(get, path = "/tasks", tag = "tasks",
+    params(
+        ("status" = Option<String>, Query, description = "all (default), pending, completed or deleted"),
+        ("include_deleted" = Option<bool>, Query, description = "Include soft-deleted tasks"),
+        ("date_from" = Option<String>, Query, description = "created_at lower bound, inclusive (date or RFC 3339)"),
+        ("date_to" = Option<String>, Query, description = "created_at upper bound, inclusive (a plain date means the whole day)"),
+        ("priority" = Option<String>, Query, description = "LOW, MEDIUM or HIGH"),
+        ("q" = Option<String>, Query, description = "Case-insensitive search in title and description"),
+        ("limit" = Option<i64>, Query, description = "1–500, default 100"),
+        ("offset" = Option<i64>, Query, description = "Default 0"),
+    ),
+    responses(
+        (status = 200, description = "The tasks", body = [Task],
+            headers(("X-Total-Count" = i64, description = "Tasks matching the filters"))),
+        (status = 401, description = "Not authenticated", body = ErrorEnvelope),
+        (status = 422, description = "Invalid query", body = ErrorEnvelope),
+    ),
+    security(("bearer" = [])))]
+async fn list_tasks(
+    State(svc): State<Services>,
+    AuthUser(auth): AuthUser,
+    query: QueryPairs,
+) -> Result<impl IntoResponse> {
+    let filter = parse_task_filter(&query)?;
+    let (tasks, total) = tasks::list(&svc, auth.user_id, &filter).await?;
+    let mut headers = HeaderMap::new();
+    headers.insert(TOTAL_COUNT, HeaderValue::from(total));
+    Ok((headers, Json(tasks)))
+}
+
+/// Create a task.
+#[utoipa::path(post, path = "/tasks", tag = "tasks", request_body = TaskInput,
+    responses(
+        (status = 201, description = "Created", body = Task),
+        (status = 401, description = "Not authenticated", body = ErrorEnvelope),
+        (status = 422, description = "Invalid body", body = ErrorEnvelope),
+    ),
+    security(("bearer" = [])))]
+async fn create_task(
+    State(svc): State<Services>,
+    AuthUser(auth): AuthUser,
+    Json(input): Json<TaskInput>,
+) -> Result<(StatusCode, Json<Task>)> {
+    let input = input.parse()?;
+    let task = tasks::create(&svc, auth.user_id, &input).await?;
+    Ok((StatusCode::CREATED, Json(task)))
+}
+
+/// Read one task (also when it is in the trash).
+#[utoipa::path(get, path = "/tasks/{id}", tag = "tasks", params(("id" = i64, Path)),
+    responses(
+        (status = 200, description = "The task", body = Task),
+        (status = 401, description = "Not authenticated", body = ErrorEnvelope),
+        (status = 403, description = "Another user's task", body = ErrorEnvelope),
+        (status = 404, description = "No such task", body = ErrorEnvelope),
+    ),
+    security(("bearer" = [])))]
+async fn get_task(
+    State(svc): State<Services>,
+    AuthUser(auth): AuthUser,
+    Path(id): Path<i64>,
+) -> Result<Json<Task>> {
+    Ok(Json(tasks::get(&svc, auth.user_id, id).await?))
+}
+
+/// Replace a task: `title` is required, other fields take their defaults when absent.
+#[utoipa::path(put, path = "/tasks/{id}", tag = "tasks", params(("id" = i64, Path)),
+    request_body = TaskInput,
+    responses(
+        (status = 200, description = "Updated", body = Task),
+        (status = 400, description = "The task is in the trash", body = ErrorEnvelope),
+        (status = 401, description = "Not authenticated", body = ErrorEnvelope),
+        (status = 403, description = "Another user's task", body = ErrorEnvelope),
+        (status = 404, description = "No such task", body = ErrorEnvelope),
+        (status = 422, description = "Invalid body", body = ErrorEnvelope),
+    ),
+    security(("bearer" = [])))]
+async fn replace_task(
+    State(svc): State<Services>,
+    AuthUser(auth): AuthUser,
+    Path(id): Path<i64>,
+    Json(input): Json<TaskInput>,
+) -> Result<Json<Task>> {
+    let changes = TaskChanges::replace_with(input.parse()?);
+    Ok(Json(tasks::update(&svc, auth.user_id, id, &changes).await?))
+}
+
+/// Change some fields of a task.
+#[utoipa::path(patch, path = "/tasks/{id}", tag = "tasks", params(("id" = i64, Path)),
+    request_body = TaskPatch,
+    responses(
+        (status = 200, description = "Updated", body = Task),
+        (status = 400, description = "The task is in the trash", body = ErrorEnvelope),
+        (status = 401, description = "Not authenticated", body = ErrorEnvelope),
+        (status = 403, description = "Another user's task", body = ErrorEnvelope),
+        (status = 404, description = "No such task", body = ErrorEnvelope),
+        (status = 422, description = "Invalid body", body = ErrorEnvelope),
+    ),
+    security(("bearer" = [])))]
+async fn patch_task(
+    State(svc): State<Services>,
+    AuthUser(auth): AuthUser,
+    Path(id): Path<i64>,
+    Json(patch): Json<TaskPatch>,
+) -> Result<Json<Task>> {
+    let changes = patch.parse()?;
+    Ok(Json(tasks::update(&svc, auth.user_id, id, &changes).await?))
+}
+
+/// Set `completed`, or toggle it when the body is empty.
+#[utoipa::path(patch, path = "/tasks/{id}/complete", tag = "tasks", params(("id" = i64, Path)),
+    request_body(content = Option<CompleteInput>, description = "Optional; no body toggles"),
+    responses(
+        (status = 200, description = "Updated", body = Task),
+        (status = 400, description = "The task is in the trash", body = ErrorEnvelope),
+        (status = 401, description = "Not authenticated", body = ErrorEnvelope),
+        (status = 403, description = "Another user's task", body = ErrorEnvelope),
+        (status = 404, description = "No such task", body = ErrorEnvelope),
+        (status = 422, description = "Invalid body", body = ErrorEnvelope),
+    ),
+    security(("bearer" = [])))]
+async fn complete_task(
+    State(svc): State<Services>,
+    AuthUser(auth): AuthUser,
+    Path(id): Path<i64>,
+    body: Bytes,
+) -> Result<Json<Task>> {
+    let input: CompleteInput = if body.iter().all(u8::is_ascii_whitespace) {
+        CompleteInput::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| Error::invalid("body", e.to_string()))?
+    };
+    Ok(Json(tasks::complete(&svc, auth.user_id, id, input.completed).await?))
+}
+
+/// Move a task to the trash, or remove it for good with `permanent=true`.
+#[utoipa::path(delete, path = "/tasks/{id}", tag = "tasks",
+    params(("id" = i64, Path), ("permanent" = Option<bool>, Query, description = "Remove the row instead of soft-deleting")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "Not authenticated", body = ErrorEnvelope),
+        (status = 403, description = "Another user's task", body = ErrorEnvelope),
+        (status = 404, description = "No such task", body = ErrorEnvelope),
+        (status = 422, description = "Invalid query", body = ErrorEnvelope),
+    ),
+    security(("bearer" = [])))]
+async fn delete_task(
+    State(svc): State<Services>,
+    AuthUser(auth): AuthUser,
+    Path(id): Path<i64>,
+    query: QueryPairs,
+) -> Result<StatusCode> {
+    let permanent = query
+        .single("permanent")
+        .map_err(|e| Error::validation(vec![e]))
+        .and_then(|raw| super::parse_bool(raw).map_err(|m| Error::invalid("permanent", m)))?;
+    tasks::delete(&svc, auth.user_id, id, permanent).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Take a task out of the trash.
+#[utoipa::path(post, path = "/tasks/{id}/restore", tag = "tasks", params(("id" = i64, Path)),
+    responses(
+        (status = 200, description = "Restored", body = Task),
+        (status = 400, description = "The task is not deleted", body = ErrorEnvelope),
+        (status = 401, description = "Not authenticated", body = ErrorEnvelope),
+        (status = 403, description = "Another user's task", body = ErrorEnvelope),
+        (status = 404, description = "No such task", body = ErrorEnvelope),
+    ),
+    security(("bearer" = [])))]
+async fn restore_task(
+    State(svc): State<Services>,
+    AuthUser(auth): AuthUser,
+    Path(id): Path<i64>,
+) -> Result<Json<Task>> {
+    Ok(Json(tasks::restore(&svc, auth.user_id, id).await?))
+}

@@ -1,0 +1,149 @@
+//! Sign-up, sign-in, logout, refresh, and turning a bearer token into a user.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::Services;
+use crate::auth::{Claims, IssuedToken};
+use crate::domain::{self, Email, NotificationDraft, NotificationKind, Password, User, UserName};
+use crate::error::{conflict_on_unique, Error, Result};
+use crate::store::{NewUser, TokenState};
+
+/// A user who presented a valid, unrevoked token.
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    pub user_id: Uuid,
+    pub claims: Claims,
+}
+
+/// A freshly issued token and the user it belongs to.
+#[derive(Debug, Clone)]
+pub struct AuthSession {
+    pub token: IssuedToken,
+    pub user: User,
+}
+
+pub struct Signup {
+    pub name: UserName,
+    pub email: Email,
+    pub password: Password,
+}
+
+const EMAIL_TAKEN: &str = "An account with this email already exists";
+const NAME_TAKEN: &str = "This name is already taken";
+
+pub async fn authenticate(svc: &Services, token: &str) -> Result<Authenticated> {
+    let claims = svc.tokens.verify(token)?;
+    match svc.store.token_state(claims.sub, claims.jti).await? {
+        TokenState::Usable => Ok(Authenticated {
+            user_id: claims.sub,
+            claims,
+        }),
+        TokenState::Revoked | TokenState::UserGone => Err(Error::InvalidToken),
+    }
+}
+
+pub async fn signup(svc: &Services, input: Signup) -> Result<AuthSession> {
+    // Hash before the transaction opens: it is the slow part, and holds no lock.
+    let hash = svc.passwords.hash(&input.password).await?;
+    let now = domain::now();
+    let mut tx = svc.store.begin().await?;
+    if tx.email_taken(&input.email).await? {
+        return Err(Error::Conflict(EMAIL_TAKEN.into()));
+    }
+    if tx.name_taken(input.name.as_str(), None).await? {
+        return Err(Error::Conflict(NAME_TAKEN.into()));
+    }
+    let profile = tx
+        .insert_user(NewUser {
+            id: Uuid::new_v4(),
+            name: input.name.as_str(),
+            email: &input.email,
+            password_hash: &hash,
+            now,
+        })
+        .await
+        .map_err(|e| conflict_on_unique(e, EMAIL_TAKEN))?;
+    let welcome = NotificationDraft::for_account(
+        profile.id,
+        NotificationKind::Signup,
+        format!("Welcome, {}! Your account is ready.", profile.name),
+    );
+    tx.insert_notification(&welcome, now).await?;
+    tx.commit().await?;
+    tracing::info!(user_id = %profile.id, "account created");
+    Ok(AuthSession {
+        token: svc.tokens.issue(profile.id)?,
+        user: profile.user(),
+    })
+}
+
+pub async fn signin(svc: &Services, email: &Email, password: &Password) -> Result<AuthSession> {
+    let account = svc.store.user_for_sign_in(email).await?;
+    let verification = svc
+        .passwords
+        .verify(password, account.as_ref().map(|a| a.password_hash.as_str()))
+        .await?;
+    let account = match account {
+        Some(account) if verification.matched => account,
+        _ => return Err(Error::InvalidCredentials),
+    };
+    let user = account.user;
+    let rehashed = if verification.needs_rehash {
+        Some(svc.passwords.hash(password).await?)
+    } else {
+        None
+    };
+    let now = domain::now();
+    let mut tx = svc.store.begin().await?;
+    if let Some(hash) = &rehashed {
+        tx.set_password_hash(user.id, hash).await?;
+    }
+    let note = NotificationDraft::for_account(
+        user.id,
+        NotificationKind::Login,
+        format!("You signed in at {}.", now.format("%Y-%m-%d %H:%M UTC")),
+    );
+    tx.insert_notification(&note, now).await?;
+    tx.commit().await?;
+    if rehashed.is_some() {
+        tracing::info!(user_id = %user.id, "password hash upgraded to current parameters");
+    }
+    Ok(AuthSession {
+        token: svc.tokens.issue(user.id)?,
+        user,
+    })
+}
+
+/// Revokes the presented token for the rest of its life.
+pub async fn logout(svc: &Services, auth: &Authenticated) -> Result<DateTime<Utc>> {
+    let now = domain::now();
+    let mut tx = svc.store.begin().await?;
+    tx.revoke_token(auth.claims.jti, auth.user_id, auth.claims.expires_at())
+        .await?;
+    let note = NotificationDraft::for_account(
+        auth.user_id,
+        NotificationKind::Logout,
+        format!("You signed out at {}.", now.format("%Y-%m-%d %H:%M UTC")),
+    );
+    tx.insert_notification(&note, now).await?;
+    tx.commit().await?;
+    Ok(now)
+}
+
+/// A new token for the same user; the presented one stays valid until it expires.
+pub async fn refresh(svc: &Services, auth: &Authenticated) -> Result<AuthSession> {
+    let user = me(svc, auth).await?;
+    Ok(AuthSession {
+        token: svc.tokens.issue(user.id)?,
+        user,
+    })
+}
+
+pub async fn me(svc: &Services, auth: &Authenticated) -> Result<User> {
+    svc.store
+        .profile(auth.user_id)
+        .await?
+        .map(|p| p.user())
+        .ok_or(Error::InvalidToken)
+}

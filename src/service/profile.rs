@@ -1,0 +1,103 @@
+//! Profile use cases, photos included. A photo file is written before the transaction
+//! that points the profile at it, and the previous file is removed only after commit, so a
+//! failure never leaves a profile pointing at a missing file.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::Services;
+use crate::domain::{self, NotificationDraft, NotificationKind, Profile, ProfileChanges};
+use crate::error::{conflict_on_unique, Error, Result};
+use crate::service::media::Photo;
+
+const NAME_TAKEN: &str = "This name is already taken";
+
+pub async fn get(svc: &Services, user_id: Uuid) -> Result<Profile> {
+    svc.store
+        .profile(user_id)
+        .await?
+        .ok_or_else(|| Error::not_found("Profile"))
+}
+
+/// Applies the changes; returns the names of the fields the request set, and the profile.
+pub async fn update(
+    svc: &Services,
+    user_id: Uuid,
+    changes: &ProfileChanges,
+) -> Result<(Vec<&'static str>, Profile)> {
+    let now = domain::now();
+    let mut tx = svc.store.begin().await?;
+    let mut profile = tx
+        .profile_for_update(user_id)
+        .await?
+        .ok_or_else(|| Error::not_found("Profile"))?;
+    if let Some(name) = &changes.name {
+        if tx.name_taken(name.as_str(), Some(user_id)).await? {
+            return Err(Error::Conflict(NAME_TAKEN.into()));
+        }
+    }
+    changes.apply(&mut profile);
+    profile.updated_at = now;
+    let profile = tx
+        .save_profile(&profile)
+        .await
+        .map_err(|e| conflict_on_unique(e, NAME_TAKEN))?;
+    let fields = changes.field_names();
+    let note = NotificationDraft::for_account(
+        user_id,
+        NotificationKind::ProfileUpdated,
+        format!("Your profile was updated ({}).", fields.join(", ")),
+    );
+    tx.insert_notification(&note, now).await?;
+    tx.commit().await?;
+    Ok((fields, profile))
+}
+
+/// Stores a validated photo and makes it the profile's; returns its URL and the time.
+pub async fn upload_photo(svc: &Services, user_id: Uuid, photo: Photo) -> Result<(String, DateTime<Utc>)> {
+    let file = svc.media.save(&photo).await?;
+    match set_photo(svc, user_id, Some(&file), "Your profile photo was updated.").await {
+        Ok((profile, now)) => {
+            let url = profile
+                .profile_photo_url
+                .ok_or_else(|| Error::Internal(anyhow::anyhow!("photo url missing after upload")))?;
+            Ok((url, now))
+        }
+        Err(err) => {
+            svc.media.remove(&file).await;
+            Err(err)
+        }
+    }
+}
+
+/// Removes the profile photo; doing so twice is not an error.
+pub async fn delete_photo(svc: &Services, user_id: Uuid) -> Result<DateTime<Utc>> {
+    let (_, now) = set_photo(svc, user_id, None, "Your profile photo was removed.").await?;
+    Ok(now)
+}
+
+async fn set_photo(
+    svc: &Services,
+    user_id: Uuid,
+    file: Option<&str>,
+    message: &str,
+) -> Result<(Profile, DateTime<Utc>)> {
+    let now = domain::now();
+    let mut tx = svc.store.begin().await?;
+    let previous = tx.profile_photo(user_id).await?;
+    if previous.is_none() && file.is_none() {
+        let profile = tx
+            .profile_for_update(user_id)
+            .await?
+            .ok_or_else(|| Error::not_found("Profile"))?;
+        return Ok((profile, now));
+    }
+    let profile = tx.set_profile_photo(user_id, file, now).await?;
+    let note = NotificationDraft::for_account(user_id, NotificationKind::ProfileUpdated, message);
+    tx.insert_notification(&note, now).await?;
+    tx.commit().await?;
+    if let Some(previous) = previous {
+        svc.media.remove(&previous).await;
+    }
+    Ok((profile, now))
+}

@@ -1,0 +1,177 @@
+//! Building and running the server: `App::build` opens the database (migrating it), binds
+//! the listener and assembles the router; `App::run` serves until the shutdown future
+//! resolves. Tests use the same path with port 0.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use argon2::password_hash::rand_core::{OsRng, RngCore};
+use tokio::net::TcpListener;
+
+use crate::auth::{PasswordHasher, PasswordParams, TokenIssuer};
+use crate::config::{Config, Secret};
+use crate::http::{self, HttpSettings};
+use crate::service::{MediaStore, Services};
+use crate::store;
+
+pub struct App {
+    listener: TcpListener,
+    router: axum::Router,
+    services: Services,
+}
+
+impl App {
+    /// Opens everything the configuration names and binds `config.bind`.
+    pub async fn build(config: &Config) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(config.bind)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.bind))?;
+        Self::build_with_listener(config, listener).await
+    }
+
+    /// Like `build`, on a listener the caller bound (tests bind port 0).
+    pub async fn build_with_listener(config: &Config, listener: TcpListener) -> anyhow::Result<Self> {
+        let database = config.database();
+        let store = store::connect(&database, config.database_max_connections).await?;
+        tracing::info!(backend = store.backend(), database = %database.redacted(), "database ready");
+        let secret = jwt_secret(config)?;
+        let services = Services {
+            store,
+            passwords: PasswordHasher::new(PasswordParams {
+                memory_kib: config.argon2_memory_kib,
+                iterations: config.argon2_iterations,
+            })?,
+            tokens: TokenIssuer::new(&secret, config.jwt_ttl.0)?,
+            media: MediaStore::new(config.media_dir())?,
+        };
+        let router = http::router(
+            services.clone(),
+            &HttpSettings {
+                allowed_origins: config.allowed_origins.clone(),
+                allowed_hosts: config.allowed_hosts.clone(),
+                request_timeout: config.request_timeout.0,
+            },
+        );
+        Ok(Self {
+            listener,
+            router,
+            services,
+        })
+    }
+
+    pub fn local_addr(&self) -> anyhow::Result<SocketAddr> {
+        Ok(self.listener.local_addr()?)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.local_addr().map(|a| a.port()).unwrap_or_default()
+    }
+
+    /// Serves until `shutdown` resolves, then lets in-flight requests finish.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let pruner = tokio::spawn(prune_revoked_tokens(self.services.clone()));
+        tracing::info!(address = %self.local_addr()?, "taskstream listening");
+        let served = axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await;
+        pruner.abort();
+        served.context("server error")
+    }
+}
+
+/// Forgets revoked tokens once they have expired anyway, every hour.
+async fn prune_revoked_tokens(svc: Services) {
+    let mut every = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        every.tick().await;
+        match svc.store.prune_revoked_tokens(crate::domain::now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(pruned = n, "expired revoked tokens removed"),
+            Err(err) => tracing::warn!(error = %err, "pruning revoked tokens failed"),
+        }
+    }
+}
+
+/// The configured secret; on the embedded database without one, a random secret kept in
+/// DATA_DIR (so tokens survive restarts); with PostgreSQL it must be configured, since
+/// every instance has to share it.
+pub fn jwt_secret(config: &Config) -> anyhow::Result<Secret> {
+    if let Some(secret) = &config.jwt_secret {
+        return Ok(secret.clone());
+    }
+    if config.database().is_postgres() {
+        anyhow::bail!(
+            "JWT_SECRET (or BETTER_AUTH_SECRET) must be set when DATABASE_URL points at \
+             PostgreSQL: every instance must sign tokens with the same secret"
+        );
+    }
+    load_or_create_secret(&config.data_dir.join("jwt_secret"))
+}
+
+fn load_or_create_secret(path: &Path) -> anyhow::Result<Secret> {
+    if let Ok(existing) = std::fs::read_to_string(path) {
+        let existing = existing.trim();
+        if existing.len() >= 32 {
+            return Ok(Secret::new(existing));
+        }
+        anyhow::bail!("{} holds a secret shorter than 32 bytes", path.display());
+    }
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    }
+    let mut bytes = [0u8; 32];
+    OsRng.fill_bytes(&mut bytes);
+    let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    write_private(path, &secret).with_context(|| format!("writing {}", path.display()))?;
+    tracing::info!(path = %path.display(), "generated a JWT secret for the embedded database");
+    Ok(Secret::new(secret))
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(contents.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    std::fs::write(path, contents)
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %err, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal received; finishing in-flight requests");
+}

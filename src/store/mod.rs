@@ -1,0 +1,215 @@
+//! Storage: one narrow trait, [`Store`], with a PostgreSQL and a SQLite implementation.
+//!
+//! Reads go straight to the store; every write happens inside a [`StoreTx`] that the
+//! service layer opens, fills and commits, so one use case is one transaction. The SQL is
+//! written once (`sql.rs`) and instantiated for each backend: both accept `$N` placeholders
+//! and `RETURNING`, and the schemas (`migrations/<backend>`) have the same shape.
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use uuid::Uuid;
+
+use crate::config::DatabaseUrl;
+use crate::domain::{
+    Email, NewTask, Notification, NotificationDraft, Profile, Task, TaskFilter,
+    UserWithPassword,
+};
+
+#[macro_use]
+mod sql;
+mod postgres;
+mod sqlite;
+
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+pub type StoreResult<T> = Result<T, sqlx::Error>;
+
+/// Where uploaded photos are served from; the store keeps only the file name.
+pub const MEDIA_URL_PREFIX: &str = "/media/";
+
+/// Whether a token may still be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenState {
+    Usable,
+    Revoked,
+    UserGone,
+}
+
+/// What `GET /notifications` asks for, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotificationFilter {
+    pub unread_only: bool,
+    pub newest_first: bool,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// One page of notifications with the counts the list headers carry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotificationPage {
+    pub items: Vec<Notification>,
+    /// Matching the filter, before limit/offset.
+    pub total: i64,
+    pub unread: i64,
+}
+
+/// A new account's stored fields.
+#[derive(Debug, Clone)]
+pub struct NewUser<'a> {
+    pub id: Uuid,
+    pub name: &'a str,
+    pub email: &'a Email,
+    pub password_hash: &'a str,
+    pub now: DateTime<Utc>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// `"postgres"` or `"sqlite"`, for logs and health output.
+    fn backend(&self) -> &'static str;
+
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// Opens the transaction of one write use case.
+    async fn begin(&self) -> StoreResult<Box<dyn StoreTx>>;
+
+    async fn user_for_sign_in(&self, email: &Email) -> StoreResult<Option<UserWithPassword>>;
+    async fn profile(&self, user_id: Uuid) -> StoreResult<Option<Profile>>;
+    /// One query per authenticated request: does the user exist, is the token revoked?
+    async fn token_state(&self, user_id: Uuid, jti: Uuid) -> StoreResult<TokenState>;
+
+    async fn task(&self, id: i64) -> StoreResult<Option<Task>>;
+    /// The page of tasks and the number matching the filter before paging.
+    async fn tasks(&self, user_id: Uuid, filter: &TaskFilter) -> StoreResult<(Vec<Task>, i64)>;
+
+    async fn notification(&self, user_id: Uuid, id: i64) -> StoreResult<Option<Notification>>;
+    async fn notifications(
+        &self,
+        user_id: Uuid,
+        filter: &NotificationFilter,
+    ) -> StoreResult<NotificationPage>;
+    async fn unread_count(&self, user_id: Uuid) -> StoreResult<i64>;
+
+    /// Forgets revoked tokens that have expired anyway; returns how many.
+    async fn prune_revoked_tokens(&self, now: DateTime<Utc>) -> StoreResult<u64>;
+}
+
+/// The writes of one use case, committed together or not at all.
+#[async_trait]
+pub trait StoreTx: Send {
+    async fn email_taken(&mut self, email: &Email) -> StoreResult<bool>;
+    /// Case-insensitive; `except` is the user allowed to hold the name already.
+    async fn name_taken(&mut self, name: &str, except: Option<Uuid>) -> StoreResult<bool>;
+    async fn insert_user(&mut self, user: NewUser<'_>) -> StoreResult<Profile>;
+    async fn set_password_hash(&mut self, user_id: Uuid, hash: &str) -> StoreResult<()>;
+    /// The profile, locked against concurrent updates until commit.
+    async fn profile_for_update(&mut self, user_id: Uuid) -> StoreResult<Option<Profile>>;
+    /// Writes the editable fields and `updated_at` of the profile.
+    async fn save_profile(&mut self, profile: &Profile) -> StoreResult<Profile>;
+    /// The stored photo file name, if any.
+    async fn profile_photo(&mut self, user_id: Uuid) -> StoreResult<Option<String>>;
+    async fn set_profile_photo(
+        &mut self,
+        user_id: Uuid,
+        file: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Profile>;
+
+    async fn insert_task(
+        &mut self,
+        user_id: Uuid,
+        task: &NewTask,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Task>;
+    /// The task, locked against concurrent updates until commit.
+    async fn task_for_update(&mut self, id: i64) -> StoreResult<Option<Task>>;
+    async fn save_task(&mut self, task: &Task) -> StoreResult<Task>;
+    async fn delete_task(&mut self, id: i64) -> StoreResult<()>;
+
+    async fn insert_notification(
+        &mut self,
+        draft: &NotificationDraft,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Notification>;
+    async fn set_notification_read(
+        &mut self,
+        user_id: Uuid,
+        id: i64,
+        is_read: bool,
+    ) -> StoreResult<Option<Notification>>;
+    /// Marks every unread notification read; returns the ids that changed.
+    async fn mark_all_read(&mut self, user_id: Uuid) -> StoreResult<Vec<i64>>;
+    /// Deletes those of `ids` that belong to the user; returns the ids deleted.
+    async fn delete_notifications(&mut self, user_id: Uuid, ids: &[i64]) -> StoreResult<Vec<i64>>;
+
+    async fn revoke_token(
+        &mut self,
+        jti: Uuid,
+        user_id: Uuid,
+        expires_at: DateTime<Utc>,
+    ) -> StoreResult<()>;
+
+    async fn commit(self: Box<Self>) -> StoreResult<()>;
+}
+
+/// Opens the store the URL names, applying its migrations first.
+pub async fn connect(url: &DatabaseUrl, max_connections: u32) -> anyhow::Result<std::sync::Arc<dyn Store>> {
+    if url.is_postgres() {
+        Ok(std::sync::Arc::new(PostgresStore::connect(url, max_connections).await?))
+    } else {
+        Ok(std::sync::Arc::new(SqliteStore::connect(url, max_connections).await?))
+    }
+}
+
+/// The stored shape of a user row, turned into the API's [`Profile`].
+#[derive(Debug, sqlx::FromRow)]
+struct ProfileRow {
+    id: Uuid,
+    name: String,
+    email: String,
+    password_hash: String,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    phone: Option<String>,
+    date_of_birth: Option<NaiveDate>,
+    gender: Option<String>,
+    address: Option<String>,
+    city: Option<String>,
+    country: Option<String>,
+    bio: Option<String>,
+    profile_photo: Option<String>,
+    is_email_verified: bool,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl ProfileRow {
+    fn into_profile(self) -> Profile {
+        self.into_parts().0
+    }
+
+    fn into_parts(self) -> (Profile, String) {
+        let profile = Profile {
+            id: self.id,
+            name: self.name,
+            email: self.email,
+            first_name: self.first_name,
+            last_name: self.last_name,
+            phone: self.phone,
+            date_of_birth: self.date_of_birth,
+            gender: self.gender,
+            address: self.address,
+            city: self.city,
+            country: self.country,
+            bio: self.bio,
+            profile_photo_url: self
+                .profile_photo
+                .map(|file| format!("{MEDIA_URL_PREFIX}{file}")),
+            is_email_verified: self.is_email_verified,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        };
+        (profile, self.password_hash)
+    }
+}

@@ -1,0 +1,57 @@
+//! PostgreSQL: the production backend. Row locks (`FOR UPDATE`) serialise concurrent
+//! writers of the same task or profile across instances.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::Postgres;
+
+use crate::config::DatabaseUrl;
+
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    pub async fn connect(url: &DatabaseUrl, max_connections: u32) -> anyhow::Result<Self> {
+        let options: PgConnectOptions = url
+            .expose()
+            .parse()
+            .with_context(|| format!("invalid DATABASE_URL {}", url.redacted()))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(5))
+            // A connection idle for a while is checked before use (sqlx pings it).
+            .test_before_acquire(true)
+            .idle_timeout(Duration::from_secs(600))
+            .connect_with(options)
+            .await
+            .with_context(|| format!("cannot connect to {}", url.redacted()))?;
+        Self::migrator()
+            .run(&pool)
+            .await
+            .context("applying PostgreSQL migrations")?;
+        Ok(Self { pool })
+    }
+
+    pub fn migrator() -> sqlx::migrate::Migrator {
+        sqlx::migrate!("./migrations/postgres")
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    fn reader(&self) -> &PgPool {
+        &self.pool
+    }
+
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Postgres>, sqlx::Error> {
+        self.pool.begin().await
+    }
+}
+
+sql_store!(db: Postgres, store: super::PostgresStore, tx: PostgresTx, backend: "postgres", lock: " FOR UPDATE");

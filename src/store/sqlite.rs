@@ -1,0 +1,67 @@
+//! SQLite: the embedded backend. One file in WAL mode; readers use a pool, writers share a
+//! single connection so transactions queue in-process instead of failing with
+//! `SQLITE_BUSY` (SQLite admits one writer at a time anyway).
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::Sqlite;
+
+use crate::config::DatabaseUrl;
+
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    read: SqlitePool,
+    write: SqlitePool,
+}
+
+impl SqliteStore {
+    pub async fn connect(url: &DatabaseUrl, max_connections: u32) -> anyhow::Result<Self> {
+        let options = SqliteConnectOptions::from_str(url.expose())
+            .with_context(|| format!("invalid DATABASE_URL {}", url.redacted()))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        if let Some(parent) = options.get_filename().parent() {
+            if !parent.as_os_str().is_empty() {
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("creating {}", parent.display()))?;
+            }
+        }
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await
+            .with_context(|| format!("opening {}", url.redacted()))?;
+        Self::migrator()
+            .run(&write)
+            .await
+            .context("applying SQLite migrations")?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .connect_with(options.read_only(true))
+            .await
+            .with_context(|| format!("opening {}", url.redacted()))?;
+        Ok(Self { read, write })
+    }
+
+    pub fn migrator() -> sqlx::migrate::Migrator {
+        sqlx::migrate!("./migrations/sqlite")
+    }
+
+    fn reader(&self) -> &SqlitePool {
+        &self.read
+    }
+
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Sqlite>, sqlx::Error> {
+        // IMMEDIATE takes the write lock up front, so a transaction that reads before it
+        // writes cannot fail half-way when another process wrote in between.
+        self.write.begin_with("BEGIN IMMEDIATE").await
+    }
+}
+
+sql_store!(db: Sqlite, store: super::SqliteStore, tx: SqliteTx, backend: "sqlite", lock: "");
