@@ -121,8 +121,23 @@ pub enum LogFormat {
     Json,
 }
 
+/// How instances tell each other about new events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BusKind {
+    /// In-process only: one instance (the default with SQLite).
+    Memory,
+    /// PostgreSQL LISTEN/NOTIFY (the default with PostgreSQL).
+    Postgres,
+    /// Redis pub/sub (REDIS_URL).
+    Redis,
+}
+
 #[derive(Debug, Parser)]
-#[command(name = "taskstream", version, about = "Real-time task-management backend")]
+#[command(
+    name = "taskstream",
+    version,
+    about = "Real-time task-management backend"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -175,7 +190,12 @@ pub struct Config {
     pub allowed_origins: Vec<String>,
 
     /// Comma-separated host names accepted in the Host header; `*` accepts any.
-    #[arg(long, env = "ALLOWED_HOSTS", value_delimiter = ',', default_value = "*")]
+    #[arg(
+        long,
+        env = "ALLOWED_HOSTS",
+        value_delimiter = ',',
+        default_value = "*"
+    )]
     pub allowed_hosts: Vec<String>,
 
     /// Folder for uploaded profile photos (default: DATA_DIR/media).
@@ -197,6 +217,56 @@ pub struct Config {
     /// argon2id iterations (OWASP: 2).
     #[arg(long, env = "ARGON2_ITERATIONS", default_value_t = 2)]
     pub argon2_iterations: u32,
+
+    /// Event bus between instances: memory, postgres or redis (default: memory on SQLite,
+    /// postgres on PostgreSQL).
+    #[arg(long, env = "EVENT_BUS", value_enum)]
+    pub event_bus: Option<BusKind>,
+
+    /// Redis for EVENT_BUS=redis.
+    #[arg(
+        long,
+        env = "REDIS_URL",
+        default_value = "redis://127.0.0.1:6379",
+        hide_env_values = true
+    )]
+    pub redis_url: Secret,
+
+    /// WebSocket ping interval; a ping unanswered for as long closes the socket.
+    #[arg(long, env = "WS_HEARTBEAT", default_value = "25s")]
+    pub ws_heartbeat: HumanDuration,
+
+    /// Time a socket opened without a token has to send its auth message.
+    #[arg(long, env = "WS_AUTH_TIMEOUT", default_value = "10s")]
+    pub ws_auth_timeout: HumanDuration,
+
+    /// Open sockets allowed per user (the next one is closed with 4009).
+    #[arg(long, env = "WS_MAX_CONNECTIONS_PER_USER", default_value_t = 20)]
+    pub ws_max_connections_per_user: usize,
+
+    /// Open sockets allowed on this instance (further upgrades get 503).
+    #[arg(long, env = "WS_MAX_CONNECTIONS", default_value_t = 20_000)]
+    pub ws_max_connections: usize,
+
+    /// Undelivered wake-ups a socket may have queued before it is closed as too slow (4008).
+    #[arg(long, env = "WS_QUEUE_CAPACITY", default_value_t = 256)]
+    pub ws_queue_capacity: usize,
+
+    /// How often connected users are checked for events a bus may have dropped.
+    #[arg(long, env = "EVENT_CATCH_UP_INTERVAL", default_value = "1s")]
+    pub event_catch_up_interval: HumanDuration,
+
+    /// Events are kept at least this long...
+    #[arg(long, env = "EVENT_RETENTION", default_value = "7d")]
+    pub event_retention: HumanDuration,
+
+    /// ...and at least this many per user.
+    #[arg(long, env = "EVENT_RETENTION_MIN_EVENTS", default_value_t = 1_000)]
+    pub event_retention_min_events: i64,
+
+    /// On shutdown, sockets are closed (1012) spread over this long.
+    #[arg(long, env = "SHUTDOWN_SPREAD", default_value = "3s")]
+    pub shutdown_spread: HumanDuration,
 }
 
 impl Config {
@@ -211,6 +281,15 @@ impl Config {
             }
         }
         cli
+    }
+
+    /// The event bus in force.
+    pub fn bus(&self) -> BusKind {
+        self.event_bus.unwrap_or(if self.database().is_postgres() {
+            BusKind::Postgres
+        } else {
+            BusKind::Memory
+        })
     }
 
     pub fn media_dir(&self) -> PathBuf {
@@ -229,8 +308,8 @@ impl Config {
         })
     }
 
-    /// A configuration for tests and embedding: every default, nothing read from the
-    /// environment.
+    /// The defaults (with whatever the environment sets), without reading the command
+    /// line: for tests and embedding.
     pub fn defaults() -> Self {
         let cli = Cli::parse_from(["taskstream"]);
         cli.config

@@ -50,6 +50,10 @@ pub enum Error {
         message: String,
         details: Vec<FieldError>,
     },
+    #[error(
+        "events after the requested seq are no longer stored; reload and continue from last_seq"
+    )]
+    EventsExpired { last_seq: i64 },
     #[error("{0}")]
     MethodNotAllowed(String),
     #[error("{0}")]
@@ -90,6 +94,7 @@ impl Error {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::EventsExpired { .. } => StatusCode::GONE,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -109,6 +114,7 @@ impl Error {
             Self::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
             Self::UnsupportedMediaType(_) => "UNSUPPORTED_MEDIA_TYPE",
             Self::Validation { .. } => "VALIDATION_ERROR",
+            Self::EventsExpired { .. } => "EVENTS_EXPIRED",
             Self::MethodNotAllowed(_) => "METHOD_NOT_ALLOWED",
             Self::Timeout(_) => "REQUEST_TIMEOUT",
             Self::Unavailable(_) => "SERVICE_UNAVAILABLE",
@@ -136,6 +142,10 @@ impl Error {
                 message,
                 details,
             },
+            last_seq: match self {
+                Self::EventsExpired { last_seq } => Some(*last_seq),
+                _ => None,
+            },
         }
     }
 }
@@ -152,6 +162,9 @@ pub struct ErrorEnvelope {
     /// Always `false`.
     pub success: bool,
     pub error: ErrorBody,
+    /// With `EVENTS_EXPIRED` only: the seq to continue from after reloading.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_seq: Option<i64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

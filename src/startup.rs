@@ -11,9 +11,16 @@ use anyhow::Context;
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 use tokio::net::TcpListener;
 
+use std::sync::Arc;
+
+use uuid::Uuid;
+
 use crate::auth::{PasswordHasher, PasswordParams, TokenIssuer};
-use crate::config::{Config, Secret};
+use crate::config::{BusKind, Config, Secret};
 use crate::http::{self, HttpSettings};
+use crate::realtime::bus::{EventBus, MemoryBus, PostgresBus, RedisBus};
+use crate::realtime::hub::HubLimits;
+use crate::realtime::{Realtime, RealtimeSettings};
 use crate::service::{MediaStore, Services};
 use crate::store;
 
@@ -33,13 +40,19 @@ impl App {
     }
 
     /// Like `build`, on a listener the caller bound (tests bind port 0).
-    pub async fn build_with_listener(config: &Config, listener: TcpListener) -> anyhow::Result<Self> {
+    pub async fn build_with_listener(
+        config: &Config,
+        listener: TcpListener,
+    ) -> anyhow::Result<Self> {
         let database = config.database();
         let store = store::connect(&database, config.database_max_connections).await?;
         tracing::info!(backend = store.backend(), database = %database.redacted(), "database ready");
         let secret = jwt_secret(config)?;
+        let realtime = Arc::new(realtime(config)?);
+        tracing::info!(bus = realtime.bus.name(), instance = %realtime.instance, "event bus ready");
         let services = Services {
             store,
+            realtime,
             passwords: PasswordHasher::new(PasswordParams {
                 memory_kib: config.argon2_memory_kib,
                 iterations: config.argon2_iterations,
@@ -71,7 +84,10 @@ impl App {
     }
 
     /// Serves until `shutdown` resolves, then lets in-flight requests finish.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let pruner = tokio::spawn(prune_revoked_tokens(self.services.clone()));
         tracing::info!(address = %self.local_addr()?, "taskstream listening");
         let served = axum::serve(self.listener, self.router)
@@ -80,6 +96,39 @@ impl App {
         pruner.abort();
         served.context("server error")
     }
+}
+
+/// The real-time channel the configuration asks for.
+fn realtime(config: &Config) -> anyhow::Result<Realtime> {
+    let instance = Uuid::new_v4();
+    let database = config.database();
+    let bus: Arc<dyn EventBus> = match config.bus() {
+        BusKind::Memory => Arc::new(MemoryBus),
+        BusKind::Postgres if !database.is_postgres() => {
+            anyhow::bail!("EVENT_BUS=postgres needs DATABASE_URL to point at PostgreSQL")
+        }
+        BusKind::Postgres => Arc::new(PostgresBus::new(database, instance)),
+        BusKind::Redis => Arc::new(
+            RedisBus::new(config.redis_url.expose(), instance).context("invalid REDIS_URL")?,
+        ),
+    };
+    let settings = RealtimeSettings {
+        heartbeat: config.ws_heartbeat.0.max(Duration::from_secs(1)),
+        auth_timeout: config.ws_auth_timeout.0,
+        limits: HubLimits {
+            per_user: config.ws_max_connections_per_user,
+            total: config.ws_max_connections,
+            queue: config.ws_queue_capacity,
+        },
+        catch_up_interval: config
+            .event_catch_up_interval
+            .0
+            .max(Duration::from_millis(50)),
+        retention: config.event_retention.0,
+        retention_min_events: config.event_retention_min_events,
+        shutdown_spread: config.shutdown_spread.0,
+    };
+    Ok(Realtime::new(bus, instance, settings))
 }
 
 /// Forgets revoked tokens once they have expired anyway, every hour.
@@ -120,7 +169,8 @@ fn load_or_create_secret(path: &Path) -> anyhow::Result<Secret> {
         anyhow::bail!("{} holds a secret shorter than 32 bytes", path.display());
     }
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
     }
     let mut bytes = [0u8; 32];
     OsRng.fill_bytes(&mut bytes);

@@ -13,7 +13,12 @@ pub fn init(format: LogFormat) {
     // `try_init`: a second initialisation (tests) is not an error worth dying for.
     let _ = match format {
         LogFormat::Json => registry
-            .with(tracing_subscriber::fmt::layer().json().with_current_span(true).with_span_list(false))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_current_span(true)
+                    .with_span_list(false),
+            )
             .try_init(),
         LogFormat::Text => registry.with(tracing_subscriber::fmt::layer()).try_init(),
     };

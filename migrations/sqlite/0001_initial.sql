@@ -1,8 +1,9 @@
--- Accounts, tasks, notifications and revoked tokens. Same shape as the PostgreSQL schema:
+-- Accounts, tasks, notifications, revoked tokens and the per-user event stream. Same shape as the PostgreSQL schema:
 -- uuids are 16-byte blobs, times RFC 3339 text, booleans 0/1.
 CREATE TABLE users (
     id                BLOB PRIMARY KEY NOT NULL,
     name              TEXT NOT NULL CHECK (length(name) BETWEEN 2 AND 100),
+    name_key          TEXT NOT NULL,
     email             TEXT NOT NULL CHECK (length(email) <= 254),
     password_hash     TEXT NOT NULL,
     first_name        TEXT,
@@ -16,11 +17,12 @@ CREATE TABLE users (
     bio               TEXT,
     profile_photo     TEXT,
     is_email_verified BOOLEAN NOT NULL DEFAULT 0,
+    last_event_seq    INTEGER NOT NULL DEFAULT 0,
     created_at        TEXT NOT NULL,
     updated_at        TEXT NOT NULL
 );
 CREATE UNIQUE INDEX users_email_key ON users (email);
-CREATE UNIQUE INDEX users_name_lower_key ON users (lower(name));
+CREATE UNIQUE INDEX users_name_key ON users (name_key);
 
 CREATE TABLE tasks (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -60,3 +62,13 @@ CREATE TABLE revoked_tokens (
     expires_at TEXT NOT NULL
 );
 CREATE INDEX revoked_tokens_expires_idx ON revoked_tokens (expires_at);
+
+CREATE TABLE events (
+    user_id BLOB NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    seq     INTEGER NOT NULL CHECK (seq > 0),
+    kind    TEXT NOT NULL,
+    at      TEXT NOT NULL,
+    data    TEXT NOT NULL,
+    PRIMARY KEY (user_id, seq)
+) WITHOUT ROWID;
+CREATE INDEX events_at_idx ON events (at);

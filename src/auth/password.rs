@@ -102,16 +102,45 @@ mod tests {
 
     #[tokio::test]
     async fn verifies_and_detects_outdated_parameters() {
-        let old = PasswordHasher::new(PasswordParams { memory_kib: 64, iterations: 1 }).unwrap();
-        let new = PasswordHasher::new(PasswordParams { memory_kib: 128, iterations: 1 }).unwrap();
+        let old = PasswordHasher::new(PasswordParams {
+            memory_kib: 64,
+            iterations: 1,
+        })
+        .unwrap();
+        let new = PasswordHasher::new(PasswordParams {
+            memory_kib: 128,
+            iterations: 1,
+        })
+        .unwrap();
         let hash = old.hash(&password("Secret-Pass1")).await.unwrap();
         assert!(hash.starts_with("$argon2id$"));
 
-        let same = old.verify(&password("Secret-Pass1"), Some(&hash)).await.unwrap();
-        assert_eq!(same, Verification { matched: true, needs_rehash: false });
-        let upgraded = new.verify(&password("Secret-Pass1"), Some(&hash)).await.unwrap();
-        assert_eq!(upgraded, Verification { matched: true, needs_rehash: true });
-        let wrong = old.verify(&password("Wrong-Pass1"), Some(&hash)).await.unwrap();
+        let same = old
+            .verify(&password("Secret-Pass1"), Some(&hash))
+            .await
+            .unwrap();
+        assert_eq!(
+            same,
+            Verification {
+                matched: true,
+                needs_rehash: false
+            }
+        );
+        let upgraded = new
+            .verify(&password("Secret-Pass1"), Some(&hash))
+            .await
+            .unwrap();
+        assert_eq!(
+            upgraded,
+            Verification {
+                matched: true,
+                needs_rehash: true
+            }
+        );
+        let wrong = old
+            .verify(&password("Wrong-Pass1"), Some(&hash))
+            .await
+            .unwrap();
         assert!(!wrong.matched);
         let unknown = old.verify(&password("Secret-Pass1"), None).await.unwrap();
         assert!(!unknown.matched);

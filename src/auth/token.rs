@@ -19,7 +19,9 @@ pub struct Claims {
 
 impl Claims {
     pub fn expires_at(&self) -> DateTime<Utc> {
-        Utc.timestamp_opt(self.exp, 0).single().unwrap_or(DateTime::<Utc>::MAX_UTC)
+        Utc.timestamp_opt(self.exp, 0)
+            .single()
+            .unwrap_or(DateTime::<Utc>::MAX_UTC)
     }
 }
 
@@ -89,8 +91,11 @@ mod tests {
     use super::*;
 
     fn issuer() -> TokenIssuer {
-        TokenIssuer::new(&Secret::new("x".repeat(40)), std::time::Duration::from_secs(60))
-            .unwrap()
+        TokenIssuer::new(
+            &Secret::new("x".repeat(40)),
+            std::time::Duration::from_secs(60),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -107,16 +112,28 @@ mod tests {
     #[test]
     fn refuses_other_keys_and_tampering() {
         let issued = issuer().issue(Uuid::new_v4()).unwrap();
-        let other = TokenIssuer::new(&Secret::new("y".repeat(40)), std::time::Duration::from_secs(60)).unwrap();
-        assert!(matches!(other.verify(&issued.token), Err(Error::InvalidToken)));
+        let other = TokenIssuer::new(
+            &Secret::new("y".repeat(40)),
+            std::time::Duration::from_secs(60),
+        )
+        .unwrap();
+        assert!(matches!(
+            other.verify(&issued.token),
+            Err(Error::InvalidToken)
+        ));
         let mut tampered = issued.token.clone();
         tampered.push('x');
-        assert!(matches!(issuer().verify(&tampered), Err(Error::InvalidToken)));
+        assert!(matches!(
+            issuer().verify(&tampered),
+            Err(Error::InvalidToken)
+        ));
         assert!(matches!(issuer().verify(""), Err(Error::InvalidToken)));
     }
 
     #[test]
     fn short_secrets_are_refused() {
-        assert!(TokenIssuer::new(&Secret::new("short"), std::time::Duration::from_secs(60)).is_err());
+        assert!(
+            TokenIssuer::new(&Secret::new("short"), std::time::Duration::from_secs(60)).is_err()
+        );
     }
 }

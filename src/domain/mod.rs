@@ -3,18 +3,18 @@
 //! Every `parse` returns the human-readable reason on failure; request types collect those
 //! reasons per field (see [`Violations`]) so one response lists every invalid field.
 
+mod event;
 mod notification;
 mod task;
 mod user;
 mod validation;
 
+pub use event::{Event, EventDraft, EventKind};
 pub use notification::{Notification, NotificationDraft, NotificationKind};
 pub use task::{
     NewTask, Priority, Task, TaskChanges, TaskDescription, TaskFilter, TaskStatus, TaskTitle,
 };
-pub use user::{
-    Email, Password, Profile, ProfileChanges, User, UserName, UserWithPassword,
-};
+pub use user::{Email, Password, Profile, ProfileChanges, User, UserName, UserWithPassword};
 pub use validation::Violations;
 
 /// The current time, truncated to microseconds: what both databases store exactly, so a
@@ -50,8 +50,9 @@ pub fn parse_time(raw: &str, edge: DayEdge) -> Result<chrono::DateTime<chrono::U
     if let Ok(date) = NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
         let time = match edge {
             DayEdge::Start => NaiveTime::MIN,
-            DayEdge::End => NaiveTime::from_hms_micro_opt(23, 59, 59, 999_999)
-                .ok_or("invalid end of day")?,
+            DayEdge::End => {
+                NaiveTime::from_hms_micro_opt(23, 59, 59, 999_999).ok_or("invalid end of day")?
+            }
         };
         return Ok(date.and_time(time).and_utc());
     }

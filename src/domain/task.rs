@@ -230,7 +230,10 @@ mod tests {
 
     #[test]
     fn titles_are_trimmed_and_bounded() {
-        assert_eq!(TaskTitle::parse("  Buy milk ").map(|t| t.0), Ok("Buy milk".into()));
+        assert_eq!(
+            TaskTitle::parse("  Buy milk ").map(|t| t.0),
+            Ok("Buy milk".into())
+        );
         assert!(TaskTitle::parse("   ").is_err());
         assert!(TaskTitle::parse(&"x".repeat(200)).is_ok());
         assert!(TaskTitle::parse(&"x".repeat(201)).is_err());
@@ -248,7 +251,10 @@ mod tests {
             limit: 10,
             offset: 0,
         };
-        assert_eq!(filter.search_pattern().as_deref(), Some("%50\\%\\_off\\\\%"));
+        assert_eq!(
+            filter.search_pattern().as_deref(),
+            Some("%50\\%\\_off\\\\%")
+        );
     }
 
     proptest! {

@@ -70,7 +70,9 @@ impl UserName {
             .chars()
             .all(|c| c.is_alphabetic() || c == ' ' || c == '-' || c == '\'' || c == '.')
         {
-            return Err("name may contain only letters, spaces, hyphens, apostrophes and periods".into());
+            return Err(
+                "name may contain only letters, spaces, hyphens, apostrophes and periods".into(),
+            );
         }
         if !name.chars().any(char::is_alphabetic) {
             return Err("name must contain a letter".into());
@@ -80,6 +82,12 @@ impl UserName {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// What uniqueness is checked on: the name in lower case (full Unicode), so "Zoë" and
+    /// "ZOË" are the same name on every backend.
+    pub fn key_of(name: &str) -> String {
+        name.to_lowercase()
     }
 }
 
@@ -117,7 +125,10 @@ impl Password {
         if !raw.chars().any(|c| c.is_ascii_digit()) {
             missing.push("a digit");
         }
-        if !raw.chars().any(|c| !c.is_alphanumeric() && !c.is_whitespace()) {
+        if !raw
+            .chars()
+            .any(|c| !c.is_alphanumeric() && !c.is_whitespace())
+        {
             missing.push("a special character");
         }
         if !missing.is_empty() {
@@ -159,20 +170,14 @@ fn is_common_password(raw: &str) -> bool {
         .map(|r| r.trim_matches(|c: char| !c.is_alphabetic()).to_string())
         .collect();
     stems.into_iter().any(|stem| {
-        lower == stem
-            || readings.iter().any(|r| r == stem)
-            || cores.iter().any(|core| core == stem)
+        lower == stem || readings.iter().any(|r| r == stem) || cores.iter().any(|core| core == stem)
     })
 }
 
 fn deleet(s: &str, one: char) -> String {
     // Digits at the very end are usually a suffix ("Welcome1!"), not a letter swap: keep
     // them as digits so trimming drops them.
-    let trailing = s
-        .chars()
-        .rev()
-        .take_while(|c| !c.is_alphabetic())
-        .count();
+    let trailing = s.chars().rev().take_while(|c| !c.is_alphabetic()).count();
     let keep_from = s.chars().count() - trailing;
     s.chars()
         .enumerate()
@@ -322,7 +327,17 @@ mod tests {
             Email::parse("  Ada.Lovelace@Example.COM ").map(|e| e.0),
             Ok("ada.lovelace@example.com".to_string())
         );
-        for bad in ["", "ada", "ada@", "@example.com", "ada@example", "a b@example.com", "ada@@example.com", "ada@-x.com", "ada@example.c0m"] {
+        for bad in [
+            "",
+            "ada",
+            "ada@",
+            "@example.com",
+            "ada@example",
+            "a b@example.com",
+            "ada@@example.com",
+            "ada@-x.com",
+            "ada@example.c0m",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad:?} should be refused");
         }
     }
@@ -353,11 +368,28 @@ mod tests {
     #[test]
     fn common_passwords_are_refused_even_when_they_pass_the_rules() {
         for common in [
-            "P@ssw0rd", "Passw0rd!", "Welcome1!", "Password1!", "P@ssword123", "Qwerty123!",
-            "Admin@123", "Letmein1!", "Iloveyou1!", "Summer2024!", "Football1!", "Monkey123!",
-            "Dragon12!", "Sunshine1!", "Changeme1!", "Abc12345!", "Trustno1!",
+            "P@ssw0rd",
+            "Passw0rd!",
+            "Welcome1!",
+            "Password1!",
+            "P@ssword123",
+            "Qwerty123!",
+            "Admin@123",
+            "Letmein1!",
+            "Iloveyou1!",
+            "Summer2024!",
+            "Football1!",
+            "Monkey123!",
+            "Dragon12!",
+            "Sunshine1!",
+            "Changeme1!",
+            "Abc12345!",
+            "Trustno1!",
         ] {
-            assert!(Password::parse(common.into()).is_err(), "{common} should be refused");
+            assert!(
+                Password::parse(common.into()).is_err(),
+                "{common} should be refused"
+            );
         }
     }
 

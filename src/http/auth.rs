@@ -87,7 +87,8 @@ async fn signup(
     Json(input): Json<SignupInput>,
 ) -> Result<(StatusCode, Json<TokenResponse>)> {
     let mut v = Violations::new();
-    let name = required(&mut v, "name", &input.name).and_then(|n| v.check("name", UserName::parse(n)));
+    let name =
+        required(&mut v, "name", &input.name).and_then(|n| v.check("name", UserName::parse(n)));
     let email =
         required(&mut v, "email", &input.email).and_then(|e| v.check("email", Email::parse(e)));
     let password = required(&mut v, "password", &input.password)
@@ -131,7 +132,10 @@ async fn signin(
         (status = 401, description = "Not authenticated", body = ErrorEnvelope),
     ),
     security(("bearer" = [])))]
-async fn logout(State(svc): State<Services>, AuthUser(auth): AuthUser) -> Result<Json<LogoutResponse>> {
+async fn logout(
+    State(svc): State<Services>,
+    AuthUser(auth): AuthUser,
+) -> Result<Json<LogoutResponse>> {
     let timestamp = accounts::logout(&svc, &auth).await?;
     Ok(Json(LogoutResponse {
         message: "Signed out".into(),
@@ -147,7 +151,10 @@ async fn logout(State(svc): State<Services>, AuthUser(auth): AuthUser) -> Result
         (status = 401, description = "Not authenticated", body = ErrorEnvelope),
     ),
     security(("bearer" = [])))]
-async fn refresh(State(svc): State<Services>, AuthUser(auth): AuthUser) -> Result<Json<TokenResponse>> {
+async fn refresh(
+    State(svc): State<Services>,
+    AuthUser(auth): AuthUser,
+) -> Result<Json<TokenResponse>> {
     Ok(Json(accounts::refresh(&svc, &auth).await?.into()))
 }
 

@@ -2,22 +2,51 @@
 //! the bearer-token extractor.
 
 use axum::extract::rejection::{JsonRejection, PathRejection};
-use axum::extract::{FromRequest, FromRequestParts};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use serde::de::{Deserialize, Deserializer};
+use serde::de::{Deserialize, DeserializeOwned, Deserializer};
 use serde::Serialize;
 
 use crate::domain::Violations;
 use crate::error::{Error, FieldError};
 use crate::service::{accounts, Authenticated, Services};
 
-/// `axum::Json` with the API's rejections: 422 for bad JSON, 415 without a JSON
-/// content type, 413 over the body limit.
-#[derive(Debug, Clone, Copy, Default, FromRequest)]
-#[from_request(via(axum::Json), rejection(Error))]
+/// `axum::Json` with the API's rejections: 422 for bad JSON or a body that is not a JSON
+/// object, 415 without a JSON content type, 413 over the body limit.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Json<T>(pub T);
+
+impl<T, S> FromRequest<S> for Json<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Error;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::Json(value) =
+            axum::Json::<serde_json::Value>::from_request(request, state).await?;
+        parse_object(value).map(Json)
+    }
+}
+
+/// Every request body of this API is a JSON object; serde alone would also take a struct
+/// written as an array of its field values (`[true]` for `{"is_read": true}`).
+pub fn parse_object<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, Error> {
+    if !value.is_object() {
+        return Err(Error::invalid(
+            "body",
+            "the request body must be a JSON object",
+        ));
+    }
+    serde_json::from_value(value).map_err(|e| Error::Validation {
+        message: "Request body is not valid JSON for this endpoint".into(),
+        details: vec![FieldError::new("body", e.to_string())],
+    })
+}
 
 impl<T: Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {
@@ -114,14 +143,19 @@ pub struct AuthUser(pub Authenticated);
 impl FromRequestParts<Services> for AuthUser {
     type Rejection = Error;
 
-    async fn from_request_parts(parts: &mut Parts, svc: &Services) -> Result<Self, Self::Rejection> {
-        let token = bearer_token(parts)?;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        svc: &Services,
+    ) -> Result<Self, Self::Rejection> {
+        let token = bearer_token(&parts.headers)?;
         accounts::authenticate(svc, token).await.map(AuthUser)
     }
 }
 
-fn bearer_token(parts: &Parts) -> Result<&str, Error> {
-    let Some(header) = parts.headers.get(AUTHORIZATION) else {
+/// The token of `Authorization: Bearer <token>`: `AUTH_REQUIRED` when there is none,
+/// `INVALID_TOKEN` for another scheme.
+pub fn bearer_token(headers: &HeaderMap) -> Result<&str, Error> {
+    let Some(header) = headers.get(AUTHORIZATION) else {
         return Err(Error::AuthRequired);
     };
     let value = header.to_str().map_err(|_| Error::InvalidToken)?.trim();

@@ -31,17 +31,18 @@ pub struct Health {
         (status = 503, description = "The database is unreachable", body = Health),
     ))]
 pub async fn health(State(svc): State<Services>) -> (StatusCode, Json<Health>) {
-    let database_ok = match tokio::time::timeout(std::time::Duration::from_secs(3), svc.store.ping()).await {
-        Ok(Ok(())) => true,
-        Ok(Err(err)) => {
-            tracing::warn!(error = %err, "health check: database unreachable");
-            false
-        }
-        Err(_) => {
-            tracing::warn!("health check: database ping timed out");
-            false
-        }
-    };
+    let database_ok =
+        match tokio::time::timeout(std::time::Duration::from_secs(3), svc.store.ping()).await {
+            Ok(Ok(())) => true,
+            Ok(Err(err)) => {
+                tracing::warn!(error = %err, "health check: database unreachable");
+                false
+            }
+            Err(_) => {
+                tracing::warn!("health check: database ping timed out");
+                false
+            }
+        };
     let (status, word) = if database_ok {
         (StatusCode::OK, "ok")
     } else {

@@ -3,11 +3,13 @@
 //! OpenAPI document and `/docs`; uploaded media; and the middleware every request passes.
 
 pub mod auth;
+pub mod events;
 pub mod extract;
 pub mod health;
 pub mod notifications;
 pub mod profile;
 pub mod tasks;
+pub mod ws;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -63,6 +65,7 @@ pub struct HttpSettings {
         (name = "tasks", description = "Tasks, with soft delete and restore"),
         (name = "notifications", description = "What happened to the account and its tasks"),
         (name = "profile", description = "Profile fields and photo"),
+        (name = "events", description = "The user's event stream (also live over the WebSocket at /api/v1/ws, see protocol/asyncapi.yaml)"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]
@@ -91,6 +94,7 @@ fn api_routes() -> OpenApiRouter<Services> {
         .merge(tasks::router())
         .merge(notifications::router())
         .merge(profile::router())
+        .merge(events::router())
 }
 
 /// The OpenAPI document, as served at `/api/v1/openapi.json`.
@@ -116,7 +120,8 @@ pub fn router(svc: Services, settings: &HttpSettings) -> Router {
 
     Router::new()
         .merge(v1)
-        .nest("/api", seed_compatible)
+        .nest("/api/v1", ws::router())
+        .nest("/api", seed_compatible.merge(ws::router()))
         .merge(health::router())
         .merge(SwaggerUi::new("/docs").url("/api/v1/openapi.json", openapi))
         .nest_service("/media", media)
@@ -189,11 +194,7 @@ fn cors(origins: &[String]) -> CorsLayer {
             Method::DELETE,
             Method::OPTIONS,
         ])
-        .allow_headers([
-            axum::http::header::AUTHORIZATION,
-            CONTENT_TYPE,
-            REQUEST_ID,
-        ])
+        .allow_headers([axum::http::header::AUTHORIZATION, CONTENT_TYPE, REQUEST_ID])
         .expose_headers([TOTAL_COUNT, UNREAD_COUNT, REQUEST_ID])
         .max_age(Duration::from_secs(3600))
 }
@@ -235,7 +236,11 @@ impl AllowedHosts {
     }
 }
 
-async fn check_host(State(hosts): State<Arc<AllowedHosts>>, request: Request, next: Next) -> Response {
+async fn check_host(
+    State(hosts): State<Arc<AllowedHosts>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let host = request
         .headers()
         .get(HOST)
@@ -278,7 +283,9 @@ async fn ensure_envelope(response: Response) -> Response {
             Error::UnsupportedMediaType("Unsupported content type".into())
         }
         StatusCode::UNAUTHORIZED => Error::AuthRequired,
-        StatusCode::UNPROCESSABLE_ENTITY => Error::invalid("body", "Request could not be processed"),
+        StatusCode::UNPROCESSABLE_ENTITY => {
+            Error::invalid("body", "Request could not be processed")
+        }
         StatusCode::SERVICE_UNAVAILABLE => Error::Unavailable("Service unavailable".into()),
         s if s.is_client_error() => Error::BadRequest("Bad request".into()),
         _ => Error::Internal(anyhow::anyhow!("unhandled {status} response")),

@@ -26,7 +26,11 @@ pub fn router() -> OpenApiRouter<Services> {
         .routes(routes!(list_notifications, delete_notifications))
         .routes(routes!(mark_all_read))
         .routes(routes!(unread_count))
-        .routes(routes!(get_notification, update_notification, delete_notification))
+        .routes(routes!(
+            get_notification,
+            update_notification,
+            delete_notification
+        ))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -105,7 +109,10 @@ fn parse_ids(q: &QueryPairs) -> Result<Vec<i64>> {
         }
     }
     if ids.is_empty() {
-        return Err(Error::invalid("notification_ids", "at least one id is required"));
+        return Err(Error::invalid(
+            "notification_ids",
+            "at least one id is required",
+        ));
     }
     if ids.len() > MAX_BULK_IDS {
         return Err(Error::invalid(

@@ -75,7 +75,11 @@ fn phone(raw: Option<String>) -> Result<Option<String>, String> {
     let value = text(20)(raw)?;
     if let Some(p) = &value {
         let digits = p.chars().filter(char::is_ascii_digit).count();
-        if digits < 3 || !p.chars().all(|c| c.is_ascii_digit() || " +-().".contains(c)) {
+        if digits < 3
+            || !p
+                .chars()
+                .all(|c| c.is_ascii_digit() || " +-().".contains(c))
+        {
             return Err("must be a phone number (digits, spaces, + - ( ) .)".into());
         }
     }
@@ -161,7 +165,10 @@ pub struct PhotoForm {
         (status = 401, description = "Not authenticated", body = ErrorEnvelope),
     ),
     security(("bearer" = [])))]
-async fn get_profile(State(svc): State<Services>, AuthUser(auth): AuthUser) -> Result<Json<Profile>> {
+async fn get_profile(
+    State(svc): State<Services>,
+    AuthUser(auth): AuthUser,
+) -> Result<Json<Profile>> {
     Ok(Json(profile::get(&svc, auth.user_id).await?))
 }
 
@@ -205,7 +212,9 @@ async fn upload_photo(
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Json<PhotoUploadResponse>> {
     let multipart = multipart.map_err(|_| {
-        Error::UnsupportedMediaType("Expected a multipart/form-data body with a `file` field".into())
+        Error::UnsupportedMediaType(
+            "Expected a multipart/form-data body with a `file` field".into(),
+        )
     })?;
     let bytes = read_file_field(multipart).await?;
     let photo = Photo::parse(bytes).await?;
@@ -220,12 +229,20 @@ async fn upload_photo(
 /// The bytes of the `file` field, refusing more than the photo limit as soon as it is
 /// exceeded.
 async fn read_file_field(mut multipart: Multipart) -> Result<Vec<u8>> {
-    let too_large = || Error::PayloadTooLarge(format!("Photo must be at most {} MiB", MAX_PHOTO_BYTES / 1024 / 1024));
+    let too_large = || {
+        Error::PayloadTooLarge(format!(
+            "Photo must be at most {} MiB",
+            MAX_PHOTO_BYTES / 1024 / 1024
+        ))
+    };
     let broken = |e: axum::extract::multipart::MultipartError| {
         if e.status().as_u16() == 413 {
             too_large()
         } else {
-            Error::invalid("file", format!("malformed multipart body: {}", e.body_text()))
+            Error::invalid(
+                "file",
+                format!("malformed multipart body: {}", e.body_text()),
+            )
         }
     };
     while let Some(mut field) = multipart.next_field().await.map_err(broken)? {

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::extract::{nullable, AuthUser, Json, Path, QueryPairs};
+use super::extract::{nullable, parse_object, AuthUser, Json, Path, QueryPairs};
 use super::TOTAL_COUNT;
 use crate::domain::{
     parse_time, DayEdge, NewTask, Priority, Task, TaskChanges, TaskDescription, TaskFilter,
@@ -51,7 +51,10 @@ impl TaskInput {
                 None
             }
         };
-        let description = v.check("description", parse_description(self.description.as_deref()));
+        let description = v.check(
+            "description",
+            parse_description(self.description.as_deref()),
+        );
         let priority = v.check("priority", parse_priority(self.priority.as_deref()));
         let due_date = v.check("due_date", parse_due_date(self.due_date.as_deref()));
         v.finish(|| {
@@ -329,9 +332,13 @@ async fn complete_task(
     let input: CompleteInput = if body.iter().all(u8::is_ascii_whitespace) {
         CompleteInput::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| Error::invalid("body", e.to_string()))?
+        let value =
+            serde_json::from_slice(&body).map_err(|e| Error::invalid("body", e.to_string()))?;
+        parse_object(value)?
     };
-    Ok(Json(tasks::complete(&svc, auth.user_id, id, input.completed).await?))
+    Ok(Json(
+        tasks::complete(&svc, auth.user_id, id, input.completed).await?,
+    ))
 }
 
 /// Move a task to the trash, or remove it for good with `permanent=true`.

@@ -5,7 +5,9 @@ use uuid::Uuid;
 
 use super::Services;
 use crate::auth::{Claims, IssuedToken};
-use crate::domain::{self, Email, NotificationDraft, NotificationKind, Password, User, UserName};
+use crate::domain::{
+    Email, EventDraft, EventKind, NotificationDraft, NotificationKind, Password, User, UserName,
+};
 use crate::error::{conflict_on_unique, Error, Result};
 use crate::store::{NewUser, TokenState};
 
@@ -46,8 +48,7 @@ pub async fn authenticate(svc: &Services, token: &str) -> Result<Authenticated> 
 pub async fn signup(svc: &Services, input: Signup) -> Result<AuthSession> {
     // Hash before the transaction opens: it is the slow part, and holds no lock.
     let hash = svc.passwords.hash(&input.password).await?;
-    let now = domain::now();
-    let mut tx = svc.store.begin().await?;
+    let (mut tx, now) = svc.begin().await?;
     if tx.email_taken(&input.email).await? {
         return Err(Error::Conflict(EMAIL_TAKEN.into()));
     }
@@ -69,8 +70,9 @@ pub async fn signup(svc: &Services, input: Signup) -> Result<AuthSession> {
         NotificationKind::Signup,
         format!("Welcome, {}! Your account is ready.", profile.name),
     );
-    tx.insert_notification(&welcome, now).await?;
-    tx.commit().await?;
+    let note = tx.insert_notification(&welcome, now).await?;
+    let events = [EventDraft::new(EventKind::NotificationCreated, &note)];
+    svc.commit(tx, profile.id, &events, now).await?;
     tracing::info!(user_id = %profile.id, "account created");
     Ok(AuthSession {
         token: svc.tokens.issue(profile.id)?,
@@ -94,8 +96,7 @@ pub async fn signin(svc: &Services, email: &Email, password: &Password) -> Resul
     } else {
         None
     };
-    let now = domain::now();
-    let mut tx = svc.store.begin().await?;
+    let (mut tx, now) = svc.begin().await?;
     if let Some(hash) = &rehashed {
         tx.set_password_hash(user.id, hash).await?;
     }
@@ -104,8 +105,9 @@ pub async fn signin(svc: &Services, email: &Email, password: &Password) -> Resul
         NotificationKind::Login,
         format!("You signed in at {}.", now.format("%Y-%m-%d %H:%M UTC")),
     );
-    tx.insert_notification(&note, now).await?;
-    tx.commit().await?;
+    let note = tx.insert_notification(&note, now).await?;
+    let events = [EventDraft::new(EventKind::NotificationCreated, &note)];
+    svc.commit(tx, user.id, &events, now).await?;
     if rehashed.is_some() {
         tracing::info!(user_id = %user.id, "password hash upgraded to current parameters");
     }
@@ -117,8 +119,7 @@ pub async fn signin(svc: &Services, email: &Email, password: &Password) -> Resul
 
 /// Revokes the presented token for the rest of its life.
 pub async fn logout(svc: &Services, auth: &Authenticated) -> Result<DateTime<Utc>> {
-    let now = domain::now();
-    let mut tx = svc.store.begin().await?;
+    let (mut tx, now) = svc.begin().await?;
     tx.revoke_token(auth.claims.jti, auth.user_id, auth.claims.expires_at())
         .await?;
     let note = NotificationDraft::for_account(
@@ -126,8 +127,12 @@ pub async fn logout(svc: &Services, auth: &Authenticated) -> Result<DateTime<Utc
         NotificationKind::Logout,
         format!("You signed out at {}.", now.format("%Y-%m-%d %H:%M UTC")),
     );
-    tx.insert_notification(&note, now).await?;
-    tx.commit().await?;
+    let note = tx.insert_notification(&note, now).await?;
+    let events = [EventDraft::new(EventKind::NotificationCreated, &note)];
+    // The revocation rides with the commit so that every instance closes the token's
+    // sockets (4003).
+    svc.commit_revoking(tx, auth.user_id, &events, now, Some(auth.claims.jti))
+        .await?;
     Ok(now)
 }
 

@@ -116,7 +116,10 @@ impl MediaStore {
     pub async fn remove(&self, name: &str) {
         // Names come from our own `save`, but never follow one out of the folder.
         if name.contains('/') || name.contains('\\') || name.starts_with('.') {
-            tracing::warn!(name, "refusing to remove a media file with a path in its name");
+            tracing::warn!(
+                name,
+                "refusing to remove a media file with a path in its name"
+            );
             return;
         }
         if let Err(err) = tokio::fs::remove_file(self.dir.join(name)).await {

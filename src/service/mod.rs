@@ -1,8 +1,11 @@
 //! The write path: one function per use case. Each mutation is one store transaction that
-//! changes the rows and adds the notification, so a failure leaves nothing half-done.
+//! changes the rows, adds the notification and appends the user's events (the outbox the
+//! WebSocket clients read), so a failure leaves nothing half-done and no change goes
+//! unannounced.
 //! Handlers stay thin: they parse, call one function here, and shape the response.
 
 pub mod accounts;
+pub mod events;
 pub mod media;
 pub mod notifications;
 pub mod profile;
@@ -10,8 +13,14 @@ pub mod tasks;
 
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
 use crate::auth::{PasswordHasher, TokenIssuer};
-use crate::store::Store;
+use crate::domain::EventDraft;
+use crate::error::Result;
+use crate::realtime::Realtime;
+use crate::store::{Store, StoreTx};
 
 pub use accounts::{AuthSession, Authenticated};
 pub use media::MediaStore;
@@ -23,4 +32,40 @@ pub struct Services {
     pub passwords: PasswordHasher,
     pub tokens: TokenIssuer,
     pub media: MediaStore,
+    pub realtime: Arc<Realtime>,
+}
+
+impl Services {
+    /// Opens a write transaction, and the time the write happens at: read once the
+    /// transaction has begun (on SQLite, once it holds the write lock), so that times
+    /// follow commit order.
+    pub async fn begin(&self) -> Result<(Box<dyn StoreTx>, DateTime<Utc>)> {
+        let tx = self.store.begin().await?;
+        Ok((tx, crate::domain::now()))
+    }
+
+    /// Appends the write's events to the user's stream in `tx`, commits, and hands the
+    /// events to the real-time channel. Every write use case ends here.
+    pub async fn commit(
+        &self,
+        tx: Box<dyn StoreTx>,
+        user_id: Uuid,
+        events: &[EventDraft],
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        self.commit_revoking(tx, user_id, events, at, None).await
+    }
+
+    /// `commit`, also announcing that the token `revoked` no longer works (logout).
+    pub async fn commit_revoking(
+        &self,
+        mut tx: Box<dyn StoreTx>,
+        user_id: Uuid,
+        events: &[EventDraft],
+        at: DateTime<Utc>,
+        revoked: Option<Uuid>,
+    ) -> Result<()> {
+        let events = tx.append_events(user_id, events, at).await?;
+        self.realtime.commit(tx, user_id, events, revoked).await
+    }
 }

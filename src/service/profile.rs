@@ -6,7 +6,9 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::Services;
-use crate::domain::{self, NotificationDraft, NotificationKind, Profile, ProfileChanges};
+use crate::domain::{
+    EventDraft, EventKind, NotificationDraft, NotificationKind, Profile, ProfileChanges,
+};
 use crate::error::{conflict_on_unique, Error, Result};
 use crate::service::media::Photo;
 
@@ -25,8 +27,7 @@ pub async fn update(
     user_id: Uuid,
     changes: &ProfileChanges,
 ) -> Result<(Vec<&'static str>, Profile)> {
-    let now = domain::now();
-    let mut tx = svc.store.begin().await?;
+    let (mut tx, now) = svc.begin().await?;
     let mut profile = tx
         .profile_for_update(user_id)
         .await?
@@ -48,19 +49,27 @@ pub async fn update(
         NotificationKind::ProfileUpdated,
         format!("Your profile was updated ({}).", fields.join(", ")),
     );
-    tx.insert_notification(&note, now).await?;
-    tx.commit().await?;
+    let note = tx.insert_notification(&note, now).await?;
+    let events = [
+        EventDraft::new(EventKind::ProfileUpdated, &profile),
+        EventDraft::new(EventKind::NotificationCreated, &note),
+    ];
+    svc.commit(tx, user_id, &events, now).await?;
     Ok((fields, profile))
 }
 
 /// Stores a validated photo and makes it the profile's; returns its URL and the time.
-pub async fn upload_photo(svc: &Services, user_id: Uuid, photo: Photo) -> Result<(String, DateTime<Utc>)> {
+pub async fn upload_photo(
+    svc: &Services,
+    user_id: Uuid,
+    photo: Photo,
+) -> Result<(String, DateTime<Utc>)> {
     let file = svc.media.save(&photo).await?;
     match set_photo(svc, user_id, Some(&file), "Your profile photo was updated.").await {
         Ok((profile, now)) => {
-            let url = profile
-                .profile_photo_url
-                .ok_or_else(|| Error::Internal(anyhow::anyhow!("photo url missing after upload")))?;
+            let url = profile.profile_photo_url.ok_or_else(|| {
+                Error::Internal(anyhow::anyhow!("photo url missing after upload"))
+            })?;
             Ok((url, now))
         }
         Err(err) => {
@@ -82,8 +91,7 @@ async fn set_photo(
     file: Option<&str>,
     message: &str,
 ) -> Result<(Profile, DateTime<Utc>)> {
-    let now = domain::now();
-    let mut tx = svc.store.begin().await?;
+    let (mut tx, now) = svc.begin().await?;
     let previous = tx.profile_photo(user_id).await?;
     if previous.is_none() && file.is_none() {
         let profile = tx
@@ -94,8 +102,12 @@ async fn set_photo(
     }
     let profile = tx.set_profile_photo(user_id, file, now).await?;
     let note = NotificationDraft::for_account(user_id, NotificationKind::ProfileUpdated, message);
-    tx.insert_notification(&note, now).await?;
-    tx.commit().await?;
+    let note = tx.insert_notification(&note, now).await?;
+    let events = [
+        EventDraft::new(EventKind::ProfileUpdated, &profile),
+        EventDraft::new(EventKind::NotificationCreated, &note),
+    ];
+    svc.commit(tx, user_id, &events, now).await?;
     if let Some(previous) = previous {
         svc.media.remove(&previous).await;
     }

@@ -1,10 +1,14 @@
 //! Task use cases. Only the owner may see or change a task: another user's task is 403
 //! (the seed's behaviour), a missing one 404.
 
+use serde_json::json;
 use uuid::Uuid;
 
 use super::Services;
-use crate::domain::{self, NewTask, NotificationDraft, NotificationKind, Task, TaskChanges, TaskFilter};
+use crate::domain::{
+    EventDraft, EventKind, NewTask, NotificationDraft, NotificationKind, Task, TaskChanges,
+    TaskFilter,
+};
 use crate::error::{Error, Result};
 use crate::store::StoreTx;
 
@@ -31,6 +35,32 @@ fn ensure_live(task: &Task) -> Result<()> {
     Ok(())
 }
 
+/// The notification kind and event kind of a change to a task.
+fn kinds_of_change(changed: &[&str], completed: bool) -> (NotificationKind, EventKind) {
+    match (changed, completed) {
+        (["completed"], true) => (NotificationKind::TaskCompleted, EventKind::TaskCompleted),
+        (["completed"], false) => (NotificationKind::TaskPending, EventKind::TaskPending),
+        _ => (NotificationKind::TaskUpdated, EventKind::TaskUpdated),
+    }
+}
+
+/// Writes the task's notification and commits with both events.
+async fn finish(
+    svc: &Services,
+    mut tx: Box<dyn StoreTx>,
+    event: EventDraft,
+    note: NotificationDraft,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<()> {
+    let user_id = note.user_id;
+    let note = tx.insert_notification(&note, now).await?;
+    let events = [
+        event,
+        EventDraft::new(EventKind::NotificationCreated, &note),
+    ];
+    svc.commit(tx, user_id, &events, now).await
+}
+
 pub async fn list(svc: &Services, user_id: Uuid, filter: &TaskFilter) -> Result<(Vec<Task>, i64)> {
     Ok(svc.store.tasks(user_id, filter).await?)
 }
@@ -40,81 +70,90 @@ pub async fn get(svc: &Services, user_id: Uuid, id: i64) -> Result<Task> {
 }
 
 pub async fn create(svc: &Services, user_id: Uuid, input: &NewTask) -> Result<Task> {
-    let now = domain::now();
-    let mut tx = svc.store.begin().await?;
+    let (mut tx, now) = svc.begin().await?;
     let task = tx.insert_task(user_id, input, now).await?;
-    tx.insert_notification(&NotificationDraft::for_task(NotificationKind::TaskCreated, &task), now)
-        .await?;
-    tx.commit().await?;
+    let note = NotificationDraft::for_task(NotificationKind::TaskCreated, &task);
+    finish(
+        svc,
+        tx,
+        EventDraft::new(EventKind::TaskCreated, &task),
+        note,
+        now,
+    )
+    .await?;
     Ok(task)
 }
 
 /// Applies a full (`PUT`) or partial (`PATCH`) update.
 pub async fn update(svc: &Services, user_id: Uuid, id: i64, changes: &TaskChanges) -> Result<Task> {
-    let now = domain::now();
-    let mut tx = svc.store.begin().await?;
+    let (mut tx, now) = svc.begin().await?;
     let mut task = lock_owned(&mut tx, user_id, id).await?;
     ensure_live(&task)?;
     let changed = changes.apply(&mut task);
-    let kind = match (changed.as_slice(), task.completed) {
-        (["completed"], true) => NotificationKind::TaskCompleted,
-        (["completed"], false) => NotificationKind::TaskPending,
-        _ => NotificationKind::TaskUpdated,
-    };
+    let (note_kind, event_kind) = kinds_of_change(&changed, task.completed);
     task.updated_at = now;
     let task = tx.save_task(&task).await?;
-    tx.insert_notification(&NotificationDraft::for_task(kind, &task), now)
-        .await?;
-    tx.commit().await?;
+    let note = NotificationDraft::for_task(note_kind, &task);
+    finish(svc, tx, EventDraft::new(event_kind, &task), note, now).await?;
     Ok(task)
 }
 
 /// Sets `completed`, or toggles it when `completed` is `None`.
-pub async fn complete(svc: &Services, user_id: Uuid, id: i64, completed: Option<bool>) -> Result<Task> {
-    let now = domain::now();
-    let mut tx = svc.store.begin().await?;
+pub async fn complete(
+    svc: &Services,
+    user_id: Uuid,
+    id: i64,
+    completed: Option<bool>,
+) -> Result<Task> {
+    let (mut tx, now) = svc.begin().await?;
     let mut task = lock_owned(&mut tx, user_id, id).await?;
     ensure_live(&task)?;
     task.completed = completed.unwrap_or(!task.completed);
     task.updated_at = now;
     let task = tx.save_task(&task).await?;
-    let kind = if task.completed {
-        NotificationKind::TaskCompleted
-    } else {
-        NotificationKind::TaskPending
-    };
-    tx.insert_notification(&NotificationDraft::for_task(kind, &task), now)
-        .await?;
-    tx.commit().await?;
+    let (note_kind, event_kind) = kinds_of_change(&["completed"], task.completed);
+    let note = NotificationDraft::for_task(note_kind, &task);
+    finish(svc, tx, EventDraft::new(event_kind, &task), note, now).await?;
     Ok(task)
 }
 
 /// Soft delete (to the trash), or removal of the row when `permanent`. Soft-deleting a
 /// task already in the trash changes nothing.
 pub async fn delete(svc: &Services, user_id: Uuid, id: i64, permanent: bool) -> Result<()> {
-    let now = domain::now();
-    let mut tx = svc.store.begin().await?;
+    let (mut tx, now) = svc.begin().await?;
     let mut task = lock_owned(&mut tx, user_id, id).await?;
-    let note = if permanent {
+    if permanent {
         tx.delete_task(task.id).await?;
-        NotificationDraft::for_purged_task(&task)
+        let event = EventDraft::new(EventKind::TaskPurged, &json!({ "id": task.id }));
+        finish(
+            svc,
+            tx,
+            event,
+            NotificationDraft::for_purged_task(&task),
+            now,
+        )
+        .await
     } else if task.is_deleted {
-        return Ok(());
+        Ok(())
     } else {
         task.is_deleted = true;
         task.deleted_at = Some(now);
         task.updated_at = now;
         let task = tx.save_task(&task).await?;
-        NotificationDraft::for_task(NotificationKind::TaskDeleted, &task)
-    };
-    tx.insert_notification(&note, now).await?;
-    tx.commit().await?;
-    Ok(())
+        let note = NotificationDraft::for_task(NotificationKind::TaskDeleted, &task);
+        finish(
+            svc,
+            tx,
+            EventDraft::new(EventKind::TaskDeleted, &task),
+            note,
+            now,
+        )
+        .await
+    }
 }
 
 pub async fn restore(svc: &Services, user_id: Uuid, id: i64) -> Result<Task> {
-    let now = domain::now();
-    let mut tx = svc.store.begin().await?;
+    let (mut tx, now) = svc.begin().await?;
     let mut task = lock_owned(&mut tx, user_id, id).await?;
     if !task.is_deleted {
         return Err(Error::BadRequest("Task is not deleted".into()));
@@ -123,8 +162,14 @@ pub async fn restore(svc: &Services, user_id: Uuid, id: i64) -> Result<Task> {
     task.deleted_at = None;
     task.updated_at = now;
     let task = tx.save_task(&task).await?;
-    tx.insert_notification(&NotificationDraft::for_task(NotificationKind::TaskRestored, &task), now)
-        .await?;
-    tx.commit().await?;
+    let note = NotificationDraft::for_task(NotificationKind::TaskRestored, &task);
+    finish(
+        svc,
+        tx,
+        EventDraft::new(EventKind::TaskRestored, &task),
+        note,
+        now,
+    )
+    .await?;
     Ok(task)
 }

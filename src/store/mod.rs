@@ -11,8 +11,8 @@ use uuid::Uuid;
 
 use crate::config::DatabaseUrl;
 use crate::domain::{
-    Email, NewTask, Notification, NotificationDraft, Profile, Task, TaskFilter,
-    UserWithPassword,
+    Email, Event, EventDraft, EventKind, NewTask, Notification, NotificationDraft, Profile, Task,
+    TaskFilter, UserWithPassword,
 };
 
 #[macro_use]
@@ -91,6 +91,21 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<NotificationPage>;
     async fn unread_count(&self, user_id: Uuid) -> StoreResult<i64>;
 
+    /// The user's events with `seq > since`, in order, at most `limit`.
+    async fn events_after(&self, user_id: Uuid, since: i64, limit: i64) -> StoreResult<Vec<Event>>;
+    /// The user's latest seq and the oldest one still stored; `None` if no such user.
+    async fn event_bounds(&self, user_id: Uuid) -> StoreResult<Option<EventBounds>>;
+    /// The latest seq of each of these users (unknown ids are left out).
+    async fn latest_seqs(&self, user_ids: &[Uuid]) -> StoreResult<Vec<(Uuid, i64)>>;
+    /// Deletes up to `batch` events older than `older_than` that are not among their user's
+    /// last `keep_last`; returns how many.
+    async fn prune_events(
+        &self,
+        older_than: DateTime<Utc>,
+        keep_last: i64,
+        batch: i64,
+    ) -> StoreResult<u64>;
+
     /// Forgets revoked tokens that have expired anyway; returns how many.
     async fn prune_revoked_tokens(&self, now: DateTime<Utc>) -> StoreResult<u64>;
 }
@@ -150,15 +165,71 @@ pub trait StoreTx: Send {
         expires_at: DateTime<Utc>,
     ) -> StoreResult<()>;
 
+    /// Appends the user's next events (seq = latest + 1, + 2, …) and returns them.
+    async fn append_events(
+        &mut self,
+        user_id: Uuid,
+        drafts: &[EventDraft],
+        at: DateTime<Utc>,
+    ) -> StoreResult<Vec<Event>>;
+
+    /// PostgreSQL: `pg_notify(channel, payload)`, delivered only if the transaction commits.
+    /// Other backends have no such thing and refuse.
+    async fn notify(&mut self, channel: &str, payload: &str) -> StoreResult<()>;
+
     async fn commit(self: Box<Self>) -> StoreResult<()>;
 }
 
+/// Where a user's stored stream starts and ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventBounds {
+    pub last_seq: i64,
+    /// The oldest seq still stored; `None` when nothing is (never written, or all pruned).
+    pub first_retained: Option<i64>,
+}
+
+impl EventBounds {
+    /// Whether every event after `since` is still stored, so a replay from there is
+    /// complete. A `since` beyond the latest seq is not (the client's state is from
+    /// another history).
+    pub fn can_replay_from(&self, since: i64) -> bool {
+        if since > self.last_seq || since < 0 {
+            return false;
+        }
+        since == self.last_seq || self.first_retained.is_some_and(|first| first <= since + 1)
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct EventRow {
+    seq: i64,
+    #[sqlx(try_from = "String")]
+    kind: EventKind,
+    at: DateTime<Utc>,
+    data: String,
+}
+
+impl EventRow {
+    fn into_event(self) -> StoreResult<Event> {
+        let data =
+            serde_json::from_str(&self.data).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+        Ok(Event::new(self.seq, self.kind, self.at, data))
+    }
+}
+
 /// Opens the store the URL names, applying its migrations first.
-pub async fn connect(url: &DatabaseUrl, max_connections: u32) -> anyhow::Result<std::sync::Arc<dyn Store>> {
+pub async fn connect(
+    url: &DatabaseUrl,
+    max_connections: u32,
+) -> anyhow::Result<std::sync::Arc<dyn Store>> {
     if url.is_postgres() {
-        Ok(std::sync::Arc::new(PostgresStore::connect(url, max_connections).await?))
+        Ok(std::sync::Arc::new(
+            PostgresStore::connect(url, max_connections).await?,
+        ))
     } else {
-        Ok(std::sync::Arc::new(SqliteStore::connect(url, max_connections).await?))
+        Ok(std::sync::Arc::new(
+            SqliteStore::connect(url, max_connections).await?,
+        ))
     }
 }
 

@@ -54,4 +54,15 @@ impl PostgresStore {
     }
 }
 
+impl PostgresTx {
+    async fn notify_in_tx(&mut self, channel: &str, payload: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(channel)
+            .bind(payload)
+            .execute(&mut *self.tx)
+            .await
+            .map(|_| ())
+    }
+}
+
 sql_store!(db: Postgres, store: super::PostgresStore, tx: PostgresTx, backend: "postgres", lock: " FOR UPDATE");

@@ -46,12 +46,12 @@ macro_rules! sql_store {
         use uuid::Uuid;
 
         use crate::domain::{
-            Email, NewTask, Notification, NotificationDraft, Profile, Task, TaskFilter,
-            UserWithPassword,
+            Email, Event, EventDraft, NewTask, Notification, NotificationDraft, Profile, Task,
+            TaskFilter, UserWithPassword,
         };
         use crate::store::{
-            NewUser, NotificationFilter, NotificationPage, ProfileRow, Store, StoreResult,
-            StoreTx, TokenState,
+            EventBounds, EventRow, NewUser, NotificationFilter, NotificationPage, ProfileRow,
+            Store, StoreResult, StoreTx, TokenState,
         };
 
         pub struct $tx {
@@ -236,6 +236,73 @@ macro_rules! sql_store {
                 .await
             }
 
+            async fn events_after(
+                &self,
+                user_id: Uuid,
+                since: i64,
+                limit: i64,
+            ) -> StoreResult<Vec<Event>> {
+                let rows: Vec<EventRow> = sqlx::query_as(
+                    "SELECT seq, kind, at, data FROM events WHERE user_id = $1 AND seq > $2 \
+                     ORDER BY seq LIMIT $3",
+                )
+                .bind(user_id)
+                .bind(since)
+                .bind(limit)
+                .fetch_all(self.reader())
+                .await?;
+                rows.into_iter().map(EventRow::into_event).collect()
+            }
+
+            async fn event_bounds(&self, user_id: Uuid) -> StoreResult<Option<EventBounds>> {
+                let row: Option<(i64, Option<i64>)> = sqlx::query_as(
+                    "SELECT u.last_event_seq, (SELECT min(e.seq) FROM events e WHERE e.user_id = u.id) \
+                     FROM users u WHERE u.id = $1",
+                )
+                .bind(user_id)
+                .fetch_optional(self.reader())
+                .await?;
+                Ok(row.map(|(last_seq, first_retained)| EventBounds {
+                    last_seq,
+                    first_retained,
+                }))
+            }
+
+            async fn latest_seqs(&self, user_ids: &[Uuid]) -> StoreResult<Vec<(Uuid, i64)>> {
+                if user_ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut query =
+                    sqlx::QueryBuilder::<$db>::new("SELECT id, last_event_seq FROM users WHERE id IN (");
+                let mut list = query.separated(", ");
+                for id in user_ids {
+                    list.push_bind(*id);
+                }
+                query.push(")");
+                query.build_query_as().fetch_all(self.reader()).await
+            }
+
+            async fn prune_events(
+                &self,
+                older_than: DateTime<Utc>,
+                keep_last: i64,
+                batch: i64,
+            ) -> StoreResult<u64> {
+                let mut tx = self.begin_write().await?;
+                let done = sqlx::query(
+                    "DELETE FROM events WHERE (user_id, seq) IN ( \
+                         SELECT e.user_id, e.seq FROM events e JOIN users u ON u.id = e.user_id \
+                         WHERE e.at < $1 AND e.seq <= u.last_event_seq - $2 LIMIT $3)",
+                )
+                .bind(older_than)
+                .bind(keep_last)
+                .bind(batch)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(done.rows_affected())
+            }
+
             async fn prune_revoked_tokens(&self, now: DateTime<Utc>) -> StoreResult<u64> {
                 let mut tx = self.begin_write().await?;
                 let done = sqlx::query("DELETE FROM revoked_tokens WHERE expires_at < $1")
@@ -258,10 +325,10 @@ macro_rules! sql_store {
 
             async fn name_taken(&mut self, name: &str, except: Option<Uuid>) -> StoreResult<bool> {
                 sqlx::query_scalar(
-                    "SELECT EXISTS (SELECT 1 FROM users WHERE lower(name) = lower($1) \
+                    "SELECT EXISTS (SELECT 1 FROM users WHERE name_key = $1 \
                      AND ($2 IS NULL OR id <> $2))",
                 )
-                .bind(name)
+                .bind(crate::domain::UserName::key_of(name))
                 .bind(except)
                 .fetch_one(&mut *self.tx)
                 .await
@@ -269,8 +336,8 @@ macro_rules! sql_store {
 
             async fn insert_user(&mut self, user: NewUser<'_>) -> StoreResult<Profile> {
                 let row: ProfileRow = sqlx::query_as(concat!(
-                    "INSERT INTO users (id, name, email, password_hash, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $5) RETURNING ",
+                    "INSERT INTO users (id, name, name_key, email, password_hash, created_at, \
+                     updated_at) VALUES ($1, $2, $6, $3, $4, $5, $5) RETURNING ",
                     user_columns!()
                 ))
                 .bind(user.id)
@@ -278,6 +345,7 @@ macro_rules! sql_store {
                 .bind(user.email.as_str())
                 .bind(user.password_hash)
                 .bind(user.now)
+                .bind(crate::domain::UserName::key_of(user.name))
                 .fetch_one(&mut *self.tx)
                 .await?;
                 Ok(row.into_profile())
@@ -309,7 +377,7 @@ macro_rules! sql_store {
                 let row: ProfileRow = sqlx::query_as(concat!(
                     "UPDATE users SET name = $2, first_name = $3, last_name = $4, phone = $5, \
                      date_of_birth = $6, gender = $7, address = $8, city = $9, country = $10, \
-                     bio = $11, updated_at = $12 WHERE id = $1 RETURNING ",
+                     bio = $11, updated_at = $12, name_key = $13 WHERE id = $1 RETURNING ",
                     user_columns!()
                 ))
                 .bind(profile.id)
@@ -324,6 +392,7 @@ macro_rules! sql_store {
                 .bind(&profile.country)
                 .bind(&profile.bio)
                 .bind(profile.updated_at)
+                .bind(crate::domain::UserName::key_of(&profile.name))
                 .fetch_one(&mut *self.tx)
                 .await?;
                 Ok(row.into_profile())
@@ -508,6 +577,48 @@ macro_rules! sql_store {
                 .execute(&mut *self.tx)
                 .await
                 .map(|_| ())
+            }
+
+            async fn append_events(
+                &mut self,
+                user_id: Uuid,
+                drafts: &[EventDraft],
+                at: DateTime<Utc>,
+            ) -> StoreResult<Vec<Event>> {
+                if drafts.is_empty() {
+                    return Ok(Vec::new());
+                }
+                // Bumping the counter locks the user's row until commit: the user's writers
+                // take their seqs one transaction at a time, so seq order is commit order.
+                let last: i64 = sqlx::query_scalar(
+                    "UPDATE users SET last_event_seq = last_event_seq + $2 WHERE id = $1 \
+                     RETURNING last_event_seq",
+                )
+                .bind(user_id)
+                .bind(drafts.len() as i64)
+                .fetch_one(&mut *self.tx)
+                .await?;
+                let first = last - drafts.len() as i64 + 1;
+                let mut query = sqlx::QueryBuilder::<$db>::new(
+                    "INSERT INTO events (user_id, seq, kind, at, data) ",
+                );
+                query.push_values(drafts.iter().enumerate(), |mut row, (i, draft)| {
+                    row.push_bind(user_id)
+                        .push_bind(first + i as i64)
+                        .push_bind(draft.kind.as_str())
+                        .push_bind(at)
+                        .push_bind(draft.data.to_string());
+                });
+                query.build().execute(&mut *self.tx).await?;
+                Ok(drafts
+                    .iter()
+                    .enumerate()
+                    .map(|(i, draft)| Event::new(first + i as i64, draft.kind, at, draft.data.clone()))
+                    .collect())
+            }
+
+            async fn notify(&mut self, channel: &str, payload: &str) -> StoreResult<()> {
+                self.notify_in_tx(channel, payload).await
             }
 
             async fn commit(self: Box<Self>) -> StoreResult<()> {

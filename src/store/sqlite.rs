@@ -6,7 +6,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use sqlx::Sqlite;
 
 use crate::config::DatabaseUrl;
@@ -61,6 +63,14 @@ impl SqliteStore {
         // IMMEDIATE takes the write lock up front, so a transaction that reads before it
         // writes cannot fail half-way when another process wrote in between.
         self.write.begin_with("BEGIN IMMEDIATE").await
+    }
+}
+
+impl SqliteTx {
+    async fn notify_in_tx(&mut self, _channel: &str, _payload: &str) -> Result<(), sqlx::Error> {
+        Err(sqlx::Error::Configuration(
+            "NOTIFY needs PostgreSQL: use EVENT_BUS=memory or redis with SQLite".into(),
+        ))
     }
 }
 

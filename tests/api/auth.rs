@@ -41,7 +41,9 @@ async fn notification_types(app: &TestApp, user: &TestUser) -> Vec<String> {
 async fn signup_returns_a_token_and_the_user(app: TestApp) {
     let response = app
         .api(Method::POST, "/auth/signup", None)
-        .json(&json!({"name": "  Ada Lovelace ", "email": " Ada@Example.COM ", "password": PASSWORD}))
+        .json(
+            &json!({"name": "  Ada Lovelace ", "email": " Ada@Example.COM ", "password": PASSWORD}),
+        )
         .send()
         .await
         .unwrap();
@@ -57,10 +59,16 @@ async fn signup_returns_a_token_and_the_user(app: TestApp) {
     assert!(uuid::Uuid::parse_str(user["id"].as_str().unwrap()).is_ok());
     for key in ["created_at", "updated_at"] {
         let t = user[key].as_str().unwrap();
-        assert!(chrono::DateTime::parse_from_rfc3339(t).is_ok() && t.ends_with('Z'), "{key}: {t}");
+        assert!(
+            chrono::DateTime::parse_from_rfc3339(t).is_ok() && t.ends_with('Z'),
+            "{key}: {t}"
+        );
     }
     let keys: Vec<&String> = user.as_object().unwrap().keys().collect();
-    assert!(!keys.iter().any(|k| k.contains("password")), "no hash leaks: {keys:?}");
+    assert!(
+        !keys.iter().any(|k| k.contains("password")),
+        "no hash leaks: {keys:?}"
+    );
 
     let me = TestUser {
         id: user["id"].as_str().unwrap().into(),
@@ -74,20 +82,57 @@ async fn signup_returns_a_token_and_the_user(app: TestApp) {
 
 async fn signup_validates_every_field(app: TestApp) {
     let cases = [
-        (json!({"name": "A", "email": "a@example.com", "password": PASSWORD}), vec!["name"]),
-        (json!({"name": "R2D2 Droid", "email": "r@example.com", "password": PASSWORD}), vec!["name"]),
-        (json!({"name": "Ada", "email": "not-an-email", "password": PASSWORD}), vec!["email"]),
-        (json!({"name": "Ada", "email": "a@example.com", "password": "Sh0rt!"}), vec!["password"]),
-        (json!({"name": "Ada", "email": "a@example.com", "password": "nouppercase1!"}), vec!["password"]),
-        (json!({"name": "Ada", "email": "a@example.com", "password": "NoDigits!!xx"}), vec!["password"]),
-        (json!({"name": "Ada", "email": "a@example.com", "password": "NoSpecial123"}), vec!["password"]),
-        (json!({"name": "Ada", "email": "a@example.com", "password": format!("Aa1!{}", "x".repeat(125))}), vec!["password"]),
+        (
+            json!({"name": "A", "email": "a@example.com", "password": PASSWORD}),
+            vec!["name"],
+        ),
+        (
+            json!({"name": "R2D2 Droid", "email": "r@example.com", "password": PASSWORD}),
+            vec!["name"],
+        ),
+        (
+            json!({"name": "Ada", "email": "not-an-email", "password": PASSWORD}),
+            vec!["email"],
+        ),
+        (
+            json!({"name": "Ada", "email": "a@example.com", "password": "Sh0rt!"}),
+            vec!["password"],
+        ),
+        (
+            json!({"name": "Ada", "email": "a@example.com", "password": "nouppercase1!"}),
+            vec!["password"],
+        ),
+        (
+            json!({"name": "Ada", "email": "a@example.com", "password": "NoDigits!!xx"}),
+            vec!["password"],
+        ),
+        (
+            json!({"name": "Ada", "email": "a@example.com", "password": "NoSpecial123"}),
+            vec!["password"],
+        ),
+        (
+            json!({"name": "Ada", "email": "a@example.com", "password": format!("Aa1!{}", "x".repeat(125))}),
+            vec!["password"],
+        ),
         (json!({}), vec!["name", "email", "password"]),
-        (json!({"name": "", "email": "", "password": ""}), vec!["name", "email", "password"]),
+        (
+            json!({"name": "", "email": "", "password": ""}),
+            vec!["name", "email", "password"],
+        ),
     ];
     for (body, fields) in cases {
-        let response = app.api(Method::POST, "/auth/signup", None).json(&body).send().await.unwrap();
-        let envelope = expect_error(response, StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_ERROR").await;
+        let response = app
+            .api(Method::POST, "/auth/signup", None)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let envelope = expect_error(
+            response,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "VALIDATION_ERROR",
+        )
+        .await;
         assert_eq!(detail_fields(&envelope), fields, "for {body}");
     }
     // Malformed JSON and wrong types are validation errors in the envelope too.
@@ -98,14 +143,24 @@ async fn signup_validates_every_field(app: TestApp) {
         .send()
         .await
         .unwrap();
-    expect_error(response, StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_ERROR").await;
+    expect_error(
+        response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "VALIDATION_ERROR",
+    )
+    .await;
     let response = app
         .api(Method::POST, "/auth/signup", None)
         .json(&json!({"name": 5, "email": [], "password": true}))
         .send()
         .await
         .unwrap();
-    expect_error(response, StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_ERROR").await;
+    expect_error(
+        response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "VALIDATION_ERROR",
+    )
+    .await;
     // A body that is not declared as JSON.
     let response = app
         .api(Method::POST, "/auth/signup", None)
@@ -113,18 +168,37 @@ async fn signup_validates_every_field(app: TestApp) {
         .send()
         .await
         .unwrap();
-    expect_error(response, StatusCode::UNSUPPORTED_MEDIA_TYPE, "UNSUPPORTED_MEDIA_TYPE").await;
+    expect_error(
+        response,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "UNSUPPORTED_MEDIA_TYPE",
+    )
+    .await;
 }
 
 async fn signup_refuses_common_passwords(app: TestApp) {
-    for (i, password) in ["P@ssw0rd", "Passw0rd!", "Welcome1!", "Password123!", "Qwerty12#"].iter().enumerate() {
+    for (i, password) in [
+        "P@ssw0rd",
+        "Passw0rd!",
+        "Welcome1!",
+        "Password123!",
+        "Qwerty12#",
+    ]
+    .iter()
+    .enumerate()
+    {
         let response = app
             .api(Method::POST, "/auth/signup", None)
             .json(&json!({"name": "Ada Lovelace", "email": format!("ada{i}@example.com"), "password": password}))
             .send()
             .await
             .unwrap();
-        let envelope = expect_error(response, StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_ERROR").await;
+        let envelope = expect_error(
+            response,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "VALIDATION_ERROR",
+        )
+        .await;
         assert_eq!(detail_fields(&envelope), vec!["password"], "{password}");
     }
 }
@@ -159,7 +233,10 @@ async fn signin_works_with_normalised_email(app: TestApp) {
     assert_eq!(body["token_type"], "Bearer");
     assert_eq!(body["expires_in"], 86_400);
     assert_eq!(body["user"]["id"].as_str().unwrap(), user.id);
-    assert_eq!(notification_types(&app, &user).await, vec!["SIGNUP", "LOGIN"]);
+    assert_eq!(
+        notification_types(&app, &user).await,
+        vec!["SIGNUP", "LOGIN"]
+    );
 }
 
 async fn wrong_password_and_unknown_email_look_the_same(app: TestApp) {
@@ -185,13 +262,22 @@ async fn wrong_password_and_unknown_email_look_the_same(app: TestApp) {
         .send()
         .await
         .unwrap();
-    let envelope = expect_error(missing, StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_ERROR").await;
+    let envelope = expect_error(
+        missing,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "VALIDATION_ERROR",
+    )
+    .await;
     assert_eq!(detail_fields(&envelope), vec!["password"]);
 }
 
 async fn me_returns_the_user(app: TestApp) {
     let user = app.signup("Grace").await;
-    let response = app.api(Method::GET, "/auth/me", Some(&user.token)).send().await.unwrap();
+    let response = app
+        .api(Method::GET, "/auth/me", Some(&user.token))
+        .send()
+        .await
+        .unwrap();
     let body = expect_json(response, StatusCode::OK).await;
     assert_eq!(body["id"].as_str().unwrap(), user.id);
     assert_eq!(body["email"], "grace@example.com");
@@ -200,14 +286,27 @@ async fn me_returns_the_user(app: TestApp) {
 
 async fn logout_revokes_the_token_and_notifies(app: TestApp) {
     let user = app.signup("Grace").await;
-    let response = app.api(Method::POST, "/auth/logout", Some(&user.token)).send().await.unwrap();
+    let response = app
+        .api(Method::POST, "/auth/logout", Some(&user.token))
+        .send()
+        .await
+        .unwrap();
     let body = expect_json(response, StatusCode::OK).await;
     assert_eq!(body["user_id"].as_str().unwrap(), user.id);
     assert!(body["message"].is_string());
     assert!(chrono::DateTime::parse_from_rfc3339(body["timestamp"].as_str().unwrap()).is_ok());
 
-    for (method, path) in [(Method::GET, "/auth/me"), (Method::GET, "/tasks"), (Method::POST, "/auth/logout"), (Method::POST, "/auth/refresh")] {
-        let response = app.api(method, path, Some(&user.token)).send().await.unwrap();
+    for (method, path) in [
+        (Method::GET, "/auth/me"),
+        (Method::GET, "/tasks"),
+        (Method::POST, "/auth/logout"),
+        (Method::POST, "/auth/refresh"),
+    ] {
+        let response = app
+            .api(method, path, Some(&user.token))
+            .send()
+            .await
+            .unwrap();
         expect_error(response, StatusCode::UNAUTHORIZED, "INVALID_TOKEN").await;
     }
     // A new sign-in works, and sees the LOGOUT notification.
@@ -218,34 +317,73 @@ async fn logout_revokes_the_token_and_notifies(app: TestApp) {
         .await
         .unwrap();
     let body = expect_json(response, StatusCode::OK).await;
-    let again = TestUser { token: body["token"].as_str().unwrap().into(), ..user };
-    assert_eq!(notification_types(&app, &again).await, vec!["SIGNUP", "LOGOUT", "LOGIN"]);
+    let again = TestUser {
+        token: body["token"].as_str().unwrap().into(),
+        ..user
+    };
+    assert_eq!(
+        notification_types(&app, &again).await,
+        vec!["SIGNUP", "LOGOUT", "LOGIN"]
+    );
 }
 
 async fn refresh_issues_a_working_token(app: TestApp) {
     let user = app.signup("Grace").await;
-    let response = app.api(Method::POST, "/auth/refresh", Some(&user.token)).send().await.unwrap();
+    let response = app
+        .api(Method::POST, "/auth/refresh", Some(&user.token))
+        .send()
+        .await
+        .unwrap();
     let body = expect_json(response, StatusCode::OK).await;
     let token = body["token"].as_str().unwrap();
     assert_ne!(token, user.token);
     assert_eq!(body["user"]["id"].as_str().unwrap(), user.id);
     assert_eq!(body["token_type"], "Bearer");
-    let response = app.api(Method::GET, "/auth/me", Some(token)).send().await.unwrap();
-    assert_eq!(expect_json(response, StatusCode::OK).await["id"].as_str().unwrap(), user.id);
+    let response = app
+        .api(Method::GET, "/auth/me", Some(token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        expect_json(response, StatusCode::OK).await["id"]
+            .as_str()
+            .unwrap(),
+        user.id
+    );
 }
 
 async fn missing_and_blank_credentials_are_auth_required(app: TestApp) {
     let url = app.url("/api/v1/auth/me");
     let response = app.client.get(&url).send().await.unwrap();
-    let www = response.headers().get("www-authenticate").map(|v| v.to_str().unwrap().to_string());
+    let www = response
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_string());
     expect_error(response, StatusCode::UNAUTHORIZED, "AUTH_REQUIRED").await;
     assert_eq!(www.as_deref(), Some("Bearer"));
     for header in ["", "Bearer", "Bearer    "] {
-        let response = app.client.get(&url).header("authorization", header).send().await.unwrap();
+        let response = app
+            .client
+            .get(&url)
+            .header("authorization", header)
+            .send()
+            .await
+            .unwrap();
         expect_error(response, StatusCode::UNAUTHORIZED, "AUTH_REQUIRED").await;
     }
-    for header in ["Basic dXNlcjpwYXNz", "Bearer not.a.token", "Bearer abc", "Token xyz"] {
-        let response = app.client.get(&url).header("authorization", header).send().await.unwrap();
+    for header in [
+        "Basic dXNlcjpwYXNz",
+        "Bearer not.a.token",
+        "Bearer abc",
+        "Token xyz",
+    ] {
+        let response = app
+            .client
+            .get(&url)
+            .header("authorization", header)
+            .send()
+            .await
+            .unwrap();
         expect_error(response, StatusCode::UNAUTHORIZED, "INVALID_TOKEN").await;
     }
 }
@@ -258,33 +396,69 @@ async fn tampered_tokens_are_invalid(app: TestApp) {
     let user = app.signup("Grace").await;
     let secret = app.jwt_secret();
     let now = chrono::Utc::now().timestamp();
-    let claims = json!({"sub": user.id, "iat": now, "exp": now + 3600, "jti": uuid::Uuid::new_v4()});
+    let claims =
+        json!({"sub": user.id, "iat": now, "exp": now + 3600, "jti": uuid::Uuid::new_v4()});
     let sign = |alg: Algorithm, claims: &Value, key: &str| {
-        jsonwebtoken::encode(&Header::new(alg), claims, &EncodingKey::from_secret(key.as_bytes())).unwrap()
+        jsonwebtoken::encode(
+            &Header::new(alg),
+            claims,
+            &EncodingKey::from_secret(key.as_bytes()),
+        )
+        .unwrap()
     };
     // A correctly made token works, so the refusals below are about what was changed.
     let good = sign(Algorithm::HS256, &claims, &secret);
-    let response = app.api(Method::GET, "/auth/me", Some(&good)).send().await.unwrap();
+    let response = app
+        .api(Method::GET, "/auth/me", Some(&good))
+        .send()
+        .await
+        .unwrap();
     expect_json(response, StatusCode::OK).await;
 
-    let none = format!("{}.{}.", b64(&json!({"alg": "none", "typ": "JWT"})), b64(&claims));
-    let none_upper = format!("{}.{}.", b64(&json!({"alg": "NONE", "typ": "JWT"})), b64(&claims));
-    let wrong_key = sign(Algorithm::HS256, &claims, "another-secret-that-is-long-enough-123");
+    let none = format!(
+        "{}.{}.",
+        b64(&json!({"alg": "none", "typ": "JWT"})),
+        b64(&claims)
+    );
+    let none_upper = format!(
+        "{}.{}.",
+        b64(&json!({"alg": "NONE", "typ": "JWT"})),
+        b64(&claims)
+    );
+    let wrong_key = sign(
+        Algorithm::HS256,
+        &claims,
+        "another-secret-that-is-long-enough-123",
+    );
     let other_alg = sign(Algorithm::HS512, &claims, &secret);
     let expired = sign(
         Algorithm::HS256,
         &json!({"sub": user.id, "iat": now - 7200, "exp": now - 3600, "jti": uuid::Uuid::new_v4()}),
         &secret,
     );
-    let no_exp = sign(Algorithm::HS256, &json!({"sub": user.id, "iat": now, "jti": uuid::Uuid::new_v4()}), &secret);
-    let no_jti = sign(Algorithm::HS256, &json!({"sub": user.id, "iat": now, "exp": now + 3600}), &secret);
-    let bad_sub = sign(Algorithm::HS256, &json!({"sub": "root", "iat": now, "exp": now + 3600, "jti": uuid::Uuid::new_v4()}), &secret);
+    let no_exp = sign(
+        Algorithm::HS256,
+        &json!({"sub": user.id, "iat": now, "jti": uuid::Uuid::new_v4()}),
+        &secret,
+    );
+    let no_jti = sign(
+        Algorithm::HS256,
+        &json!({"sub": user.id, "iat": now, "exp": now + 3600}),
+        &secret,
+    );
+    let bad_sub = sign(
+        Algorithm::HS256,
+        &json!({"sub": "root", "iat": now, "exp": now + 3600, "jti": uuid::Uuid::new_v4()}),
+        &secret,
+    );
     let mut flipped = good.clone().into_bytes();
     let last = flipped.len() - 2;
     flipped[last] = if flipped[last] == b'A' { b'B' } else { b'A' };
     let flipped = String::from_utf8(flipped).unwrap();
     let mut forged_claims = good.split('.').map(str::to_string).collect::<Vec<_>>();
-    forged_claims[1] = b64(&json!({"sub": uuid::Uuid::new_v4(), "iat": now, "exp": now + 3600, "jti": uuid::Uuid::new_v4()}));
+    forged_claims[1] = b64(
+        &json!({"sub": uuid::Uuid::new_v4(), "iat": now, "exp": now + 3600, "jti": uuid::Uuid::new_v4()}),
+    );
     let forged_claims = forged_claims.join(".");
 
     for (what, token) in [
@@ -299,7 +473,11 @@ async fn tampered_tokens_are_invalid(app: TestApp) {
         ("flipped signature", flipped),
         ("swapped claims", forged_claims),
     ] {
-        let response = app.api(Method::GET, "/auth/me", Some(&token)).send().await.unwrap();
+        let response = app
+            .api(Method::GET, "/auth/me", Some(&token))
+            .send()
+            .await
+            .unwrap();
         let status = response.status();
         let body: Value = response.json().await.unwrap();
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{what}: {body}");
@@ -309,8 +487,13 @@ async fn tampered_tokens_are_invalid(app: TestApp) {
 
 async fn token_of_a_deleted_user_is_invalid(app: TestApp) {
     let user = app.signup("Grace").await;
-    app.sql_for_user("DELETE FROM users WHERE id = $1", &user.id).await;
-    let response = app.api(Method::GET, "/tasks", Some(&user.token)).send().await.unwrap();
+    app.sql_for_user("DELETE FROM users WHERE id = $1", &user.id)
+        .await;
+    let response = app
+        .api(Method::GET, "/tasks", Some(&user.token))
+        .send()
+        .await
+        .unwrap();
     expect_error(response, StatusCode::UNAUTHORIZED, "INVALID_TOKEN").await;
 }
 
@@ -330,7 +513,10 @@ async fn outdated_password_hash_is_upgraded_on_signin(app: TestApp) {
         .unwrap();
     expect_json(response, StatusCode::OK).await;
     let after = app.sql_for_user(hash_sql, &user.id).await.unwrap();
-    assert!(after.starts_with("$argon2id$") && after.contains("m=512,t=1"), "{after}");
+    assert!(
+        after.starts_with("$argon2id$") && after.contains("m=512,t=1"),
+        "{after}"
+    );
     // The upgraded hash still signs in, on either instance.
     let response = app
         .api(Method::POST, "/auth/signin", None)
@@ -351,7 +537,13 @@ async fn seed_paths_under_api_work_too(app: TestApp) {
         .unwrap();
     let body = expect_json(response, StatusCode::CREATED).await;
     let token = body["token"].as_str().unwrap();
-    let response = app.client.get(app.url("/api/auth/me")).bearer_auth(token).send().await.unwrap();
+    let response = app
+        .client
+        .get(app.url("/api/auth/me"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
     expect_json(response, StatusCode::OK).await;
     let response = app
         .client
@@ -369,5 +561,8 @@ async fn seed_paths_under_api_work_too(app: TestApp) {
         .send()
         .await
         .unwrap();
-    assert_eq!(expect_json(response, StatusCode::OK).await["title"], "From the old front-end");
+    assert_eq!(
+        expect_json(response, StatusCode::OK).await["title"],
+        "From the old front-end"
+    );
 }

@@ -50,15 +50,19 @@ impl Drop for PgDatabase {
         let name = self.name.clone();
         // Drop runs outside any runtime guarantee: use a small one of our own.
         let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
                 return;
             };
             rt.block_on(async move {
                 use sqlx::Connection;
                 if let Ok(mut conn) = sqlx::PgConnection::connect(&postgres_admin_url()).await {
-                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                        .execute(&mut conn)
-                        .await;
+                    let _ =
+                        sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                            .execute(&mut conn)
+                            .await;
                 }
             });
         })
@@ -68,7 +72,7 @@ impl Drop for PgDatabase {
 
 pub struct TestApp {
     // Declared first so it stops before the database is dropped.
-    server: Server,
+    _server: Server,
     pub backend: Backend,
     pub address: String,
     pub client: reqwest::Client,
@@ -180,7 +184,7 @@ impl TestApp {
             database_url,
             _data_dir: data_dir,
             _pg: pg,
-            server,
+            _server: server,
         }
     }
 
@@ -190,7 +194,9 @@ impl TestApp {
 
     /// A request to `/api/v1{path}`, with the bearer token when given.
     pub fn api(&self, method: Method, path: &str, token: Option<&str>) -> RequestBuilder {
-        let request = self.client.request(method, self.url(&format!("/api/v1{path}")));
+        let request = self
+            .client
+            .request(method, self.url(&format!("/api/v1{path}")));
         match token {
             Some(token) => request.bearer_auth(token),
             None => request,
@@ -216,8 +222,11 @@ impl TestApp {
 
     /// A new user with a name and e-mail derived from `who` (letters only).
     pub async fn signup(&self, who: &str) -> TestUser {
-        self.signup_as(&format!("{who} Tester"), &format!("{}@example.com", who.to_lowercase()))
-            .await
+        self.signup_as(
+            &format!("{who} Tester"),
+            &format!("{}@example.com", who.to_lowercase()),
+        )
+        .await
     }
 
     pub async fn create_task(&self, user: &TestUser, body: Value) -> Value {
@@ -238,13 +247,25 @@ impl TestApp {
         let id = uuid::Uuid::parse_str(user_id).expect("uuid");
         match self.backend {
             Backend::Postgres => {
-                let mut conn = sqlx::PgConnection::connect(&self.database_url).await.expect("connect");
-                let row = sqlx::query(sql).bind(id).fetch_optional(&mut conn).await.expect("sql");
+                let mut conn = sqlx::PgConnection::connect(&self.database_url)
+                    .await
+                    .expect("connect");
+                let row = sqlx::query(sql)
+                    .bind(id)
+                    .fetch_optional(&mut conn)
+                    .await
+                    .expect("sql");
                 row.and_then(|r| r.try_get::<String, _>(0).ok())
             }
             Backend::Sqlite => {
-                let mut conn = sqlx::SqliteConnection::connect(&self.database_url).await.expect("connect");
-                let row = sqlx::query(sql).bind(id).fetch_optional(&mut conn).await.expect("sql");
+                let mut conn = sqlx::SqliteConnection::connect(&self.database_url)
+                    .await
+                    .expect("connect");
+                let row = sqlx::query(sql)
+                    .bind(id)
+                    .fetch_optional(&mut conn)
+                    .await
+                    .expect("sql");
                 row.and_then(|r| r.try_get::<String, _>(0).ok())
             }
         }
@@ -268,7 +289,12 @@ pub async fn expect_error(response: Response, status: StatusCode, code: &str) ->
     let body = expect_json(response, status).await;
     assert_eq!(body["success"], json!(false), "envelope: {body}");
     assert_eq!(body["error"]["code"], json!(code), "envelope: {body}");
-    assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "envelope: {body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "envelope: {body}"
+    );
     body
 }
 

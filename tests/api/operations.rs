@@ -24,11 +24,24 @@ per_backend!(host_header_is_checked, graceful_shutdown_stops_serving);
 async fn health_reports_the_database(app: TestApp) {
     let response = app.client.get(app.url("/health")).send().await.unwrap();
     let body = expect_json(response, StatusCode::OK).await;
-    assert_eq!(body, json!({"status": "ok", "version": env!("CARGO_PKG_VERSION"), "database": "ok"}));
-    let response = app.client.get(app.url("/health/live")).send().await.unwrap();
+    assert_eq!(
+        body,
+        json!({"status": "ok", "version": env!("CARGO_PKG_VERSION"), "database": "ok"})
+    );
+    let response = app
+        .client
+        .get(app.url("/health/live"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     // Health sits at the root, not under the API prefix.
-    let response = app.client.get(app.url("/api/v1/health")).send().await.unwrap();
+    let response = app
+        .client
+        .get(app.url("/api/v1/health"))
+        .send()
+        .await
+        .unwrap();
     expect_error(response, StatusCode::NOT_FOUND, "RESOURCE_NOT_FOUND").await;
 }
 
@@ -43,13 +56,25 @@ async fn health_is_503_when_postgres_is_gone() {
     config.jwt_secret = Some(Secret::new("s".repeat(40)));
     let server = crate::helpers::Server::start(&config).await;
     let client = reqwest::Client::new();
-    let response = client.get(format!("{}/health", server.address)).send().await.unwrap();
+    let response = client
+        .get(format!("{}/health", server.address))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     drop(db); // DROP DATABASE ... WITH (FORCE): every connection of the server is cut.
-    let response = client.get(format!("{}/health", server.address)).send().await.unwrap();
+    let response = client
+        .get(format!("{}/health", server.address))
+        .send()
+        .await
+        .unwrap();
     let body = expect_json(response, StatusCode::SERVICE_UNAVAILABLE).await;
     assert_eq!(body["database"], "unavailable");
-    let response = client.get(format!("{}/health/live", server.address)).send().await.unwrap();
+    let response = client
+        .get(format!("{}/health/live", server.address))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
 }
 
@@ -61,7 +86,10 @@ async fn postgres_without_a_jwt_secret_refuses_to_start() {
     config.database_url = Some(db.url.parse().unwrap());
     config.jwt_secret = None;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let error = App::build_with_listener(&config, listener).await.err().expect("must fail");
+    let error = App::build_with_listener(&config, listener)
+        .await
+        .err()
+        .expect("must fail");
     assert!(error.to_string().contains("JWT_SECRET"), "{error}");
 }
 
@@ -91,7 +119,10 @@ async fn request_ids_are_echoed_or_generated(app: TestApp) {
     let mut seen = BTreeSet::new();
     for path in ["/health", "/api/v1/tasks", "/no/such/route"] {
         let response = app.client.get(app.url(path)).send().await.unwrap();
-        let id = response.headers()["x-request-id"].to_str().unwrap().to_string();
+        let id = response.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_string();
         assert!(uuid::Uuid::parse_str(&id).is_ok(), "{path}: {id}");
         seen.insert(id);
     }
@@ -99,22 +130,52 @@ async fn request_ids_are_echoed_or_generated(app: TestApp) {
 }
 
 async fn unknown_routes_and_methods_use_the_envelope(app: TestApp) {
-    let response = app.client.get(app.url("/api/v1/nope")).send().await.unwrap();
+    let response = app
+        .client
+        .get(app.url("/api/v1/nope"))
+        .send()
+        .await
+        .unwrap();
     expect_error(response, StatusCode::NOT_FOUND, "RESOURCE_NOT_FOUND").await;
-    let response = app.client.get(app.url("/totally/elsewhere")).send().await.unwrap();
+    let response = app
+        .client
+        .get(app.url("/totally/elsewhere"))
+        .send()
+        .await
+        .unwrap();
     expect_error(response, StatusCode::NOT_FOUND, "RESOURCE_NOT_FOUND").await;
-    let response = app.client.delete(app.url("/api/v1/auth/me")).send().await.unwrap();
+    let response = app
+        .client
+        .delete(app.url("/api/v1/auth/me"))
+        .send()
+        .await
+        .unwrap();
     let allow = response.headers().get("allow").cloned();
-    expect_error(response, StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED").await;
+    expect_error(
+        response,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "METHOD_NOT_ALLOWED",
+    )
+    .await;
     assert!(allow.is_some_and(|a| a.to_str().unwrap().contains("GET")));
-    let response = app.client.get(app.url("/media/does-not-exist.png")).send().await.unwrap();
+    let response = app
+        .client
+        .get(app.url("/media/does-not-exist.png"))
+        .send()
+        .await
+        .unwrap();
     expect_error(response, StatusCode::NOT_FOUND, "RESOURCE_NOT_FOUND").await;
 }
 
 async fn oversized_json_is_refused(app: TestApp) {
     let user = app.signup("Ada").await;
     let big = json!({"title": "x", "description": "y".repeat(1024 * 1024 + 10)});
-    let response = app.api(Method::POST, "/tasks", Some(&user.token)).json(&big).send().await.unwrap();
+    let response = app
+        .api(Method::POST, "/tasks", Some(&user.token))
+        .json(&big)
+        .send()
+        .await
+        .unwrap();
     expect_error(response, StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE").await;
 }
 
@@ -124,16 +185,31 @@ async fn cors_allows_configured_origins_only(app: TestApp) {
             .request(Method::OPTIONS, app.url("/api/v1/tasks"))
             .header("origin", origin)
             .header("access-control-request-method", "POST")
-            .header("access-control-request-headers", "authorization,content-type")
+            .header(
+                "access-control-request-headers",
+                "authorization,content-type",
+            )
             .send()
     };
     let response = preflight("http://localhost:3000").await.unwrap();
     assert!(response.status().is_success());
-    assert_eq!(response.headers()["access-control-allow-origin"], "http://localhost:3000");
-    let allowed = response.headers()["access-control-allow-methods"].to_str().unwrap().to_string();
-    assert!(allowed.contains("PATCH") && allowed.contains("DELETE"), "{allowed}");
+    assert_eq!(
+        response.headers()["access-control-allow-origin"],
+        "http://localhost:3000"
+    );
+    let allowed = response.headers()["access-control-allow-methods"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        allowed.contains("PATCH") && allowed.contains("DELETE"),
+        "{allowed}"
+    );
     let response = preflight("https://evil.example").await.unwrap();
-    assert!(response.headers().get("access-control-allow-origin").is_none());
+    assert!(response
+        .headers()
+        .get("access-control-allow-origin")
+        .is_none());
     let response = app
         .client
         .get(app.url("/health"))
@@ -141,13 +217,28 @@ async fn cors_allows_configured_origins_only(app: TestApp) {
         .send()
         .await
         .unwrap();
-    let exposed = response.headers()["access-control-expose-headers"].to_str().unwrap().to_lowercase();
-    assert!(exposed.contains("x-total-count") && exposed.contains("x-unread-count"), "{exposed}");
+    let exposed = response.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_lowercase();
+    assert!(
+        exposed.contains("x-total-count") && exposed.contains("x-unread-count"),
+        "{exposed}"
+    );
 }
 
 async fn host_header_is_checked(backend: Backend) {
-    let app = TestApp::spawn_with(backend, |c| c.allowed_hosts = vec!["api.example.com".into()]).await;
-    let response = app.client.get(app.url("/health")).header("host", "evil.example").send().await.unwrap();
+    let app = TestApp::spawn_with(backend, |c| {
+        c.allowed_hosts = vec!["api.example.com".into()]
+    })
+    .await;
+    let response = app
+        .client
+        .get(app.url("/health"))
+        .header("host", "evil.example")
+        .send()
+        .await
+        .unwrap();
     expect_error(response, StatusCode::BAD_REQUEST, "BAD_REQUEST").await;
     let response = app
         .client
@@ -162,17 +253,28 @@ async fn host_header_is_checked(backend: Backend) {
 async fn graceful_shutdown_stops_serving(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = App::build_with_listener(&app.config, listener).await.unwrap();
+    let server = App::build_with_listener(&app.config, listener)
+        .await
+        .unwrap();
     let address = format!("http://127.0.0.1:{}", server.port());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let running = tokio::spawn(server.run(async move {
         let _ = stopped.await;
     }));
-    let response = app.client.get(format!("{address}/health")).send().await.unwrap();
+    let response = app
+        .client
+        .get(format!("{address}/health"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     stop.send(()).unwrap();
     running.await.unwrap().unwrap();
-    assert!(reqwest::Client::new().get(format!("{address}/health")).send().await.is_err());
+    assert!(reqwest::Client::new()
+        .get(format!("{address}/health"))
+        .send()
+        .await
+        .is_err());
 }
 
 /// Every route of the contract, as the OpenAPI document must list it.
@@ -201,16 +303,27 @@ const ROUTES: &[(&str, &str)] = &[
     ("put", "/api/v1/profile"),
     ("post", "/api/v1/profile/upload-photo"),
     ("delete", "/api/v1/profile/photo"),
+    ("get", "/api/v1/events"),
     ("get", "/health"),
     ("get", "/health/live"),
 ];
 
 async fn openapi_document_lists_every_route(app: TestApp) {
-    let response = app.client.get(app.url("/api/v1/openapi.json")).send().await.unwrap();
+    let response = app
+        .client
+        .get(app.url("/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap();
     let doc = expect_json(response, StatusCode::OK).await;
-    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"), "{}", doc["openapi"]);
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        doc["openapi"]
+    );
     // It parses as an OpenAPI document, not just as JSON.
-    let parsed: utoipa::openapi::OpenApi = serde_json::from_value(doc.clone()).expect("valid OpenAPI");
+    let parsed: utoipa::openapi::OpenApi =
+        serde_json::from_value(doc.clone()).expect("valid OpenAPI");
     assert_eq!(parsed.info.title, "taskstream");
     let paths = doc["paths"].as_object().unwrap();
     let mut listed = BTreeSet::new();
@@ -219,16 +332,30 @@ async fn openapi_document_lists_every_route(app: TestApp) {
             listed.insert((method.clone(), path.clone()));
         }
     }
-    let expected: BTreeSet<(String, String)> =
-        ROUTES.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
+    let expected: BTreeSet<(String, String)> = ROUTES
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
     assert_eq!(listed, expected);
-    assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
     assert!(doc["components"]["schemas"]["ErrorEnvelope"].is_object());
     // Protected operations declare the bearer scheme; sign-up does not.
-    assert_eq!(doc["paths"]["/api/v1/tasks"]["get"]["security"], json!([{"bearer": []}]));
-    assert_eq!(doc["paths"]["/api/v1/auth/signup"]["post"]["security"], Value::Null);
+    assert_eq!(
+        doc["paths"]["/api/v1/tasks"]["get"]["security"],
+        json!([{"bearer": []}])
+    );
+    assert_eq!(
+        doc["paths"]["/api/v1/auth/signup"]["post"]["security"],
+        Value::Null
+    );
     // And the document the code generates is the one served.
-    assert_eq!(serde_json::to_value(taskstream::http::openapi()).unwrap(), doc);
+    assert_eq!(
+        serde_json::to_value(taskstream::http::openapi()).unwrap(),
+        doc
+    );
 }
 
 async fn docs_page_is_served(app: TestApp) {
@@ -238,13 +365,20 @@ async fn docs_page_is_served(app: TestApp) {
     assert!(html.contains("swagger-ui"), "{html}");
     // The page's assets are served locally (no CDN).
     assert!(!html.contains("https://"), "no external assets: {html}");
-    let response = app.client.get(app.url("/docs/swagger-ui-bundle.js")).send().await.unwrap();
+    let response = app
+        .client
+        .get(app.url("/docs/swagger-ui-bundle.js"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
 }
 
 async fn instances_share_the_secret_and_the_data(app: TestApp) {
     let user = app.signup("Ada").await;
-    let task = app.create_task(&user, json!({"title": "Seen everywhere"})).await;
+    let task = app
+        .create_task(&user, json!({"title": "Seen everywhere"}))
+        .await;
     let other = app.spawn_sibling(|_| {}).await;
     let response = app
         .client

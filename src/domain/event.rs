@@ -1,0 +1,135 @@
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+/// What happened, as named in the WebSocket protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+pub enum EventKind {
+    #[serde(rename = "task.created")]
+    TaskCreated,
+    #[serde(rename = "task.updated")]
+    TaskUpdated,
+    #[serde(rename = "task.completed")]
+    TaskCompleted,
+    #[serde(rename = "task.pending")]
+    TaskPending,
+    #[serde(rename = "task.deleted")]
+    TaskDeleted,
+    #[serde(rename = "task.restored")]
+    TaskRestored,
+    #[serde(rename = "task.purged")]
+    TaskPurged,
+    #[serde(rename = "notification.created")]
+    NotificationCreated,
+    #[serde(rename = "notification.updated")]
+    NotificationUpdated,
+    #[serde(rename = "notification.deleted")]
+    NotificationDeleted,
+    #[serde(rename = "notifications.read_all")]
+    NotificationsReadAll,
+    #[serde(rename = "profile.updated")]
+    ProfileUpdated,
+}
+
+impl EventKind {
+    pub const ALL: [Self; 12] = [
+        Self::TaskCreated,
+        Self::TaskUpdated,
+        Self::TaskCompleted,
+        Self::TaskPending,
+        Self::TaskDeleted,
+        Self::TaskRestored,
+        Self::TaskPurged,
+        Self::NotificationCreated,
+        Self::NotificationUpdated,
+        Self::NotificationDeleted,
+        Self::NotificationsReadAll,
+        Self::ProfileUpdated,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::TaskCreated => "task.created",
+            Self::TaskUpdated => "task.updated",
+            Self::TaskCompleted => "task.completed",
+            Self::TaskPending => "task.pending",
+            Self::TaskDeleted => "task.deleted",
+            Self::TaskRestored => "task.restored",
+            Self::TaskPurged => "task.purged",
+            Self::NotificationCreated => "notification.created",
+            Self::NotificationUpdated => "notification.updated",
+            Self::NotificationDeleted => "notification.deleted",
+            Self::NotificationsReadAll => "notifications.read_all",
+            Self::ProfileUpdated => "profile.updated",
+        }
+    }
+}
+
+impl TryFrom<String> for EventKind {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == value)
+            .ok_or_else(|| format!("unknown event kind {value:?}"))
+    }
+}
+
+/// An event about to be appended: the kind and the resource as the REST API shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventDraft {
+    pub kind: EventKind,
+    pub data: Value,
+}
+
+impl EventDraft {
+    pub fn new(kind: EventKind, data: &impl Serialize) -> Self {
+        Self {
+            kind,
+            // Serialising our own records cannot fail; an error would be a bug.
+            data: serde_json::to_value(data).unwrap_or(Value::Null),
+        }
+    }
+}
+
+/// One entry of a user's event stream, serialised exactly as the socket sends it:
+/// `{"type": "event", "seq", "event", "at", "data"}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Event {
+    /// Always `event`.
+    #[serde(rename = "type", default = "event_tag")]
+    #[schema(value_type = String)]
+    pub message_type: EventTag,
+    /// Position in the user's stream: 1, 2, 3, … with no gaps.
+    pub seq: i64,
+    #[serde(rename = "event")]
+    pub kind: EventKind,
+    /// When the change was committed (RFC 3339, UTC).
+    pub at: DateTime<Utc>,
+    /// The resource as the REST API returns it (`{id}` for removals).
+    #[schema(value_type = Object)]
+    pub data: Value,
+}
+
+impl Event {
+    pub fn new(seq: i64, kind: EventKind, at: DateTime<Utc>, data: Value) -> Self {
+        Self {
+            message_type: EventTag::Event,
+            seq,
+            kind,
+            at,
+            data,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventTag {
+    Event,
+}
+
+fn event_tag() -> EventTag {
+    EventTag::Event
+}

@@ -1,0 +1,53 @@
+//! `GET /events`: the user's event stream over plain HTTP, for clients that poll or resync.
+
+use axum::extract::State;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::extract::{AuthUser, Json, QueryPairs};
+use super::parse_int;
+use crate::domain::{Event, Violations};
+use crate::error::{ErrorEnvelope, Result};
+use crate::service::events::{self, MAX_PAGE};
+use crate::service::Services;
+
+pub fn router() -> OpenApiRouter<Services> {
+    OpenApiRouter::new().routes(routes!(list_events))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventPage {
+    /// Event messages exactly as the WebSocket sends them, in seq order.
+    events: Vec<Event>,
+    /// The user's latest seq.
+    last_seq: i64,
+}
+
+/// The caller's events after `since`, in order.
+#[utoipa::path(get, path = "/events", tag = "events",
+    params(
+        ("since" = Option<i64>, Query, description = "Return events with seq > since (default 0)"),
+        ("limit" = Option<i64>, Query, description = "1–1000, default 100"),
+    ),
+    responses(
+        (status = 200, description = "The events", body = EventPage),
+        (status = 401, description = "Not authenticated", body = ErrorEnvelope),
+        (status = 410, description = "Events after `since` are past retention (`EVENTS_EXPIRED`, with a top-level `last_seq`): reload through REST and continue from `last_seq`", body = ErrorEnvelope),
+        (status = 422, description = "Invalid query", body = ErrorEnvelope),
+    ),
+    security(("bearer" = [])))]
+async fn list_events(
+    State(svc): State<Services>,
+    AuthUser(auth): AuthUser,
+    query: QueryPairs,
+) -> Result<Json<EventPage>> {
+    let mut v = Violations::new();
+    let since = query.single_or_record("since", &mut v);
+    let limit = query.single_or_record("limit", &mut v);
+    let since = v.check("since", parse_int(since, 0, 0, i64::MAX));
+    let limit = v.check("limit", parse_int(limit, 100, 1, MAX_PAGE));
+    let (since, limit) = v.finish(|| Some((since?, limit?)))?;
+    let (events, last_seq) = events::after(&svc, auth.user_id, since, limit).await?;
+    Ok(Json(EventPage { events, last_seq }))
+}

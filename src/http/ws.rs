@@ -1,0 +1,66 @@
+//! `GET /ws`: the WebSocket upgrade. A token in the `Authorization` header is checked
+//! here (a bad one is refused with 401 before any upgrade); without one, the socket must
+//! authenticate with its first message. The protocol itself is in `realtime::connection`
+//! and documented in `protocol/`.
+
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::State;
+use axum::http::header::AUTHORIZATION;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+
+use super::extract::{bearer_token, QueryPairs};
+use super::parse_int;
+use crate::domain::Violations;
+use crate::error::{Error, Result};
+use crate::realtime::connection;
+use crate::service::{accounts, Services};
+
+pub fn router() -> Router<Services> {
+    Router::new().route("/ws", get(upgrade))
+}
+
+/// tungstenite's own cap; messages between 64 KiB and this are refused by the protocol
+/// (4400) rather than by a protocol error.
+const MAX_FRAME: usize = 1024 * 1024;
+
+async fn upgrade(
+    State(svc): State<Services>,
+    headers: HeaderMap,
+    query: QueryPairs,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response> {
+    let mut v = Violations::new();
+    let since = query.single_or_record("since", &mut v);
+    let since = v.check(
+        "since",
+        since
+            .map(|s| parse_int(Some(s), 0, 0, i64::MAX))
+            .transpose(),
+    );
+    let since = v.finish(|| since)?;
+    let auth = if headers.contains_key(AUTHORIZATION) {
+        Some(accounts::authenticate(&svc, bearer_token(&headers)?).await?)
+    } else {
+        None
+    };
+    let ws = ws.map_err(|rejection| {
+        Error::BadRequest(format!("Expected a WebSocket upgrade: {rejection}"))
+    })?;
+    let slot =
+        svc.realtime.hub.try_slot().ok_or_else(|| {
+            Error::Unavailable("Too many open connections; try again later".into())
+        })?;
+    Ok(ws
+        // Small buffers: most sockets are idle most of the time, and every byte counts
+        // at tens of thousands of sockets.
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_write_buffer_size(1024 * 1024)
+        .max_message_size(MAX_FRAME)
+        .max_frame_size(MAX_FRAME)
+        .on_upgrade(move |socket| connection::serve(socket, svc, auth, since, slot)))
+}

@@ -1,0 +1,91 @@
+//! PostgreSQL LISTEN/NOTIFY: `pg_notify` inside the writing transaction (so it fires only
+//! on commit), one dedicated LISTEN connection per instance, and a resync after every
+//! reconnection because notifications sent meanwhile are gone.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use sqlx::postgres::PgListener;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use super::{backoff, receive, BusMessage, EventBus};
+use crate::config::DatabaseUrl;
+use crate::realtime::hub::Hub;
+use crate::store::StoreTx;
+
+pub const CHANNEL: &str = "taskstream_events";
+/// NOTIFY payloads must stay under 8000 bytes; bigger messages go as a reference only.
+const MAX_PAYLOAD: usize = 7_900;
+
+pub struct PostgresBus {
+    url: DatabaseUrl,
+    instance: Uuid,
+}
+
+impl PostgresBus {
+    pub fn new(url: DatabaseUrl, instance: Uuid) -> Self {
+        Self { url, instance }
+    }
+
+    async fn listen(&self) -> Result<PgListener, sqlx::Error> {
+        let mut listener = PgListener::connect(self.url.expose()).await?;
+        listener.listen(CHANNEL).await?;
+        Ok(listener)
+    }
+}
+
+#[async_trait]
+impl EventBus for PostgresBus {
+    fn name(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn before_commit(
+        &self,
+        tx: &mut dyn StoreTx,
+        message: &BusMessage,
+    ) -> anyhow::Result<()> {
+        tx.notify(CHANNEL, &message.encode(MAX_PAYLOAD)).await?;
+        Ok(())
+    }
+
+    fn after_commit(self: Arc<Self>, _message: &Arc<BusMessage>) {}
+
+    async fn run(self: Arc<Self>, hub: Arc<Hub>, resync: mpsc::Sender<()>) {
+        let mut attempt = 0;
+        loop {
+            let mut listener = match self.listen().await {
+                Ok(listener) => listener,
+                Err(err) => {
+                    tracing::warn!(error = %err, "event bus: cannot LISTEN; retrying");
+                    tokio::time::sleep(backoff(attempt)).await;
+                    attempt += 1;
+                    continue;
+                }
+            };
+            if attempt > 0 {
+                tracing::info!("event bus: LISTEN connection re-established");
+            }
+            attempt = 0;
+            let _ = resync.try_send(());
+            // `try_recv` reports a lost connection as `Ok(None)` instead of silently
+            // reconnecting, so the resync above runs after every reconnection.
+            loop {
+                match listener.try_recv().await {
+                    Ok(Some(notification)) => receive(&hub, self.instance, notification.payload()),
+                    Ok(None) => {
+                        tracing::warn!("event bus: LISTEN connection lost; reconnecting");
+                        break;
+                    }
+                    Err(err) => {
+                        tracing::warn!(error = %err, "event bus: LISTEN failed; reconnecting");
+                        break;
+                    }
+                }
+            }
+            attempt += 1;
+            tokio::time::sleep(backoff(0)).await;
+        }
+    }
+}

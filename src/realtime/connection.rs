@@ -1,0 +1,515 @@
+//! One WebSocket, from authentication to close.
+//!
+//! A single task owns the socket. It keeps `last_sent`, the seq of the last event the
+//! client got, and only ever sends `last_sent + 1` next: events that arrive ahead of it
+//! trigger a read of the gap from the table, events at or below it are dropped. That is
+//! what makes delivery gap-free and duplicate-free whatever the bus does.
+
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use chrono::Utc;
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use tokio::time::{sleep_until, Instant};
+use uuid::Uuid;
+
+use super::hub::{CloseReason, ConnInbox, Hub, RegisterError, Signal, Slot};
+use super::protocol::{close, ClientMessage, ServerMessage, MAX_CLIENT_MESSAGE};
+use crate::auth::Claims;
+use crate::domain::{Event, EventKind};
+use crate::service::{accounts, Authenticated, Services};
+use crate::store::TokenState;
+
+/// A write that takes longer than this means the client is gone or hopelessly slow.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Events read from the table per query when catching up.
+const PAGE: i64 = 500;
+
+type Sink = SplitSink<WebSocket, Message>;
+type Stream = SplitStream<WebSocket>;
+
+/// Runs one upgraded socket. `auth` is set when the upgrade request carried a valid
+/// token; otherwise the first message must authenticate.
+pub async fn serve(
+    socket: WebSocket,
+    svc: Services,
+    auth: Option<Authenticated>,
+    since: Option<i64>,
+    slot: Slot,
+) {
+    let (mut sink, mut stream) = socket.split();
+    let realtime = svc.realtime.clone();
+    let (auth, since) = match auth {
+        Some(auth) => (auth, since),
+        None => match authenticate_first_message(&mut stream, &svc, realtime.settings.auth_timeout)
+            .await
+        {
+            Ok((auth, from_message)) => (auth, from_message.or(since)),
+            Err(reason) => {
+                send_close(&mut sink, reason).await;
+                return;
+            }
+        },
+    };
+    let (handle, inbox) = match realtime.hub.register(auth.user_id) {
+        Ok(registered) => registered,
+        Err(RegisterError::TooManyForUser) => {
+            let limit = realtime.settings.limits.per_user;
+            send_close(
+                &mut sink,
+                CloseReason::new(
+                    close::TOO_MANY_CONNECTIONS,
+                    "TOO_MANY_CONNECTIONS",
+                    format!("This user already has {limit} open connections"),
+                ),
+            )
+            .await;
+            return;
+        }
+        Err(RegisterError::ShuttingDown) => {
+            send_close(
+                &mut sink,
+                CloseReason::new(
+                    close::SERVER_RESTARTING,
+                    "SERVER_RESTARTING",
+                    "The server is restarting",
+                ),
+            )
+            .await;
+            return;
+        }
+    };
+    let _registration = Registration {
+        hub: &realtime.hub,
+        user_id: auth.user_id,
+        conn_id: handle.id,
+    };
+    let mut conn = Connection {
+        sink,
+        stream,
+        inbox,
+        svc: &svc,
+        id: handle.id,
+        user_id: auth.user_id,
+        claims: auth.claims,
+        last_sent: 0,
+    };
+    if let Some(reason) = conn.run(since).await {
+        send_close(&mut conn.sink, reason).await;
+    }
+    drop(slot);
+}
+
+/// Removes the connection from the hub however the task ends.
+struct Registration<'a> {
+    hub: &'a Hub,
+    user_id: Uuid,
+    conn_id: Uuid,
+}
+
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        self.hub.unregister(self.user_id, self.conn_id);
+    }
+}
+
+/// Waits for `{"type": "auth", "token", "since"?}`; anything else, or nothing in time,
+/// is an authentication failure (4401).
+async fn authenticate_first_message(
+    stream: &mut Stream,
+    svc: &Services,
+    timeout: Duration,
+) -> Result<(Authenticated, Option<i64>), CloseReason> {
+    let failed = |message: &str| CloseReason::new(close::AUTH_FAILED, "AUTH_FAILED", message);
+    let deadline = Instant::now() + timeout;
+    loop {
+        let next = tokio::time::timeout_at(deadline, stream.next()).await;
+        let message = match next {
+            Err(_) => {
+                return Err(failed("No auth message arrived in time"));
+            }
+            Ok(None) | Ok(Some(Err(_))) => {
+                return Err(CloseReason {
+                    code: close::AUTH_FAILED,
+                    error: None,
+                });
+            }
+            Ok(Some(Ok(message))) => message,
+        };
+        match message {
+            Message::Ping(_) | Message::Pong(_) => continue,
+            Message::Text(text) if text.len() <= MAX_CLIENT_MESSAGE => {
+                return match serde_json::from_str::<ClientMessage>(&text) {
+                    Ok(ClientMessage::Auth { token, since }) => accounts::authenticate(svc, &token)
+                        .await
+                        .map(|auth| (auth, since))
+                        .map_err(|_| failed("The token is invalid, expired or revoked")),
+                    _ => Err(failed(
+                        "The first message must be {\"type\": \"auth\", \"token\": ...}",
+                    )),
+                };
+            }
+            _ => {
+                return Err(failed(
+                    "The first message must be {\"type\": \"auth\", \"token\": ...}",
+                ))
+            }
+        }
+    }
+}
+
+/// Sends the reason's error message (if any) and the close frame, giving up quietly on a
+/// socket that is already gone.
+async fn send_close(sink: &mut Sink, reason: CloseReason) {
+    if let Some((code, message)) = reason.error {
+        let text = json(&ServerMessage::error(code, message));
+        let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.send(Message::Text(text))).await;
+    }
+    let frame = CloseFrame {
+        code: reason.code,
+        reason: Utf8Bytes::from_static(""),
+    };
+    let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.send(Message::Close(Some(frame)))).await;
+    let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.close()).await;
+}
+
+fn json(message: &impl serde::Serialize) -> Utf8Bytes {
+    Utf8Bytes::from(serde_json::to_string(message).unwrap_or_default())
+}
+
+/// How the loop ends: closed by us for a reason, or the peer is gone (a write failed or
+/// timed out, or it closed), so there is no one to tell.
+enum End {
+    Close(CloseReason),
+    Gone,
+}
+
+struct Connection<'a> {
+    sink: Sink,
+    stream: Stream,
+    inbox: ConnInbox,
+    svc: &'a Services,
+    id: Uuid,
+    user_id: Uuid,
+    claims: Claims,
+    last_sent: i64,
+}
+
+impl Connection<'_> {
+    /// Sends one frame. A client that stops reading blocks this; a close request (such
+    /// as 4008 from the hub when the queue overflows) wins over the blocked write, and a
+    /// write that does not finish within `WRITE_TIMEOUT` means the peer is gone.
+    async fn send(&mut self, message: Message) -> Result<(), End> {
+        tokio::select! {
+            biased;
+            Some(reason) = self.inbox.close.recv() => Err(End::Close(reason)),
+            sent = tokio::time::timeout(WRITE_TIMEOUT, self.sink.send(message)) => match sent {
+                Ok(Ok(())) => Ok(()),
+                _ => Err(End::Gone),
+            },
+        }
+    }
+
+    async fn send_message(&mut self, message: &ServerMessage) -> Result<(), End> {
+        self.send(Message::Text(json(message))).await
+    }
+
+    /// Runs until the socket ends; returns the reason to close with, if we close it.
+    async fn run(&mut self, since: Option<i64>) -> Option<CloseReason> {
+        match self.run_loop(since).await {
+            End::Close(reason) => Some(reason),
+            End::Gone => None,
+        }
+    }
+
+    async fn run_loop(&mut self, since: Option<i64>) -> End {
+        let settings = self.svc.realtime.settings.clone();
+        let Some(bounds) = self.bounds().await else {
+            return End::Close(CloseReason::new(
+                close::AUTH_FAILED,
+                "AUTH_FAILED",
+                "The account no longer exists",
+            ));
+        };
+        self.last_sent = bounds.last_seq;
+        let ready = ServerMessage::Ready {
+            connection_id: self.id,
+            user_id: self.user_id,
+            last_seq: bounds.last_seq,
+            heartbeat_s: settings.heartbeat.as_secs(),
+            token_expires_at: self.claims.expires_at(),
+        };
+        if let Err(end) = self.send_message(&ready).await {
+            return end;
+        }
+        if let Some(since) = since {
+            if let Err(end) = self.resume(since).await {
+                return end;
+            }
+        }
+
+        let mut heartbeat =
+            tokio::time::interval_at(Instant::now() + settings.heartbeat, settings.heartbeat);
+        let mut awaiting_pong = false;
+        let (mut warn_at, mut expire_at) = token_deadlines(&self.claims);
+        let mut warned = false;
+        loop {
+            tokio::select! {
+                biased;
+                Some(reason) = self.inbox.close.recv() => return End::Close(reason),
+                () = sleep_until(expire_at) => {
+                    return End::Close(CloseReason::new(close::TOKEN_EXPIRED, "TOKEN_EXPIRED", "The token expired"));
+                }
+                () = sleep_until(warn_at), if !warned => {
+                    warned = true;
+                    let expiring = ServerMessage::AuthExpiring { token_expires_at: self.claims.expires_at() };
+                    if let Err(end) = self.send_message(&expiring).await {
+                        return end;
+                    }
+                }
+                incoming = self.stream.next() => {
+                    let Some(Ok(message)) = incoming else {
+                        return End::Gone;
+                    };
+                    awaiting_pong = false;
+                    match self.handle_client(message).await {
+                        Ok(Flow::Continue) => {}
+                        Ok(Flow::Refreshed) => {
+                            (warn_at, expire_at) = token_deadlines(&self.claims);
+                            warned = false;
+                        }
+                        Ok(Flow::PeerClosed) => return End::Gone,
+                        Err(end) => return end,
+                    }
+                }
+                Some(signal) = self.inbox.signals.recv() => {
+                    if let Err(end) = self.handle_signal(signal).await {
+                        return end;
+                    }
+                }
+                _ = heartbeat.tick() => {
+                    if awaiting_pong {
+                        return End::Close(CloseReason { code: close::HEARTBEAT_TIMEOUT, error: None });
+                    }
+                    awaiting_pong = true;
+                    if let Err(end) = self.send(Message::Ping(Default::default())).await {
+                        return end;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn bounds(&self) -> Option<crate::store::EventBounds> {
+        match self.svc.store.event_bounds(self.user_id).await {
+            Ok(bounds) => bounds,
+            Err(err) => {
+                tracing::warn!(error = %err, "websocket: cannot read the event stream bounds");
+                None
+            }
+        }
+    }
+
+    /// Replays every stored event after `since`, or sends `reset` when some of them are
+    /// no longer stored; live delivery continues from there.
+    async fn resume(&mut self, since: i64) -> Result<(), End> {
+        let Some(bounds) = self.bounds().await else {
+            return Err(End::Close(CloseReason::new(
+                close::SERVER_RESTARTING,
+                "UNAVAILABLE",
+                "The event stream cannot be read right now; reconnect with since",
+            )));
+        };
+        if bounds.can_replay_from(since) {
+            self.last_sent = since;
+            self.catch_up().await
+        } else {
+            self.last_sent = bounds.last_seq;
+            self.send_message(&ServerMessage::Reset {
+                last_seq: bounds.last_seq,
+            })
+            .await?;
+            // Anything committed since the bounds were read follows as live events.
+            self.catch_up().await
+        }
+    }
+
+    /// Sends every stored event after `last_sent`, page by page.
+    async fn catch_up(&mut self) -> Result<(), End> {
+        loop {
+            let page = match self
+                .svc
+                .store
+                .events_after(self.user_id, self.last_sent, PAGE)
+                .await
+            {
+                Ok(page) => page,
+                Err(err) => {
+                    tracing::warn!(error = %err, "websocket: cannot read events");
+                    return Err(End::Close(CloseReason::new(
+                        close::SERVER_RESTARTING,
+                        "UNAVAILABLE",
+                        "The event stream cannot be read right now; reconnect with since",
+                    )));
+                }
+            };
+            if page.first().is_some_and(|e| e.seq != self.last_sent + 1) {
+                // Pruned under us: the client must reload.
+                let Some(bounds) = self.bounds().await else {
+                    return Err(End::Gone);
+                };
+                self.last_sent = bounds.last_seq;
+                self.send_message(&ServerMessage::Reset {
+                    last_seq: bounds.last_seq,
+                })
+                .await?;
+                continue;
+            }
+            let full = page.len() as i64 == PAGE;
+            self.send_events(&page).await?;
+            if !full {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Sends those of `events` that come next, in order; returns at the first gap.
+    async fn send_events(&mut self, events: &[Event]) -> Result<(), End> {
+        let mut logout_seen = false;
+        for event in events {
+            if event.seq <= self.last_sent {
+                continue;
+            }
+            if event.seq != self.last_sent + 1 {
+                break;
+            }
+            self.send(Message::Text(json(event))).await?;
+            self.last_sent = event.seq;
+            logout_seen |=
+                event.kind == EventKind::NotificationCreated && event.data["type"] == "LOGOUT";
+        }
+        // A logout of this user may have revoked this very token; the bus says so too, but
+        // the event is durable and the bus is not.
+        if logout_seen && self.token_revoked().await {
+            return Err(End::Close(revoked()));
+        }
+        Ok(())
+    }
+
+    async fn token_revoked(&self) -> bool {
+        matches!(
+            self.svc
+                .store
+                .token_state(self.user_id, self.claims.jti)
+                .await,
+            Ok(TokenState::Revoked | TokenState::UserGone)
+        )
+    }
+
+    async fn handle_signal(&mut self, signal: Signal) -> Result<(), End> {
+        let Signal::Events(message) = signal;
+        if message.revoked == Some(self.claims.jti) {
+            return Err(End::Close(revoked()));
+        }
+        if message.last_seq <= self.last_sent {
+            return Ok(());
+        }
+        self.send_events(&message.events).await?;
+        if self.last_sent < message.last_seq {
+            self.catch_up().await?;
+        }
+        Ok(())
+    }
+
+    async fn handle_client(&mut self, message: Message) -> Result<Flow, End> {
+        let text = match message {
+            Message::Text(text) => text,
+            Message::Ping(_) | Message::Pong(_) => return Ok(Flow::Continue),
+            Message::Close(_) => return Ok(Flow::PeerClosed),
+            Message::Binary(_) => return Err(bad_message("Binary frames are not accepted")),
+        };
+        if text.len() > MAX_CLIENT_MESSAGE {
+            return Err(bad_message("Messages are limited to 64 KiB"));
+        }
+        let parsed = serde_json::from_str::<ClientMessage>(&text)
+            .map_err(|e| bad_message(format!("Unrecognised message: {e}")))?;
+        match parsed {
+            ClientMessage::Ping => {
+                self.send_message(&ServerMessage::Pong).await?;
+            }
+            ClientMessage::Resume { since } => self.resume(since).await?,
+            ClientMessage::AuthRefresh { token } => return self.refresh(&token).await,
+            ClientMessage::Auth { .. } => {
+                let error = ServerMessage::error(
+                    "ALREADY_AUTHENTICATED",
+                    "This connection is already authenticated",
+                );
+                self.send_message(&error).await?;
+            }
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// Moves the socket to a new token of the same user.
+    async fn refresh(&mut self, token: &str) -> Result<Flow, End> {
+        match accounts::authenticate(self.svc, token).await {
+            Ok(auth) if auth.user_id == self.user_id => {
+                self.claims = auth.claims;
+                let refreshed = ServerMessage::AuthRefreshed {
+                    token_expires_at: self.claims.expires_at(),
+                };
+                self.send_message(&refreshed).await?;
+                Ok(Flow::Refreshed)
+            }
+            Ok(_) => {
+                let error =
+                    ServerMessage::error("REFRESH_REJECTED", "The token belongs to another user");
+                self.send_message(&error).await?;
+                Ok(Flow::Continue)
+            }
+            Err(_) => {
+                let error = ServerMessage::error(
+                    "REFRESH_REJECTED",
+                    "The token is invalid, expired or revoked",
+                );
+                self.send_message(&error).await?;
+                Ok(Flow::Continue)
+            }
+        }
+    }
+}
+
+enum Flow {
+    Continue,
+    Refreshed,
+    PeerClosed,
+}
+
+fn bad_message(message: impl Into<String>) -> End {
+    End::Close(CloseReason::new(close::BAD_MESSAGE, "BAD_MESSAGE", message))
+}
+
+fn revoked() -> CloseReason {
+    CloseReason::new(
+        close::TOKEN_REVOKED,
+        "TOKEN_REVOKED",
+        "The token was revoked",
+    )
+}
+
+/// When to warn (`auth.expiring`: 60 s before expiry, or half-way for shorter tokens) and
+/// when to close (at expiry), as instants.
+fn token_deadlines(claims: &Claims) -> (Instant, Instant) {
+    let now_unix = Utc::now().timestamp();
+    let lifetime = (claims.exp - claims.iat).max(0) as u64;
+    let lead = 60.min(lifetime / 2);
+    let until_expiry = Duration::from_secs((claims.exp - now_unix).max(0) as u64);
+    let now = Instant::now();
+    let expire_at = now + until_expiry;
+    let warn_at = expire_at
+        .checked_sub(Duration::from_secs(lead))
+        .unwrap_or(now)
+        .max(now);
+    (warn_at, expire_at)
+}

@@ -1,0 +1,246 @@
+//! The hub: which connections this instance holds for each user, and fan-out to them.
+//!
+//! Delivery never waits: each connection has a bounded queue, filled with `try_send`; a
+//! connection whose queue is full is told to close with 4008 (it resumes with `since`).
+//! The map is only touched to add, remove or read senders; no lock is held across an
+//! await.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use dashmap::DashMap;
+use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
+use uuid::Uuid;
+
+use super::bus::BusMessage;
+use super::protocol::close;
+
+/// Why the server closes a connection: the close code, the `error` message's code and
+/// text (sent first), or no message at all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloseReason {
+    pub code: u16,
+    pub error: Option<(&'static str, String)>,
+}
+
+impl CloseReason {
+    pub fn new(code: u16, error_code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            error: Some((error_code, message.into())),
+        }
+    }
+}
+
+/// What a connection's queue carries.
+#[derive(Debug, Clone)]
+pub enum Signal {
+    /// New events for the user (inline, or only their latest seq).
+    Events(Arc<BusMessage>),
+}
+
+/// The hub's handle on one connection.
+#[derive(Debug, Clone)]
+pub struct ConnHandle {
+    pub id: Uuid,
+    signals: mpsc::Sender<Signal>,
+    close: mpsc::Sender<CloseReason>,
+}
+
+impl ConnHandle {
+    /// Asks the connection to close; a connection already closing ignores it.
+    pub fn close(&self, reason: CloseReason) {
+        let _ = self.close.try_send(reason);
+    }
+}
+
+/// What the connection task keeps: its receivers.
+pub struct ConnInbox {
+    pub signals: mpsc::Receiver<Signal>,
+    pub close: mpsc::Receiver<CloseReason>,
+}
+
+#[derive(Debug, Default)]
+struct UserEntry {
+    conns: Vec<ConnHandle>,
+    /// The highest seq this instance has been told about for the user.
+    known_seq: i64,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct HubLimits {
+    pub per_user: usize,
+    pub total: usize,
+    pub queue: usize,
+}
+
+pub struct Hub {
+    users: DashMap<Uuid, UserEntry>,
+    slots: Arc<Semaphore>,
+    limits: HubLimits,
+    connections: AtomicUsize,
+    shutting_down: AtomicBool,
+    emptied: Notify,
+    slow_closes: AtomicI64,
+    stagger: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+/// A connection slot under the global limit; released when dropped.
+#[derive(Debug)]
+pub struct Slot(#[allow(dead_code)] OwnedSemaphorePermit);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegisterError {
+    TooManyForUser,
+    ShuttingDown,
+}
+
+impl Hub {
+    pub fn new(limits: HubLimits) -> Self {
+        Self {
+            users: DashMap::new(),
+            slots: Arc::new(Semaphore::new(limits.total)),
+            limits,
+            connections: AtomicUsize::new(0),
+            shutting_down: AtomicBool::new(false),
+            emptied: Notify::new(),
+            slow_closes: AtomicI64::new(0),
+            stagger: Mutex::new(None),
+        }
+    }
+
+    /// A slot under the global connection limit, if one is free.
+    pub fn try_slot(&self) -> Option<Slot> {
+        if self.shutting_down.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.slots.clone().try_acquire_owned().ok().map(Slot)
+    }
+
+    pub fn connection_count(&self) -> usize {
+        self.connections.load(Ordering::Relaxed)
+    }
+
+    pub fn slow_consumer_closes(&self) -> i64 {
+        self.slow_closes.load(Ordering::Relaxed)
+    }
+
+    /// Adds a connection of `user_id`, unless the user is at the per-user limit.
+    pub fn register(&self, user_id: Uuid) -> Result<(ConnHandle, ConnInbox), RegisterError> {
+        if self.shutting_down.load(Ordering::Relaxed) {
+            return Err(RegisterError::ShuttingDown);
+        }
+        let (signals_tx, signals) = mpsc::channel(self.limits.queue.max(1));
+        let (close_tx, close) = mpsc::channel(1);
+        let handle = ConnHandle {
+            id: Uuid::new_v4(),
+            signals: signals_tx,
+            close: close_tx,
+        };
+        let mut entry = self.users.entry(user_id).or_default();
+        if entry.conns.len() >= self.limits.per_user {
+            return Err(RegisterError::TooManyForUser);
+        }
+        entry.conns.push(handle.clone());
+        drop(entry);
+        self.connections.fetch_add(1, Ordering::Relaxed);
+        Ok((handle, ConnInbox { signals, close }))
+    }
+
+    pub fn unregister(&self, user_id: Uuid, conn_id: Uuid) {
+        let removed = {
+            let Some(mut entry) = self.users.get_mut(&user_id) else {
+                return;
+            };
+            let before = entry.conns.len();
+            entry.conns.retain(|c| c.id != conn_id);
+            before != entry.conns.len()
+        };
+        self.users
+            .remove_if(&user_id, |_, entry| entry.conns.is_empty());
+        if removed && self.connections.fetch_sub(1, Ordering::Relaxed) == 1 {
+            self.emptied.notify_waiters();
+        }
+    }
+
+    /// Hands a bus message to every local connection of its user.
+    pub fn deliver(&self, message: &Arc<BusMessage>) {
+        let Some(mut entry) = self.users.get_mut(&message.user_id) else {
+            return;
+        };
+        entry.known_seq = entry.known_seq.max(message.last_seq);
+        for conn in &entry.conns {
+            match conn.signals.try_send(Signal::Events(message.clone())) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    self.slow_closes.fetch_add(1, Ordering::Relaxed);
+                    conn.close(CloseReason::new(
+                        close::SLOW_CONSUMER,
+                        "SLOW_CONSUMER",
+                        "Too many undelivered events; reconnect with since",
+                    ));
+                }
+                // The connection is going away; its task unregisters it.
+                Err(mpsc::error::TrySendError::Closed(_)) => {}
+            }
+        }
+    }
+
+    /// The users with connections here, and the latest seq the hub knows for each.
+    pub fn connected_users(&self) -> Vec<(Uuid, i64)> {
+        self.users
+            .iter()
+            .map(|entry| (*entry.key(), entry.known_seq))
+            .collect()
+    }
+
+    /// Closes every connection with 1012, spread over `spread` so that clients do not all
+    /// reconnect at the same instant; new connections are refused from now on.
+    pub fn begin_shutdown(self: &Arc<Self>, spread: Duration) {
+        if self.shutting_down.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let handles: Vec<ConnHandle> = self
+            .users
+            .iter()
+            .flat_map(|entry| entry.conns.clone())
+            .collect();
+        let reason = CloseReason::new(
+            close::SERVER_RESTARTING,
+            "SERVER_RESTARTING",
+            "The server is restarting; reconnect with since",
+        );
+        let count = handles.len().max(1) as u32;
+        let step = spread / count;
+        let task = tokio::spawn(async move {
+            for handle in handles {
+                handle.close(reason.clone());
+                if !step.is_zero() {
+                    tokio::time::sleep(step).await;
+                }
+            }
+        });
+        if let Ok(mut stagger) = self.stagger.lock() {
+            *stagger = Some(task);
+        }
+    }
+
+    /// Waits until every connection has gone, or `timeout`.
+    pub async fn wait_empty(&self, timeout: Duration) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while self.connection_count() > 0 {
+            let notified = self.emptied.notified();
+            if self.connection_count() == 0 {
+                break;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                tracing::warn!(
+                    remaining = self.connection_count(),
+                    "shutdown: connections still open after the grace period"
+                );
+                break;
+            }
+        }
+    }
+}

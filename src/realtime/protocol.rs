@@ -1,0 +1,113 @@
+//! The WebSocket protocol's messages and close codes; `protocol/` documents them
+//! (AsyncAPI + JSON Schemas) and the tests check every server message against those.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Close codes the server uses.
+pub mod close {
+    /// The token expired.
+    pub const TOKEN_EXPIRED: u16 = 4001;
+    /// The token was revoked (logout).
+    pub const TOKEN_REVOKED: u16 = 4003;
+    /// The client did not keep up with its events; resume with `since`.
+    pub const SLOW_CONSUMER: u16 = 4008;
+    /// The user already has the maximum number of connections.
+    pub const TOO_MANY_CONNECTIONS: u16 = 4009;
+    /// Authentication failed (bad token in the first message, or none within the timeout).
+    pub const AUTH_FAILED: u16 = 4401;
+    /// A message the server cannot accept (malformed, unknown type, binary, too large).
+    pub const BAD_MESSAGE: u16 = 4400;
+    /// The server is restarting; reconnect (to any instance) with `since`.
+    pub const SERVER_RESTARTING: u16 = 1012;
+    /// No pong arrived in time.
+    pub const HEARTBEAT_TIMEOUT: u16 = 1011;
+}
+
+/// Largest client message accepted (bigger ones close the socket with 4400).
+pub const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
+
+/// Messages the server sends, besides events (see [`crate::domain::Event`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type")]
+pub enum ServerMessage {
+    #[serde(rename = "ready")]
+    Ready {
+        connection_id: Uuid,
+        user_id: Uuid,
+        last_seq: i64,
+        heartbeat_s: u64,
+        token_expires_at: DateTime<Utc>,
+    },
+    #[serde(rename = "reset")]
+    Reset { last_seq: i64 },
+    #[serde(rename = "pong")]
+    Pong,
+    #[serde(rename = "auth.refreshed")]
+    AuthRefreshed { token_expires_at: DateTime<Utc> },
+    #[serde(rename = "auth.expiring")]
+    AuthExpiring { token_expires_at: DateTime<Utc> },
+    #[serde(rename = "error")]
+    Error { code: &'static str, message: String },
+}
+
+impl ServerMessage {
+    pub fn error(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Error {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// Messages a client may send.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "type", deny_unknown_fields)]
+pub enum ClientMessage {
+    #[serde(rename = "auth")]
+    Auth { token: String, since: Option<i64> },
+    #[serde(rename = "ping")]
+    Ping,
+    #[serde(rename = "resume")]
+    Resume { since: i64 },
+    #[serde(rename = "auth.refresh")]
+    AuthRefresh { token: String },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_messages_parse_by_type() {
+        let parse = |s: &str| serde_json::from_str::<ClientMessage>(s);
+        assert_eq!(parse(r#"{"type":"ping"}"#).unwrap(), ClientMessage::Ping);
+        assert_eq!(
+            parse(r#"{"type":"resume","since":7}"#).unwrap(),
+            ClientMessage::Resume { since: 7 }
+        );
+        assert_eq!(
+            parse(r#"{"type":"auth","token":"t"}"#).unwrap(),
+            ClientMessage::Auth {
+                token: "t".into(),
+                since: None
+            }
+        );
+        assert!(parse(r#"{"type":"dance"}"#).is_err());
+        assert!(parse(r#"{"type":"resume"}"#).is_err());
+        assert!(parse(r#"{"type":"ping","extra":1}"#).is_err());
+        assert!(parse("not json").is_err());
+    }
+
+    #[test]
+    fn server_messages_carry_their_type() {
+        let ready = serde_json::to_value(ServerMessage::Pong).unwrap();
+        assert_eq!(ready, serde_json::json!({"type": "pong"}));
+        let error = serde_json::to_value(ServerMessage::error("BAD_MESSAGE", "nope")).unwrap();
+        assert_eq!(
+            error,
+            serde_json::json!({"type": "error", "code": "BAD_MESSAGE", "message": "nope"})
+        );
+    }
+}
