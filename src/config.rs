@@ -264,6 +264,12 @@ pub struct Config {
     #[arg(long, env = "EVENT_RETENTION_MIN_EVENTS", default_value_t = 1_000)]
     pub event_retention_min_events: i64,
 
+    /// Kernel send buffer per client socket, in bytes (default: the kernel's, which grows
+    /// to megabytes). A small one bounds kernel memory per idle socket and makes a client
+    /// that stops reading show up as a slow consumer sooner.
+    #[arg(long, env = "TCP_SEND_BUFFER")]
+    pub tcp_send_buffer: Option<usize>,
+
     /// On shutdown, sockets are closed (1012) spread over this long.
     #[arg(long, env = "SHUTDOWN_SPREAD", default_value = "3s")]
     pub shutdown_spread: HumanDuration,

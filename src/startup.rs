@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use argon2::password_hash::rand_core::{OsRng, RngCore};
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 use std::sync::Arc;
@@ -28,6 +29,7 @@ pub struct App {
     listener: TcpListener,
     router: axum::Router,
     services: Services,
+    send_buffer: Option<usize>,
 }
 
 impl App {
@@ -72,6 +74,7 @@ impl App {
             listener,
             router,
             services,
+            send_buffer: config.tcp_send_buffer,
         })
     }
 
@@ -83,17 +86,44 @@ impl App {
         self.local_addr().map(|a| a.port()).unwrap_or_default()
     }
 
-    /// Serves until `shutdown` resolves, then lets in-flight requests finish.
+    /// Serves until `shutdown` resolves, then lets in-flight requests finish and closes
+    /// every WebSocket with 1012, spread out so clients do not reconnect all at once.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let pruner = tokio::spawn(prune_revoked_tokens(self.services.clone()));
+        let realtime = self.services.realtime.clone();
+        let mut background = realtime.spawn_background(self.services.store.clone());
+        background.push(tokio::spawn(prune_revoked_tokens(self.services.clone())));
         tracing::info!(address = %self.local_addr()?, "taskstream listening");
-        let served = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
+        let hub = realtime.hub.clone();
+        let spread = realtime.settings.shutdown_spread;
+        let send_buffer = self.send_buffer;
+        let listener = self.listener.tap_io(move |tcp| {
+            // Events are small and latency matters more than packing them.
+            if let Err(err) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %err, "cannot set TCP_NODELAY");
+            }
+            if let Some(bytes) = send_buffer {
+                if let Err(err) = socket2::SockRef::from(&*tcp).set_send_buffer_size(bytes) {
+                    tracing::debug!(error = %err, "cannot set SO_SNDBUF");
+                }
+            }
+        });
+        let served = axum::serve(listener, self.router)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                hub.begin_shutdown(spread);
+            })
             .await;
-        pruner.abort();
+        realtime.hub.begin_shutdown(spread);
+        realtime
+            .hub
+            .wait_empty(spread + Duration::from_secs(5))
+            .await;
+        for task in background {
+            task.abort();
+        }
         served.context("server error")
     }
 }

@@ -95,7 +95,9 @@ pub async fn serve(
         claims: auth.claims,
         last_sent: 0,
     };
-    if let Some(reason) = conn.run(since).await {
+    let reason = conn.run(since).await;
+    tracing::debug!(connection_id = %conn.id, ?reason, last_sent = conn.last_sent, "websocket ending");
+    if let Some(reason) = reason {
         send_close(&mut conn.sink, reason).await;
     }
     drop(slot);

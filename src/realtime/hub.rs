@@ -49,9 +49,9 @@ pub struct ConnHandle {
 }
 
 impl ConnHandle {
-    /// Asks the connection to close; a connection already closing ignores it.
-    pub fn close(&self, reason: CloseReason) {
-        let _ = self.close.try_send(reason);
+    /// Asks the connection to close; returns false when it was already asked.
+    pub fn close(&self, reason: CloseReason) -> bool {
+        self.close.try_send(reason).is_ok()
     }
 }
 
@@ -174,12 +174,15 @@ impl Hub {
             match conn.signals.try_send(Signal::Events(message.clone())) {
                 Ok(()) => {}
                 Err(mpsc::error::TrySendError::Full(_)) => {
-                    self.slow_closes.fetch_add(1, Ordering::Relaxed);
-                    conn.close(CloseReason::new(
+                    let first = conn.close(CloseReason::new(
                         close::SLOW_CONSUMER,
                         "SLOW_CONSUMER",
                         "Too many undelivered events; reconnect with since",
                     ));
+                    if first {
+                        tracing::info!(user_id = %message.user_id, connection_id = %conn.id, "closing a slow consumer");
+                        self.slow_closes.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
                 // The connection is going away; its task unregisters it.
                 Err(mpsc::error::TrySendError::Closed(_)) => {}
@@ -210,6 +213,11 @@ impl Hub {
             close::SERVER_RESTARTING,
             "SERVER_RESTARTING",
             "The server is restarting; reconnect with since",
+        );
+        tracing::info!(
+            connections = handles.len(),
+            ?spread,
+            "closing WebSockets for shutdown"
         );
         let count = handles.len().max(1) as u32;
         let step = spread / count;

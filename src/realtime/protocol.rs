@@ -63,7 +63,7 @@ impl ServerMessage {
 
 /// Messages a client may send.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(tag = "type", deny_unknown_fields)]
+#[serde(tag = "type")]
 pub enum ClientMessage {
     #[serde(rename = "auth")]
     Auth { token: String, since: Option<i64> },
@@ -96,7 +96,11 @@ mod tests {
         );
         assert!(parse(r#"{"type":"dance"}"#).is_err());
         assert!(parse(r#"{"type":"resume"}"#).is_err());
-        assert!(parse(r#"{"type":"ping","extra":1}"#).is_err());
+        // Unknown fields are ignored, for forward compatibility.
+        assert_eq!(
+            parse(r#"{"type":"ping","extra":1}"#).unwrap(),
+            ClientMessage::Ping
+        );
         assert!(parse("not json").is_err());
     }
 

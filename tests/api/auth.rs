@@ -72,7 +72,6 @@ async fn signup_returns_a_token_and_the_user(app: TestApp) {
 
     let me = TestUser {
         id: user["id"].as_str().unwrap().into(),
-        name: "Ada Lovelace".into(),
         email: "ada@example.com".into(),
         password: PASSWORD.into(),
         token: body["token"].as_str().unwrap().into(),

@@ -90,6 +90,10 @@ pub struct Server {
 
 impl Server {
     pub async fn start(config: &Config) -> Self {
+        // TEST_LOG=1 shows the servers' logs (with RUST_LOG as the filter).
+        if std::env::var_os("TEST_LOG").is_some() {
+            taskstream::telemetry::init(taskstream::config::LogFormat::Text);
+        }
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let app = App::build_with_listener(config, listener)
             .await
@@ -112,7 +116,6 @@ impl Drop for Server {
 #[derive(Debug, Clone)]
 pub struct TestUser {
     pub id: String,
-    pub name: String,
     pub email: String,
     pub password: String,
     pub token: String,
@@ -213,7 +216,6 @@ impl TestApp {
         let body = expect_json(response, StatusCode::CREATED).await;
         TestUser {
             id: body["user"]["id"].as_str().expect("user id").to_string(),
-            name: name.to_string(),
             email: email.to_lowercase(),
             password: PASSWORD.to_string(),
             token: body["token"].as_str().expect("token").to_string(),

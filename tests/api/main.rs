@@ -1,9 +1,12 @@
-//! Behaviour tests: the real server over HTTP, on SQLite and on PostgreSQL.
+//! Behaviour tests: the real server over HTTP and WebSocket, on SQLite and on PostgreSQL.
 
 mod helpers;
+#[path = "../common/ws.rs"]
+mod ws;
 
 mod auth;
 mod notifications;
 mod operations;
 mod profile;
+mod realtime;
 mod tasks;
