@@ -176,6 +176,21 @@ impl WsClient {
         }
     }
 
+    /// The next text message, or `None` once the socket is gone (closed, reset, ended).
+    pub async fn next_or_gone(&mut self) -> Option<Value> {
+        loop {
+            match self.frame().await {
+                Some(Ok(Message::Text(text))) => {
+                    let value: Value = serde_json::from_str(&text).expect("server sent JSON");
+                    assert_valid_server_message(&value);
+                    return Some(value);
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
+                _ => return None,
+            }
+        }
+    }
+
     /// The next `n` messages, which must all be events.
     pub async fn events(&mut self, n: usize) -> Vec<Value> {
         let mut events = Vec::with_capacity(n);
