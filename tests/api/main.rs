@@ -1,6 +1,8 @@
 //! Behaviour tests: the real server over HTTP and WebSocket, on SQLite and on PostgreSQL.
 
 mod helpers;
+// Shared with the cluster tests; each binary uses part of it.
+#[allow(dead_code)]
 #[path = "../common/ws.rs"]
 mod ws;
 
