@@ -159,6 +159,11 @@ pub struct Config {
     #[arg(long, env = "BIND", default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
 
+    /// Address of the Prometheus `/metrics` listener (kept off the public port); `off`
+    /// disables it.
+    #[arg(long, env = "METRICS_BIND", default_value = "127.0.0.1:9091")]
+    pub metrics_bind: String,
+
     /// `postgres://…` for PostgreSQL; unset means the embedded SQLite database in DATA_DIR.
     #[arg(long, env = "DATABASE_URL")]
     pub database_url: Option<DatabaseUrl>,

@@ -3,6 +3,14 @@ use taskstream::config::{Command, Config};
 use taskstream::startup::{shutdown_signal, App};
 use taskstream::{store, telemetry};
 
+/// Every socket is a file descriptor: take the most the hard limit allows.
+fn raise_open_file_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::info!(limit, "open-file limit raised to the hard limit"),
+        Err(err) => tracing::warn!(error = %err, "cannot raise the open-file limit"),
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     // A missing .env is fine; a malformed one is worth knowing about.
@@ -14,6 +22,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Config::from_env_and_args();
     telemetry::init(cli.config.log_format);
     let config = cli.config;
+    raise_open_file_limit();
     match cli.command.unwrap_or(Command::Serve) {
         Command::Migrate => {
             let database = config.database();

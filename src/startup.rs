@@ -27,6 +27,7 @@ use crate::store;
 
 pub struct App {
     listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
     router: axum::Router,
     services: Services,
     send_buffer: Option<usize>,
@@ -46,6 +47,16 @@ impl App {
         config: &Config,
         listener: TcpListener,
     ) -> anyhow::Result<Self> {
+        // Before anything records a metric: the recorder is process-wide.
+        crate::metrics::handle();
+        let metrics_listener = match config.metrics_bind.trim() {
+            "" | "off" | "none" => None,
+            address => Some(
+                TcpListener::bind(address)
+                    .await
+                    .with_context(|| format!("cannot listen for metrics on {address}"))?,
+            ),
+        };
         let database = config.database();
         let store = store::connect(&database, config.database_max_connections).await?;
         tracing::info!(backend = store.backend(), database = %database.redacted(), "database ready");
@@ -72,6 +83,7 @@ impl App {
         );
         Ok(Self {
             listener,
+            metrics_listener,
             router,
             services,
             send_buffer: config.tcp_send_buffer,
@@ -86,15 +98,32 @@ impl App {
         self.local_addr().map(|a| a.port()).unwrap_or_default()
     }
 
+    /// The port of the metrics listener, if there is one.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+            .map(|a| a.port())
+    }
+
     /// Serves until `shutdown` resolves, then lets in-flight requests finish and closes
     /// every WebSocket with 1012, spread out so clients do not reconnect all at once.
     pub async fn run(
-        self,
+        mut self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let realtime = self.services.realtime.clone();
         let mut background = realtime.spawn_background(self.services.store.clone());
         background.push(tokio::spawn(prune_revoked_tokens(self.services.clone())));
+        if let Some(listener) = self.metrics_listener.take() {
+            if let Ok(address) = listener.local_addr() {
+                tracing::info!(%address, "metrics listening");
+            }
+            background.push(tokio::spawn(crate::metrics::serve(
+                listener,
+                self.services.store.clone(),
+            )));
+        }
         tracing::info!(address = %self.local_addr()?, "taskstream listening");
         let hub = realtime.hub.clone();
         let spread = realtime.settings.shutdown_spread;

@@ -143,6 +143,7 @@ pub fn router(svc: Services, settings: &HttpSettings) -> Router {
                         ),
                 )
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+                .layer(middleware::from_fn(crate::metrics::track_http))
                 .layer(middleware::map_response(ensure_envelope))
                 .layer(middleware::from_fn_with_state(hosts, check_host))
                 .layer(cors(&settings.allowed_origins))

@@ -96,6 +96,10 @@ pub async fn serve(
         last_sent: 0,
     };
     let reason = conn.run(since).await;
+    let code = reason
+        .as_ref()
+        .map_or_else(|| "gone".to_string(), |r| r.code.to_string());
+    metrics::counter!(crate::metrics::WS_DISCONNECTS, "code" => code).increment(1);
     tracing::debug!(connection_id = %conn.id, ?reason, last_sent = conn.last_sent, "websocket ending");
     if let Some(reason) = reason {
         send_close(&mut conn.sink, reason).await;
@@ -204,13 +208,16 @@ impl Connection<'_> {
     /// write that does not finish within `WRITE_TIMEOUT` means the peer is gone.
     async fn send(&mut self, message: Message) -> Result<(), End> {
         tokio::select! {
-            biased;
-            Some(reason) = self.inbox.close.recv() => Err(End::Close(reason)),
-            sent = tokio::time::timeout(WRITE_TIMEOUT, self.sink.send(message)) => match sent {
-                Ok(Ok(())) => Ok(()),
-                _ => Err(End::Gone),
-            },
-        }
+                    biased;
+                    Some(reason) = self.inbox.close.recv() => Err(End::Close(reason)),
+                    sent = tokio::time::timeout(WRITE_TIMEOUT, self.sink.send(message)) => match sent {
+        Ok(Ok(())) => {
+                            metrics::counter!(crate::metrics::WS_MESSAGES_SENT).increment(1);
+                            Ok(())
+                        }
+                        _ => Err(End::Gone),
+                    },
+                }
     }
 
     async fn send_message(&mut self, message: &ServerMessage) -> Result<(), End> {
@@ -324,9 +331,11 @@ impl Connection<'_> {
             )));
         };
         if bounds.can_replay_from(since) {
+            metrics::counter!(crate::metrics::WS_RESUMES, "result" => "replayed").increment(1);
             self.last_sent = since;
             self.catch_up().await
         } else {
+            metrics::counter!(crate::metrics::WS_RESUMES, "result" => "reset").increment(1);
             self.last_sent = bounds.last_seq;
             self.send_message(&ServerMessage::Reset {
                 last_seq: bounds.last_seq,
@@ -387,6 +396,8 @@ impl Connection<'_> {
                 break;
             }
             self.send(Message::Text(json(event))).await?;
+            metrics::histogram!(crate::metrics::EVENT_DELIVERY)
+                .record(crate::metrics::seconds_since(event.at));
             self.last_sent = event.seq;
             logout_seen |=
                 event.kind == EventKind::NotificationCreated && event.data["type"] == "LOGOUT";
@@ -419,6 +430,10 @@ impl Connection<'_> {
         }
         self.send_events(&message.events).await?;
         if self.last_sent < message.last_seq {
+            // A gap (an announcement lost or overtaken) or a reference-only message.
+            if !message.events.is_empty() {
+                metrics::counter!(crate::metrics::GAP_FILLS).increment(1);
+            }
             self.catch_up().await?;
         }
         Ok(())

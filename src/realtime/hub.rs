@@ -145,6 +145,8 @@ impl Hub {
         entry.conns.push(handle.clone());
         drop(entry);
         self.connections.fetch_add(1, Ordering::Relaxed);
+        metrics::gauge!(crate::metrics::WS_CONNECTIONS).increment(1.0);
+        metrics::counter!(crate::metrics::WS_OPENED).increment(1);
         Ok((handle, ConnInbox { signals, close }))
     }
 
@@ -159,8 +161,11 @@ impl Hub {
         };
         self.users
             .remove_if(&user_id, |_, entry| entry.conns.is_empty());
-        if removed && self.connections.fetch_sub(1, Ordering::Relaxed) == 1 {
-            self.emptied.notify_waiters();
+        if removed {
+            metrics::gauge!(crate::metrics::WS_CONNECTIONS).decrement(1.0);
+            if self.connections.fetch_sub(1, Ordering::Relaxed) == 1 {
+                self.emptied.notify_waiters();
+            }
         }
     }
 
@@ -182,6 +187,7 @@ impl Hub {
                     if first {
                         tracing::info!(user_id = %message.user_id, connection_id = %conn.id, "closing a slow consumer");
                         self.slow_closes.fetch_add(1, Ordering::Relaxed);
+                        metrics::counter!(crate::metrics::WS_SLOW_CONSUMER_CLOSES).increment(1);
                     }
                 }
                 // The connection is going away; its task unregisters it.

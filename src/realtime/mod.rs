@@ -75,6 +75,9 @@ impl Realtime {
             tx.commit().await?;
             return Ok(());
         };
+        for event in &events {
+            metrics::counter!(crate::metrics::EVENTS, "type" => event.kind.as_str()).increment(1);
+        }
         let message = Arc::new(BusMessage {
             origin: self.instance,
             user_id,

@@ -69,6 +69,9 @@ pub trait Store: Send + Sync + 'static {
     /// `"postgres"` or `"sqlite"`, for logs and health output.
     fn backend(&self) -> &'static str;
 
+    /// Connections of the pool(s) in use and idle, for metrics.
+    fn pool_connections(&self) -> (u32, u32);
+
     async fn ping(&self) -> StoreResult<()>;
 
     /// Opens the transaction of one write use case.

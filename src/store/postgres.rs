@@ -45,6 +45,11 @@ impl PostgresStore {
         &self.pool
     }
 
+    fn pool_stats(&self) -> (u32, u32) {
+        let idle = self.pool.num_idle() as u32;
+        (self.pool.size().saturating_sub(idle), idle)
+    }
+
     fn reader(&self) -> &PgPool {
         &self.pool
     }

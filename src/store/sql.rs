@@ -64,6 +64,10 @@ macro_rules! sql_store {
                 $backend
             }
 
+            fn pool_connections(&self) -> (u32, u32) {
+                self.pool_stats()
+            }
+
             async fn ping(&self) -> StoreResult<()> {
                 sqlx::query("SELECT 1").execute(self.reader()).await.map(|_| ())
             }

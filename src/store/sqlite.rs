@@ -55,6 +55,14 @@ impl SqliteStore {
         sqlx::migrate!("./migrations/sqlite")
     }
 
+    fn pool_stats(&self) -> (u32, u32) {
+        let idle = (self.read.num_idle() + self.write.num_idle()) as u32;
+        (
+            (self.read.size() + self.write.size()).saturating_sub(idle),
+            idle,
+        )
+    }
+
     fn reader(&self) -> &SqlitePool {
         &self.read
     }

@@ -75,6 +75,9 @@ pub struct TestApp {
     _server: Server,
     pub backend: Backend,
     pub address: String,
+    /// Read by the metrics tests only.
+    #[allow(dead_code)]
+    pub metrics_address: Option<String>,
     pub client: reqwest::Client,
     pub config: Config,
     pub database_url: String,
@@ -85,6 +88,8 @@ pub struct TestApp {
 /// One running server; stopped when dropped.
 pub struct Server {
     pub address: String,
+    /// `http://127.0.0.1:port` of the metrics listener, when it is on.
+    pub metrics_address: Option<String>,
     handle: tokio::task::JoinHandle<()>,
 }
 
@@ -99,10 +104,17 @@ impl Server {
             .await
             .expect("server builds");
         let address = format!("http://127.0.0.1:{}", app.port());
+        let metrics_address = app
+            .metrics_port()
+            .map(|port| format!("http://127.0.0.1:{port}"));
         let handle = tokio::spawn(async move {
             let _ = app.run(std::future::pending()).await;
         });
-        Self { address, handle }
+        Self {
+            address,
+            metrics_address,
+            handle,
+        }
     }
 }
 
@@ -134,6 +146,8 @@ pub fn test_config(data_dir: &std::path::Path) -> Config {
     config.argon2_memory_kib = 256;
     config.argon2_iterations = 1;
     config.allowed_hosts = vec!["*".into()];
+    // Tests that scrape metrics turn the listener on themselves.
+    config.metrics_bind = "off".into();
     config
 }
 
@@ -179,6 +193,7 @@ impl TestApp {
         Self {
             backend,
             address: server.address.clone(),
+            metrics_address: server.metrics_address.clone(),
             client: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()

@@ -81,10 +81,16 @@ pub(crate) fn backoff(attempt: u32) -> std::time::Duration {
 
 /// Decodes a message from another instance and hands it to the hub; the instance's own
 /// messages were delivered locally at commit and are skipped.
-pub(crate) fn receive(hub: &Hub, me: Uuid, payload: &str) {
+pub(crate) fn receive(hub: &Hub, me: Uuid, bus: &'static str, payload: &str) {
     match serde_json::from_str::<BusMessage>(payload) {
         Ok(message) if message.origin == me => {}
-        Ok(message) => hub.deliver(&Arc::new(message)),
+        Ok(message) => {
+            if let Some(last) = message.events.last() {
+                metrics::histogram!(crate::metrics::BUS_LAG, "bus" => bus)
+                    .record(crate::metrics::seconds_since(last.at));
+            }
+            hub.deliver(&Arc::new(message));
+        }
         Err(err) => tracing::warn!(error = %err, "ignoring a malformed bus message"),
     }
 }

@@ -73,7 +73,9 @@ impl EventBus for PostgresBus {
             // reconnecting, so the resync above runs after every reconnection.
             loop {
                 match listener.try_recv().await {
-                    Ok(Some(notification)) => receive(&hub, self.instance, notification.payload()),
+                    Ok(Some(notification)) => {
+                        receive(&hub, self.instance, "postgres", notification.payload())
+                    }
                     Ok(None) => {
                         tracing::warn!("event bus: LISTEN connection lost; reconnecting");
                         break;

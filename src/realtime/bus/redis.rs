@@ -118,7 +118,7 @@ impl EventBus for RedisBus {
             let mut messages = pubsub.into_on_message();
             while let Some(message) = messages.next().await {
                 match message.get_payload::<String>() {
-                    Ok(payload) => receive(&hub, self.instance, &payload),
+                    Ok(payload) => receive(&hub, self.instance, "redis", &payload),
                     Err(err) => tracing::warn!(error = %err, "event bus: unreadable Redis message"),
                 }
             }

@@ -1,0 +1,169 @@
+//! Prometheus metrics: the process-wide recorder, the separate listener that serves
+//! `/metrics` (never the public port), and the few helpers the rest of the code calls.
+//!
+//! Names, for dashboards:
+//! - `taskstream_ws_connections` (gauge), `taskstream_ws_connections_opened_total`,
+//!   `taskstream_ws_disconnects_total{code}`, `taskstream_ws_messages_sent_total`,
+//!   `taskstream_ws_resumes_total{result="replayed|reset"}`,
+//!   `taskstream_ws_slow_consumer_closes_total`
+//! - `taskstream_events_total{type}`, `taskstream_event_delivery_seconds` (commit to socket
+//!   write, on the delivering instance), `taskstream_bus_lag_seconds{bus}` (commit to receipt
+//!   from the bus), `taskstream_gap_fills_total`
+//! - `taskstream_http_requests_total{method,route,status}`,
+//!   `taskstream_http_request_duration_seconds{method,route}` (route = matched template)
+//! - `taskstream_db_pool_connections{state="in_use|idle"}`, `process_resident_memory_bytes`,
+//!   `process_open_fds`, `process_max_fds`, `process_cpu_seconds_total`
+
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use chrono::{DateTime, Utc};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tokio::net::TcpListener;
+
+use crate::store::Store;
+
+pub const WS_CONNECTIONS: &str = "taskstream_ws_connections";
+pub const WS_OPENED: &str = "taskstream_ws_connections_opened_total";
+pub const WS_DISCONNECTS: &str = "taskstream_ws_disconnects_total";
+pub const WS_MESSAGES_SENT: &str = "taskstream_ws_messages_sent_total";
+pub const WS_RESUMES: &str = "taskstream_ws_resumes_total";
+pub const WS_SLOW_CONSUMER_CLOSES: &str = "taskstream_ws_slow_consumer_closes_total";
+pub const EVENTS: &str = "taskstream_events_total";
+pub const EVENT_DELIVERY: &str = "taskstream_event_delivery_seconds";
+pub const BUS_LAG: &str = "taskstream_bus_lag_seconds";
+pub const GAP_FILLS: &str = "taskstream_gap_fills_total";
+const HTTP_REQUESTS: &str = "taskstream_http_requests_total";
+const HTTP_DURATION: &str = "taskstream_http_request_duration_seconds";
+
+/// Latency buckets in seconds: fine below 10 ms, where event delivery lives.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+
+/// The process-wide recorder (one per process, however many servers it runs: tests run
+/// several).
+pub fn handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+                .unwrap_or_else(|_| PrometheusBuilder::new());
+            match builder.install_recorder() {
+                Ok(handle) => handle,
+                // Another recorder is installed already (an embedding program's): keep a
+                // private one so /metrics still answers.
+                Err(_) => PrometheusBuilder::new().build_recorder().handle(),
+            }
+        })
+        .clone()
+}
+
+/// Serves `GET /metrics` on its own listener until the task is aborted, and keeps the
+/// recorder's histograms trimmed.
+pub async fn serve(listener: TcpListener, store: Arc<dyn Store>) {
+    let handle = handle();
+    let upkeep = handle.clone();
+    let upkeep_task = tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            every.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
+    let app = Router::new()
+        .route("/metrics", get(render))
+        .with_state((handle, store));
+    if let Err(err) = axum::serve(listener, app).await {
+        tracing::warn!(error = %err, "metrics listener failed");
+    }
+    upkeep_task.abort();
+}
+
+async fn render(State((handle, store)): State<(PrometheusHandle, Arc<dyn Store>)>) -> Response {
+    let (in_use, idle) = store.pool_connections();
+    metrics::gauge!("taskstream_db_pool_connections", "state" => "in_use").set(in_use as f64);
+    metrics::gauge!("taskstream_db_pool_connections", "state" => "idle").set(idle as f64);
+    process::record();
+    (
+        [("content-type", "text/plain; version=0.0.4")],
+        handle.render(),
+    )
+        .into_response()
+}
+
+/// Counts and times every request, labelled by the matched route template (never the raw
+/// path, so the label set stays bounded).
+pub async fn track_http(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().as_str().to_owned();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "<unmatched>".to_owned(), |m| m.as_str().to_owned());
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!(HTTP_REQUESTS, "method" => method.clone(), "route" => route.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!(HTTP_DURATION, "method" => method, "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// Seconds from `at` (a commit time) until now; never negative (clocks of different
+/// instances may disagree slightly).
+pub fn seconds_since(at: DateTime<Utc>) -> f64 {
+    (Utc::now() - at).num_microseconds().unwrap_or(0).max(0) as f64 / 1e6
+}
+
+/// Process figures read from /proc (Linux); absent elsewhere.
+mod process {
+    pub fn record() {
+        #[cfg(target_os = "linux")]
+        linux::record();
+    }
+
+    #[cfg(target_os = "linux")]
+    mod linux {
+        /// The kernel's clock ticks per second for /proc/self/stat (USER_HZ, 100 on Linux).
+        const TICKS_PER_SECOND: f64 = 100.0;
+        const PAGE_SIZE: f64 = 4096.0;
+
+        pub fn record() {
+            if let Ok(statm) = std::fs::read_to_string("/proc/self/statm") {
+                if let Some(resident) = statm
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|p| p.parse::<f64>().ok())
+                {
+                    metrics::gauge!("process_resident_memory_bytes").set(resident * PAGE_SIZE);
+                }
+            }
+            if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
+                metrics::gauge!("process_open_fds").set(fds.count() as f64);
+            }
+            if let Ok((soft, _)) = rlimit::getrlimit(rlimit::Resource::NOFILE) {
+                metrics::gauge!("process_max_fds").set(soft as f64);
+            }
+            if let Ok(stat) = std::fs::read_to_string("/proc/self/stat") {
+                // Fields after the command name (which may hold spaces) start at ") ".
+                if let Some(rest) = stat.rsplit_once(") ").map(|(_, rest)| rest) {
+                    let fields: Vec<&str> = rest.split_whitespace().collect();
+                    // utime and stime are fields 14 and 15 of the whole line: 11 and 12 here.
+                    let ticks: f64 = [11, 12]
+                        .iter()
+                        .filter_map(|&i| fields.get(i).and_then(|f| f.parse::<f64>().ok()))
+                        .sum();
+                    metrics::gauge!("process_cpu_seconds_total").set(ticks / TICKS_PER_SECOND);
+                }
+            }
+        }
+    }
+}
