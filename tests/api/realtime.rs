@@ -24,6 +24,7 @@ backend_tests!(
     logout_closes_the_tokens_sockets_4003,
     every_device_gets_every_event_and_nobody_else_does,
     rest_events_match_the_socket,
+    retention_prunes_old_events_but_keeps_the_last_ones,
 );
 
 per_backend!(
@@ -530,6 +531,55 @@ async fn rest_events_match_the_socket(app: TestApp) {
     }
     let response = app.api(Method::GET, "/events", None).send().await.unwrap();
     expect_error(response, StatusCode::UNAUTHORIZED, "AUTH_REQUIRED").await;
+}
+
+async fn retention_prunes_old_events_but_keeps_the_last_ones(app: TestApp) {
+    let ada = app.signup("Ada").await;
+    let bob = app.signup("Bob").await;
+    for i in 0..3 {
+        app.create_task(&ada, json!({"title": format!("T{i}")}))
+            .await;
+    }
+    app.create_task(&bob, json!({"title": "Recent"})).await;
+    // Ada's events are ten days old; Bob's are fresh.
+    let old = (chrono::Utc::now() - chrono::Duration::days(10)).to_rfc3339();
+    let sql = match app.backend {
+        Backend::Postgres => {
+            format!("UPDATE events SET at = '{old}'::timestamptz WHERE user_id = $1")
+        }
+        Backend::Sqlite => format!("UPDATE events SET at = '{old}' WHERE user_id = $1"),
+    };
+    app.sql_for_user(&sql, &ada.id).await;
+    let store = taskstream::store::connect(&app.config.database(), 1)
+        .await
+        .unwrap();
+    let cutoff = chrono::Utc::now() - chrono::Duration::days(7);
+    // In batches of 2, keeping each user's last 3.
+    let mut pruned = 0;
+    loop {
+        let n = store.prune_events(cutoff, 3, 2).await.unwrap();
+        pruned += n;
+        if n < 2 {
+            break;
+        }
+    }
+    assert_eq!(
+        pruned, 4,
+        "Ada's seqs 1-4 go; her last 3 and all of Bob's stay"
+    );
+    let response = rest(&app, &ada, Method::GET, "/events?since=4", None).await;
+    let kept = expect_json(response, StatusCode::OK).await;
+    assert_consecutive(kept["events"].as_array().unwrap(), 5);
+    let response = rest(&app, &ada, Method::GET, "/events?since=3", None).await;
+    expect_error(response, StatusCode::GONE, "EVENTS_EXPIRED").await;
+    let response = rest(&app, &bob, Method::GET, "/events?since=0", None).await;
+    assert_eq!(
+        expect_json(response, StatusCode::OK).await["events"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
 }
 
 async fn token_expiry_warns_then_closes_4001(backend: Backend) {

@@ -67,6 +67,7 @@ impl Instance {
         command.envs(env.iter().copied());
         command
             .env("BIND", "127.0.0.1:0")
+            .env("METRICS_BIND", "127.0.0.1:0")
             .env("DATA_DIR", data_dir)
             .env("JWT_SECRET", SECRET)
             .env("EVENT_BUS", bus)
@@ -220,6 +221,49 @@ async fn logout_on_b_closes_the_socket_on_a(bus: &str) {
     let (_, errors, code) = ws.drain_until_closed().await;
     assert_eq!(code, 4003);
     assert_eq!(errors, vec!["TOKEN_REVOKED"]);
+}
+
+/// A write whose events do not fit a NOTIFY payload (8000 bytes) is announced by
+/// reference; the other instance reads the events from the table.
+async fn big_writes_are_announced_by_reference(bus: &str) {
+    let db = PgDatabase::create().await;
+    let a = Instance::bus_only(&db.url, bus).await;
+    let b = Instance::start(&db.url, bus).await;
+    let user = signup(&b.base, "Ada").await;
+    for i in 0..99 {
+        create_task(&b.base, &user, &format!("T{i}")).await;
+    }
+    let client = reqwest::Client::new();
+    let response = client
+        .get(format!("{}/api/v1/notifications?limit=100", b.base))
+        .bearer_auth(&user.token)
+        .send()
+        .await
+        .unwrap();
+    let ids: Vec<String> = expect_json(response, StatusCode::OK)
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["id"].to_string())
+        .collect();
+    assert_eq!(ids.len(), 100);
+    let (mut ws, ready) = WsClient::ready(&a.ws(None), &user.token).await;
+    let last = ready["last_seq"].as_i64().unwrap();
+    let response = client
+        .delete(format!(
+            "{}/api/v1/notifications?notification_ids={}",
+            b.base,
+            ids.join(",")
+        ))
+        .bearer_auth(&user.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(expect_json(response, StatusCode::OK).await["count"], 100);
+    let events = ws.events(100).await;
+    assert_consecutive(&events, last + 1);
+    assert!(events.iter().all(|e| e["event"] == "notification.deleted"));
 }
 
 // ---- faults ----------------------------------------------------------------------------
@@ -459,6 +503,7 @@ on_buses!(events_written_on_b_reach_a_in_order: postgres, redis);
 on_buses!(a_client_that_missed_events_gets_exactly_those_elsewhere: postgres, redis);
 on_buses!(logout_on_b_closes_the_socket_on_a: postgres, redis);
 on_buses!(killing_an_instance_loses_nothing: postgres, redis);
+on_buses!(big_writes_are_announced_by_reference: postgres, redis);
 
 #[tokio::test]
 async fn redis_outage() {
