@@ -6,9 +6,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tokio::sync::mpsc;
 
-use super::{BusMessage, EventBus};
+use super::EventBus;
 use crate::realtime::hub::Hub;
-use crate::store::StoreTx;
 
 #[derive(Debug, Default)]
 pub struct MemoryBus;
@@ -18,16 +17,6 @@ impl EventBus for MemoryBus {
     fn name(&self) -> &'static str {
         "memory"
     }
-
-    async fn before_commit(
-        &self,
-        _tx: &mut dyn StoreTx,
-        _message: &BusMessage,
-    ) -> anyhow::Result<()> {
-        Ok(())
-    }
-
-    fn after_commit(self: Arc<Self>, _message: &Arc<BusMessage>) {}
 
     async fn run(self: Arc<Self>, _hub: Arc<Hub>, _resync: mpsc::Sender<()>) {
         std::future::pending::<()>().await;

@@ -62,11 +62,16 @@ pub trait EventBus: Send + Sync + 'static {
     fn name(&self) -> &'static str;
 
     /// Adds to the transaction what must travel with its commit (PostgreSQL's NOTIFY).
-    async fn before_commit(&self, tx: &mut dyn StoreTx, message: &BusMessage)
-        -> anyhow::Result<()>;
+    async fn before_commit(
+        &self,
+        _tx: &mut dyn StoreTx,
+        _message: &BusMessage,
+    ) -> anyhow::Result<()> {
+        Ok(())
+    }
 
     /// Announces a committed write (Redis: PUBLISH). Must not block the caller.
-    fn after_commit(self: Arc<Self>, message: &Arc<BusMessage>);
+    fn after_commit(self: Arc<Self>, _message: &Arc<BusMessage>) {}
 
     /// Receives what other instances announce and hands it to the hub, until the task is
     /// aborted. After every (re)connection it asks for a resync through `resync`, since

@@ -50,8 +50,6 @@ impl EventBus for PostgresBus {
         Ok(())
     }
 
-    fn after_commit(self: Arc<Self>, _message: &Arc<BusMessage>) {}
-
     async fn run(self: Arc<Self>, hub: Arc<Hub>, resync: mpsc::Sender<()>) {
         let mut attempt = 0;
         loop {

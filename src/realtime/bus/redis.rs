@@ -12,7 +12,6 @@ use uuid::Uuid;
 
 use super::{backoff, receive, BusMessage, EventBus};
 use crate::realtime::hub::Hub;
-use crate::store::StoreTx;
 
 pub const CHANNEL: &str = "taskstream:events";
 /// Events larger than this travel as a reference; subscribers read them from the table.
@@ -71,14 +70,6 @@ impl RedisBus {
 impl EventBus for RedisBus {
     fn name(&self) -> &'static str {
         "redis"
-    }
-
-    async fn before_commit(
-        &self,
-        _tx: &mut dyn StoreTx,
-        _message: &BusMessage,
-    ) -> anyhow::Result<()> {
-        Ok(())
     }
 
     fn after_commit(self: Arc<Self>, message: &Arc<BusMessage>) {
