@@ -57,7 +57,7 @@ async fn upgrade(
     Ok(ws
         // Small buffers: most sockets are idle most of the time, and every byte counts
         // at tens of thousands of sockets.
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(1024)
         .write_buffer_size(0)
         .max_write_buffer_size(1024 * 1024)
         .max_message_size(MAX_FRAME)

@@ -530,3 +530,4 @@ fn token_deadlines(claims: &Claims) -> (Instant, Instant) {
         .max(now);
     (warn_at, expire_at)
 }
+
