@@ -234,12 +234,9 @@ impl Connection<'_> {
 
     async fn run_loop(&mut self, since: Option<i64>) -> End {
         let settings = self.svc.realtime.settings.clone();
-        let Some(bounds) = self.bounds().await else {
-            return End::Close(CloseReason::new(
-                close::AUTH_FAILED,
-                "AUTH_FAILED",
-                "The account no longer exists",
-            ));
+        let bounds = match self.bounds().await {
+            Ok(bounds) => bounds,
+            Err(end) => return end,
         };
         self.last_sent = bounds.last_seq;
         let ready = ServerMessage::Ready {
@@ -278,8 +275,15 @@ impl Connection<'_> {
                     }
                 }
                 incoming = self.stream.next() => {
-                    let Some(Ok(message)) = incoming else {
-                        return End::Gone;
+                    let message = match incoming {
+                        Some(Ok(message)) => message,
+                        // A frame the codec refused (over the size cap, not UTF-8): say so.
+                        // On a dead socket this write fails at once and nothing is lost.
+                        Some(Err(err)) => {
+                            tracing::debug!(error = %err, "websocket: unreadable frame");
+                            return bad_message("Unreadable frame (too large or not UTF-8)");
+                        }
+                        None => return End::Gone,
                     };
                     awaiting_pong = false;
                     match self.handle_client(message).await {
@@ -310,12 +314,19 @@ impl Connection<'_> {
         }
     }
 
-    async fn bounds(&self) -> Option<crate::store::EventBounds> {
+    /// The user's stream bounds; a failure to read them closes the socket with 1012 (the
+    /// client reconnects with `since`), a user who no longer exists with 4401.
+    async fn bounds(&self) -> Result<crate::store::EventBounds, End> {
         match self.svc.store.event_bounds(self.user_id).await {
-            Ok(bounds) => bounds,
+            Ok(Some(bounds)) => Ok(bounds),
+            Ok(None) => Err(End::Close(CloseReason::new(
+                close::AUTH_FAILED,
+                "AUTH_FAILED",
+                "The account no longer exists",
+            ))),
             Err(err) => {
                 tracing::warn!(error = %err, "websocket: cannot read the event stream bounds");
-                None
+                Err(unavailable())
             }
         }
     }
@@ -323,13 +334,7 @@ impl Connection<'_> {
     /// Replays every stored event after `since`, or sends `reset` when some of them are
     /// no longer stored; live delivery continues from there.
     async fn resume(&mut self, since: i64) -> Result<(), End> {
-        let Some(bounds) = self.bounds().await else {
-            return Err(End::Close(CloseReason::new(
-                close::SERVER_RESTARTING,
-                "UNAVAILABLE",
-                "The event stream cannot be read right now; reconnect with since",
-            )));
-        };
+        let bounds = self.bounds().await?;
         if bounds.can_replay_from(since) {
             metrics::counter!(crate::metrics::WS_RESUMES, "result" => "replayed").increment(1);
             self.last_sent = since;
@@ -358,18 +363,12 @@ impl Connection<'_> {
                 Ok(page) => page,
                 Err(err) => {
                     tracing::warn!(error = %err, "websocket: cannot read events");
-                    return Err(End::Close(CloseReason::new(
-                        close::SERVER_RESTARTING,
-                        "UNAVAILABLE",
-                        "The event stream cannot be read right now; reconnect with since",
-                    )));
+                    return Err(unavailable());
                 }
             };
             if page.first().is_some_and(|e| e.seq != self.last_sent + 1) {
                 // Pruned under us: the client must reload.
-                let Some(bounds) = self.bounds().await else {
-                    return Err(End::Gone);
-                };
+                let bounds = self.bounds().await?;
                 self.last_sent = bounds.last_seq;
                 self.send_message(&ServerMessage::Reset {
                     last_seq: bounds.last_seq,
@@ -507,6 +506,15 @@ fn bad_message(message: impl Into<String>) -> End {
     End::Close(CloseReason::new(close::BAD_MESSAGE, "BAD_MESSAGE", message))
 }
 
+/// The stream cannot be read right now: close with 1012 so the client reconnects.
+fn unavailable() -> End {
+    End::Close(CloseReason::new(
+        close::SERVER_RESTARTING,
+        "UNAVAILABLE",
+        "The event stream cannot be read right now; reconnect with since",
+    ))
+}
+
 fn revoked() -> CloseReason {
     CloseReason::new(
         close::TOKEN_REVOKED,
@@ -530,4 +538,3 @@ fn token_deadlines(claims: &Claims) -> (Instant, Instant) {
         .max(now);
     (warn_at, expire_at)
 }
-

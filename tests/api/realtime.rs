@@ -335,6 +335,12 @@ async fn bad_messages_close_4400(app: TestApp) {
                 .to_string()
                 .into(),
         ),
+        // Beyond the codec's own cap too.
+        Message::Text(
+            json!({"type": "ping", "pad": "x".repeat(2 * 1024 * 1024)})
+                .to_string()
+                .into(),
+        ),
     ];
     for bad in cases {
         let (mut ws, _) = WsClient::ready(&url(&app, None), &user.token).await;
