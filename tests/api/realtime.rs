@@ -711,3 +711,38 @@ async fn shutdown_closes_sockets_1012(backend: Backend) {
     }
     running.await.unwrap().unwrap();
 }
+
+/// `protocol/asyncapi.yaml` documents every message schema and every close code the server
+/// uses.
+#[test]
+fn the_protocol_document_covers_every_message_and_close_code() {
+    use taskstream::realtime::protocol::close;
+    let root = env!("CARGO_MANIFEST_DIR");
+    let document = std::fs::read_to_string(format!("{root}/protocol/asyncapi.yaml")).unwrap();
+    assert!(document.starts_with("asyncapi: 3.0") || document.contains("\nasyncapi: 3.0"));
+    for side in ["server", "client"] {
+        for entry in std::fs::read_dir(format!("{root}/protocol/schemas/{side}")).unwrap() {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            let reference = format!("./schemas/{side}/{name}");
+            assert!(
+                document.contains(&reference),
+                "asyncapi.yaml does not reference {reference}"
+            );
+        }
+    }
+    for code in [
+        close::TOKEN_EXPIRED,
+        close::TOKEN_REVOKED,
+        close::SLOW_CONSUMER,
+        close::TOO_MANY_CONNECTIONS,
+        close::AUTH_FAILED,
+        close::BAD_MESSAGE,
+        close::SERVER_RESTARTING,
+        close::HEARTBEAT_TIMEOUT,
+    ] {
+        assert!(
+            document.contains(&format!("{code}")),
+            "close code {code} is not documented"
+        );
+    }
+}
