@@ -49,6 +49,7 @@ impl App {
     ) -> anyhow::Result<Self> {
         // Before anything records a metric: the recorder is process-wide.
         crate::metrics::handle();
+        metrics::gauge!(crate::metrics::WS_CONNECTIONS).increment(0.0);
         let metrics_listener = match config.metrics_bind.trim() {
             "" | "off" | "none" => None,
             address => Some(

@@ -1,1 +1,163 @@
-fn main() {}
+//! `taskstream-load`: the command line over the scenarios in the library.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use taskstream_load::progress::Ui;
+use taskstream_load::report::{self, OutputArgs, ScenarioReport};
+use taskstream_load::scenario::connections::{self, ConnectionsArgs};
+use taskstream_load::scenario::fanout::{self, FanoutArgs};
+use taskstream_load::scenario::limit::{self, LimitArgs};
+use taskstream_load::scenario::rest::{self, RestArgs};
+use taskstream_load::sys;
+
+const ABOUT: &str = "Load generator for taskstream: WebSocket connections, event fan-out, \
+                     the REST mix, and the server against its database's limit.";
+
+const LONG_ABOUT: &str = "\
+Load generator for taskstream: WebSocket connections, event fan-out, the REST mix, and the
+server against its database's limit.
+
+Every scenario signs up its own users (random names, so runs never collide), shows progress
+on stderr, writes a JSON result (--out, default loadtest-<scenario>-<timestamp>.json) and
+prints a one-line summary on stdout. The exit code is 0 when the run passed, 1 when it ran
+but failed its criteria (e.g. fanout lost, duplicated or reordered an event), 2 on error.
+
+Preparing the server for a load run:
+  ARGON2_MEMORY_KIB=256 ARGON2_ITERATIONS=1   cheap password hashing, so that sign-ups do
+                                              not dominate (never in production)
+  WS_MAX_CONNECTIONS_PER_USER (default 20)    sockets per user; pass the same number as
+                                              --max-per-user
+  WS_MAX_CONNECTIONS (default 20000)          sockets per instance
+  METRICS_BIND (default 127.0.0.1:9091)       where `connections` reads the server's RSS,
+                                              open files and socket gauge (--metrics);
+                                              without it, --server-pid reads /proc
+  e.g.  ARGON2_MEMORY_KIB=256 ARGON2_ITERATIONS=1 DATA_DIR=/tmp/lt target/release/taskstream
+
+Open files: the tool raises its soft RLIMIT_NOFILE to the hard limit and reports it. Each
+socket is a file on both sides: `connections` spreads its sockets over worker processes
+(--workers) and over source addresses 127.0.0.2, 127.0.0.3, ... (--source-addrs) so one
+machine can open tens of thousands of sockets to one server; the server process needs a
+limit above its socket count too. Measure memory per socket on a freshly started server:
+the allocator keeps what earlier runs used, so later deltas come out too small (or < 0).
+
+fanout passes when some writes succeeded, every client connected, and every client's
+stream held exactly its user's seqs (none lost, duplicated or out of order); clients closed
+with 4008 or 1012 (or dropped) resume with ?since=<last seq> and are counted as reconnects.
+limit writes real tasks (through pgbench) for the users it signs up on that database.
+Plots need a TrueType font: DejaVu Sans or Liberation Sans from the usual system folders,
+or TASKSTREAM_LOAD_FONT=/path/to/font.ttf (`none`: no text); nothing is downloaded.
+
+Examples:
+  taskstream-load connections --count 19000 --workers 2
+  taskstream-load fanout --clients 2000 --users 200 --rate 100 --duration 30 --plot fanout.png
+  taskstream-load fanout --clients 400 --users 40 --rate 50 --duration 10 \\
+      --instances http://127.0.0.1:8080,http://127.0.0.1:8081
+  taskstream-load rest --concurrency 32 --duration 20 --plot rest.png
+  taskstream-load limit --database-url postgres://postgres@127.0.0.1:5432/taskstream";
+
+#[derive(Debug, Parser)]
+#[command(name = "taskstream-load", version, about = ABOUT, long_about = LONG_ABOUT)]
+struct Cli {
+    #[command(subcommand)]
+    command: Scenario,
+}
+
+#[derive(Debug, Subcommand)]
+enum Scenario {
+    /// Open N authenticated WebSockets to one instance and hold them: connect rate,
+    /// failures, server RSS per connection.
+    Connections {
+        #[command(flatten)]
+        args: ConnectionsArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// N clients over U users check their event streams while writers make R mutations
+    /// per second: delivered / lost / duplicated / out-of-order, end-to-end latency.
+    Fanout {
+        #[command(flatten)]
+        args: FanoutArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// A realistic REST mix (or creates only) at C concurrent workers: per-route
+    /// throughput, latency percentiles, errors.
+    Rest {
+        #[command(flatten)]
+        args: RestArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// pgbench running the server's task-create transaction on its PostgreSQL, then the
+    /// server creating tasks at the same concurrency: the ratio server/pgbench.
+    Limit {
+        #[command(flatten)]
+        args: LimitArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// A `connections` worker process (started by `connections --workers N`).
+    #[command(name = "connections-worker", hide = true)]
+    ConnectionsWorker,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // Before any socket: every scenario may need more than the default 1024.
+    sys::raise_fd_limit();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn ui(output: &OutputArgs) -> Ui {
+    Ui {
+        progress: !output.quiet,
+    }
+}
+
+/// Runs the scenario and reports; `Ok(passed)`.
+async fn run(scenario: Scenario) -> anyhow::Result<bool> {
+    match scenario {
+        Scenario::Connections { args, output } => {
+            let report = connections::run(&args, ui(&output)).await?;
+            report::finish(&report, &output, None)?;
+            Ok(report.passed())
+        }
+        Scenario::Fanout { args, output } => {
+            let (report, plot) = fanout::run(&args, ui(&output)).await?;
+            report::finish(&report, &output, Some(&plot))?;
+            Ok(report.passed())
+        }
+        Scenario::Rest { args, output } => {
+            let (report, plot) = rest::run(&args, ui(&output)).await?;
+            report::finish(&report, &output, Some(&plot))?;
+            Ok(report.passed())
+        }
+        Scenario::Limit { args, output } => {
+            let report = limit::run(&args, ui(&output)).await?;
+            report::finish(&report, &output, None)?;
+            Ok(report.passed())
+        }
+        Scenario::ConnectionsWorker => {
+            connections::worker_main().await?;
+            Ok(true)
+        }
+    }
+}

@@ -105,7 +105,7 @@ pub struct Event {
     pub seq: i64,
     #[serde(rename = "event")]
     pub kind: EventKind,
-    /// When the change was committed (RFC 3339, UTC).
+    /// When the change was written: its transaction's time (RFC 3339, UTC).
     pub at: DateTime<Utc>,
     /// The resource as the REST API returns it (`{id}` for removals).
     #[schema(value_type = Object)]

@@ -95,13 +95,16 @@ pub async fn serve(
         claims: auth.claims,
         last_sent: 0,
     };
-    let reason = conn.run(since).await;
-    let code = reason
-        .as_ref()
-        .map_or_else(|| "gone".to_string(), |r| r.code.to_string());
-    metrics::counter!(crate::metrics::WS_DISCONNECTS, "code" => code).increment(1);
-    tracing::debug!(connection_id = %conn.id, ?reason, last_sent = conn.last_sent, "websocket ending");
-    if let Some(reason) = reason {
+    let end = conn.run(since).await;
+    let code = match &end {
+        End::Close(reason) => reason.code,
+        End::PeerClosed(code) => *code,
+        // The conventional code for a connection lost without a close frame.
+        End::Gone => 1006,
+    };
+    metrics::counter!(crate::metrics::WS_DISCONNECTS, "code" => code.to_string()).increment(1);
+    tracing::debug!(connection_id = %conn.id, code, last_sent = conn.last_sent, "websocket ending");
+    if let End::Close(reason) = end {
         send_close(&mut conn.sink, reason).await;
     }
     drop(slot);
@@ -189,6 +192,8 @@ fn json(message: &impl serde::Serialize) -> Utf8Bytes {
 enum End {
     Close(CloseReason),
     Gone,
+    /// The client closed the socket with this code.
+    PeerClosed(u16),
 }
 
 struct Connection<'a> {
@@ -224,15 +229,8 @@ impl Connection<'_> {
         self.send(Message::Text(json(message))).await
     }
 
-    /// Runs until the socket ends; returns the reason to close with, if we close it.
-    async fn run(&mut self, since: Option<i64>) -> Option<CloseReason> {
-        match self.run_loop(since).await {
-            End::Close(reason) => Some(reason),
-            End::Gone => None,
-        }
-    }
-
-    async fn run_loop(&mut self, since: Option<i64>) -> End {
+    /// Runs until the socket ends, and says how.
+    async fn run(&mut self, since: Option<i64>) -> End {
         let settings = self.svc.realtime.settings.clone();
         let bounds = match self.bounds().await {
             Ok(bounds) => bounds,
@@ -292,7 +290,7 @@ impl Connection<'_> {
                             (warn_at, expire_at) = token_deadlines(&self.claims);
                             warned = false;
                         }
-                        Ok(Flow::PeerClosed) => return End::Gone,
+                        Ok(Flow::PeerClosed(code)) => return End::PeerClosed(code),
                         Err(end) => return end,
                     }
                 }
@@ -354,6 +352,7 @@ impl Connection<'_> {
     /// Sends every stored event after `last_sent`, page by page.
     async fn catch_up(&mut self) -> Result<(), End> {
         loop {
+            self.absorb_queued_signals()?;
             let page = match self
                 .svc
                 .store
@@ -419,6 +418,18 @@ impl Connection<'_> {
         )
     }
 
+    /// Empties the wake-up queue while reading from the table: everything it announces is
+    /// committed, so the read covers it. This keeps a socket that is replaying a long
+    /// history from being taken for a slow consumer.
+    fn absorb_queued_signals(&mut self) -> Result<(), End> {
+        while let Ok(Signal::Events(message)) = self.inbox.signals.try_recv() {
+            if message.revoked == Some(self.claims.jti) {
+                return Err(End::Close(revoked()));
+            }
+        }
+        Ok(())
+    }
+
     async fn handle_signal(&mut self, signal: Signal) -> Result<(), End> {
         let Signal::Events(message) = signal;
         if message.revoked == Some(self.claims.jti) {
@@ -442,7 +453,9 @@ impl Connection<'_> {
         let text = match message {
             Message::Text(text) => text,
             Message::Ping(_) | Message::Pong(_) => return Ok(Flow::Continue),
-            Message::Close(_) => return Ok(Flow::PeerClosed),
+            Message::Close(frame) => {
+                return Ok(Flow::PeerClosed(frame.map_or(1005, |f| f.code)));
+            }
             Message::Binary(_) => return Err(bad_message("Binary frames are not accepted")),
         };
         if text.len() > MAX_CLIENT_MESSAGE {
@@ -499,7 +512,8 @@ impl Connection<'_> {
 enum Flow {
     Continue,
     Refreshed,
-    PeerClosed,
+    /// The client closed, with this code.
+    PeerClosed(u16),
 }
 
 fn bad_message(message: impl Into<String>) -> End {

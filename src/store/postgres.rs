@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::Postgres;
+use sqlx::{Connection, Postgres};
 
 use crate::config::DatabaseUrl;
 
@@ -24,8 +24,17 @@ impl PostgresStore {
             .max_connections(max_connections.max(1))
             .min_connections(1)
             .acquire_timeout(Duration::from_secs(5))
-            // A connection idle for a while is checked before use (sqlx pings it).
-            .test_before_acquire(true)
+            // Health check: a connection idle for a while is pinged before use. Pinging on
+            // every acquire (sqlx's default) would add a round trip to every query.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for > Duration::from_secs(30) {
+                        conn.ping().await?;
+                    }
+                    Ok(true)
+                })
+            })
             .idle_timeout(Duration::from_secs(600))
             .connect_with(options)
             .await

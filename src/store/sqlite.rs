@@ -34,8 +34,10 @@ impl SqliteStore {
                     .with_context(|| format!("creating {}", parent.display()))?;
             }
         }
+        // A local file needs no ping before each use.
         let write = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .connect_with(options.clone())
             .await
             .with_context(|| format!("opening {}", url.redacted()))?;
@@ -45,6 +47,7 @@ impl SqliteStore {
             .context("applying SQLite migrations")?;
         let read = SqlitePoolOptions::new()
             .max_connections(max_connections.max(1))
+            .test_before_acquire(false)
             .connect_with(options.read_only(true))
             .await
             .with_context(|| format!("opening {}", url.redacted()))?;

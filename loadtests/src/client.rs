@@ -1,0 +1,626 @@
+//! Talking to taskstream: sign-up, the REST calls of the workload, the event-stream head
+//! (`GET /events`), authenticated WebSockets (optionally from a chosen source address),
+//! and the checker every client runs over its stream.
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context};
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::WebSocketStream;
+
+use crate::progress::{Progress, Ui};
+use crate::sys::{letters_for, Rng};
+use crate::workload::Call;
+
+/// The password of every load-test account: upper, lower, digit, special, not common.
+pub const PASSWORD: &str = "Load-Test-Pass-9!";
+
+/// A signed-up user.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Account {
+    pub id: String,
+    pub token: String,
+}
+
+/// The REST API of one instance (`http://host:port`, without `/api/v1`).
+#[derive(Debug, Clone)]
+pub struct Api {
+    http: reqwest::Client,
+    base: String,
+}
+
+/// How a REST call ended.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The HTTP status; `None` when no response came (connection error, timeout).
+    pub status: Option<u16>,
+    pub ok: bool,
+    /// The id of a task a create made.
+    pub created: Option<i64>,
+    pub error: Option<String>,
+}
+
+impl Outcome {
+    /// The key errors are counted under: the status, or the kind of transport failure.
+    pub fn error_key(&self) -> String {
+        match (self.status, &self.error) {
+            (Some(status), _) => status.to_string(),
+            (None, Some(error)) => error.clone(),
+            (None, None) => "unknown".to_string(),
+        }
+    }
+}
+
+fn transport_error(err: &reqwest::Error) -> String {
+    if err.is_timeout() {
+        "timeout".into()
+    } else if err.is_connect() {
+        "connect".into()
+    } else if err.is_decode() {
+        "decode".into()
+    } else {
+        "transport".into()
+    }
+}
+
+impl Api {
+    pub fn new(base: &str) -> anyhow::Result<Self> {
+        let base = base.trim().trim_end_matches('/').to_string();
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            bail!("expected an http:// base URL, got {base:?}");
+        }
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .connect_timeout(Duration::from_secs(10))
+            .pool_max_idle_per_host(1024)
+            .tcp_nodelay(true)
+            .build()
+            .context("building the HTTP client")?;
+        Ok(Self { http, base })
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/api/v1{path}", self.base)
+    }
+
+    /// `POST /auth/signup`.
+    pub async fn signup(&self, name: &str, email: &str) -> anyhow::Result<Account> {
+        #[derive(Deserialize)]
+        struct User {
+            id: String,
+        }
+        #[derive(Deserialize)]
+        struct Session {
+            token: String,
+            user: User,
+        }
+        let response = self
+            .http
+            .post(self.url("/auth/signup"))
+            .json(&json!({ "name": name, "email": email, "password": PASSWORD }))
+            .send()
+            .await
+            .with_context(|| format!("POST {}", self.url("/auth/signup")))?;
+        let status = response.status();
+        if status.as_u16() != 201 {
+            let body = response.text().await.unwrap_or_default();
+            bail!("sign-up answered {status}: {body}");
+        }
+        let session: Session = response.json().await.context("sign-up response")?;
+        Ok(Account {
+            id: session.user.id,
+            token: session.token,
+        })
+    }
+
+    /// The user's latest seq: `GET /events?since=<since>&limit=1`.
+    pub async fn latest_seq(&self, token: &str, since: i64) -> anyhow::Result<i64> {
+        let response = self
+            .http
+            .get(self.url("/events"))
+            .bearer_auth(token)
+            .query(&[("since", since.to_string()), ("limit", "1".to_string())])
+            .send()
+            .await
+            .context("GET /events")?;
+        let status = response.status();
+        let body: Value = response.json().await.context("GET /events response")?;
+        // 200, or 410 (events past retention), carry the latest seq at the top level.
+        body["last_seq"]
+            .as_i64()
+            .ok_or_else(|| anyhow!("GET /events answered {status} without last_seq: {body}"))
+    }
+
+    /// Makes one call of the workload; the body is read in full (it is part of the time).
+    pub async fn perform(&self, token: &str, call: Call, rng_word: u64) -> Outcome {
+        let http = &self.http;
+        let priority = ["LOW", "MEDIUM", "HIGH"][(rng_word % 3) as usize];
+        let request = match call {
+            Call::ListTasks => http.get(self.url("/tasks")).query(&[("limit", "50")]),
+            Call::CreateTask => http.post(self.url("/tasks")).json(&json!({
+                "title": format!("Load task {rng_word:x}"),
+                "description": "Created by taskstream-load",
+                "priority": priority,
+            })),
+            Call::PatchTask(id) => http.patch(self.url(&format!("/tasks/{id}"))).json(&json!({
+                "title": format!("Load task {rng_word:x} (edited)"),
+                "priority": priority,
+            })),
+            // No body: toggles.
+            Call::CompleteTask(id) => http.patch(self.url(&format!("/tasks/{id}/complete"))),
+            Call::DeleteTask(id) => http.delete(self.url(&format!("/tasks/{id}"))),
+            Call::ListNotifications => http
+                .get(self.url("/notifications"))
+                .query(&[("limit", "20")]),
+            Call::UnreadCount => http.get(self.url("/notifications/unread/count")),
+        };
+        let response = match request.bearer_auth(token).send().await {
+            Ok(response) => response,
+            Err(err) => {
+                return Outcome {
+                    status: None,
+                    ok: false,
+                    created: None,
+                    error: Some(transport_error(&err)),
+                }
+            }
+        };
+        let status = response.status();
+        let body = match response.bytes().await {
+            Ok(body) => body,
+            Err(err) => {
+                return Outcome {
+                    status: Some(status.as_u16()),
+                    ok: false,
+                    created: None,
+                    error: Some(transport_error(&err)),
+                }
+            }
+        };
+        let created = match call {
+            Call::CreateTask if status.is_success() => serde_json::from_slice::<Value>(&body)
+                .ok()
+                .and_then(|v| v["id"].as_i64()),
+            _ => None,
+        };
+        Outcome {
+            status: Some(status.as_u16()),
+            ok: status.is_success(),
+            created,
+            error: None,
+        }
+    }
+}
+
+/// Signs up `count` users, spread over `apis` round robin, `concurrency` at a time. Names
+/// and e-mails carry a random tag so that runs never collide.
+pub async fn sign_up_users(
+    apis: &[Api],
+    count: usize,
+    concurrency: usize,
+    ui: Ui,
+) -> anyhow::Result<Vec<Account>> {
+    if apis.is_empty() {
+        bail!("no instance to sign up on");
+    }
+    let tag = Rng::from_entropy(count as u64).letters(8);
+    let progress = Progress::new(ui, "signup", Some(count as u64));
+    let done = Arc::new(AtomicU64::new(0));
+    let results: Vec<anyhow::Result<Account>> = futures_util::stream::iter(0..count)
+        .map(|i| {
+            let api = apis[i % apis.len()].clone();
+            let tag = tag.clone();
+            let done = done.clone();
+            let progress = &progress;
+            async move {
+                let name = format!("Load {tag} {}", letters_for(i));
+                let email = format!("load-{tag}-{i}@example.com");
+                let mut attempt = 0;
+                let account = loop {
+                    match api.signup(&name, &email).await {
+                        Ok(account) => break Ok(account),
+                        Err(_) if attempt < 3 => {
+                            attempt += 1;
+                            tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+                        }
+                        Err(err) => break Err(err),
+                    }
+                };
+                let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+                progress.set_position(n);
+                progress.set_message(format!("{n}/{count} users"));
+                account
+            }
+        })
+        .buffered(concurrency.max(1))
+        .collect()
+        .await;
+    let accounts = results
+        .into_iter()
+        .collect::<anyhow::Result<Vec<_>>>()
+        .context("signing up the load-test users")?;
+    progress.finish(format!("{count} users"));
+    Ok(accounts)
+}
+
+/// Where a server's socket endpoint is.
+#[derive(Debug, Clone)]
+pub struct WsTarget {
+    pub addr: SocketAddr,
+    /// `host:port` as the URL names it (for the Host header).
+    authority: String,
+    path: String,
+}
+
+impl WsTarget {
+    /// The `/api/v1/ws` endpoint of the server at `base` (`http://host:port`).
+    pub async fn resolve(base: &str) -> anyhow::Result<Self> {
+        let url = reqwest::Url::parse(base.trim()).with_context(|| format!("URL {base:?}"))?;
+        if url.scheme() != "http" {
+            bail!("only http:// servers are supported (got {base})");
+        }
+        let host = url.host_str().ok_or_else(|| anyhow!("no host in {base}"))?;
+        let port = url.port_or_known_default().unwrap_or(80);
+        let addr = tokio::net::lookup_host((host, port))
+            .await
+            .with_context(|| format!("resolving {host}"))?
+            .next()
+            .ok_or_else(|| anyhow!("{host} has no address"))?;
+        let authority = match url.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_string(),
+        };
+        let path = format!("{}/api/v1/ws", url.path().trim_end_matches('/'));
+        Ok(Self {
+            addr,
+            authority,
+            path,
+        })
+    }
+
+    fn url(&self, since: Option<i64>) -> String {
+        match since {
+            Some(since) => format!("ws://{}{}?since={since}", self.authority, self.path),
+            None => format!("ws://{}{}", self.authority, self.path),
+        }
+    }
+}
+
+pub type Ws = WebSocketStream<TcpStream>;
+
+/// Small buffers: tungstenite allocates its read buffer up front, 128 KiB by default,
+/// which would be gigabytes at tens of thousands of sockets.
+pub fn ws_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_write_buffer_size(1024 * 1024)
+}
+
+/// Why a socket could not be opened.
+#[derive(Debug)]
+pub enum ConnectError {
+    /// The upgrade was answered with this HTTP status.
+    Refused(u16),
+    Io(std::io::Error),
+    Handshake(String),
+    Timeout,
+    /// Closed (with this code) before `ready`.
+    Closed(Option<u16>),
+    /// The server sent an `error` (with this code) instead of `ready`.
+    Rejected(String),
+    /// Something other than `ready` came first.
+    NotReady(String),
+}
+
+impl ConnectError {
+    /// The key failures are counted under.
+    pub fn key(&self) -> String {
+        match self {
+            ConnectError::Refused(status) => format!("http {status}"),
+            ConnectError::Io(err) => match err.raw_os_error() {
+                Some(code) => format!("io {:?} (os error {code})", err.kind()),
+                None => format!("io {:?}", err.kind()),
+            },
+            ConnectError::Handshake(_) => "handshake".into(),
+            ConnectError::Timeout => "timeout".into(),
+            ConnectError::Closed(Some(code)) => format!("closed {code}"),
+            ConnectError::Closed(None) => "closed".into(),
+            ConnectError::Rejected(code) => format!("error {code}"),
+            ConnectError::NotReady(_) => "no ready".into(),
+        }
+    }
+}
+
+impl std::fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConnectError::Io(err) => write!(f, "{}: {err}", self.key()),
+            ConnectError::Handshake(err) => write!(f, "handshake: {err}"),
+            ConnectError::NotReady(first) => write!(f, "expected ready, got {first}"),
+            other => f.write_str(&other.key()),
+        }
+    }
+}
+
+/// Opens an authenticated socket (token in the `Authorization` header), from `source`
+/// when given, and waits for `ready`; returns the socket and `ready.last_seq`.
+pub async fn connect_ws(
+    target: &WsTarget,
+    token: &str,
+    since: Option<i64>,
+    source: Option<IpAddr>,
+    timeout: Duration,
+) -> Result<(Ws, i64), ConnectError> {
+    tokio::time::timeout(timeout, connect_inner(target, token, since, source))
+        .await
+        .unwrap_or(Err(ConnectError::Timeout))
+}
+
+async fn connect_inner(
+    target: &WsTarget,
+    token: &str,
+    since: Option<i64>,
+    source: Option<IpAddr>,
+) -> Result<(Ws, i64), ConnectError> {
+    let socket = match target.addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4(),
+        SocketAddr::V6(_) => TcpSocket::new_v6(),
+    }
+    .map_err(ConnectError::Io)?;
+    // Ports in TIME_WAIT from an earlier run may be reused.
+    socket.set_reuseaddr(true).map_err(ConnectError::Io)?;
+    if let Some(source) = source {
+        socket
+            .bind(SocketAddr::new(source, 0))
+            .map_err(ConnectError::Io)?;
+    }
+    let stream = socket
+        .connect(target.addr)
+        .await
+        .map_err(ConnectError::Io)?;
+    stream.set_nodelay(true).map_err(ConnectError::Io)?;
+    let mut request = target
+        .url(since)
+        .into_client_request()
+        .map_err(|e| ConnectError::Handshake(e.to_string()))?;
+    let bearer = format!("Bearer {token}")
+        .parse()
+        .map_err(|_| ConnectError::Handshake("token is not a valid header value".into()))?;
+    request.headers_mut().insert("authorization", bearer);
+    let (mut ws, _) =
+        tokio_tungstenite::client_async_with_config(request, stream, Some(ws_config()))
+            .await
+            .map_err(|err| match err {
+                tungstenite::Error::Http(response) => {
+                    ConnectError::Refused(response.status().as_u16())
+                }
+                tungstenite::Error::Io(err) => ConnectError::Io(err),
+                other => ConnectError::Handshake(other.to_string()),
+            })?;
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(text))) => {
+                let message: Incoming = serde_json::from_str(&text)
+                    .map_err(|_| ConnectError::NotReady(text.to_string()))?;
+                return match (message.kind.as_str(), message.last_seq) {
+                    ("ready", Some(last_seq)) => Ok((ws, last_seq)),
+                    ("error", _) => Err(ConnectError::Rejected(
+                        message.code.unwrap_or_else(|| "unknown".into()),
+                    )),
+                    _ => Err(ConnectError::NotReady(text.to_string())),
+                };
+            }
+            Some(Ok(Message::Close(frame))) => {
+                return Err(ConnectError::Closed(frame.map(|f| u16::from(f.code))))
+            }
+            Some(Ok(_)) => continue,
+            Some(Err(tungstenite::Error::Io(err))) => return Err(ConnectError::Io(err)),
+            Some(Err(err)) => return Err(ConnectError::Handshake(err.to_string())),
+            None => return Err(ConnectError::Closed(None)),
+        }
+    }
+}
+
+/// Closes a socket politely and waits (briefly) for the server's close.
+pub async fn close_ws(mut ws: Ws) {
+    let frame = CloseFrame {
+        code: CloseCode::Normal,
+        reason: "".into(),
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        if ws.close(Some(frame)).await.is_ok() {
+            while let Some(Ok(_)) = ws.next().await {}
+        }
+    })
+    .await;
+}
+
+/// The fields of a server message the load generator looks at.
+#[derive(Debug, Deserialize)]
+pub struct Incoming {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub seq: Option<i64>,
+    pub at: Option<String>,
+    pub last_seq: Option<i64>,
+    pub code: Option<String>,
+}
+
+impl Incoming {
+    /// The event's commit time.
+    pub fn at(&self) -> Option<DateTime<Utc>> {
+        let at = self.at.as_deref()?;
+        DateTime::parse_from_rfc3339(at)
+            .ok()
+            .map(|t| t.with_timezone(&Utc))
+    }
+}
+
+/// What an event did to a client's view of its stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seen {
+    /// The next one.
+    InOrder,
+    /// Ahead of the next one: the ones between are missing (for now).
+    OutOfOrder,
+    /// One that was missing, arriving late.
+    Late,
+    /// Seen before.
+    Duplicate,
+}
+
+/// Most missing seqs one client remembers; a gap beyond this is counted, not listed.
+const MAX_TRACKED_GAP: i64 = 100_000;
+
+/// One client's accounting of its stream: seqs must arrive as start+1, start+2, ... with
+/// no gaps and no repeats.
+#[derive(Debug, Clone, Default)]
+pub struct StreamChecker {
+    /// The user's seq when the client first connected (from `ready`).
+    pub start: i64,
+    /// The highest seq seen.
+    pub last: i64,
+    /// Distinct new events received.
+    pub delivered: u64,
+    pub duplicated: u64,
+    pub out_of_order: u64,
+    /// Missing seqs that arrived later (after an out-of-order one).
+    pub late: u64,
+    /// Seqs skipped by a `reset` (past retention: the client would have to reload).
+    pub reset_skipped: u64,
+    missing: BTreeSet<i64>,
+    untracked_missing: u64,
+}
+
+impl StreamChecker {
+    pub fn new(start: i64) -> Self {
+        Self {
+            start,
+            last: start,
+            ..Self::default()
+        }
+    }
+
+    pub fn observe(&mut self, seq: i64) -> Seen {
+        if seq == self.last + 1 {
+            self.last = seq;
+            self.delivered += 1;
+            Seen::InOrder
+        } else if seq > self.last + 1 {
+            let gap_end = seq.min(self.last + 1 + MAX_TRACKED_GAP);
+            self.missing.extend(self.last + 1..gap_end);
+            self.untracked_missing += (seq - gap_end) as u64;
+            self.last = seq;
+            self.delivered += 1;
+            self.out_of_order += 1;
+            Seen::OutOfOrder
+        } else if self.missing.remove(&seq) {
+            self.delivered += 1;
+            self.late += 1;
+            Seen::Late
+        } else {
+            self.duplicated += 1;
+            Seen::Duplicate
+        }
+    }
+
+    /// A `reset` to `last_seq`: everything up to it is skipped.
+    pub fn reset(&mut self, last_seq: i64) {
+        if last_seq > self.last {
+            self.reset_skipped += (last_seq - self.last) as u64;
+            self.missing
+                .extend(self.last + 1..=last_seq.min(self.last + MAX_TRACKED_GAP));
+            self.last = last_seq;
+        }
+    }
+
+    /// Whether every seq up to `final_seq` has arrived.
+    pub fn caught_up(&self, final_seq: i64) -> bool {
+        self.last >= final_seq && self.missing.is_empty() && self.untracked_missing == 0
+    }
+
+    /// Seqs in `(start, final_seq]` that never arrived.
+    pub fn lost(&self, final_seq: i64) -> u64 {
+        let gaps = self.missing.range(..=final_seq).count() as u64 + self.untracked_missing;
+        gaps + (final_seq - self.last).max(0) as u64
+    }
+
+    /// Seqs beyond `final_seq` (the stream had more than the user's writes made).
+    pub fn beyond(&self, final_seq: i64) -> u64 {
+        (self.last - final_seq).max(0) as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_clean_stream_has_nothing_to_report() {
+        let mut checker = StreamChecker::new(1);
+        for seq in 2..=11 {
+            assert_eq!(checker.observe(seq), Seen::InOrder);
+        }
+        assert_eq!(checker.delivered, 10);
+        assert!(checker.caught_up(11));
+        assert_eq!(checker.lost(11), 0);
+        assert_eq!(checker.lost(13), 2);
+    }
+
+    #[test]
+    fn gaps_duplicates_and_late_arrivals() {
+        let mut checker = StreamChecker::new(0);
+        assert_eq!(checker.observe(1), Seen::InOrder);
+        assert_eq!(checker.observe(4), Seen::OutOfOrder);
+        assert_eq!(checker.observe(1), Seen::Duplicate);
+        assert_eq!(checker.observe(2), Seen::Late);
+        assert_eq!(checker.out_of_order, 1);
+        assert_eq!(checker.duplicated, 1);
+        assert_eq!(checker.delivered, 3);
+        assert!(!checker.caught_up(4));
+        assert_eq!(checker.lost(4), 1); // 3 never came
+        assert_eq!(checker.observe(3), Seen::Late);
+        assert!(checker.caught_up(4));
+        assert_eq!(checker.lost(4), 0);
+        assert_eq!(checker.observe(3), Seen::Duplicate);
+    }
+
+    #[test]
+    fn resets_count_as_lost() {
+        let mut checker = StreamChecker::new(0);
+        checker.observe(1);
+        checker.reset(5);
+        assert_eq!(checker.reset_skipped, 4);
+        assert_eq!(checker.lost(5), 4);
+    }
+
+    #[test]
+    fn server_messages_parse() {
+        let event: Incoming = serde_json::from_str(
+            r#"{"type":"event","seq":3,"event":"task.created","at":"2026-11-27T10:00:00.123456Z","data":{"id":1}}"#,
+        )
+        .unwrap();
+        assert_eq!(event.seq, Some(3));
+        assert!(event.at().is_some());
+        let ready: Incoming =
+            serde_json::from_str(r#"{"type":"ready","last_seq":7,"heartbeat_s":25}"#).unwrap();
+        assert_eq!(ready.last_seq, Some(7));
+    }
+}

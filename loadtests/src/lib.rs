@@ -1,0 +1,24 @@
+//! taskstream-load: load scenarios for taskstream.
+//!
+//! - [`scenario::connections`]: many idle authenticated WebSockets on one instance, the
+//!   connect rate and the server's memory per socket;
+//! - [`scenario::fanout`]: writers over REST and clients checking their event streams
+//!   (nothing lost, duplicated or reordered) with end-to-end latency;
+//! - [`scenario::rest`]: a realistic REST mix, per route;
+//! - [`scenario::limit`]: the server against pgbench running its own transaction.
+//!
+//! [`client`] talks to the server, [`report`] turns numbers into JSON, a summary line and
+//! a plot, [`progress`] shows what is going on, [`sys`] deals with the machine.
+
+pub mod client;
+pub mod metrics;
+pub mod progress;
+pub mod report;
+pub mod scenario;
+pub mod sys;
+pub mod workload;
+
+/// Where the server listens by default.
+pub const DEFAULT_URL: &str = "http://127.0.0.1:8080";
+/// Where the server's metrics listener (METRICS_BIND) is by default.
+pub const DEFAULT_METRICS: &str = "http://127.0.0.1:9091";

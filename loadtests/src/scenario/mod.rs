@@ -1,0 +1,7 @@
+//! One module per scenario; each has its clap arguments, a `run` that returns its report,
+//! and the report type.
+
+pub mod connections;
+pub mod fanout;
+pub mod limit;
+pub mod rest;

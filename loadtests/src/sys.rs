@@ -1,0 +1,180 @@
+//! What the load generator needs from the machine: the open-file limit, source addresses
+//! on loopback, and a small random number generator.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+/// The process's open-file limit after [`raise_fd_limit`].
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct FdLimit {
+    pub soft: u64,
+    pub hard: u64,
+}
+
+/// Raises the soft RLIMIT_NOFILE to the hard limit (an unprivileged process may go that
+/// far, not beyond) and returns the limits in force. Never fails: if the limit cannot be
+/// read or raised, it says what it could read.
+pub fn raise_fd_limit() -> FdLimit {
+    let (soft, hard) = rlimit::Resource::NOFILE.get().unwrap_or((1024, 1024));
+    let soft = match rlimit::increase_nofile_limit(hard) {
+        Ok(raised) => raised,
+        Err(_) => soft,
+    };
+    FdLimit { soft, hard }
+}
+
+/// Files a process keeps open besides its sockets (stdio, the runtime, the HTTP pool).
+pub const FD_RESERVE: u64 = 200;
+
+/// Client sockets one process can open under `limit`.
+pub fn sockets_per_process(limit: FdLimit) -> usize {
+    limit.soft.saturating_sub(FD_RESERVE).max(1) as usize
+}
+
+/// Source addresses to spread client sockets over: 127.0.0.2, 127.0.0.3, ... when the
+/// target is on IPv4 loopback (every 127.x address is local there), none otherwise.
+#[derive(Debug, Clone, Default)]
+pub struct SourceAddrs {
+    addrs: Vec<IpAddr>,
+}
+
+impl SourceAddrs {
+    /// `count` addresses for `target`; 0 (or a target off loopback) means "let the kernel
+    /// choose".
+    pub fn for_target(target: SocketAddr, count: usize) -> Self {
+        let loopback_v4 = matches!(target.ip(), IpAddr::V4(ip) if ip.is_loopback());
+        if !loopback_v4 || count == 0 {
+            return Self::default();
+        }
+        // 127.0.0.2 up to 127.255.255.254; more than a few hundred is never needed.
+        let first = u32::from(Ipv4Addr::new(127, 0, 0, 2));
+        let addrs = (0..count.min(60_000) as u32)
+            .map(|i| IpAddr::V4(Ipv4Addr::from(first + i)))
+            .collect();
+        Self { addrs }
+    }
+
+    /// The default number of source addresses for `clients` sockets: one per 10,000, so
+    /// that no address runs short of ephemeral ports (about 28,000 each).
+    pub fn default_count(clients: usize) -> usize {
+        clients.div_ceil(10_000).max(1)
+    }
+
+    pub fn len(&self) -> usize {
+        self.addrs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.addrs.is_empty()
+    }
+
+    /// The address for client `index`, round robin.
+    pub fn pick(&self, index: usize) -> Option<IpAddr> {
+        if self.addrs.is_empty() {
+            None
+        } else {
+            Some(self.addrs[index % self.addrs.len()])
+        }
+    }
+
+    pub fn as_slice(&self) -> &[IpAddr] {
+        &self.addrs
+    }
+
+    pub fn from_list(addrs: Vec<IpAddr>) -> Self {
+        Self { addrs }
+    }
+}
+
+/// SplitMix64: small, fast, and good enough to pick operations.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    /// Seeded from the clock, the process id and `salt`.
+    pub fn from_entropy(salt: u64) -> Self {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        Self(nanos ^ (u64::from(std::process::id()) << 32) ^ salt.wrapping_mul(0x9E37_79B9))
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..n` (0 when `n` is 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        if n == 0 {
+            0
+        } else {
+            self.next_u64() % n
+        }
+    }
+
+    /// `len` lower-case ASCII letters.
+    pub fn letters(&mut self, len: usize) -> String {
+        (0..len)
+            .map(|_| char::from(b'a' + self.below(26) as u8))
+            .collect()
+    }
+}
+
+/// `n` written with the letters a-z (0 = "a", 25 = "z", 26 = "ba", ...): user names may
+/// hold letters only.
+pub fn letters_for(mut n: usize) -> String {
+    let mut out = Vec::new();
+    loop {
+        out.push(b'a' + (n % 26) as u8);
+        n /= 26;
+        if n == 0 {
+            break;
+        }
+    }
+    out.reverse();
+    String::from_utf8(out).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn letter_numbers_are_distinct() {
+        assert_eq!(letters_for(0), "a");
+        assert_eq!(letters_for(25), "z");
+        assert_eq!(letters_for(26), "ba");
+        let all: std::collections::HashSet<String> = (0..5000).map(letters_for).collect();
+        assert_eq!(all.len(), 5000);
+    }
+
+    #[test]
+    fn source_addresses_only_on_loopback() {
+        let local: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        let remote: SocketAddr = "192.0.2.1:8080".parse().unwrap();
+        let addrs = SourceAddrs::for_target(local, 3);
+        assert_eq!(addrs.len(), 3);
+        assert_eq!(addrs.pick(0), Some("127.0.0.2".parse().unwrap()));
+        assert_eq!(addrs.pick(4), Some("127.0.0.3".parse().unwrap()));
+        assert!(SourceAddrs::for_target(remote, 3).is_empty());
+        assert_eq!(SourceAddrs::default_count(19_000), 2);
+    }
+
+    #[test]
+    fn rng_stays_in_range() {
+        let mut rng = Rng::new(7);
+        assert!((0..1000).all(|_| rng.below(10) < 10));
+        assert_eq!(rng.letters(8).len(), 8);
+    }
+}
