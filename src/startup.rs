@@ -67,12 +67,12 @@ impl App {
         let services = Services {
             store,
             realtime,
-            passwords: PasswordHasher::new(PasswordParams {
+            passwords: Arc::new(PasswordHasher::new(PasswordParams {
                 memory_kib: config.argon2_memory_kib,
                 iterations: config.argon2_iterations,
-            })?,
-            tokens: TokenIssuer::new(&secret, config.jwt_ttl.0)?,
-            media: MediaStore::new(config.media_dir())?,
+            })?),
+            tokens: Arc::new(TokenIssuer::new(&secret, config.jwt_ttl.0)?),
+            media: Arc::new(MediaStore::new(config.media_dir())?),
         };
         let router = http::router(
             services.clone(),

@@ -214,7 +214,7 @@ impl Connection<'_> {
     async fn send(&mut self, message: Message) -> Result<(), End> {
         tokio::select! {
                     biased;
-                    Some(reason) = self.inbox.close.recv() => Err(End::Close(reason)),
+                    Some(reason) = self.inbox.close.recv() => Err(End::Close(*reason)),
                     sent = tokio::time::timeout(WRITE_TIMEOUT, self.sink.send(message)) => match sent {
         Ok(Ok(())) => {
                             metrics::counter!(crate::metrics::WS_MESSAGES_SENT).increment(1);
@@ -261,7 +261,7 @@ impl Connection<'_> {
         loop {
             tokio::select! {
                 biased;
-                Some(reason) = self.inbox.close.recv() => return End::Close(reason),
+                Some(reason) = self.inbox.close.recv() => return End::Close(*reason),
                 () = sleep_until(expire_at) => {
                     return End::Close(CloseReason::new(close::TOKEN_EXPIRED, "TOKEN_EXPIRED", "The token expired"));
                 }

@@ -45,20 +45,21 @@ pub enum Signal {
 pub struct ConnHandle {
     pub id: Uuid,
     signals: mpsc::Sender<Signal>,
-    close: mpsc::Sender<CloseReason>,
+    // Boxed: a channel allocates room for 32 messages up front, per socket.
+    close: mpsc::Sender<Box<CloseReason>>,
 }
 
 impl ConnHandle {
     /// Asks the connection to close; returns false when it was already asked.
     pub fn close(&self, reason: CloseReason) -> bool {
-        self.close.try_send(reason).is_ok()
+        self.close.try_send(Box::new(reason)).is_ok()
     }
 }
 
 /// What the connection task keeps: its receivers.
 pub struct ConnInbox {
     pub signals: mpsc::Receiver<Signal>,
-    pub close: mpsc::Receiver<CloseReason>,
+    pub close: mpsc::Receiver<Box<CloseReason>>,
 }
 
 #[derive(Debug, Default)]

@@ -29,9 +29,10 @@ pub use media::MediaStore;
 #[derive(Clone)]
 pub struct Services {
     pub store: Arc<dyn Store>,
-    pub passwords: PasswordHasher,
-    pub tokens: TokenIssuer,
-    pub media: MediaStore,
+    // Behind `Arc`s: every request and every socket holds a clone of `Services`.
+    pub passwords: Arc<PasswordHasher>,
+    pub tokens: Arc<TokenIssuer>,
+    pub media: Arc<MediaStore>,
     pub realtime: Arc<Realtime>,
 }
 

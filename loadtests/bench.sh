@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# One command per benchmark of BENCHMARKS.md: starts the servers it needs (release build,
+# loopback only), runs the scenario, stops them. Results land in ./bench-results/.
+#
+#   loadtests/bench.sh connections          19,000 sockets on one embedded instance
+#   loadtests/bench.sh fanout-embedded       fan-out on the embedded default (one instance)
+#   loadtests/bench.sh fanout-postgres       10,000 clients / 2,000 users / 500 writes/s, 2 instances, postgres bus
+#   loadtests/bench.sh fanout-redis          the same on the redis bus, with Redis restarted mid-run
+#   loadtests/bench.sh rest                  REST mix at 64 concurrent clients (PostgreSQL)
+#   loadtests/bench.sh limit                 task creation vs pgbench with the same transaction
+#
+# DURATION (seconds, default 30) shortens or lengthens the timed scenarios.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SCENARIO=${1:?usage: loadtests/bench.sh connections|fanout-embedded|fanout-postgres|fanout-redis|rest|limit}
+DURATION=${DURATION:-30}
+OUT=bench-results
+mkdir -p "$OUT"
+cargo build --release --workspace --quiet
+SERVER=target/release/taskstream
+LOAD=target/release/taskstream-load
+STAMP=$(date +%Y%m%d-%H%M%S)
+PIDS=()
+DB=""
+
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  if [ -n "$DB" ]; then psql -h 127.0.0.1 -U postgres -q -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" postgres || true; fi
+  # A benchmark never leaves Redis down.
+  if ! redis-cli -h 127.0.0.1 ping >/dev/null 2>&1; then
+    redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+      --dir /var/lib/redis --logfile /var/log/redis/ci.log >/dev/null
+  fi
+}
+trap cleanup EXIT
+
+# Cheap password hashing: the benchmarks sign up thousands of users.
+export ARGON2_MEMORY_KIB=256 ARGON2_ITERATIONS=1 RUST_LOG=warn
+export JWT_SECRET=benchmark-secret-0123456789abcdef0123456789abcdef
+export WS_MAX_CONNECTIONS=30000
+
+start() { # port metrics-port [env...]
+  local port=$1 metrics=$2; shift 2
+  env BIND=127.0.0.1:$port METRICS_BIND=127.0.0.1:$metrics "$@" "$SERVER" >"$OUT/server-$port.log" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 1 100); do
+    curl -fs "http://127.0.0.1:$port/health" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "server on $port did not start; see $OUT/server-$port.log" >&2
+  exit 1
+}
+
+fresh_database() {
+  DB=bench_$(date +%s)
+  psql -h 127.0.0.1 -U postgres -q -c "CREATE DATABASE $DB" postgres
+  echo "postgres://postgres@127.0.0.1:5432/$DB"
+}
+
+case "$SCENARIO" in
+  connections)
+    DATA=$(mktemp -d)
+    start 18080 19091 DATA_DIR="$DATA"
+    "$LOAD" connections --count 19000 --workers 2 --url http://127.0.0.1:18080 \
+      --metrics http://127.0.0.1:19091 --out "$OUT/connections-$STAMP.json"
+    ;;
+  fanout-embedded)
+    DATA=$(mktemp -d)
+    start 18080 19091 DATA_DIR="$DATA"
+    "$LOAD" fanout --clients 10000 --users 2000 --rate 500 --duration "$DURATION" \
+      --instances http://127.0.0.1:18080 \
+      --out "$OUT/fanout-embedded-$STAMP.json" --plot "$OUT/fanout-embedded-$STAMP.png"
+    ;;
+  fanout-postgres | fanout-redis)
+    BUS=${SCENARIO#fanout-}
+    URL=$(fresh_database)
+    start 18080 19091 DATABASE_URL="$URL" EVENT_BUS="$BUS" DATABASE_MAX_CONNECTIONS=20
+    start 18081 19092 DATABASE_URL="$URL" EVENT_BUS="$BUS" DATABASE_MAX_CONNECTIONS=20
+    if [ "$BUS" = redis ]; then
+      # Restart Redis in the middle of the run: nothing may be lost.
+      ( sleep $((DURATION / 2 + 20)); redis-cli -h 127.0.0.1 shutdown nosave >/dev/null 2>&1 || true; sleep 3
+        redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+          --dir /var/lib/redis --logfile /var/log/redis/ci.log >/dev/null
+        echo "redis restarted at $(date +%T)" >>"$OUT/fanout-redis-$STAMP.events" ) &
+    fi
+    "$LOAD" fanout --clients 10000 --users 2000 --rate 500 --duration "$DURATION" \
+      --instances http://127.0.0.1:18080,http://127.0.0.1:18081 \
+      --out "$OUT/fanout-$BUS-$STAMP.json" --plot "$OUT/fanout-$BUS-$STAMP.png"
+    ;;
+  rest)
+    URL=$(fresh_database)
+    start 18080 19091 DATABASE_URL="$URL" DATABASE_MAX_CONNECTIONS=32
+    "$LOAD" rest --concurrency 64 --duration "$DURATION" --url http://127.0.0.1:18080 \
+      --out "$OUT/rest-$STAMP.json"
+    ;;
+  limit)
+    URL=$(fresh_database)
+    start 18080 19091 DATABASE_URL="$URL" DATABASE_MAX_CONNECTIONS=32
+    "$LOAD" limit --database-url "$URL" --concurrency 16 --duration "$DURATION" \
+      --url http://127.0.0.1:18080 --out "$OUT/limit-$STAMP.json"
+    ;;
+  *)
+    echo "unknown scenario $SCENARIO" >&2
+    exit 2
+    ;;
+esac
