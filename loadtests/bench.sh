@@ -10,7 +10,8 @@
 #   loadtests/bench.sh rest                  REST mix at 64 concurrent clients (PostgreSQL)
 #   loadtests/bench.sh limit                 task creation vs pgbench with the same transaction
 #
-# DURATION (seconds, default 30) shortens or lengthens the timed scenarios.
+# DURATION (seconds, default 30) shortens or lengthens the timed scenarios; CONCURRENCY
+# (default 64) sets the clients of `rest`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -96,7 +97,7 @@ case "$SCENARIO" in
   rest)
     URL=$(fresh_database)
     start 18080 19091 DATABASE_URL="$URL" DATABASE_MAX_CONNECTIONS=32
-    "$LOAD" rest --concurrency 64 --duration "$DURATION" --url http://127.0.0.1:18080 \
+    "$LOAD" rest --concurrency "${CONCURRENCY:-64}" --duration "$DURATION" --url http://127.0.0.1:18080 \
       --out "$OUT/rest-$STAMP.json"
     ;;
   limit)

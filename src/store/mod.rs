@@ -203,6 +203,14 @@ impl EventBounds {
     }
 }
 
+/// A task of a listed page, with the number of tasks matching the filter.
+#[derive(Debug, sqlx::FromRow)]
+struct TaskWithTotal {
+    #[sqlx(flatten)]
+    task: Task,
+    total: i64,
+}
+
 #[derive(Debug, sqlx::FromRow)]
 struct EventRow {
     seq: i64,

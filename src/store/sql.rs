@@ -50,7 +50,7 @@ macro_rules! sql_store {
             TaskFilter, UserWithPassword,
         };
         use crate::store::{
-            EventBounds, EventRow, NewUser, NotificationFilter, NotificationPage, ProfileRow,
+            EventBounds, EventRow, NewUser, TaskWithTotal, NotificationFilter, NotificationPage, ProfileRow,
             Store, StoreResult, StoreTx, TokenState,
         };
 
@@ -142,9 +142,12 @@ macro_rules! sql_store {
                 let (deleted, completed) = filter.flags();
                 let priority = filter.priority.map(|p| p.as_str());
                 let pattern = filter.search_pattern();
-                let page: Vec<Task> = sqlx::query_as(concat!(
+                // The total rides with the page (a window count is computed before LIMIT):
+                // one round trip instead of two. Only a page past the end needs a count.
+                let rows: Vec<TaskWithTotal> = sqlx::query_as(concat!(
                     "SELECT ",
                     task_columns!(),
+                    ", count(*) OVER () AS total",
                     task_filter!(),
                     " ORDER BY created_at DESC, id DESC LIMIT $8 OFFSET $9"
                 ))
@@ -159,17 +162,23 @@ macro_rules! sql_store {
                 .bind(filter.offset)
                 .fetch_all(self.reader())
                 .await?;
-                let total: i64 = sqlx::query_scalar(concat!("SELECT count(*)", task_filter!()))
-                    .bind(user_id)
-                    .bind(deleted)
-                    .bind(completed)
-                    .bind(priority)
-                    .bind(filter.created_from)
-                    .bind(filter.created_to)
-                    .bind(pattern.as_deref())
-                    .fetch_one(self.reader())
-                    .await?;
-                Ok((page, total))
+                let total = match rows.first() {
+                    Some(row) => row.total,
+                    None if filter.offset == 0 => 0,
+                    None => {
+                        sqlx::query_scalar(concat!("SELECT count(*)", task_filter!()))
+                            .bind(user_id)
+                            .bind(deleted)
+                            .bind(completed)
+                            .bind(priority)
+                            .bind(filter.created_from)
+                            .bind(filter.created_to)
+                            .bind(pattern.as_deref())
+                            .fetch_one(self.reader())
+                            .await?
+                    }
+                };
+                Ok((rows.into_iter().map(|row| row.task).collect(), total))
             }
 
             async fn notification(
