@@ -5,7 +5,7 @@
 //! The map is only touched to add, remove or read senders; no lock is held across an
 //! await.
 
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -83,7 +83,6 @@ pub struct Hub {
     connections: AtomicUsize,
     shutting_down: AtomicBool,
     emptied: Notify,
-    slow_closes: AtomicI64,
     stagger: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
@@ -106,7 +105,6 @@ impl Hub {
             connections: AtomicUsize::new(0),
             shutting_down: AtomicBool::new(false),
             emptied: Notify::new(),
-            slow_closes: AtomicI64::new(0),
             stagger: Mutex::new(None),
         }
     }
@@ -121,10 +119,6 @@ impl Hub {
 
     pub fn connection_count(&self) -> usize {
         self.connections.load(Ordering::Relaxed)
-    }
-
-    pub fn slow_consumer_closes(&self) -> i64 {
-        self.slow_closes.load(Ordering::Relaxed)
     }
 
     /// Adds a connection of `user_id`, unless the user is at the per-user limit.
@@ -187,7 +181,6 @@ impl Hub {
                     ));
                     if first {
                         tracing::info!(user_id = %message.user_id, connection_id = %conn.id, "closing a slow consumer");
-                        self.slow_closes.fetch_add(1, Ordering::Relaxed);
                         metrics::counter!(crate::metrics::WS_SLOW_CONSUMER_CLOSES).increment(1);
                     }
                 }

@@ -50,10 +50,6 @@ impl PostgresStore {
         sqlx::migrate!("./migrations/postgres")
     }
 
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
-    }
-
     fn pool_stats(&self) -> (u32, u32) {
         let idle = self.pool.num_idle() as u32;
         (self.pool.size().saturating_sub(idle), idle)
