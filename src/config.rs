@@ -172,9 +172,15 @@ pub struct Config {
     #[arg(long, env = "DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
 
-    /// Maximum connections in the database pool.
+    /// Maximum connections to the database, readers and writers together.
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 10)]
     pub database_max_connections: u32,
+
+    /// PostgreSQL: how many of those may run write transactions at once (the rest serve
+    /// reads). Writes beyond it wait in the server rather than crowd the database; about
+    /// the database's core count is right. SQLite always has exactly one writer.
+    #[arg(long, env = "DATABASE_WRITE_CONNECTIONS", default_value_t = 4)]
+    pub database_write_connections: u32,
 
     /// HS256 signing secret (BETTER_AUTH_SECRET is read too). Generated and kept in
     /// DATA_DIR when unset on the embedded database; required with PostgreSQL.
@@ -274,6 +280,12 @@ pub struct Config {
     /// that stops reading show up as a slow consumer sooner.
     #[arg(long, env = "TCP_SEND_BUFFER")]
     pub tcp_send_buffer: Option<usize>,
+
+    /// How long a token found unrevoked is trusted without asking the database again
+    /// (`0` asks on every request). A logout is seen at once on the instance that made
+    /// it and through the event bus elsewhere; this bounds the delay if a bus loses it.
+    #[arg(long, env = "TOKEN_CHECK_CACHE", default_value = "2s")]
+    pub token_check_cache: HumanDuration,
 
     /// On shutdown, sockets are closed (1012) spread over this long.
     #[arg(long, env = "SHUTDOWN_SPREAD", default_value = "3s")]

@@ -46,7 +46,7 @@ async fn serve() -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Migrate => {
             let database = config.database();
-            store::connect(&database, 1)
+            store::connect(&database, store::PoolSizes::SINGLE)
                 .await
                 .context("migration failed")?;
             tracing::info!(database = %database.redacted(), "migrations applied");

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use crate::auth::{PasswordHasher, PasswordParams, TokenIssuer};
+use crate::auth::{PasswordHasher, PasswordParams, TokenChecks, TokenIssuer};
 use crate::config::{BusKind, Config, Secret};
 use crate::http::{self, HttpSettings};
 use crate::realtime::bus::{EventBus, MemoryBus, PostgresBus, RedisBus};
@@ -59,10 +59,18 @@ impl App {
             ),
         };
         let database = config.database();
-        let store = store::connect(&database, config.database_max_connections).await?;
+        let store = store::connect(
+            &database,
+            store::PoolSizes {
+                total: config.database_max_connections,
+                writers: config.database_write_connections,
+            },
+        )
+        .await?;
         tracing::info!(backend = store.backend(), database = %database.redacted(), "database ready");
         let secret = jwt_secret(config)?;
-        let realtime = Arc::new(realtime(config)?);
+        let token_checks = Arc::new(TokenChecks::new(config.token_check_cache.0));
+        let realtime = Arc::new(realtime(config, token_checks.clone())?);
         tracing::info!(bus = realtime.bus.name(), instance = %realtime.instance, "event bus ready");
         let services = Services {
             store,
@@ -73,6 +81,7 @@ impl App {
             })?),
             tokens: Arc::new(TokenIssuer::new(&secret, config.jwt_ttl.0)?),
             media: Arc::new(MediaStore::new(config.media_dir())?),
+            token_checks,
         };
         let router = http::router(
             services.clone(),
@@ -159,7 +168,7 @@ impl App {
 }
 
 /// The real-time channel the configuration asks for.
-fn realtime(config: &Config) -> anyhow::Result<Realtime> {
+fn realtime(config: &Config, token_checks: Arc<TokenChecks>) -> anyhow::Result<Realtime> {
     let instance = Uuid::new_v4();
     let database = config.database();
     let bus: Arc<dyn EventBus> = match config.bus() {
@@ -188,7 +197,7 @@ fn realtime(config: &Config) -> anyhow::Result<Realtime> {
         retention_min_events: config.event_retention_min_events,
         shutdown_spread: config.shutdown_spread.0,
     };
-    Ok(Realtime::new(bus, instance, settings))
+    Ok(Realtime::new(bus, instance, settings, token_checks))
 }
 
 /// Forgets revoked tokens once they have expired anyway, every hour.

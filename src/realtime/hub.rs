@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use super::bus::BusMessage;
 use super::protocol::close;
+use crate::auth::TokenChecks;
 
 /// Why the server closes a connection: the close code, the `error` message's code and
 /// text (sent first), or no message at all.
@@ -78,6 +79,8 @@ pub struct HubLimits {
 
 pub struct Hub {
     users: DashMap<Uuid, UserEntry>,
+    /// Forgets a token when a message says it was revoked.
+    token_checks: Arc<TokenChecks>,
     slots: Arc<Semaphore>,
     limits: HubLimits,
     connections: AtomicUsize,
@@ -97,9 +100,10 @@ pub enum RegisterError {
 }
 
 impl Hub {
-    pub fn new(limits: HubLimits) -> Self {
+    pub fn new(limits: HubLimits, token_checks: Arc<TokenChecks>) -> Self {
         Self {
             users: DashMap::new(),
+            token_checks,
             slots: Arc::new(Semaphore::new(limits.total)),
             limits,
             connections: AtomicUsize::new(0),
@@ -164,8 +168,12 @@ impl Hub {
         }
     }
 
-    /// Hands a bus message to every local connection of its user.
+    /// Hands a bus message to every local connection of its user, and forgets the token
+    /// it revoked, if any.
     pub fn deliver(&self, message: &Arc<BusMessage>) {
+        if let Some(jti) = message.revoked {
+            self.token_checks.forget(jti);
+        }
         let Some(mut entry) = self.users.get_mut(&message.user_id) else {
             return;
         };
@@ -188,6 +196,11 @@ impl Hub {
                 Err(mpsc::error::TrySendError::Closed(_)) => {}
             }
         }
+    }
+
+    /// A bus reconnected: what it announced meanwhile (revocations too) may be lost.
+    pub fn resync_started(&self) {
+        self.token_checks.forget_all();
     }
 
     /// The users with connections here, and the latest seq the hub knows for each.

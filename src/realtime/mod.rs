@@ -22,6 +22,7 @@ use uuid::Uuid;
 
 use self::bus::{BusMessage, EventBus};
 use self::hub::{Hub, HubLimits};
+use crate::auth::TokenChecks;
 use crate::domain::Event;
 use crate::error::Result;
 use crate::store::{Store, StoreTx};
@@ -53,10 +54,15 @@ pub struct Realtime {
 }
 
 impl Realtime {
-    pub fn new(bus: Arc<dyn EventBus>, instance: Uuid, settings: RealtimeSettings) -> Self {
+    pub fn new(
+        bus: Arc<dyn EventBus>,
+        instance: Uuid,
+        settings: RealtimeSettings,
+        token_checks: Arc<TokenChecks>,
+    ) -> Self {
         Self {
             instance,
-            hub: Arc::new(Hub::new(settings.limits)),
+            hub: Arc::new(Hub::new(settings.limits, token_checks)),
             bus,
             settings,
         }
@@ -125,7 +131,7 @@ async fn catch_up(
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            Some(()) = resync.recv() => {}
+            Some(()) = resync.recv() => hub.resync_started(),
         }
         for chunk in hub.connected_users().chunks(500) {
             let known: HashMap<Uuid, i64> = chunk.iter().copied().collect();

@@ -36,11 +36,21 @@ const NAME_TAKEN: &str = "This name is already taken";
 
 pub async fn authenticate(svc: &Services, token: &str) -> Result<Authenticated> {
     let claims = svc.tokens.verify(token)?;
-    match svc.store.token_state(claims.sub, claims.jti).await? {
-        TokenState::Usable => Ok(Authenticated {
+    if svc.token_checks.is_known_good(claims.jti, claims.sub) {
+        return Ok(Authenticated {
             user_id: claims.sub,
             claims,
-        }),
+        });
+    }
+    let started = svc.token_checks.start_check();
+    match svc.store.token_state(claims.sub, claims.jti).await? {
+        TokenState::Usable => {
+            svc.token_checks.remember(claims.jti, claims.sub, started);
+            Ok(Authenticated {
+                user_id: claims.sub,
+                claims,
+            })
+        }
         TokenState::Revoked | TokenState::UserGone => Err(Error::InvalidToken),
     }
 }

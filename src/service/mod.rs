@@ -16,7 +16,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::auth::{PasswordHasher, TokenIssuer};
+use crate::auth::{PasswordHasher, TokenChecks, TokenIssuer};
 use crate::domain::EventDraft;
 use crate::error::Result;
 use crate::realtime::Realtime;
@@ -34,6 +34,8 @@ pub struct Services {
     pub tokens: Arc<TokenIssuer>,
     pub media: Arc<MediaStore>,
     pub realtime: Arc<Realtime>,
+    /// Tokens recently found unrevoked (the realtime hub forgets revoked ones).
+    pub token_checks: Arc<TokenChecks>,
 }
 
 impl Services {

@@ -211,6 +211,15 @@ struct TaskWithTotal {
     total: i64,
 }
 
+/// A notification of a listed page, with the counts the page reports.
+#[derive(Debug, sqlx::FromRow)]
+struct NotificationWithCounts {
+    #[sqlx(flatten)]
+    notification: Notification,
+    total: i64,
+    unread: i64,
+}
+
 #[derive(Debug, sqlx::FromRow)]
 struct EventRow {
     seq: i64,
@@ -228,19 +237,43 @@ impl EventRow {
     }
 }
 
+/// How many database connections a store may open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolSizes {
+    /// All of them, readers and writers.
+    pub total: u32,
+    /// At most this many run write transactions (SQLite: always one).
+    pub writers: u32,
+}
+
+impl PoolSizes {
+    /// One connection, for `taskstream migrate` and tests.
+    pub const SINGLE: Self = Self {
+        total: 1,
+        writers: 1,
+    };
+
+    /// Connections for writes and for reads, each at least one. Write transactions have
+    /// their own pool so that reads never wait for a connection that a writer holds
+    /// through its commit, and so that a burst of writes queues here, cheaply, instead
+    /// of on the database's CPU, where it would slow every read down.
+    pub fn split(self) -> (u32, u32) {
+        let writers = self.writers.clamp(1, self.total.saturating_sub(1).max(1));
+        (writers, self.total.saturating_sub(writers).max(1))
+    }
+}
+
 /// Opens the store the URL names, applying its migrations first.
 pub async fn connect(
     url: &DatabaseUrl,
-    max_connections: u32,
+    sizes: PoolSizes,
 ) -> anyhow::Result<std::sync::Arc<dyn Store>> {
     if url.is_postgres() {
         Ok(std::sync::Arc::new(
-            PostgresStore::connect(url, max_connections).await?,
+            PostgresStore::connect(url, sizes).await?,
         ))
     } else {
-        Ok(std::sync::Arc::new(
-            SqliteStore::connect(url, max_connections).await?,
-        ))
+        Ok(std::sync::Arc::new(SqliteStore::connect(url, sizes).await?))
     }
 }
 
@@ -293,5 +326,20 @@ impl ProfileRow {
             updated_at: self.updated_at,
         };
         (profile, self.password_hash)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PoolSizes;
+
+    #[test]
+    fn pool_sizes_leave_at_least_one_connection_to_each_side() {
+        let split = |total, writers| PoolSizes { total, writers }.split();
+        assert_eq!(split(10, 4), (4, 6));
+        assert_eq!(split(10, 20), (9, 1));
+        assert_eq!(split(10, 0), (1, 9));
+        assert_eq!(split(1, 1), (1, 1));
+        assert_eq!(split(0, 0), (1, 1));
     }
 }

@@ -3,7 +3,8 @@
 //! `sql_store!` expands to the transaction type and the `Store`/`StoreTx` implementations
 //! for one sqlx database type. Both PostgreSQL and SQLite take `$N` placeholders (reused
 //! ones included) and `RETURNING`; the one difference, row locking, is a parameter.
-//! Each backend module supplies `reader()` (the pool for reads) and `begin_write()`.
+//! Each backend module supplies `reader()` (the pool for reads) and `begin_write()`, and
+//! on its transaction type `insert_events()` and `notify_in_tx()`.
 
 macro_rules! task_columns {
     () => {
@@ -50,7 +51,7 @@ macro_rules! sql_store {
             TaskFilter, UserWithPassword,
         };
         use crate::store::{
-            EventBounds, EventRow, NewUser, TaskWithTotal, NotificationFilter, NotificationPage, ProfileRow,
+            EventBounds, EventRow, NewUser, TaskWithTotal, NotificationFilter, NotificationPage, NotificationWithCounts, ProfileRow,
             Store, StoreResult, StoreTx, TokenState,
         };
 
@@ -202,39 +203,52 @@ macro_rules! sql_store {
                 user_id: Uuid,
                 filter: &NotificationFilter,
             ) -> StoreResult<NotificationPage> {
+                // The counts ride with the page, as with tasks: the window counts see every
+                // row the filter keeps (a superset of the unread ones) before LIMIT.
                 let sql = if filter.newest_first {
                     concat!(
                         "SELECT ",
                         notification_columns!(),
-                        " FROM notifications WHERE user_id = $1 AND (NOT $2 OR NOT is_read) \
+                        ", count(*) OVER () AS total, \
+                         count(*) FILTER (WHERE NOT is_read) OVER () AS unread \
+                         FROM notifications WHERE user_id = $1 AND (NOT $2 OR NOT is_read) \
                          ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4"
                     )
                 } else {
                     concat!(
                         "SELECT ",
                         notification_columns!(),
-                        " FROM notifications WHERE user_id = $1 AND (NOT $2 OR NOT is_read) \
+                        ", count(*) OVER () AS total, \
+                         count(*) FILTER (WHERE NOT is_read) OVER () AS unread \
+                         FROM notifications WHERE user_id = $1 AND (NOT $2 OR NOT is_read) \
                          ORDER BY created_at ASC, id ASC LIMIT $3 OFFSET $4"
                     )
                 };
-                let items: Vec<Notification> = sqlx::query_as(sql)
+                let rows: Vec<NotificationWithCounts> = sqlx::query_as(sql)
                     .bind(user_id)
                     .bind(filter.unread_only)
                     .bind(filter.limit)
                     .bind(filter.offset)
                     .fetch_all(self.reader())
                     .await?;
-                let (total, unread): (i64, i64) = sqlx::query_as(
-                    "SELECT count(*) FILTER (WHERE NOT $2 OR NOT is_read), \
-                            count(*) FILTER (WHERE NOT is_read) \
-                     FROM notifications WHERE user_id = $1",
-                )
-                .bind(user_id)
-                .bind(filter.unread_only)
-                .fetch_one(self.reader())
-                .await?;
+                let (total, unread) = match rows.first() {
+                    Some(row) => (row.total, row.unread),
+                    // Nothing matches the filter, so nothing is unread either.
+                    None if filter.offset == 0 => (0, 0),
+                    None => {
+                        sqlx::query_as(
+                            "SELECT count(*) FILTER (WHERE NOT $2 OR NOT is_read), \
+                                    count(*) FILTER (WHERE NOT is_read) \
+                             FROM notifications WHERE user_id = $1",
+                        )
+                        .bind(user_id)
+                        .bind(filter.unread_only)
+                        .fetch_one(self.reader())
+                        .await?
+                    }
+                };
                 Ok(NotificationPage {
-                    items,
+                    items: rows.into_iter().map(|row| row.notification).collect(),
                     total,
                     unread,
                 })
@@ -601,28 +615,7 @@ macro_rules! sql_store {
                 if drafts.is_empty() {
                     return Ok(Vec::new());
                 }
-                // Bumping the counter locks the user's row until commit: the user's writers
-                // take their seqs one transaction at a time, so seq order is commit order.
-                let last: i64 = sqlx::query_scalar(
-                    "UPDATE users SET last_event_seq = last_event_seq + $2 WHERE id = $1 \
-                     RETURNING last_event_seq",
-                )
-                .bind(user_id)
-                .bind(drafts.len() as i64)
-                .fetch_one(&mut *self.tx)
-                .await?;
-                let first = last - drafts.len() as i64 + 1;
-                let mut query = sqlx::QueryBuilder::<$db>::new(
-                    "INSERT INTO events (user_id, seq, kind, at, data) ",
-                );
-                query.push_values(drafts.iter().enumerate(), |mut row, (i, draft)| {
-                    row.push_bind(user_id)
-                        .push_bind(first + i as i64)
-                        .push_bind(draft.kind.as_str())
-                        .push_bind(at)
-                        .push_bind(draft.data.to_string());
-                });
-                query.build().execute(&mut *self.tx).await?;
+                let first = self.insert_events(user_id, drafts, at).await?;
                 Ok(drafts
                     .iter()
                     .enumerate()

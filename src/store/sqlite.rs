@@ -11,6 +11,7 @@ use sqlx::sqlite::{
 };
 use sqlx::Sqlite;
 
+use super::PoolSizes;
 use crate::config::DatabaseUrl;
 
 #[derive(Debug, Clone)]
@@ -20,7 +21,7 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    pub async fn connect(url: &DatabaseUrl, max_connections: u32) -> anyhow::Result<Self> {
+    pub async fn connect(url: &DatabaseUrl, sizes: PoolSizes) -> anyhow::Result<Self> {
         let options = SqliteConnectOptions::from_str(url.expose())
             .with_context(|| format!("invalid DATABASE_URL {}", url.redacted()))?
             .create_if_missing(true)
@@ -46,7 +47,7 @@ impl SqliteStore {
             .await
             .context("applying SQLite migrations")?;
         let read = SqlitePoolOptions::new()
-            .max_connections(max_connections.max(1))
+            .max_connections(sizes.total.max(1))
             .test_before_acquire(false)
             .connect_with(options.read_only(true))
             .await
@@ -78,6 +79,37 @@ impl SqliteStore {
 }
 
 impl SqliteTx {
+    /// Takes the next seqs of the user and inserts the events with them; returns the first
+    /// seq. (The single writer already serialises writes; SQLite has no data-modifying
+    /// CTEs, and its round trips are in-process.)
+    async fn insert_events(
+        &mut self,
+        user_id: Uuid,
+        drafts: &[EventDraft],
+        at: DateTime<Utc>,
+    ) -> Result<i64, sqlx::Error> {
+        let last: i64 = sqlx::query_scalar(
+            "UPDATE users SET last_event_seq = last_event_seq + $2 WHERE id = $1 \
+             RETURNING last_event_seq",
+        )
+        .bind(user_id)
+        .bind(drafts.len() as i64)
+        .fetch_one(&mut *self.tx)
+        .await?;
+        let first = last - drafts.len() as i64 + 1;
+        let mut query =
+            sqlx::QueryBuilder::<Sqlite>::new("INSERT INTO events (user_id, seq, kind, at, data) ");
+        query.push_values(drafts.iter().enumerate(), |mut row, (i, draft)| {
+            row.push_bind(user_id)
+                .push_bind(first + i as i64)
+                .push_bind(draft.kind.as_str())
+                .push_bind(at)
+                .push_bind(draft.data.to_string());
+        });
+        query.build().execute(&mut *self.tx).await?;
+        Ok(first)
+    }
+
     async fn notify_in_tx(&mut self, _channel: &str, _payload: &str) -> Result<(), sqlx::Error> {
         Err(sqlx::Error::Configuration(
             "NOTIFY needs PostgreSQL: use EVENT_BUS=memory or redis with SQLite".into(),

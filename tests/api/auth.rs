@@ -285,6 +285,13 @@ async fn me_returns_the_user(app: TestApp) {
 
 async fn logout_revokes_the_token_and_notifies(app: TestApp) {
     let user = app.signup("Grace").await;
+    // Used once before, so the server remembers it as good: the logout must undo that.
+    let response = app
+        .api(Method::GET, "/auth/me", Some(&user.token))
+        .send()
+        .await
+        .unwrap();
+    expect_json(response, StatusCode::OK).await;
     let response = app
         .api(Method::POST, "/auth/logout", Some(&user.token))
         .send()

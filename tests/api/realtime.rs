@@ -556,9 +556,10 @@ async fn retention_prunes_old_events_but_keeps_the_last_ones(app: TestApp) {
         Backend::Sqlite => format!("UPDATE events SET at = '{old}' WHERE user_id = $1"),
     };
     app.sql_for_user(&sql, &ada.id).await;
-    let store = taskstream::store::connect(&app.config.database(), 1)
-        .await
-        .unwrap();
+    let store =
+        taskstream::store::connect(&app.config.database(), taskstream::store::PoolSizes::SINGLE)
+            .await
+            .unwrap();
     let cutoff = chrono::Utc::now() - chrono::Duration::days(7);
     // In batches of 2, keeping each user's last 3.
     let mut pruned = 0;

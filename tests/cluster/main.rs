@@ -48,7 +48,7 @@ impl Instance {
 
     /// An instance without the periodic catch-up: whatever reaches it comes over the bus.
     async fn bus_only(database_url: &str, bus: &str) -> Self {
-        Self::start_with(database_url, bus, &[("EVENT_CATCH_UP_INTERVAL", "1h")]).await
+        Self::start_with(database_url, bus, &[BUS_ONLY]).await
     }
 
     /// An instance on `data_dir` (an empty `database_url` means the embedded database in
@@ -120,8 +120,24 @@ impl Instance {
     }
 }
 
+/// No periodic catch-up: whatever reaches the instance comes over the bus.
+const BUS_ONLY: (&str, &str) = ("EVENT_CATCH_UP_INTERVAL", "1h");
+/// Tokens found unrevoked are trusted for an hour unless something says otherwise.
+const REMEMBER_TOKENS: (&str, &str) = ("TOKEN_CHECK_CACHE", "1h");
+
 struct User {
     token: String,
+}
+
+/// The status of `GET /auth/me` with the user's token.
+async fn me(base: &str, user: &User) -> StatusCode {
+    reqwest::Client::new()
+        .get(format!("{base}/api/v1/auth/me"))
+        .bearer_auth(&user.token)
+        .send()
+        .await
+        .unwrap()
+        .status()
 }
 
 async fn signup(base: &str, who: &str) -> User {
@@ -205,11 +221,14 @@ async fn a_client_that_missed_events_gets_exactly_those_elsewhere(bus: &str) {
     assert_consecutive(&ws.events(2).await, last + 11);
 }
 
+/// A's sockets close, and A stops accepting the token even though it remembers having
+/// checked it an hour long: the bus message that closed the socket made it forget.
 async fn logout_on_b_closes_the_socket_on_a(bus: &str) {
     let db = PgDatabase::create().await;
-    let a = Instance::bus_only(&db.url, bus).await;
+    let a = Instance::start_with(&db.url, bus, &[BUS_ONLY, REMEMBER_TOKENS]).await;
     let b = Instance::start(&db.url, bus).await;
     let user = signup(&a.base, "Ada").await;
+    assert_eq!(me(&a.base, &user).await, StatusCode::OK);
     let (mut ws, _) = WsClient::ready(&a.ws(None), &user.token).await;
     let response = reqwest::Client::new()
         .post(format!("{}/api/v1/auth/logout", b.base))
@@ -221,6 +240,39 @@ async fn logout_on_b_closes_the_socket_on_a(bus: &str) {
     let (_, errors, code) = ws.drain_until_closed().await;
     assert_eq!(code, 4003);
     assert_eq!(errors, vec!["TOKEN_REVOKED"]);
+    assert_eq!(me(&a.base, &user).await, StatusCode::UNAUTHORIZED);
+}
+
+/// A logout whose bus message Redis never delivered (it was down): when A's subscription
+/// comes back, A forgets every token it remembered, so the revoked one stops working
+/// without waiting for its hour-long memory to expire.
+async fn logout_lost_by_the_bus_is_honoured_after_resubscription() {
+    let db = PgDatabase::create().await;
+    let a = Instance::start_with(&db.url, "redis", &[BUS_ONLY, REMEMBER_TOKENS]).await;
+    let b = Instance::start(&db.url, "redis").await;
+    let user = signup(&b.base, "Ada").await;
+    assert_eq!(me(&a.base, &user).await, StatusCode::OK);
+    {
+        let _outage = RedisOutage::begin();
+        let response = reqwest::Client::new()
+            .post(format!("{}/api/v1/auth/logout", b.base))
+            .bearer_auth(&user.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(me(&b.base, &user).await, StatusCode::UNAUTHORIZED);
+    }
+    // A resubscribes with backoff (at most 5 s between attempts).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while me(&a.base, &user).await == StatusCode::OK {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "A still accepts the revoked token a minute after Redis came back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(me(&a.base, &user).await, StatusCode::UNAUTHORIZED);
 }
 
 /// A write whose events do not fit a NOTIFY payload (8000 bytes) is announced by
@@ -518,6 +570,14 @@ async fn redis_outage_bus_only() {
     let _serial = SERIAL.lock().await;
     start_redis();
     redis_outage_then_resubscription_loses_nothing().await;
+    assert!(redis_up(), "Redis is running again");
+}
+
+#[tokio::test]
+async fn redis_outage_then_logout() {
+    let _serial = SERIAL.lock().await;
+    start_redis();
+    logout_lost_by_the_bus_is_honoured_after_resubscription().await;
     assert!(redis_up(), "Redis is running again");
 }
 
