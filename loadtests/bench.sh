@@ -8,6 +8,7 @@
 #   loadtests/bench.sh fanout-redis          the same on the redis bus
 #   loadtests/bench.sh fanout-redis-restart  the redis bus with Redis stopped for 3 s mid-run
 #   loadtests/bench.sh rest                  REST mix at 64 concurrent clients (PostgreSQL)
+#   loadtests/bench.sh rest-embedded         the same on the embedded default (SQLite)
 #   loadtests/bench.sh limit                 task creation vs pgbench with the same transaction
 #
 # DURATION (seconds, default 30) shortens or lengthens the timed scenarios; CONCURRENCY
@@ -15,7 +16,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SCENARIO=${1:?usage: loadtests/bench.sh connections|fanout-embedded|fanout-postgres|fanout-redis|fanout-redis-restart|rest|limit}
+SCENARIO=${1:?usage: loadtests/bench.sh connections|fanout-embedded|fanout-postgres|fanout-redis|fanout-redis-restart|rest|rest-embedded|limit}
 DURATION=${DURATION:-30}
 OUT=bench-results
 mkdir -p "$OUT"
@@ -25,10 +26,12 @@ LOAD=target/release/taskstream-load
 STAMP=$(date +%Y%m%d-%H%M%S)
 PIDS=()
 DB=""
+DATA=""
 
 cleanup() {
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  if [ -n "$DATA" ]; then rm -rf "$DATA"; fi
   if [ -n "$DB" ]; then psql -h 127.0.0.1 -U postgres -q -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" postgres || true; fi
   # A benchmark never leaves Redis down.
   if ! redis-cli -h 127.0.0.1 ping >/dev/null 2>&1; then
@@ -96,9 +99,15 @@ case "$SCENARIO" in
     ;;
   rest)
     URL=$(fresh_database)
-    start 18080 19091 DATABASE_URL="$URL" DATABASE_MAX_CONNECTIONS=32
+    start 18080 19091 DATABASE_URL="$URL" DATABASE_MAX_CONNECTIONS=16
     "$LOAD" rest --concurrency "${CONCURRENCY:-64}" --duration "$DURATION" --url http://127.0.0.1:18080 \
       --out "$OUT/rest-$STAMP.json"
+    ;;
+  rest-embedded)
+    DATA=$(mktemp -d)
+    start 18080 19091 DATA_DIR="$DATA"
+    "$LOAD" rest --concurrency "${CONCURRENCY:-64}" --duration "$DURATION" --url http://127.0.0.1:18080 \
+      --out "$OUT/rest-embedded-$STAMP.json"
     ;;
   limit)
     URL=$(fresh_database)

@@ -152,7 +152,15 @@ impl Error {
 
 impl From<sqlx::Error> for Error {
     fn from(err: sqlx::Error) -> Self {
-        Self::Internal(err.into())
+        match err {
+            // Every connection stayed busy for the whole acquire timeout: overload, not a
+            // fault; the client may retry.
+            sqlx::Error::PoolTimedOut => {
+                tracing::warn!("no database connection freed up in time");
+                Self::Unavailable("The service is overloaded; try again shortly".into())
+            }
+            err => Self::Internal(err.into()),
+        }
     }
 }
 
