@@ -649,7 +649,10 @@ async fn slow_consumer_is_closed_4008_and_resumes(backend: Backend) {
     let mut slow = WsClient::connect_slow(&url(&app, None), &user.token).await;
     // Registered (and its stream starting after seq 1) before the first write.
     let ready = slow.next().await;
-    assert_eq!((&ready["type"], &ready["last_seq"]), (&json!("ready"), &json!(1)));
+    assert_eq!(
+        (&ready["type"], &ready["last_seq"]),
+        (&json!("ready"), &json!(1))
+    );
     // Big events, and a client that reads nothing: the server's writes block, the queue
     // overflows, and the hub asks the socket to close.
     let description = "x".repeat(1000);
