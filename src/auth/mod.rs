@@ -1,6 +1,6 @@
-//! Passwords (argon2id, off the async runtime) and tokens (HS256 JWTs with a revocable
-//! `jti`), and a short memory of tokens found unrevoked. The HTTP extractor that turns a bearer token into a user is in
-//! `http::extract`.
+//! Passwords (argon2id, off the async runtime), tokens (HS256 JWTs with a revocable `jti`)
+//! and a short memory of tokens found unrevoked. The HTTP extractor that turns a bearer
+//! token into a user is in `http::extract`.
 
 mod password;
 mod token;

@@ -36,23 +36,17 @@ const NAME_TAKEN: &str = "This name is already taken";
 
 pub async fn authenticate(svc: &Services, token: &str) -> Result<Authenticated> {
     let claims = svc.tokens.verify(token)?;
-    if svc.token_checks.is_known_good(claims.jti, claims.sub) {
-        return Ok(Authenticated {
-            user_id: claims.sub,
-            claims,
-        });
-    }
-    let started = svc.token_checks.start_check();
-    match svc.store.token_state(claims.sub, claims.jti).await? {
-        TokenState::Usable => {
-            svc.token_checks.remember(claims.jti, claims.sub, started);
-            Ok(Authenticated {
-                user_id: claims.sub,
-                claims,
-            })
+    if !svc.token_checks.is_known_good(claims.jti, claims.sub) {
+        let started = svc.token_checks.start_check();
+        match svc.store.token_state(claims.sub, claims.jti).await? {
+            TokenState::Usable => svc.token_checks.remember(claims.jti, claims.sub, started),
+            TokenState::Revoked | TokenState::UserGone => return Err(Error::InvalidToken),
         }
-        TokenState::Revoked | TokenState::UserGone => Err(Error::InvalidToken),
     }
+    Ok(Authenticated {
+        user_id: claims.sub,
+        claims,
+    })
 }
 
 pub async fn signup(svc: &Services, input: Signup) -> Result<AuthSession> {

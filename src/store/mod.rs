@@ -247,7 +247,7 @@ pub struct PoolSizes {
 }
 
 impl PoolSizes {
-    /// One connection, for `taskstream migrate` and tests.
+    /// The smallest pools (one connection each), for `taskstream migrate` and tests.
     pub const SINGLE: Self = Self {
         total: 1,
         writers: 1,

@@ -40,6 +40,26 @@ macro_rules! task_filter {
     };
 }
 
+/// A page of `GET /notifications` with its counts, newest or oldest first (`$order` is `DESC`
+/// or `ASC`). The counts ride with the page, as with tasks: the window counts see every row
+/// the filter keeps (a superset of the unread ones) before LIMIT.
+macro_rules! notification_page {
+    ($order:literal) => {
+        concat!(
+            "SELECT ",
+            notification_columns!(),
+            ", count(*) OVER () AS total, \
+             count(*) FILTER (WHERE NOT is_read) OVER () AS unread \
+             FROM notifications WHERE user_id = $1 AND (NOT $2 OR NOT is_read) \
+             ORDER BY created_at ",
+            $order,
+            ", id ",
+            $order,
+            " LIMIT $3 OFFSET $4"
+        )
+    };
+}
+
 macro_rules! sql_store {
     (db: $db:ty, store: $store:ty, tx: $tx:ident, backend: $backend:literal, lock: $lock:literal) => {
         use async_trait::async_trait;
@@ -203,26 +223,10 @@ macro_rules! sql_store {
                 user_id: Uuid,
                 filter: &NotificationFilter,
             ) -> StoreResult<NotificationPage> {
-                // The counts ride with the page, as with tasks: the window counts see every
-                // row the filter keeps (a superset of the unread ones) before LIMIT.
                 let sql = if filter.newest_first {
-                    concat!(
-                        "SELECT ",
-                        notification_columns!(),
-                        ", count(*) OVER () AS total, \
-                         count(*) FILTER (WHERE NOT is_read) OVER () AS unread \
-                         FROM notifications WHERE user_id = $1 AND (NOT $2 OR NOT is_read) \
-                         ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4"
-                    )
+                    notification_page!("DESC")
                 } else {
-                    concat!(
-                        "SELECT ",
-                        notification_columns!(),
-                        ", count(*) OVER () AS total, \
-                         count(*) FILTER (WHERE NOT is_read) OVER () AS unread \
-                         FROM notifications WHERE user_id = $1 AND (NOT $2 OR NOT is_read) \
-                         ORDER BY created_at ASC, id ASC LIMIT $3 OFFSET $4"
-                    )
+                    notification_page!("ASC")
                 };
                 let rows: Vec<NotificationWithCounts> = sqlx::query_as(sql)
                     .bind(user_id)

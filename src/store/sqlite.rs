@@ -47,7 +47,14 @@ impl SqliteStore {
             .await
             .context("applying SQLite migrations")?;
         let read = SqlitePoolOptions::new()
-            .max_connections(sizes.total.max(1))
+            .max_connections(
+                PoolSizes {
+                    writers: 1,
+                    ..sizes
+                }
+                .split()
+                .1,
+            )
             .test_before_acquire(false)
             .connect_with(options.read_only(true))
             .await

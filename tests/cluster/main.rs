@@ -557,28 +557,27 @@ on_buses!(logout_on_b_closes_the_socket_on_a: postgres, redis);
 on_buses!(killing_an_instance_loses_nothing: postgres, redis);
 on_buses!(big_writes_are_announced_by_reference: postgres, redis);
 
-#[tokio::test]
-async fn redis_outage() {
+/// Runs a scenario that stops Redis, alone, and checks that Redis is back afterwards.
+async fn around_redis_outage(scenario: impl std::future::Future<Output = ()>) {
     let _serial = SERIAL.lock().await;
     start_redis();
-    redis_outage_loses_nothing().await;
+    scenario.await;
     assert!(redis_up(), "Redis is running again");
+}
+
+#[tokio::test]
+async fn redis_outage() {
+    around_redis_outage(redis_outage_loses_nothing()).await;
 }
 
 #[tokio::test]
 async fn redis_outage_bus_only() {
-    let _serial = SERIAL.lock().await;
-    start_redis();
-    redis_outage_then_resubscription_loses_nothing().await;
-    assert!(redis_up(), "Redis is running again");
+    around_redis_outage(redis_outage_then_resubscription_loses_nothing()).await;
 }
 
 #[tokio::test]
 async fn redis_outage_then_logout() {
-    let _serial = SERIAL.lock().await;
-    start_redis();
-    logout_lost_by_the_bus_is_honoured_after_resubscription().await;
-    assert!(redis_up(), "Redis is running again");
+    around_redis_outage(logout_lost_by_the_bus_is_honoured_after_resubscription()).await;
 }
 
 #[tokio::test]
