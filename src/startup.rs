@@ -16,20 +16,21 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use crate::auth::{PasswordHasher, PasswordParams, TokenChecks, TokenIssuer};
+use crate::auth::{Authenticator, PasswordHasher, PasswordParams, TokenChecks, TokenIssuer};
 use crate::config::{BusKind, Config, Secret};
 use crate::http::{self, HttpSettings};
 use crate::realtime::bus::{EventBus, MemoryBus, PostgresBus, RedisBus};
 use crate::realtime::hub::HubLimits;
 use crate::realtime::{Realtime, RealtimeSettings};
-use crate::service::{MediaStore, Services};
-use crate::store;
+use crate::service::{MediaStore, Services, WriteFunnel};
+use crate::store::{self, Store};
 
 pub struct App {
     listener: TcpListener,
     metrics_listener: Option<TcpListener>,
     router: axum::Router,
     services: Services,
+    realtime: Arc<Realtime>,
     send_buffer: Option<usize>,
 }
 
@@ -69,22 +70,32 @@ impl App {
         .await?;
         tracing::info!(backend = store.backend(), database = %database.redacted(), "database ready");
         let secret = jwt_secret(config)?;
-        let token_checks = Arc::new(TokenChecks::new(config.token_check_cache.0));
-        let realtime = Arc::new(realtime(config, token_checks.clone())?);
-        tracing::info!(bus = realtime.bus.name(), instance = %realtime.instance, "event bus ready");
+        let tokens = Arc::new(TokenIssuer::new(&secret, config.jwt_ttl.0)?);
+        let authenticator = Arc::new(Authenticator::new(
+            tokens.clone(),
+            TokenChecks::new(config.token_check_cache.0),
+            store.clone(),
+        ));
+        let realtime = Arc::new(realtime(config, store.clone(), authenticator.clone())?);
+        tracing::info!(bus = realtime.bus_name(), "event bus ready");
         let services = Services {
+            writes: Arc::new(WriteFunnel::new(
+                store.clone(),
+                realtime.clone(),
+                authenticator.clone(),
+            )),
             store,
-            realtime,
+            authenticator,
             passwords: Arc::new(PasswordHasher::new(PasswordParams {
                 memory_kib: config.argon2_memory_kib,
                 iterations: config.argon2_iterations,
             })?),
-            tokens: Arc::new(TokenIssuer::new(&secret, config.jwt_ttl.0)?),
+            tokens,
             media: Arc::new(MediaStore::new(config.media_dir())?),
-            token_checks,
         };
         let router = http::router(
             services.clone(),
+            realtime.sockets().clone(),
             &HttpSettings {
                 allowed_origins: config.allowed_origins.clone(),
                 allowed_hosts: config.allowed_hosts.clone(),
@@ -96,6 +107,7 @@ impl App {
             metrics_listener,
             router,
             services,
+            realtime,
             send_buffer: config.tcp_send_buffer,
         })
     }
@@ -122,8 +134,8 @@ impl App {
         mut self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let realtime = self.services.realtime.clone();
-        let mut background = realtime.spawn_background(self.services.store.clone());
+        let realtime = self.realtime.clone();
+        let mut background = realtime.spawn_background();
         background.push(tokio::spawn(prune_revoked_tokens(self.services.clone())));
         if let Some(listener) = self.metrics_listener.take() {
             if let Ok(address) = listener.local_addr() {
@@ -135,8 +147,8 @@ impl App {
             )));
         }
         tracing::info!(address = %self.local_addr()?, "taskstream listening");
-        let hub = realtime.hub.clone();
-        let spread = realtime.settings.shutdown_spread;
+        let hub = realtime.hub().clone();
+        let spread = realtime.settings().shutdown_spread;
         let send_buffer = self.send_buffer;
         let listener = self.listener.tap_io(move |tcp| {
             // Events are small and latency matters more than packing them.
@@ -155,9 +167,9 @@ impl App {
                 hub.begin_shutdown(spread);
             })
             .await;
-        realtime.hub.begin_shutdown(spread);
+        realtime.hub().begin_shutdown(spread);
         realtime
-            .hub
+            .hub()
             .wait_empty(spread + Duration::from_secs(5))
             .await;
         for task in background {
@@ -168,7 +180,12 @@ impl App {
 }
 
 /// The real-time channel the configuration asks for.
-fn realtime(config: &Config, token_checks: Arc<TokenChecks>) -> anyhow::Result<Realtime> {
+fn realtime(
+    config: &Config,
+    store: Arc<dyn Store>,
+    authenticator: Arc<Authenticator>,
+) -> anyhow::Result<Realtime> {
+    // Names this instance on the bus, so that it skips its own messages.
     let instance = Uuid::new_v4();
     let database = config.database();
     let bus: Arc<dyn EventBus> = match config.bus() {
@@ -197,7 +214,7 @@ fn realtime(config: &Config, token_checks: Arc<TokenChecks>) -> anyhow::Result<R
         retention_min_events: config.event_retention_min_events,
         shutdown_spread: config.shutdown_spread.0,
     };
-    Ok(Realtime::new(bus, instance, settings, token_checks))
+    Ok(Realtime::new(bus, settings, store, authenticator))
 }
 
 /// Forgets revoked tokens once they have expired anyway, every hour.

@@ -133,3 +133,28 @@ pub enum EventTag {
 fn event_tag() -> EventTag {
     EventTag::Event
 }
+
+/// What one committed write added to a user's stream, as handed to the sockets of every
+/// instance. Without `events` it only says "the stream now ends at `last_seq`": readers
+/// fetch what they miss from the table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamUpdate {
+    pub user_id: uuid::Uuid,
+    /// The user's latest seq after this write.
+    pub last_seq: i64,
+    pub events: Vec<Event>,
+    /// A token this write revoked (logout): its sockets close with 4003.
+    pub revoked: Option<uuid::Uuid>,
+}
+
+impl StreamUpdate {
+    /// "The stream now ends at `last_seq`", with nothing else.
+    pub fn position(user_id: uuid::Uuid, last_seq: i64) -> Self {
+        Self {
+            user_id,
+            last_seq,
+            events: Vec::new(),
+            revoked: None,
+        }
+    }
+}

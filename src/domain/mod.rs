@@ -9,7 +9,7 @@ mod task;
 mod user;
 mod validation;
 
-pub use event::{Event, EventDraft, EventKind};
+pub use event::{Event, EventDraft, EventKind, StreamUpdate};
 pub use notification::{Notification, NotificationDraft, NotificationKind};
 pub use task::{
     NewTask, Priority, Task, TaskChanges, TaskDescription, TaskFilter, TaskStatus, TaskTitle,

@@ -10,9 +10,10 @@ use axum::response::{IntoResponse, Response};
 use serde::de::{Deserialize, DeserializeOwned, Deserializer};
 use serde::Serialize;
 
+use crate::auth::Authenticated;
 use crate::domain::Violations;
 use crate::error::{Error, FieldError};
-use crate::service::{accounts, Authenticated, Services};
+use crate::service::Services;
 
 /// `axum::Json` with the API's rejections: 422 for bad JSON or a body that is not a JSON
 /// object, 415 without a JSON content type, 413 over the body limit.
@@ -148,7 +149,7 @@ impl FromRequestParts<Services> for AuthUser {
         svc: &Services,
     ) -> Result<Self, Self::Rejection> {
         let token = bearer_token(&parts.headers)?;
-        accounts::authenticate(svc, token).await.map(AuthUser)
+        svc.authenticator.authenticate(token).await.map(AuthUser)
     }
 }
 

@@ -35,6 +35,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::error::Error;
+use crate::realtime::SocketContext;
 use crate::service::Services;
 
 pub const TOTAL_COUNT: HeaderName = HeaderName::from_static("x-total-count");
@@ -105,7 +106,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 /// The whole application.
-pub fn router(svc: Services, settings: &HttpSettings) -> Router {
+pub fn router(svc: Services, sockets: SocketContext, settings: &HttpSettings) -> Router {
     let (v1, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", api_routes())
         .split_for_parts();
@@ -120,8 +121,8 @@ pub fn router(svc: Services, settings: &HttpSettings) -> Router {
 
     Router::new()
         .merge(v1)
-        .nest("/api/v1", ws::router())
-        .nest("/api", seed_compatible.merge(ws::router()))
+        .nest("/api/v1", ws::router(sockets.clone()))
+        .nest("/api", seed_compatible.merge(ws::router(sockets)))
         .merge(health::router())
         .merge(SwaggerUi::new("/docs").url("/api/v1/openapi.json", openapi))
         .nest_service("/media", media)

@@ -16,11 +16,11 @@ use super::extract::{bearer_token, QueryPairs};
 use super::parse_int;
 use crate::domain::Violations;
 use crate::error::{Error, Result};
-use crate::realtime::connection;
-use crate::service::{accounts, Services};
+use crate::realtime::{connection, SocketContext};
 
-pub fn router() -> Router<Services> {
-    Router::new().route("/ws", get(upgrade))
+/// The upgrade route, with its own state: a socket gets only what it needs.
+pub fn router<S>(sockets: SocketContext) -> Router<S> {
+    Router::new().route("/ws", get(upgrade)).with_state(sockets)
 }
 
 /// tungstenite's own cap; messages between 64 KiB and this are refused by the protocol
@@ -28,7 +28,7 @@ pub fn router() -> Router<Services> {
 const MAX_FRAME: usize = 1024 * 1024;
 
 async fn upgrade(
-    State(svc): State<Services>,
+    State(ctx): State<SocketContext>,
     headers: HeaderMap,
     query: QueryPairs,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
@@ -43,17 +43,21 @@ async fn upgrade(
     );
     let since = v.finish(|| since)?;
     let auth = if headers.contains_key(AUTHORIZATION) {
-        Some(accounts::authenticate(&svc, bearer_token(&headers)?).await?)
+        Some(
+            ctx.authenticator
+                .authenticate(bearer_token(&headers)?)
+                .await?,
+        )
     } else {
         None
     };
     let ws = ws.map_err(|rejection| {
         Error::BadRequest(format!("Expected a WebSocket upgrade: {rejection}"))
     })?;
-    let slot =
-        svc.realtime.hub.try_slot().ok_or_else(|| {
-            Error::Unavailable("Too many open connections; try again later".into())
-        })?;
+    let slot = ctx
+        .hub
+        .try_slot()
+        .ok_or_else(|| Error::Unavailable("Too many open connections; try again later".into()))?;
     Ok(ws
         // Small buffers: most sockets are idle most of the time, and every byte counts
         // at tens of thousands of sockets.
@@ -62,5 +66,5 @@ async fn upgrade(
         .max_write_buffer_size(1024 * 1024)
         .max_message_size(MAX_FRAME)
         .max_frame_size(MAX_FRAME)
-        .on_upgrade(move |socket| connection::serve(socket, svc, auth, since, slot)))
+        .on_upgrade(move |socket| connection::serve(socket, ctx, auth, since, slot)))
 }

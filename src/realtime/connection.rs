@@ -5,6 +5,7 @@
 //! trigger a read of the gap from the table, events at or below it are dropped. That is
 //! what makes delivery gap-free and duplicate-free whatever the bus does.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
@@ -14,12 +15,12 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::time::{sleep_until, Instant};
 use uuid::Uuid;
 
-use super::hub::{CloseReason, ConnInbox, Hub, RegisterError, Signal, Slot};
-use super::protocol::{close, ClientMessage, ServerMessage, MAX_CLIENT_MESSAGE};
-use crate::auth::Claims;
+use super::hub::{ConnInbox, Hub, RegisterError, Signal, Slot};
+use super::protocol::{ClientMessage, CloseKind, CloseReason, ServerMessage, MAX_CLIENT_MESSAGE};
+use super::RealtimeSettings;
+use crate::auth::{Authenticated, Authenticator, Claims};
 use crate::domain::{Event, EventKind};
-use crate::service::{accounts, Authenticated, Services};
-use crate::store::TokenState;
+use crate::store::{Store, TokenState};
 
 /// A write that takes longer than this means the client is gone or hopelessly slow.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -29,21 +30,33 @@ const PAGE: i64 = 500;
 type Sink = SplitSink<WebSocket, Message>;
 type Stream = SplitStream<WebSocket>;
 
+/// What a socket needs from the server, and nothing more.
+#[derive(Clone)]
+pub struct SocketContext {
+    pub store: Arc<dyn Store>,
+    pub authenticator: Arc<Authenticator>,
+    pub hub: Arc<Hub>,
+    pub settings: Arc<RealtimeSettings>,
+}
+
 /// Runs one upgraded socket. `auth` is set when the upgrade request carried a valid
 /// token; otherwise the first message must authenticate.
 pub async fn serve(
     socket: WebSocket,
-    svc: Services,
+    ctx: SocketContext,
     auth: Option<Authenticated>,
     since: Option<i64>,
     slot: Slot,
 ) {
     let (mut sink, mut stream) = socket.split();
-    let realtime = svc.realtime.clone();
     let (auth, since) = match auth {
         Some(auth) => (auth, since),
-        None => match authenticate_first_message(&mut stream, &svc, realtime.settings.auth_timeout)
-            .await
+        None => match authenticate_first_message(
+            &mut stream,
+            &ctx.authenticator,
+            ctx.settings.auth_timeout,
+        )
+        .await
         {
             Ok((auth, from_message)) => (auth, from_message.or(since)),
             Err(reason) => {
@@ -52,15 +65,14 @@ pub async fn serve(
             }
         },
     };
-    let (handle, inbox) = match realtime.hub.register(auth.user_id) {
+    let (handle, inbox) = match ctx.hub.register(auth.user_id) {
         Ok(registered) => registered,
         Err(RegisterError::TooManyForUser) => {
-            let limit = realtime.settings.limits.per_user;
+            let limit = ctx.settings.limits.per_user;
             send_close(
                 &mut sink,
                 CloseReason::new(
-                    close::TOO_MANY_CONNECTIONS,
-                    "TOO_MANY_CONNECTIONS",
+                    CloseKind::TooManyConnections,
                     format!("This user already has {limit} open connections"),
                 ),
             )
@@ -70,18 +82,14 @@ pub async fn serve(
         Err(RegisterError::ShuttingDown) => {
             send_close(
                 &mut sink,
-                CloseReason::new(
-                    close::SERVER_RESTARTING,
-                    "SERVER_RESTARTING",
-                    "The server is restarting",
-                ),
+                CloseReason::new(CloseKind::ServerRestarting, "The server is restarting"),
             )
             .await;
             return;
         }
     };
     let _registration = Registration {
-        hub: &realtime.hub,
+        hub: &ctx.hub,
         user_id: auth.user_id,
         conn_id: handle.id,
     };
@@ -89,7 +97,7 @@ pub async fn serve(
         sink,
         stream,
         inbox,
-        svc: &svc,
+        ctx: &ctx,
         id: handle.id,
         user_id: auth.user_id,
         claims: auth.claims,
@@ -97,7 +105,7 @@ pub async fn serve(
     };
     let end = conn.run(since).await;
     let code = match &end {
-        End::Close(reason) => reason.code,
+        End::Close(reason) => reason.code(),
         End::PeerClosed(code) => *code,
         // The conventional code for a connection lost without a close frame.
         End::Gone => 1006,
@@ -127,10 +135,10 @@ impl Drop for Registration<'_> {
 /// is an authentication failure (4401).
 async fn authenticate_first_message(
     stream: &mut Stream,
-    svc: &Services,
+    authenticator: &Authenticator,
     timeout: Duration,
 ) -> Result<(Authenticated, Option<i64>), CloseReason> {
-    let failed = |message: &str| CloseReason::new(close::AUTH_FAILED, "AUTH_FAILED", message);
+    let failed = |message: &str| CloseReason::new(CloseKind::AuthFailed, message);
     let deadline = Instant::now() + timeout;
     loop {
         let next = tokio::time::timeout_at(deadline, stream.next()).await;
@@ -139,10 +147,7 @@ async fn authenticate_first_message(
                 return Err(failed("No auth message arrived in time"));
             }
             Ok(None) | Ok(Some(Err(_))) => {
-                return Err(CloseReason {
-                    code: close::AUTH_FAILED,
-                    error: None,
-                });
+                return Err(CloseReason::silent(CloseKind::AuthFailed));
             }
             Ok(Some(Ok(message))) => message,
         };
@@ -150,7 +155,8 @@ async fn authenticate_first_message(
             Message::Ping(_) | Message::Pong(_) => continue,
             Message::Text(text) if text.len() <= MAX_CLIENT_MESSAGE => {
                 return match serde_json::from_str::<ClientMessage>(&text) {
-                    Ok(ClientMessage::Auth { token, since }) => accounts::authenticate(svc, &token)
+                    Ok(ClientMessage::Auth { token, since }) => authenticator
+                        .authenticate(&token)
                         .await
                         .map(|auth| (auth, since))
                         .map_err(|_| failed("The token is invalid, expired or revoked")),
@@ -171,12 +177,12 @@ async fn authenticate_first_message(
 /// Sends the reason's error message (if any) and the close frame, giving up quietly on a
 /// socket that is already gone.
 async fn send_close(sink: &mut Sink, reason: CloseReason) {
-    if let Some((code, message)) = reason.error {
-        let text = json(&ServerMessage::error(code, message));
+    if let Some(message) = reason.error_message() {
+        let text = json(&message);
         let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.send(Message::Text(text))).await;
     }
     let frame = CloseFrame {
-        code: reason.code,
+        code: reason.code(),
         reason: Utf8Bytes::from_static(""),
     };
     let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.send(Message::Close(Some(frame)))).await;
@@ -200,7 +206,7 @@ struct Connection<'a> {
     sink: Sink,
     stream: Stream,
     inbox: ConnInbox,
-    svc: &'a Services,
+    ctx: &'a SocketContext,
     id: Uuid,
     user_id: Uuid,
     claims: Claims,
@@ -231,7 +237,7 @@ impl Connection<'_> {
 
     /// Runs until the socket ends, and says how.
     async fn run(&mut self, since: Option<i64>) -> End {
-        let settings = self.svc.realtime.settings.clone();
+        let settings = self.ctx.settings.clone();
         let bounds = match self.bounds().await {
             Ok(bounds) => bounds,
             Err(end) => return end,
@@ -263,7 +269,7 @@ impl Connection<'_> {
                 biased;
                 Some(reason) = self.inbox.close.recv() => return End::Close(*reason),
                 () = sleep_until(expire_at) => {
-                    return End::Close(CloseReason::new(close::TOKEN_EXPIRED, "TOKEN_EXPIRED", "The token expired"));
+                    return End::Close(CloseReason::new(CloseKind::TokenExpired, "The token expired"));
                 }
                 () = sleep_until(warn_at), if !warned => {
                     warned = true;
@@ -301,7 +307,7 @@ impl Connection<'_> {
                 }
                 _ = heartbeat.tick() => {
                     if awaiting_pong {
-                        return End::Close(CloseReason { code: close::HEARTBEAT_TIMEOUT, error: None });
+                        return End::Close(CloseReason::silent(CloseKind::HeartbeatTimeout));
                     }
                     awaiting_pong = true;
                     if let Err(end) = self.send(Message::Ping(Default::default())).await {
@@ -315,11 +321,10 @@ impl Connection<'_> {
     /// The user's stream bounds; a failure to read them closes the socket with 1012 (the
     /// client reconnects with `since`), a user who no longer exists with 4401.
     async fn bounds(&self) -> Result<crate::store::EventBounds, End> {
-        match self.svc.store.event_bounds(self.user_id).await {
+        match self.ctx.store.event_bounds(self.user_id).await {
             Ok(Some(bounds)) => Ok(bounds),
             Ok(None) => Err(End::Close(CloseReason::new(
-                close::AUTH_FAILED,
-                "AUTH_FAILED",
+                CloseKind::AuthFailed,
                 "The account no longer exists",
             ))),
             Err(err) => {
@@ -354,7 +359,7 @@ impl Connection<'_> {
         loop {
             self.absorb_queued_signals()?;
             let page = match self
-                .svc
+                .ctx
                 .store
                 .events_after(self.user_id, self.last_sent, PAGE)
                 .await
@@ -410,10 +415,7 @@ impl Connection<'_> {
 
     async fn token_revoked(&self) -> bool {
         matches!(
-            self.svc
-                .store
-                .token_state(self.user_id, self.claims.jti)
-                .await,
+            self.ctx.authenticator.token_state(&self.claims).await,
             Ok(TokenState::Revoked | TokenState::UserGone)
         )
     }
@@ -482,7 +484,7 @@ impl Connection<'_> {
 
     /// Moves the socket to a new token of the same user.
     async fn refresh(&mut self, token: &str) -> Result<Flow, End> {
-        match accounts::authenticate(self.svc, token).await {
+        match self.ctx.authenticator.authenticate(token).await {
             Ok(auth) if auth.user_id == self.user_id => {
                 self.claims = auth.claims;
                 let refreshed = ServerMessage::AuthRefreshed {
@@ -517,24 +519,19 @@ enum Flow {
 }
 
 fn bad_message(message: impl Into<String>) -> End {
-    End::Close(CloseReason::new(close::BAD_MESSAGE, "BAD_MESSAGE", message))
+    End::Close(CloseReason::new(CloseKind::BadMessage, message))
 }
 
 /// The stream cannot be read right now: close with 1012 so the client reconnects.
 fn unavailable() -> End {
     End::Close(CloseReason::new(
-        close::SERVER_RESTARTING,
-        "UNAVAILABLE",
+        CloseKind::Unavailable,
         "The event stream cannot be read right now; reconnect with since",
     ))
 }
 
 fn revoked() -> CloseReason {
-    CloseReason::new(
-        close::TOKEN_REVOKED,
-        "TOKEN_REVOKED",
-        "The token was revoked",
-    )
+    CloseReason::new(CloseKind::TokenRevoked, "The token was revoked")
 }
 
 /// When to warn (`auth.expiring`: 60 s before expiry, or half-way for shorter tokens) and

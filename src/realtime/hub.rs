@@ -13,32 +13,14 @@ use dashmap::DashMap;
 use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
-use super::bus::BusMessage;
-use super::protocol::close;
-use crate::auth::TokenChecks;
-
-/// Why the server closes a connection: the close code, the `error` message's code and
-/// text (sent first), or no message at all.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CloseReason {
-    pub code: u16,
-    pub error: Option<(&'static str, String)>,
-}
-
-impl CloseReason {
-    pub fn new(code: u16, error_code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            error: Some((error_code, message.into())),
-        }
-    }
-}
+use super::protocol::{CloseKind, CloseReason};
+use crate::domain::StreamUpdate;
 
 /// What a connection's queue carries.
 #[derive(Debug, Clone)]
 pub enum Signal {
     /// New events for the user (inline, or only their latest seq).
-    Events(Arc<BusMessage>),
+    Events(Arc<StreamUpdate>),
 }
 
 /// The hub's handle on one connection.
@@ -79,8 +61,6 @@ pub struct HubLimits {
 
 pub struct Hub {
     users: DashMap<Uuid, UserEntry>,
-    /// Forgets a token when a message says it was revoked.
-    token_checks: Arc<TokenChecks>,
     slots: Arc<Semaphore>,
     limits: HubLimits,
     connections: AtomicUsize,
@@ -100,10 +80,9 @@ pub enum RegisterError {
 }
 
 impl Hub {
-    pub fn new(limits: HubLimits, token_checks: Arc<TokenChecks>) -> Self {
+    pub fn new(limits: HubLimits) -> Self {
         Self {
             users: DashMap::new(),
-            token_checks,
             slots: Arc::new(Semaphore::new(limits.total)),
             limits,
             connections: AtomicUsize::new(0),
@@ -168,12 +147,8 @@ impl Hub {
         }
     }
 
-    /// Hands a bus message to every local connection of its user, and forgets the token
-    /// it revoked, if any.
-    pub fn deliver(&self, message: &Arc<BusMessage>) {
-        if let Some(jti) = message.revoked {
-            self.token_checks.forget(jti);
-        }
+    /// Hands an update to every local connection of its user.
+    pub fn deliver(&self, message: &Arc<StreamUpdate>) {
         let Some(mut entry) = self.users.get_mut(&message.user_id) else {
             return;
         };
@@ -183,8 +158,7 @@ impl Hub {
                 Ok(()) => {}
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     let first = conn.close(CloseReason::new(
-                        close::SLOW_CONSUMER,
-                        "SLOW_CONSUMER",
+                        CloseKind::SlowConsumer,
                         "Too many undelivered events; reconnect with since",
                     ));
                     if first {
@@ -196,11 +170,6 @@ impl Hub {
                 Err(mpsc::error::TrySendError::Closed(_)) => {}
             }
         }
-    }
-
-    /// A bus reconnected: what it announced meanwhile (revocations too) may be lost.
-    pub fn resync_started(&self) {
-        self.token_checks.forget_all();
     }
 
     /// The users with connections here, and the latest seq the hub knows for each.
@@ -223,8 +192,7 @@ impl Hub {
             .flat_map(|entry| entry.conns.clone())
             .collect();
         let reason = CloseReason::new(
-            close::SERVER_RESTARTING,
-            "SERVER_RESTARTING",
+            CloseKind::ServerRestarting,
             "The server is restarting; reconnect with since",
         );
         tracing::info!(

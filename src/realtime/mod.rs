@@ -1,11 +1,16 @@
 //! Real-time delivery.
 //!
 //! The event table is the truth: every write appends its events in its own transaction
-//! (see `service`). After the commit, [`Realtime::commit`] hands them to this instance's
-//! [`hub::Hub`] and announces them on the [`bus`] so that other instances wake their
-//! connections too. A connection that sees a gap reads it from the table; a periodic check
-//! (and every bus reconnection) catches anything a bus dropped. So whatever a bus loses,
-//! clients still see every event, in order, exactly once.
+//! (`service::commit`, the write funnel). After the commit the funnel hands them to
+//! [`Realtime`] (its [`Publisher`]), which gives them to this instance's [`hub::Hub`] and
+//! announces them on the [`bus`] so that other instances wake their connections too; what
+//! a bus receives comes back through [`BusHandler`]. A connection that sees a gap reads it
+//! from the table; a periodic check (and every bus reconnection) catches anything a bus
+//! dropped. So whatever a bus loses, clients still see every event, in order, exactly once.
+//!
+//! Rooms: `hub` (user -> local sockets), `connection` (one socket), `protocol` (the wire),
+//! `bus` (other instances). None of them knows the others' insides: the bus hands what it
+//! receives to a handler, and the connection gets only what it needs ([`SocketContext`]).
 
 pub mod bus;
 pub mod connection;
@@ -16,15 +21,17 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use async_trait::async_trait;
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-use self::bus::{BusMessage, EventBus};
+use self::bus::{BusHandler, EventBus};
+pub use self::connection::SocketContext;
 use self::hub::{Hub, HubLimits};
-use crate::auth::TokenChecks;
-use crate::domain::Event;
-use crate::error::Result;
+use crate::auth::Authenticator;
+use crate::domain::StreamUpdate;
+use crate::service::Publisher;
 use crate::store::{Store, StoreTx};
 
 /// Tunables of the real-time channel.
@@ -45,116 +52,126 @@ pub struct RealtimeSettings {
     pub shutdown_spread: Duration,
 }
 
+/// This instance's real-time node: the hub, the bus, and the background work that keeps
+/// them honest (catch-up, pruning).
 pub struct Realtime {
-    /// This instance, so that it can skip its own bus messages.
-    pub instance: Uuid,
-    pub hub: Arc<Hub>,
-    pub bus: Arc<dyn EventBus>,
-    pub settings: RealtimeSettings,
+    sockets: SocketContext,
+    bus: Arc<dyn EventBus>,
+    /// Wakes the catch-up at once when a bus reconnects.
+    resync: Notify,
 }
 
 impl Realtime {
     pub fn new(
         bus: Arc<dyn EventBus>,
-        instance: Uuid,
         settings: RealtimeSettings,
-        token_checks: Arc<TokenChecks>,
+        store: Arc<dyn Store>,
+        authenticator: Arc<Authenticator>,
     ) -> Self {
         Self {
-            instance,
-            hub: Arc::new(Hub::new(settings.limits, token_checks)),
+            sockets: SocketContext {
+                store,
+                authenticator,
+                hub: Arc::new(Hub::new(settings.limits)),
+                settings: Arc::new(settings),
+            },
             bus,
-            settings,
+            resync: Notify::new(),
         }
     }
 
-    /// Commits a write whose events were appended in `tx`, then delivers them here and
-    /// announces them to the other instances. `revoked` names a token the write revoked.
-    pub async fn commit(
-        &self,
-        mut tx: Box<dyn StoreTx>,
-        user_id: Uuid,
-        events: Vec<Event>,
-        revoked: Option<Uuid>,
-    ) -> Result<()> {
-        let Some(last_seq) = events.last().map(|e| e.seq) else {
-            tx.commit().await?;
-            return Ok(());
-        };
-        for event in &events {
-            metrics::counter!(crate::metrics::EVENTS, "type" => event.kind.as_str()).increment(1);
-        }
-        let message = Arc::new(BusMessage {
-            origin: self.instance,
-            user_id,
-            last_seq,
-            events,
-            revoked,
-        });
-        self.bus.before_commit(tx.as_mut(), &message).await?;
-        tx.commit().await?;
-        self.hub.deliver(&message);
-        self.bus.clone().after_commit(&message);
-        Ok(())
+    /// What the WebSocket upgrade hands each socket.
+    pub fn sockets(&self) -> &SocketContext {
+        &self.sockets
+    }
+
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.sockets.hub
+    }
+
+    pub fn settings(&self) -> &RealtimeSettings {
+        &self.sockets.settings
+    }
+
+    pub fn bus_name(&self) -> &'static str {
+        self.bus.name()
     }
 
     /// Starts the bus subscription, the periodic catch-up and the retention pruner.
-    pub fn spawn_background(self: &Arc<Self>, store: Arc<dyn Store>) -> Vec<JoinHandle<()>> {
-        let (resync_tx, resync_rx) = mpsc::channel(1);
+    pub fn spawn_background(self: &Arc<Self>) -> Vec<JoinHandle<()>> {
+        let settings = self.settings();
+        let store = self.sockets.store.clone();
         vec![
-            tokio::spawn(self.bus.clone().run(self.hub.clone(), resync_tx)),
-            tokio::spawn(catch_up(
-                self.hub.clone(),
-                store.clone(),
-                self.settings.catch_up_interval,
-                resync_rx,
-            )),
+            tokio::spawn(self.bus.clone().run(self.clone())),
+            tokio::spawn(self.clone().catch_up(settings.catch_up_interval)),
             tokio::spawn(prune_events(
                 store,
-                self.settings.retention,
-                self.settings.retention_min_events,
+                settings.retention,
+                settings.retention_min_events,
             )),
         ]
     }
-}
 
-/// Compares the latest seq of every connected user with what the hub has seen, and wakes
-/// the connections of users who are behind: the safety net under every bus.
-async fn catch_up(
-    hub: Arc<Hub>,
-    store: Arc<dyn Store>,
-    every: Duration,
-    mut resync: mpsc::Receiver<()>,
-) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            Some(()) = resync.recv() => hub.resync_started(),
-        }
-        for chunk in hub.connected_users().chunks(500) {
-            let known: HashMap<Uuid, i64> = chunk.iter().copied().collect();
-            let ids: Vec<Uuid> = known.keys().copied().collect();
-            let latest = match store.latest_seqs(&ids).await {
-                Ok(latest) => latest,
-                Err(err) => {
-                    tracing::warn!(error = %err, "catch-up: cannot read latest seqs");
-                    break;
-                }
-            };
-            for (user_id, last_seq) in latest {
-                if known.get(&user_id).is_some_and(|&seen| last_seq > seen) {
-                    hub.deliver(&Arc::new(BusMessage {
-                        origin: Uuid::nil(),
-                        user_id,
-                        last_seq,
-                        events: Vec::new(),
-                        revoked: None,
-                    }));
+    /// Compares the latest seq of every connected user with what the hub has seen, and
+    /// wakes the connections of users who are behind: the safety net under every bus.
+    async fn catch_up(self: Arc<Self>, every: Duration) {
+        let (hub, store) = (&self.sockets.hub, &self.sockets.store);
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = self.resync.notified() => {}
+            }
+            for chunk in hub.connected_users().chunks(500) {
+                let known: HashMap<Uuid, i64> = chunk.iter().copied().collect();
+                let ids: Vec<Uuid> = known.keys().copied().collect();
+                let latest = match store.latest_seqs(&ids).await {
+                    Ok(latest) => latest,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "catch-up: cannot read latest seqs");
+                        break;
+                    }
+                };
+                for (user_id, last_seq) in latest {
+                    if known.get(&user_id).is_some_and(|&seen| last_seq > seen) {
+                        hub.deliver(&Arc::new(StreamUpdate::position(user_id, last_seq)));
+                    }
                 }
             }
         }
+    }
+}
+
+#[async_trait]
+impl Publisher for Realtime {
+    async fn before_commit(
+        &self,
+        tx: &mut dyn StoreTx,
+        update: &StreamUpdate,
+    ) -> anyhow::Result<()> {
+        self.bus.before_commit(tx, update).await
+    }
+
+    fn publish(&self, update: StreamUpdate) {
+        let update = Arc::new(update);
+        self.sockets.hub.deliver(&update);
+        self.bus.clone().after_commit(&update);
+    }
+}
+
+impl BusHandler for Realtime {
+    fn on_update(&self, update: StreamUpdate) {
+        if let Some(jti) = update.revoked {
+            self.sockets.authenticator.forget(jti);
+        }
+        self.sockets.hub.deliver(&Arc::new(update));
+    }
+
+    fn on_resync(&self) {
+        // A revocation may have been announced while the bus was away.
+        self.sockets.authenticator.forget_all();
+        self.resync.notify_one();
     }
 }
 

@@ -25,6 +25,86 @@ pub mod close {
     pub const HEARTBEAT_TIMEOUT: u16 = 1011;
 }
 
+/// Why the server closes a socket: the WebSocket counterpart of `Error::code()`. Each
+/// kind has its close code and the code of the `error` message sent just before the close.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseKind {
+    TokenExpired,
+    TokenRevoked,
+    SlowConsumer,
+    TooManyConnections,
+    BadMessage,
+    AuthFailed,
+    ServerRestarting,
+    /// The event stream cannot be read right now (the database): reconnect with `since`.
+    Unavailable,
+    HeartbeatTimeout,
+}
+
+impl CloseKind {
+    pub const fn code(self) -> u16 {
+        match self {
+            Self::TokenExpired => close::TOKEN_EXPIRED,
+            Self::TokenRevoked => close::TOKEN_REVOKED,
+            Self::SlowConsumer => close::SLOW_CONSUMER,
+            Self::TooManyConnections => close::TOO_MANY_CONNECTIONS,
+            Self::BadMessage => close::BAD_MESSAGE,
+            Self::AuthFailed => close::AUTH_FAILED,
+            Self::ServerRestarting | Self::Unavailable => close::SERVER_RESTARTING,
+            Self::HeartbeatTimeout => close::HEARTBEAT_TIMEOUT,
+        }
+    }
+
+    /// The `code` of the `error` message that precedes the close.
+    pub const fn error_code(self) -> &'static str {
+        match self {
+            Self::TokenExpired => "TOKEN_EXPIRED",
+            Self::TokenRevoked => "TOKEN_REVOKED",
+            Self::SlowConsumer => "SLOW_CONSUMER",
+            Self::TooManyConnections => "TOO_MANY_CONNECTIONS",
+            Self::BadMessage => "BAD_MESSAGE",
+            Self::AuthFailed => "AUTH_FAILED",
+            Self::ServerRestarting => "SERVER_RESTARTING",
+            Self::Unavailable => "UNAVAILABLE",
+            Self::HeartbeatTimeout => "HEARTBEAT_TIMEOUT",
+        }
+    }
+}
+
+/// A close the server decided: its kind and the text of the `error` message sent first
+/// (`None`: close without one, when nobody would read it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloseReason {
+    pub kind: CloseKind,
+    pub message: Option<String>,
+}
+
+impl CloseReason {
+    pub fn new(kind: CloseKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: Some(message.into()),
+        }
+    }
+
+    pub fn silent(kind: CloseKind) -> Self {
+        Self {
+            kind,
+            message: None,
+        }
+    }
+
+    pub fn code(&self) -> u16 {
+        self.kind.code()
+    }
+
+    /// The `error` message to send before the close frame, if any.
+    pub fn error_message(&self) -> Option<ServerMessage> {
+        let text = self.message.as_ref()?;
+        Some(ServerMessage::error(self.kind.error_code(), text.clone()))
+    }
+}
+
 /// Largest client message accepted (bigger ones close the socket with 4400).
 pub const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
 

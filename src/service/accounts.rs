@@ -1,22 +1,16 @@
-//! Sign-up, sign-in, logout, refresh, and turning a bearer token into a user.
+//! Sign-up, sign-in, logout and refresh. Turning a bearer token into a user is
+//! `auth::Authenticator`'s.
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::Services;
-use crate::auth::{Claims, IssuedToken};
+use crate::auth::{Authenticated, IssuedToken};
 use crate::domain::{
     Email, EventDraft, EventKind, NotificationDraft, NotificationKind, Password, User, UserName,
 };
 use crate::error::{conflict_on_unique, Error, Result};
-use crate::store::{NewUser, TokenState};
-
-/// A user who presented a valid, unrevoked token.
-#[derive(Debug, Clone)]
-pub struct Authenticated {
-    pub user_id: Uuid,
-    pub claims: Claims,
-}
+use crate::store::NewUser;
 
 /// A freshly issued token and the user it belongs to.
 #[derive(Debug, Clone)]
@@ -34,25 +28,10 @@ pub struct Signup {
 const EMAIL_TAKEN: &str = "An account with this email already exists";
 const NAME_TAKEN: &str = "This name is already taken";
 
-pub async fn authenticate(svc: &Services, token: &str) -> Result<Authenticated> {
-    let claims = svc.tokens.verify(token)?;
-    if !svc.token_checks.is_known_good(claims.jti, claims.sub) {
-        let started = svc.token_checks.start_check();
-        match svc.store.token_state(claims.sub, claims.jti).await? {
-            TokenState::Usable => svc.token_checks.remember(claims.jti, claims.sub, started),
-            TokenState::Revoked | TokenState::UserGone => return Err(Error::InvalidToken),
-        }
-    }
-    Ok(Authenticated {
-        user_id: claims.sub,
-        claims,
-    })
-}
-
 pub async fn signup(svc: &Services, input: Signup) -> Result<AuthSession> {
     // Hash before the transaction opens: it is the slow part, and holds no lock.
     let hash = svc.passwords.hash(&input.password).await?;
-    let (mut tx, now) = svc.begin().await?;
+    let (mut tx, now) = svc.writes.begin().await?;
     if tx.email_taken(&input.email).await? {
         return Err(Error::Conflict(EMAIL_TAKEN.into()));
     }
@@ -76,7 +55,9 @@ pub async fn signup(svc: &Services, input: Signup) -> Result<AuthSession> {
     );
     let note = tx.insert_notification(&welcome, now).await?;
     let events = [EventDraft::new(EventKind::NotificationCreated, &note)];
-    svc.commit(tx, profile.id, &events, now).await?;
+    svc.writes
+        .commit(tx, profile.id, &events, now, None)
+        .await?;
     tracing::info!(user_id = %profile.id, "account created");
     Ok(AuthSession {
         token: svc.tokens.issue(profile.id)?,
@@ -100,7 +81,7 @@ pub async fn signin(svc: &Services, email: &Email, password: &Password) -> Resul
     } else {
         None
     };
-    let (mut tx, now) = svc.begin().await?;
+    let (mut tx, now) = svc.writes.begin().await?;
     if let Some(hash) = &rehashed {
         tx.set_password_hash(user.id, hash).await?;
     }
@@ -111,7 +92,7 @@ pub async fn signin(svc: &Services, email: &Email, password: &Password) -> Resul
     );
     let note = tx.insert_notification(&note, now).await?;
     let events = [EventDraft::new(EventKind::NotificationCreated, &note)];
-    svc.commit(tx, user.id, &events, now).await?;
+    svc.writes.commit(tx, user.id, &events, now, None).await?;
     if rehashed.is_some() {
         tracing::info!(user_id = %user.id, "password hash upgraded to current parameters");
     }
@@ -123,7 +104,7 @@ pub async fn signin(svc: &Services, email: &Email, password: &Password) -> Resul
 
 /// Revokes the presented token for the rest of its life.
 pub async fn logout(svc: &Services, auth: &Authenticated) -> Result<DateTime<Utc>> {
-    let (mut tx, now) = svc.begin().await?;
+    let (mut tx, now) = svc.writes.begin().await?;
     tx.revoke_token(auth.claims.jti, auth.user_id, auth.claims.expires_at())
         .await?;
     let note = NotificationDraft::for_account(
@@ -135,7 +116,8 @@ pub async fn logout(svc: &Services, auth: &Authenticated) -> Result<DateTime<Utc
     let events = [EventDraft::new(EventKind::NotificationCreated, &note)];
     // The revocation rides with the commit so that every instance closes the token's
     // sockets (4003).
-    svc.commit_revoking(tx, auth.user_id, &events, now, Some(auth.claims.jti))
+    svc.writes
+        .commit(tx, auth.user_id, &events, now, Some(auth.claims.jti))
         .await?;
     Ok(now)
 }

@@ -30,19 +30,19 @@ pub async fn set_read(
     id: i64,
     is_read: bool,
 ) -> Result<Notification> {
-    let (mut tx, now) = svc.begin().await?;
+    let (mut tx, now) = svc.writes.begin().await?;
     let note = tx
         .set_notification_read(user_id, id, is_read)
         .await?
         .ok_or_else(|| Error::not_found("Notification"))?;
     let events = [EventDraft::new(EventKind::NotificationUpdated, &note)];
-    svc.commit(tx, user_id, &events, now).await?;
+    svc.writes.commit(tx, user_id, &events, now, None).await?;
     Ok(note)
 }
 
 /// Marks every unread notification read; returns how many changed.
 pub async fn mark_all_read(svc: &Services, user_id: Uuid) -> Result<usize> {
-    let (mut tx, now) = svc.begin().await?;
+    let (mut tx, now) = svc.writes.begin().await?;
     let ids = tx.mark_all_read(user_id).await?;
     let events = if ids.is_empty() {
         Vec::new()
@@ -52,7 +52,7 @@ pub async fn mark_all_read(svc: &Services, user_id: Uuid) -> Result<usize> {
             &json!({ "ids": ids, "count": ids.len() }),
         )]
     };
-    svc.commit(tx, user_id, &events, now).await?;
+    svc.writes.commit(tx, user_id, &events, now, None).await?;
     Ok(ids.len())
 }
 
@@ -66,13 +66,13 @@ pub async fn delete(svc: &Services, user_id: Uuid, id: i64) -> Result<()> {
 /// Deletes those of `ids` that belong to the user; others' ids are ignored. Returns how
 /// many were deleted.
 pub async fn delete_many(svc: &Services, user_id: Uuid, ids: &[i64]) -> Result<usize> {
-    let (mut tx, now) = svc.begin().await?;
+    let (mut tx, now) = svc.writes.begin().await?;
     let deleted = tx.delete_notifications(user_id, ids).await?;
     let events: Vec<EventDraft> = deleted
         .iter()
         .map(|id| EventDraft::new(EventKind::NotificationDeleted, &json!({ "id": id })))
         .collect();
-    svc.commit(tx, user_id, &events, now).await?;
+    svc.writes.commit(tx, user_id, &events, now, None).await?;
     Ok(deleted.len())
 }
 

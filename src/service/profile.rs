@@ -27,7 +27,7 @@ pub async fn update(
     user_id: Uuid,
     changes: &ProfileChanges,
 ) -> Result<(Vec<&'static str>, Profile)> {
-    let (mut tx, now) = svc.begin().await?;
+    let (mut tx, now) = svc.writes.begin().await?;
     let mut profile = tx
         .profile_for_update(user_id)
         .await?
@@ -54,7 +54,7 @@ pub async fn update(
         EventDraft::new(EventKind::ProfileUpdated, &profile),
         EventDraft::new(EventKind::NotificationCreated, &note),
     ];
-    svc.commit(tx, user_id, &events, now).await?;
+    svc.writes.commit(tx, user_id, &events, now, None).await?;
     Ok((fields, profile))
 }
 
@@ -91,7 +91,7 @@ async fn set_photo(
     file: Option<&str>,
     message: &str,
 ) -> Result<(Profile, DateTime<Utc>)> {
-    let (mut tx, now) = svc.begin().await?;
+    let (mut tx, now) = svc.writes.begin().await?;
     let previous = tx.profile_photo(user_id).await?;
     if previous.is_none() && file.is_none() {
         let profile = tx
@@ -107,7 +107,7 @@ async fn set_photo(
         EventDraft::new(EventKind::ProfileUpdated, &profile),
         EventDraft::new(EventKind::NotificationCreated, &note),
     ];
-    svc.commit(tx, user_id, &events, now).await?;
+    svc.writes.commit(tx, user_id, &events, now, None).await?;
     if let Some(previous) = previous {
         svc.media.remove(&previous).await;
     }

@@ -58,7 +58,7 @@ async fn finish(
         event,
         EventDraft::new(EventKind::NotificationCreated, &note),
     ];
-    svc.commit(tx, user_id, &events, now).await
+    svc.writes.commit(tx, user_id, &events, now, None).await
 }
 
 pub async fn list(svc: &Services, user_id: Uuid, filter: &TaskFilter) -> Result<(Vec<Task>, i64)> {
@@ -70,7 +70,7 @@ pub async fn get(svc: &Services, user_id: Uuid, id: i64) -> Result<Task> {
 }
 
 pub async fn create(svc: &Services, user_id: Uuid, input: &NewTask) -> Result<Task> {
-    let (mut tx, now) = svc.begin().await?;
+    let (mut tx, now) = svc.writes.begin().await?;
     let task = tx.insert_task(user_id, input, now).await?;
     let note = NotificationDraft::for_task(NotificationKind::TaskCreated, &task);
     finish(
@@ -86,7 +86,7 @@ pub async fn create(svc: &Services, user_id: Uuid, input: &NewTask) -> Result<Ta
 
 /// Applies a full (`PUT`) or partial (`PATCH`) update.
 pub async fn update(svc: &Services, user_id: Uuid, id: i64, changes: &TaskChanges) -> Result<Task> {
-    let (mut tx, now) = svc.begin().await?;
+    let (mut tx, now) = svc.writes.begin().await?;
     let mut task = lock_owned(&mut tx, user_id, id).await?;
     ensure_live(&task)?;
     let changed = changes.apply(&mut task);
@@ -105,7 +105,7 @@ pub async fn complete(
     id: i64,
     completed: Option<bool>,
 ) -> Result<Task> {
-    let (mut tx, now) = svc.begin().await?;
+    let (mut tx, now) = svc.writes.begin().await?;
     let mut task = lock_owned(&mut tx, user_id, id).await?;
     ensure_live(&task)?;
     task.completed = completed.unwrap_or(!task.completed);
@@ -120,7 +120,7 @@ pub async fn complete(
 /// Soft delete (to the trash), or removal of the row when `permanent`. Soft-deleting a
 /// task already in the trash changes nothing.
 pub async fn delete(svc: &Services, user_id: Uuid, id: i64, permanent: bool) -> Result<()> {
-    let (mut tx, now) = svc.begin().await?;
+    let (mut tx, now) = svc.writes.begin().await?;
     let mut task = lock_owned(&mut tx, user_id, id).await?;
     if permanent {
         tx.delete_task(task.id).await?;
@@ -153,7 +153,7 @@ pub async fn delete(svc: &Services, user_id: Uuid, id: i64, permanent: bool) -> 
 }
 
 pub async fn restore(svc: &Services, user_id: Uuid, id: i64) -> Result<Task> {
-    let (mut tx, now) = svc.begin().await?;
+    let (mut tx, now) = svc.writes.begin().await?;
     let mut task = lock_owned(&mut tx, user_id, id).await?;
     if !task.is_deleted {
         return Err(Error::BadRequest("Task is not deleted".into()));

@@ -4,10 +4,8 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use tokio::sync::mpsc;
 
-use super::EventBus;
-use crate::realtime::hub::Hub;
+use super::{BusHandler, EventBus};
 
 #[derive(Debug, Default)]
 pub struct MemoryBus;
@@ -18,7 +16,7 @@ impl EventBus for MemoryBus {
         "memory"
     }
 
-    async fn run(self: Arc<Self>, _hub: Arc<Hub>, _resync: mpsc::Sender<()>) {
+    async fn run(self: Arc<Self>, _handler: Arc<dyn BusHandler>) {
         std::future::pending::<()>().await;
     }
 }

@@ -11,49 +11,23 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
 use uuid::Uuid;
 
 pub use memory::MemoryBus;
 pub use postgres::PostgresBus;
 pub use redis::RedisBus;
 
-use super::hub::Hub;
-use crate::domain::Event;
+use crate::domain::{Event, StreamUpdate};
 use crate::store::StoreTx;
 
-/// One committed write, as announced to every instance.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct BusMessage {
-    /// The instance that made the write (it has delivered locally already).
-    #[serde(rename = "o")]
-    pub origin: Uuid,
-    #[serde(rename = "u")]
-    pub user_id: Uuid,
-    /// The user's latest seq after this write.
-    #[serde(rename = "s")]
-    pub last_seq: i64,
-    /// The events themselves when they fit; empty means "read them from the table".
-    #[serde(rename = "e", default, skip_serializing_if = "Vec::is_empty")]
-    pub events: Vec<Event>,
-    /// A token revoked by this write (logout): its sockets close with 4003.
-    #[serde(rename = "r", default, skip_serializing_if = "Option::is_none")]
-    pub revoked: Option<Uuid>,
-}
+/// What a bus hands what it receives to (the real-time node implements it). A bus knows
+/// nothing of hubs or sockets.
+pub trait BusHandler: Send + Sync + 'static {
+    /// Another instance committed this update.
+    fn on_update(&self, update: StreamUpdate);
 
-impl BusMessage {
-    /// The message as JSON, without the events when it would exceed `max_bytes`.
-    pub fn encode(&self, max_bytes: usize) -> String {
-        let full = serde_json::to_string(self).unwrap_or_default();
-        if full.len() <= max_bytes {
-            return full;
-        }
-        let reference = Self {
-            events: Vec::new(),
-            ..self.clone()
-        };
-        serde_json::to_string(&reference).unwrap_or_default()
-    }
+    /// The bus (re)connected: whatever was announced while it was away may be lost.
+    fn on_resync(&self);
 }
 
 /// A way to tell the other instances about committed writes.
@@ -65,18 +39,65 @@ pub trait EventBus: Send + Sync + 'static {
     async fn before_commit(
         &self,
         _tx: &mut dyn StoreTx,
-        _message: &BusMessage,
+        _update: &StreamUpdate,
     ) -> anyhow::Result<()> {
         Ok(())
     }
 
     /// Announces a committed write (Redis: PUBLISH). Must not block the caller.
-    fn after_commit(self: Arc<Self>, _message: &Arc<BusMessage>) {}
+    fn after_commit(self: Arc<Self>, _update: &StreamUpdate) {}
 
-    /// Receives what other instances announce and hands it to the hub, until the task is
-    /// aborted. After every (re)connection it asks for a resync through `resync`, since
-    /// whatever was announced while it was away is lost.
-    async fn run(self: Arc<Self>, hub: Arc<Hub>, resync: mpsc::Sender<()>);
+    /// Receives what other instances announce and hands it to `handler`, until the task
+    /// is aborted; calls `handler.on_resync()` after every (re)connection.
+    async fn run(self: Arc<Self>, handler: Arc<dyn BusHandler>);
+}
+
+/// One update on the wire, with the instance that committed it (which has delivered it
+/// locally already, and skips it when the bus brings it back).
+#[derive(Serialize)]
+struct Outgoing<'a> {
+    #[serde(rename = "o")]
+    origin: Uuid,
+    #[serde(rename = "u")]
+    user_id: Uuid,
+    #[serde(rename = "s")]
+    last_seq: i64,
+    /// The events themselves when they fit; empty means "read them from the table".
+    #[serde(rename = "e", skip_serializing_if = "<[Event]>::is_empty")]
+    events: &'a [Event],
+    #[serde(rename = "r", skip_serializing_if = "Option::is_none")]
+    revoked: Option<Uuid>,
+}
+
+#[derive(Deserialize)]
+struct Incoming {
+    #[serde(rename = "o")]
+    origin: Uuid,
+    #[serde(rename = "u")]
+    user_id: Uuid,
+    #[serde(rename = "s")]
+    last_seq: i64,
+    #[serde(rename = "e", default)]
+    events: Vec<Event>,
+    #[serde(rename = "r", default)]
+    revoked: Option<Uuid>,
+}
+
+/// The update as JSON, without the events when it would exceed `max_bytes`.
+pub(crate) fn encode(origin: Uuid, update: &StreamUpdate, max_bytes: usize) -> String {
+    let mut wire = Outgoing {
+        origin,
+        user_id: update.user_id,
+        last_seq: update.last_seq,
+        events: &update.events,
+        revoked: update.revoked,
+    };
+    let full = serde_json::to_string(&wire).unwrap_or_default();
+    if full.len() <= max_bytes {
+        return full;
+    }
+    wire.events = &[];
+    serde_json::to_string(&wire).unwrap_or_default()
 }
 
 /// Reconnection delays: 100 ms doubling to 5 s.
@@ -84,17 +105,22 @@ pub(crate) fn backoff(attempt: u32) -> std::time::Duration {
     std::time::Duration::from_millis((100u64 << attempt.min(6)).min(5_000))
 }
 
-/// Decodes a message from another instance and hands it to the hub; the instance's own
-/// messages were delivered locally at commit and are skipped.
-pub(crate) fn receive(hub: &Hub, me: Uuid, bus: &'static str, payload: &str) {
-    match serde_json::from_str::<BusMessage>(payload) {
+/// Decodes a message from another instance and hands it on; the instance's own messages
+/// were delivered locally at commit and are skipped.
+pub(crate) fn receive(handler: &dyn BusHandler, me: Uuid, bus: &'static str, payload: &str) {
+    match serde_json::from_str::<Incoming>(payload) {
         Ok(message) if message.origin == me => {}
         Ok(message) => {
             if let Some(last) = message.events.last() {
                 metrics::histogram!(crate::metrics::BUS_LAG, "bus" => bus)
                     .record(crate::metrics::seconds_since(last.at));
             }
-            hub.deliver(&Arc::new(message));
+            handler.on_update(StreamUpdate {
+                user_id: message.user_id,
+                last_seq: message.last_seq,
+                events: message.events,
+                revoked: message.revoked,
+            });
         }
         Err(err) => tracing::warn!(error = %err, "ignoring a malformed bus message"),
     }

@@ -6,12 +6,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use sqlx::postgres::PgListener;
-use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use super::{backoff, receive, BusMessage, EventBus};
+use super::{backoff, encode, receive, BusHandler, EventBus};
 use crate::config::DatabaseUrl;
-use crate::realtime::hub::Hub;
+use crate::domain::StreamUpdate;
 use crate::store::StoreTx;
 
 pub const CHANNEL: &str = "taskstream_events";
@@ -44,13 +43,14 @@ impl EventBus for PostgresBus {
     async fn before_commit(
         &self,
         tx: &mut dyn StoreTx,
-        message: &BusMessage,
+        update: &StreamUpdate,
     ) -> anyhow::Result<()> {
-        tx.notify(CHANNEL, &message.encode(MAX_PAYLOAD)).await?;
+        tx.notify(CHANNEL, &encode(self.instance, update, MAX_PAYLOAD))
+            .await?;
         Ok(())
     }
 
-    async fn run(self: Arc<Self>, hub: Arc<Hub>, resync: mpsc::Sender<()>) {
+    async fn run(self: Arc<Self>, handler: Arc<dyn BusHandler>) {
         let mut attempt = 0;
         loop {
             let mut listener = match self.listen().await {
@@ -66,14 +66,17 @@ impl EventBus for PostgresBus {
                 tracing::info!("event bus: LISTEN connection re-established");
             }
             attempt = 0;
-            let _ = resync.try_send(());
+            handler.on_resync();
             // `try_recv` reports a lost connection as `Ok(None)` instead of silently
             // reconnecting, so the resync above runs after every reconnection.
             loop {
                 match listener.try_recv().await {
-                    Ok(Some(notification)) => {
-                        receive(&hub, self.instance, "postgres", notification.payload())
-                    }
+                    Ok(Some(notification)) => receive(
+                        handler.as_ref(),
+                        self.instance,
+                        "postgres",
+                        notification.payload(),
+                    ),
                     Ok(None) => {
                         tracing::warn!("event bus: LISTEN connection lost; reconnecting");
                         break;

@@ -7,11 +7,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures_util::StreamExt;
 use redis::aio::ConnectionManager;
-use tokio::sync::{mpsc, OnceCell};
+use tokio::sync::OnceCell;
 use uuid::Uuid;
 
-use super::{backoff, receive, BusMessage, EventBus};
-use crate::realtime::hub::Hub;
+use super::{backoff, encode, receive, BusHandler, EventBus};
+use crate::domain::StreamUpdate;
 
 pub const CHANNEL: &str = "taskstream:events";
 /// Events larger than this travel as a reference; subscribers read them from the table.
@@ -72,14 +72,14 @@ impl EventBus for RedisBus {
         "redis"
     }
 
-    fn after_commit(self: Arc<Self>, message: &Arc<BusMessage>) {
-        let payload = message.encode(MAX_PAYLOAD);
+    fn after_commit(self: Arc<Self>, update: &StreamUpdate) {
+        let payload = encode(self.instance, update, MAX_PAYLOAD);
         // Publishing runs beside the request: a slow or absent Redis must not hold up the
         // response, and the events are safe in the table whatever happens here.
         tokio::spawn(async move { self.publish(payload).await });
     }
 
-    async fn run(self: Arc<Self>, hub: Arc<Hub>, resync: mpsc::Sender<()>) {
+    async fn run(self: Arc<Self>, handler: Arc<dyn BusHandler>) {
         let mut attempt = 0;
         loop {
             let subscription = async {
@@ -105,11 +105,11 @@ impl EventBus for RedisBus {
                 tracing::info!("event bus: Redis subscription re-established");
             }
             attempt = 0;
-            let _ = resync.try_send(());
+            handler.on_resync();
             let mut messages = pubsub.into_on_message();
             while let Some(message) = messages.next().await {
                 match message.get_payload::<String>() {
-                    Ok(payload) => receive(&hub, self.instance, "redis", &payload),
+                    Ok(payload) => receive(handler.as_ref(), self.instance, "redis", &payload),
                     Err(err) => tracing::warn!(error = %err, "event bus: unreadable Redis message"),
                 }
             }

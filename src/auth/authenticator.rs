@@ -1,0 +1,65 @@
+//! The one place a bearer token becomes a user, for HTTP requests and sockets alike.
+
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use super::{Claims, TokenChecks, TokenIssuer};
+use crate::error::{Error, Result};
+use crate::store::{Store, TokenState};
+
+/// A user who presented a valid, unrevoked token.
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    pub user_id: Uuid,
+    pub claims: Claims,
+}
+
+/// Verifies a token's signature and expiry, then that it is not revoked and its user
+/// still exists (asking the store unless the token was found usable a moment ago).
+pub struct Authenticator {
+    tokens: Arc<TokenIssuer>,
+    checks: TokenChecks,
+    store: Arc<dyn Store>,
+}
+
+impl Authenticator {
+    pub fn new(tokens: Arc<TokenIssuer>, checks: TokenChecks, store: Arc<dyn Store>) -> Self {
+        Self {
+            tokens,
+            checks,
+            store,
+        }
+    }
+
+    pub async fn authenticate(&self, token: &str) -> Result<Authenticated> {
+        let claims = self.tokens.verify(token)?;
+        if !self.checks.is_known_good(claims.jti, claims.sub) {
+            let started = self.checks.start_check();
+            match self.store.token_state(claims.sub, claims.jti).await? {
+                TokenState::Usable => self.checks.remember(claims.jti, claims.sub, started),
+                TokenState::Revoked | TokenState::UserGone => return Err(Error::InvalidToken),
+            }
+        }
+        Ok(Authenticated {
+            user_id: claims.sub,
+            claims,
+        })
+    }
+
+    /// Asks the store, never the memory of recent checks: for a socket re-checking the
+    /// token it was opened with.
+    pub async fn token_state(&self, claims: &Claims) -> Result<TokenState> {
+        Ok(self.store.token_state(claims.sub, claims.jti).await?)
+    }
+
+    /// A token was revoked (here, or on another instance as the bus tells).
+    pub fn forget(&self, jti: Uuid) {
+        self.checks.forget(jti);
+    }
+
+    /// Revocations may have been missed (a bus reconnected).
+    pub fn forget_all(&self) {
+        self.checks.forget_all();
+    }
+}

@@ -1,0 +1,95 @@
+//! The write funnel: the one place a write transaction commits.
+//!
+//! Every use case opens a transaction ([`WriteFunnel::begin`]), changes its rows, and ends
+//! in [`WriteFunnel::commit`], which appends the write's events to the user's stream (the
+//! outbox clients read), lets the publisher add what must commit with them (PostgreSQL's
+//! NOTIFY), commits, and then hands the committed events to the publisher. The publisher
+//! is the only thing of the real-time layer the services know.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::auth::Authenticator;
+use crate::domain::{EventDraft, StreamUpdate};
+use crate::error::Result;
+use crate::store::{Store, StoreTx};
+
+/// Where committed writes go (the real-time layer implements it).
+#[async_trait]
+pub trait Publisher: Send + Sync + 'static {
+    /// Adds to the transaction what must commit with the update (PostgreSQL's NOTIFY).
+    async fn before_commit(
+        &self,
+        tx: &mut dyn StoreTx,
+        update: &StreamUpdate,
+    ) -> anyhow::Result<()>;
+
+    /// Hands on a committed update. Must not block: the request is waiting.
+    fn publish(&self, update: StreamUpdate);
+}
+
+pub struct WriteFunnel {
+    store: Arc<dyn Store>,
+    publisher: Arc<dyn Publisher>,
+    /// Forgets a token this instance revoked, at once.
+    authenticator: Arc<Authenticator>,
+}
+
+impl WriteFunnel {
+    pub fn new(
+        store: Arc<dyn Store>,
+        publisher: Arc<dyn Publisher>,
+        authenticator: Arc<Authenticator>,
+    ) -> Self {
+        Self {
+            store,
+            publisher,
+            authenticator,
+        }
+    }
+
+    /// Opens a write transaction, and the time the write happens at: read once the
+    /// transaction has begun (on SQLite, once it holds the write lock), so that times
+    /// follow commit order.
+    pub async fn begin(&self) -> Result<(Box<dyn StoreTx>, DateTime<Utc>)> {
+        let tx = self.store.begin().await?;
+        Ok((tx, crate::domain::now()))
+    }
+
+    /// Appends `events` to the user's stream in `tx`, commits, and publishes them.
+    /// `revoked` names a token the write revoked (logout): every instance forgets it and
+    /// closes its sockets.
+    pub async fn commit(
+        &self,
+        mut tx: Box<dyn StoreTx>,
+        user_id: Uuid,
+        events: &[EventDraft],
+        at: DateTime<Utc>,
+        revoked: Option<Uuid>,
+    ) -> Result<()> {
+        let events = tx.append_events(user_id, events, at).await?;
+        let Some(last_seq) = events.last().map(|e| e.seq) else {
+            tx.commit().await?;
+            return Ok(());
+        };
+        for event in &events {
+            metrics::counter!(crate::metrics::EVENTS, "type" => event.kind.as_str()).increment(1);
+        }
+        let update = StreamUpdate {
+            user_id,
+            last_seq,
+            events,
+            revoked,
+        };
+        self.publisher.before_commit(tx.as_mut(), &update).await?;
+        tx.commit().await?;
+        if let Some(jti) = revoked {
+            self.authenticator.forget(jti);
+        }
+        self.publisher.publish(update);
+        Ok(())
+    }
+}
