@@ -1,11 +1,15 @@
 //! taskstream: a real-time, WebSocket-first task-management backend.
 //!
 //! The crate is laid out by concern, and data flows one way through it:
-//! `http` (thin handlers) -> `service` (the write path, one transaction per use case)
-//! -> `store` (the `Store` trait, PostgreSQL and SQLite behind it), and after each commit
-//! `realtime` (hub, buses, WebSocket connections) carries the write's events to clients.
-//! `domain` holds values that cannot be invalid once parsed, `auth` holds passwords and
-//! tokens, `config` and `startup` build and run the server.
+//! `http` (thin handlers) -> `service` (the use cases) -> `store` (the `Store` trait,
+//! PostgreSQL and SQLite behind it). Every write commits in one place,
+//! `service::commit::WriteFunnel`, which then hands the committed events to a
+//! `service::Publisher`; `realtime` (hub, buses, WebSocket connections) implements it and
+//! carries the events to clients. `domain` holds values that cannot be invalid once
+//! parsed; `auth` holds passwords, tokens and the one `Authenticator` that HTTP and
+//! sockets share; `config` and `startup` build and run the server. No module imports one
+//! that imports it back: `service` knows nothing of `realtime`, a bus knows nothing of the
+//! hub (it hands what it receives to a `BusHandler`).
 
 pub mod auth;
 pub mod config;
