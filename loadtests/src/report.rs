@@ -193,7 +193,7 @@ pub trait ScenarioReport: Serialize {
 /// Where results go; shared by every scenario.
 #[derive(Debug, Clone, Default, Args)]
 pub struct OutputArgs {
-    /// JSON result file (default: loadtest-<scenario>-<timestamp>.json here).
+    /// JSON result file (default: `loadtest-<scenario>-<timestamp>.json` here).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Draw the latency CDF and latency over time to this PNG.
