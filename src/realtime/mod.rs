@@ -21,29 +21,13 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use self::bus::{BusMessage, EventBus};
-use self::hub::{Hub, HubLimits};
+use self::hub::Hub;
 use crate::auth::TokenChecks;
 use crate::domain::Event;
 use crate::error::Result;
 use crate::store::{Store, StoreTx};
 
-/// Tunables of the real-time channel.
-#[derive(Debug, Clone)]
-pub struct RealtimeSettings {
-    /// Interval of WebSocket pings; a ping unanswered for this long closes the socket.
-    pub heartbeat: Duration,
-    /// Time a client has to send its `auth` message when the upgrade carried no token.
-    pub auth_timeout: Duration,
-    pub limits: HubLimits,
-    /// How often connected users' latest seqs are checked against the table.
-    pub catch_up_interval: Duration,
-    /// Events are kept at least this long...
-    pub retention: Duration,
-    /// ...and at least this many per user.
-    pub retention_min_events: i64,
-    /// Shutdown closes sockets spread over this long.
-    pub shutdown_spread: Duration,
-}
+pub use crate::config::RealtimeSettings;
 
 pub struct Realtime {
     /// This instance, so that it can skip its own bus messages.
