@@ -1,13 +1,13 @@
 //! One `Config`, read from the command line with environment fallbacks (and a `.env` file,
 //! loaded by `main`), in groups that are the settings of the parts that use them
-//! ([`settings`]). [`Config::validate`] rejects what the server cannot run with, at
-//! start-up and with the variable's name, rather than quietly running with something else.
+//! (`settings.rs`; the values they are made of are in `values.rs`). [`Config::validate`]
+//! rejects what the server cannot run with, at start-up and with the variable's name,
+//! rather than quietly running with something else.
 //! Secrets live in [`Secret`], whose `Debug` never shows the value.
 
 mod settings;
 mod values;
 
-use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -17,9 +17,7 @@ pub use self::settings::{
     AuthSettings, DatabaseSettings, EventBusSettings, HttpSettings, HubLimits, MediaSettings,
     MetricsSettings, PasswordParams, PoolSizes, RealtimeSettings,
 };
-pub use self::values::{
-    parse_duration, parse_optional_address, BusKind, DatabaseUrl, HumanDuration, LogFormat, Secret,
-};
+pub use self::values::{BusKind, DatabaseUrl, HumanDuration, LogFormat, Secret};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -42,6 +40,7 @@ pub enum Command {
     Migrate,
 }
 
+/// Everything the server reads at start-up.
 #[derive(Debug, Clone, Args)]
 pub struct Config {
     /// Folder for the embedded database, the generated JWT secret and (by default) media.
@@ -203,14 +202,25 @@ impl Config {
             realtime.heartbeat >= Duration::from_secs(1),
             "WS_HEARTBEAT must be at least 1s",
         );
+        // Every check reads each connected user's latest seq: more often only loads the
+        // database.
         check(
             realtime.catch_up_interval >= Duration::from_millis(50),
             "EVENT_CATCH_UP_INTERVAL must be at least 50ms",
+        );
+        // The pruner subtracts it from the current time.
+        check(
+            chrono::Duration::from_std(realtime.retention)
+                .ok()
+                .and_then(|retention| chrono::Utc::now().checked_sub_signed(retention))
+                .is_some(),
+            "EVENT_RETENTION is too long",
         );
         check(
             realtime.retention_min_events >= 0,
             "EVENT_RETENTION_MIN_EVENTS must be at least 0",
         );
+        // The hub's semaphore cannot hold more.
         check(
             realtime.limits.total <= tokio::sync::Semaphore::MAX_PERMITS,
             &format!(
@@ -232,18 +242,11 @@ impl Config {
 }
 
 /// What [`Config::validate`] found wrong, all of it at once.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid configuration: {}", problems.join("; "))]
 pub struct InvalidConfig {
     pub problems: Vec<String>,
 }
-
-impl fmt::Display for InvalidConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid configuration: {}", self.problems.join("; "))
-    }
-}
-
-impl std::error::Error for InvalidConfig {}
 
 #[cfg(test)]
 mod tests {
@@ -251,6 +254,7 @@ mod tests {
 
     use clap::CommandFactory;
 
+    use super::values::parse_optional_address;
     use super::*;
 
     /// `args` after the program name, without the environment.
@@ -458,6 +462,22 @@ mod tests {
         // The smallest values that were honoured as given still are.
         assert!(
             problems(&["--ws-heartbeat", "1s", "--event-catch-up-interval", "50ms"]).is_empty()
+        );
+    }
+
+    #[test]
+    fn values_that_failed_later_are_rejected_at_start_up() {
+        // The pruner used to stop silently on these, the hub's semaphore to panic.
+        assert_eq!(
+            problems(&["--event-retention", "100000000d"]),
+            ["EVENT_RETENTION is too long"]
+        );
+        assert_eq!(
+            problems(&["--ws-max-connections", &usize::MAX.to_string()]),
+            [format!(
+                "WS_MAX_CONNECTIONS must be at most {}",
+                tokio::sync::Semaphore::MAX_PERMITS
+            )]
         );
     }
 
