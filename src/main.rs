@@ -1,5 +1,5 @@
 use anyhow::Context;
-use taskstream::config::{Command, Config};
+use taskstream::config::{Cli, Command, Config};
 use taskstream::startup::{shutdown_signal, App};
 use taskstream::{store, telemetry};
 
@@ -25,27 +25,36 @@ fn raise_open_file_limit() {
 
 fn main() -> anyhow::Result<()> {
     limit_malloc_arenas();
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?
-        .block_on(serve())
-}
-
-async fn serve() -> anyhow::Result<()> {
     // A missing .env is fine; a malformed one is worth knowing about.
     if let Err(err) = dotenvy::dotenv() {
         if !err.not_found() {
             eprintln!("warning: ignoring .env: {err}");
         }
     }
-    let cli = Config::from_env_and_args();
-    telemetry::init(cli.config.log_format);
-    let config = cli.config;
+    let cli = Cli::from_env_and_args();
+    let command = cli.command.unwrap_or(Command::Serve);
+    // Only serving uses the whole configuration; `migrate` runs with whatever names the
+    // database, as it always has.
+    if matches!(command, Command::Serve) {
+        if let Err(err) = cli.config.validate() {
+            // Exit status 2, as for a flag clap cannot parse.
+            eprintln!("taskstream: {err}");
+            std::process::exit(2);
+        }
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(serve(command, cli.config))
+}
+
+async fn serve(command: Command, config: Config) -> anyhow::Result<()> {
+    telemetry::init(config.log_format);
     raise_open_file_limit();
-    match cli.command.unwrap_or(Command::Serve) {
+    match command {
         Command::Migrate => {
-            let database = config.database();
+            let database = config.database_url();
             store::connect(&database, store::PoolSizes::SINGLE)
                 .await
                 .context("migration failed")?;

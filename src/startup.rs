@@ -16,12 +16,11 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use crate::auth::{Authenticator, PasswordHasher, PasswordParams, TokenChecks, TokenIssuer};
+use crate::auth::{Authenticator, PasswordHasher, TokenChecks, TokenIssuer};
 use crate::config::{BusKind, Config, Secret};
-use crate::http::{self, HttpSettings};
+use crate::http;
 use crate::realtime::bus::{EventBus, MemoryBus, PostgresBus, RedisBus};
-use crate::realtime::hub::HubLimits;
-use crate::realtime::{Realtime, RealtimeSettings};
+use crate::realtime::Realtime;
 use crate::service::{MediaStore, Services, WriteFunnel};
 use crate::store::{self, Store};
 
@@ -35,12 +34,14 @@ pub struct App {
 }
 
 impl App {
-    /// Opens everything the configuration names and binds `config.bind`.
+    /// Checks the configuration, opens everything it names and binds `config.http.bind`.
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind(config.bind)
+        config.validate()?;
+        let bind = config.http.bind;
+        let listener = TcpListener::bind(bind)
             .await
-            .with_context(|| format!("cannot listen on {}", config.bind))?;
-        Self::build_with_listener(config, listener).await
+            .with_context(|| format!("cannot listen on {bind}"))?;
+        Self::assemble(config, listener).await
     }
 
     /// Like `build`, on a listener the caller bound (tests bind port 0).
@@ -48,32 +49,31 @@ impl App {
         config: &Config,
         listener: TcpListener,
     ) -> anyhow::Result<Self> {
+        config.validate()?;
+        Self::assemble(config, listener).await
+    }
+
+    /// Everything after the configuration was found valid.
+    async fn assemble(config: &Config, listener: TcpListener) -> anyhow::Result<Self> {
         // Before anything records a metric: the recorder is process-wide.
         crate::metrics::handle();
         metrics::gauge!(crate::metrics::WS_CONNECTIONS).increment(0.0);
-        let metrics_listener = match config.metrics_bind.trim() {
-            "" | "off" | "none" => None,
-            address => Some(
+        let metrics_listener = match config.metrics.bind {
+            None => None,
+            Some(address) => Some(
                 TcpListener::bind(address)
                     .await
                     .with_context(|| format!("cannot listen for metrics on {address}"))?,
             ),
         };
-        let database = config.database();
-        let store = store::connect(
-            &database,
-            store::PoolSizes {
-                total: config.database_max_connections,
-                writers: config.database_write_connections,
-            },
-        )
-        .await?;
+        let database = config.database_url();
+        let store = store::connect(&database, config.database.pool).await?;
         tracing::info!(backend = store.backend(), database = %database.redacted(), "database ready");
         let secret = jwt_secret(config)?;
-        let tokens = Arc::new(TokenIssuer::new(&secret, config.jwt_ttl.0)?);
+        let tokens = Arc::new(TokenIssuer::new(&secret, config.auth.jwt_ttl)?);
         let authenticator = Arc::new(Authenticator::new(
             tokens.clone(),
-            TokenChecks::new(config.token_check_cache.0),
+            TokenChecks::new(config.auth.token_check_cache),
             store.clone(),
         ));
         let realtime = Arc::new(realtime(config, store.clone(), authenticator.clone())?);
@@ -86,29 +86,18 @@ impl App {
             )),
             store,
             authenticator,
-            passwords: Arc::new(PasswordHasher::new(PasswordParams {
-                memory_kib: config.argon2_memory_kib,
-                iterations: config.argon2_iterations,
-            })?),
+            passwords: Arc::new(PasswordHasher::new(config.auth.password)?),
             tokens,
             media: Arc::new(MediaStore::new(config.media_dir())?),
         };
-        let router = http::router(
-            services.clone(),
-            realtime.sockets().clone(),
-            &HttpSettings {
-                allowed_origins: config.allowed_origins.clone(),
-                allowed_hosts: config.allowed_hosts.clone(),
-                request_timeout: config.request_timeout.0,
-            },
-        );
+        let router = http::router(services.clone(), realtime.sockets().clone(), &config.http);
         Ok(Self {
             listener,
             metrics_listener,
             router,
             services,
             realtime,
-            send_buffer: config.tcp_send_buffer,
+            send_buffer: config.http.tcp_send_buffer,
         })
     }
 
@@ -187,34 +176,21 @@ fn realtime(
 ) -> anyhow::Result<Realtime> {
     // Names this instance on the bus, so that it skips its own messages.
     let instance = Uuid::new_v4();
-    let database = config.database();
-    let bus: Arc<dyn EventBus> = match config.bus() {
+    let bus: Arc<dyn EventBus> = match config.bus_kind() {
         BusKind::Memory => Arc::new(MemoryBus),
-        BusKind::Postgres if !database.is_postgres() => {
-            anyhow::bail!("EVENT_BUS=postgres needs DATABASE_URL to point at PostgreSQL")
-        }
-        BusKind::Postgres => Arc::new(PostgresBus::new(database, instance)),
+        // `validate` made sure the database is PostgreSQL.
+        BusKind::Postgres => Arc::new(PostgresBus::new(config.database_url(), instance)),
         BusKind::Redis => Arc::new(
-            RedisBus::new(config.redis_url.expose(), instance).context("invalid REDIS_URL")?,
+            RedisBus::new(config.event_bus.redis_url.expose(), instance)
+                .context("invalid REDIS_URL")?,
         ),
     };
-    let settings = RealtimeSettings {
-        heartbeat: config.ws_heartbeat.0.max(Duration::from_secs(1)),
-        auth_timeout: config.ws_auth_timeout.0,
-        limits: HubLimits {
-            per_user: config.ws_max_connections_per_user,
-            total: config.ws_max_connections,
-            queue: config.ws_queue_capacity,
-        },
-        catch_up_interval: config
-            .event_catch_up_interval
-            .0
-            .max(Duration::from_millis(50)),
-        retention: config.event_retention.0,
-        retention_min_events: config.event_retention_min_events,
-        shutdown_spread: config.shutdown_spread.0,
-    };
-    Ok(Realtime::new(bus, settings, store, authenticator))
+    Ok(Realtime::new(
+        bus,
+        config.realtime.clone(),
+        store,
+        authenticator,
+    ))
 }
 
 /// Forgets revoked tokens once they have expired anyway, every hour.
@@ -231,19 +207,13 @@ async fn prune_revoked_tokens(svc: Services) {
 }
 
 /// The configured secret; on the embedded database without one, a random secret kept in
-/// DATA_DIR (so tokens survive restarts); with PostgreSQL it must be configured, since
+/// DATA_DIR (so tokens survive restarts). With PostgreSQL `validate` requires one, since
 /// every instance has to share it.
-pub fn jwt_secret(config: &Config) -> anyhow::Result<Secret> {
-    if let Some(secret) = &config.jwt_secret {
-        return Ok(secret.clone());
+fn jwt_secret(config: &Config) -> anyhow::Result<Secret> {
+    match &config.auth.jwt_secret {
+        Some(secret) => Ok(secret.clone()),
+        None => load_or_create_secret(&config.data_dir.join("jwt_secret")),
     }
-    if config.database().is_postgres() {
-        anyhow::bail!(
-            "JWT_SECRET (or BETTER_AUTH_SECRET) must be set when DATABASE_URL points at \
-             PostgreSQL: every instance must sign tokens with the same secret"
-        );
-    }
-    load_or_create_secret(&config.data_dir.join("jwt_secret"))
 }
 
 fn load_or_create_secret(path: &Path) -> anyhow::Result<Secret> {

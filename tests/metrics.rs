@@ -57,7 +57,10 @@ async fn metrics_move_with_connections_and_writes() {
 }
 
 async fn check(backend: Backend) {
-    let app = TestApp::spawn_with(backend, |c| c.metrics_bind = "127.0.0.1:0".into()).await;
+    let app = TestApp::spawn_with(backend, |c| {
+        c.metrics.bind = Some(([127, 0, 0, 1], 0).into())
+    })
+    .await;
     // Metrics are not on the public port.
     let response = app.client.get(app.url("/metrics")).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::NOT_FOUND);

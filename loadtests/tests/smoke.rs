@@ -45,7 +45,7 @@ async fn scenarios_run_against_the_embedded_database() {
     let _serial = SERIAL.lock().await;
     let data = tempfile::tempdir().expect("temp dir");
     let mut config = test_config(data.path());
-    config.metrics_bind = "127.0.0.1:0".into();
+    config.metrics.bind = Some(([127, 0, 0, 1], 0).into());
     let server = Server::start(&config).await;
 
     let (report, plot) = fanout::run(&smoke_fanout(&[&server]), Ui::quiet())
@@ -81,9 +81,9 @@ async fn fanout_across_two_instances_on_postgres() {
     let data_b = tempfile::tempdir().expect("temp dir");
     let configure = |dir: &std::path::Path| {
         let mut config = test_config(dir);
-        config.database_url = Some(db.url.parse::<DatabaseUrl>().expect("url"));
-        config.jwt_secret = Some(Secret::new("load-smoke-secret-".repeat(3)));
-        config.event_bus = Some(BusKind::Postgres);
+        config.database.url = Some(db.url.parse::<DatabaseUrl>().expect("url"));
+        config.auth.jwt_secret = Some(Secret::new("load-smoke-secret-".repeat(3)));
+        config.event_bus.kind = Some(BusKind::Postgres);
         config
     };
     let a = Server::start(&configure(data_a.path())).await;

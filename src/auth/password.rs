@@ -5,12 +5,7 @@ use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier as
 
 use crate::domain::Password;
 
-/// argon2id cost parameters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PasswordParams {
-    pub memory_kib: u32,
-    pub iterations: u32,
-}
+pub use crate::config::PasswordParams;
 
 /// Hashes and verifies passwords on the blocking thread pool, so a burst of sign-ins never
 /// stalls the async runtime.

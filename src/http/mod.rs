@@ -45,13 +45,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Largest JSON body accepted.
 pub const MAX_JSON_BODY: usize = 1024 * 1024;
 
-/// What the HTTP layer needs from the configuration.
-#[derive(Debug, Clone)]
-pub struct HttpSettings {
-    pub allowed_origins: Vec<String>,
-    pub allowed_hosts: Vec<String>,
-    pub request_timeout: Duration,
-}
+pub use crate::config::HttpSettings;
 
 #[derive(OpenApi)]
 #[openapi(

@@ -17,8 +17,8 @@ use uuid::Uuid;
 
 use super::hub::{ConnInbox, Hub, RegisterError, Signal, Slot};
 use super::protocol::{ClientMessage, CloseKind, CloseReason, ServerMessage, MAX_CLIENT_MESSAGE};
-use super::RealtimeSettings;
 use crate::auth::{Authenticated, Authenticator, Claims};
+use crate::config::RealtimeSettings;
 use crate::domain::{Event, EventKind};
 use crate::store::{Store, TokenState};
 

@@ -52,12 +52,7 @@ struct UserEntry {
     known_seq: i64,
 }
 
-#[derive(Debug, Clone, Copy)]
-pub struct HubLimits {
-    pub per_user: usize,
-    pub total: usize,
-    pub queue: usize,
-}
+pub use crate::config::HubLimits;
 
 pub struct Hub {
     users: DashMap<Uuid, UserEntry>,

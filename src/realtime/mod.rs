@@ -28,29 +28,13 @@ use uuid::Uuid;
 
 use self::bus::{BusHandler, EventBus};
 pub use self::connection::SocketContext;
-use self::hub::{Hub, HubLimits};
+use self::hub::Hub;
 use crate::auth::Authenticator;
 use crate::domain::StreamUpdate;
 use crate::service::Publisher;
 use crate::store::{Store, StoreTx};
 
-/// Tunables of the real-time channel.
-#[derive(Debug, Clone)]
-pub struct RealtimeSettings {
-    /// Interval of WebSocket pings; a ping unanswered for this long closes the socket.
-    pub heartbeat: Duration,
-    /// Time a client has to send its `auth` message when the upgrade carried no token.
-    pub auth_timeout: Duration,
-    pub limits: HubLimits,
-    /// How often connected users' latest seqs are checked against the table.
-    pub catch_up_interval: Duration,
-    /// Events are kept at least this long...
-    pub retention: Duration,
-    /// ...and at least this many per user.
-    pub retention_min_events: i64,
-    /// Shutdown closes sockets spread over this long.
-    pub shutdown_spread: Duration,
-}
+pub use crate::config::RealtimeSettings;
 
 /// This instance's real-time node: the hub, the bus, and the background work that keeps
 /// them honest (catch-up, pruning).

@@ -237,14 +237,7 @@ impl EventRow {
     }
 }
 
-/// How many database connections a store may open.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PoolSizes {
-    /// All of them, readers and writers.
-    pub total: u32,
-    /// At most this many run write transactions (SQLite: always one).
-    pub writers: u32,
-}
+pub use crate::config::PoolSizes;
 
 impl PoolSizes {
     /// The smallest pools (one connection each), for `taskstream migrate` and tests.

@@ -509,7 +509,9 @@ async fn outdated_password_hash_is_upgraded_on_signin(app: TestApp) {
     let before = app.sql_for_user(hash_sql, &user.id).await.unwrap();
     assert!(before.contains("m=256,t=1"), "{before}");
     // Another instance configured with stronger parameters.
-    let stronger = app.spawn_sibling(|c| c.argon2_memory_kib = 512).await;
+    let stronger = app
+        .spawn_sibling(|c| c.auth.password.memory_kib = 512)
+        .await;
     let response = app
         .client
         .post(format!("{}/api/v1/auth/signin", stronger.address))

@@ -137,17 +137,13 @@ pub const PASSWORD: &str = "Corr3ct-Horse!Battery";
 
 /// A configuration for tests: cheap password hashing, everything under `data_dir`.
 pub fn test_config(data_dir: &std::path::Path) -> Config {
-    let mut config = Config::defaults();
-    config.bind = "127.0.0.1:0".parse().expect("address");
+    let mut config = Config::for_tests();
+    config.http.bind = "127.0.0.1:0".parse().expect("address");
     config.data_dir = data_dir.to_path_buf();
-    config.database_url = None;
-    config.jwt_secret = None;
-    config.media_dir = None;
-    config.argon2_memory_kib = 256;
-    config.argon2_iterations = 1;
-    config.allowed_hosts = vec!["*".into()];
+    config.auth.password.memory_kib = 256;
+    config.auth.password.iterations = 1;
     // Tests that scrape metrics turn the listener on themselves.
-    config.metrics_bind = "off".into();
+    config.metrics.bind = None;
     config
 }
 
@@ -165,7 +161,7 @@ impl TestApp {
 
     /// The secret tokens are signed with (configured, or generated in the data folder).
     pub fn jwt_secret(&self) -> String {
-        match &self.config.jwt_secret {
+        match &self.config.auth.jwt_secret {
             Some(secret) => secret.expose().to_string(),
             None => std::fs::read_to_string(self.config.data_dir.join("jwt_secret"))
                 .expect("generated secret")
@@ -182,14 +178,14 @@ impl TestApp {
             Backend::Sqlite => None,
             Backend::Postgres => {
                 let db = PgDatabase::create().await;
-                config.database_url = Some(db.url.parse::<DatabaseUrl>().expect("url"));
-                config.jwt_secret = Some(Secret::new("test-secret-".repeat(4)));
+                config.database.url = Some(db.url.parse::<DatabaseUrl>().expect("url"));
+                config.auth.jwt_secret = Some(Secret::new("test-secret-".repeat(4)));
                 Some(db)
             }
         };
         adjust(&mut config);
         let server = Server::start(&config).await;
-        let database_url = config.database().expose().to_string();
+        let database_url = config.database_url().expose().to_string();
         Self {
             backend,
             address: server.address.clone(),

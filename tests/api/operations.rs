@@ -52,8 +52,8 @@ async fn health_is_503_when_postgres_is_gone() {
     let data = tempfile::tempdir().unwrap();
     let db = PgDatabase::create().await;
     let mut config = test_config(data.path());
-    config.database_url = Some(db.url.parse().unwrap());
-    config.jwt_secret = Some(Secret::new("s".repeat(40)));
+    config.database.url = Some(db.url.parse().unwrap());
+    config.auth.jwt_secret = Some(Secret::new("s".repeat(40)));
     let server = crate::helpers::Server::start(&config).await;
     let client = reqwest::Client::new();
     let response = client
@@ -83,8 +83,8 @@ async fn postgres_without_a_jwt_secret_refuses_to_start() {
     let data = tempfile::tempdir().unwrap();
     let db = PgDatabase::create().await;
     let mut config = test_config(data.path());
-    config.database_url = Some(db.url.parse().unwrap());
-    config.jwt_secret = None;
+    config.database.url = Some(db.url.parse().unwrap());
+    config.auth.jwt_secret = None;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let error = App::build_with_listener(&config, listener)
         .await
@@ -229,7 +229,7 @@ async fn cors_allows_configured_origins_only(app: TestApp) {
 
 async fn host_header_is_checked(backend: Backend) {
     let app = TestApp::spawn_with(backend, |c| {
-        c.allowed_hosts = vec!["api.example.com".into()]
+        c.http.allowed_hosts = vec!["api.example.com".into()]
     })
     .await;
     let response = app

@@ -315,7 +315,10 @@ async fn first_message_auth_failures_close_4401(app: TestApp) {
 }
 
 async fn auth_message_must_arrive_in_time(backend: Backend) {
-    let app = TestApp::spawn_with(backend, |c| c.ws_auth_timeout = "1s".parse().unwrap()).await;
+    let app = TestApp::spawn_with(backend, |c| {
+        c.realtime.auth_timeout = std::time::Duration::from_secs(1)
+    })
+    .await;
     let mut ws = WsClient::connect(&url(&app, None), None).await;
     let (errors, code) = ws.closed().await;
     assert_eq!(code, 4401);
@@ -556,10 +559,12 @@ async fn retention_prunes_old_events_but_keeps_the_last_ones(app: TestApp) {
         Backend::Sqlite => format!("UPDATE events SET at = '{old}' WHERE user_id = $1"),
     };
     app.sql_for_user(&sql, &ada.id).await;
-    let store =
-        taskstream::store::connect(&app.config.database(), taskstream::store::PoolSizes::SINGLE)
-            .await
-            .unwrap();
+    let store = taskstream::store::connect(
+        &app.config.database_url(),
+        taskstream::store::PoolSizes::SINGLE,
+    )
+    .await
+    .unwrap();
     let cutoff = chrono::Utc::now() - chrono::Duration::days(7);
     // In batches of 2, keeping each user's last 3.
     let mut pruned = 0;
@@ -590,7 +595,10 @@ async fn retention_prunes_old_events_but_keeps_the_last_ones(app: TestApp) {
 }
 
 async fn token_expiry_warns_then_closes_4001(backend: Backend) {
-    let app = TestApp::spawn_with(backend, |c| c.jwt_ttl = "4s".parse().unwrap()).await;
+    let app = TestApp::spawn_with(backend, |c| {
+        c.auth.jwt_ttl = std::time::Duration::from_secs(4)
+    })
+    .await;
     let user = app.signup("Ada").await;
     let (mut ws, ready) = WsClient::ready(&url(&app, None), &user.token).await;
     let expiring = ws.next().await;
@@ -602,7 +610,7 @@ async fn token_expiry_warns_then_closes_4001(backend: Backend) {
 }
 
 async fn per_user_limit_closes_the_newcomer_4009(backend: Backend) {
-    let app = TestApp::spawn_with(backend, |c| c.ws_max_connections_per_user = 2).await;
+    let app = TestApp::spawn_with(backend, |c| c.realtime.limits.per_user = 2).await;
     let user = app.signup("Ada").await;
     let (mut first, _) = WsClient::ready(&url(&app, None), &user.token).await;
     let (_second, _) = WsClient::ready(&url(&app, None), &user.token).await;
@@ -627,7 +635,7 @@ async fn per_user_limit_closes_the_newcomer_4009(backend: Backend) {
 }
 
 async fn global_limit_refuses_the_upgrade(backend: Backend) {
-    let app = TestApp::spawn_with(backend, |c| c.ws_max_connections = 1).await;
+    let app = TestApp::spawn_with(backend, |c| c.realtime.limits.total = 1).await;
     let user = app.signup("Ada").await;
     let (_first, _) = WsClient::ready(&url(&app, None), &user.token).await;
     match WsClient::try_connect(&url(&app, None), Some(&user.token)).await {
@@ -641,8 +649,8 @@ async fn global_limit_refuses_the_upgrade(backend: Backend) {
 
 async fn slow_consumer_is_closed_4008_and_resumes(backend: Backend) {
     let app = TestApp::spawn_with(backend, |c| {
-        c.ws_queue_capacity = 2;
-        c.tcp_send_buffer = Some(4096);
+        c.realtime.limits.queue = 2;
+        c.http.tcp_send_buffer = Some(4096);
     })
     .await;
     let user = app.signup("Ada").await;
@@ -680,7 +688,10 @@ async fn slow_consumer_is_closed_4008_and_resumes(backend: Backend) {
 }
 
 async fn unanswered_pings_close_the_socket(backend: Backend) {
-    let app = TestApp::spawn_with(backend, |c| c.ws_heartbeat = "1s".parse().unwrap()).await;
+    let app = TestApp::spawn_with(backend, |c| {
+        c.realtime.heartbeat = std::time::Duration::from_secs(1)
+    })
+    .await;
     let user = app.signup("Ada").await;
     // A client that reads (and so answers pings) stays.
     let (mut live, ready) = WsClient::ready(&url(&app, None), &user.token).await;

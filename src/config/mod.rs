@@ -1,0 +1,531 @@
+//! One `Config`, read from the command line with environment fallbacks (and a `.env` file,
+//! loaded by `main`), in groups that are the settings of the parts that use them
+//! (`settings.rs`; the values they are made of are in `values.rs`). [`Config::validate`]
+//! rejects what the server cannot run with, at start-up and with the variable's name,
+//! rather than quietly running with something else.
+//! Secrets live in [`Secret`], whose `Debug` never shows the value.
+
+mod settings;
+mod values;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, FromArgMatches, Parser, Subcommand};
+
+pub use self::settings::{
+    AuthSettings, DatabaseSettings, EventBusSettings, HttpSettings, HubLimits, MediaSettings,
+    MetricsSettings, PasswordParams, PoolSizes, RealtimeSettings,
+};
+pub use self::values::{BusKind, DatabaseUrl, HumanDuration, LogFormat, Secret};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "taskstream",
+    version,
+    about = "Real-time task-management backend"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub config: Config,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the API (the default).
+    Serve,
+    /// Apply the database migrations and exit.
+    Migrate,
+}
+
+/// Everything the server reads at start-up.
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Folder for the embedded database, the generated JWT secret and (by default) media.
+    #[arg(long, env = "DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Log format.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+
+    #[command(flatten)]
+    pub http: HttpSettings,
+
+    #[command(flatten)]
+    pub metrics: MetricsSettings,
+
+    #[command(flatten)]
+    pub database: DatabaseSettings,
+
+    #[command(flatten)]
+    pub auth: AuthSettings,
+
+    #[command(flatten)]
+    pub media: MediaSettings,
+
+    #[command(flatten)]
+    pub event_bus: EventBusSettings,
+
+    #[command(flatten)]
+    pub realtime: RealtimeSettings,
+}
+
+impl Cli {
+    /// The command line, with the environment (and `.env`, once `main` has loaded it)
+    /// filling what it leaves out.
+    pub fn from_env_and_args() -> Self {
+        let mut cli = Self::parse();
+        if cli.config.auth.jwt_secret.is_none() {
+            if let Ok(secret) = std::env::var("BETTER_AUTH_SECRET") {
+                if !secret.is_empty() {
+                    cli.config.auth.jwt_secret = Some(Secret::new(secret));
+                }
+            }
+        }
+        cli
+    }
+}
+
+impl Config {
+    /// The documented defaults, whatever the process environment says: what the tests
+    /// start from, so that an exported `EVENT_BUS` cannot change what they test.
+    pub fn for_tests() -> Self {
+        Self::parse_ignoring_environment(["taskstream"])
+            .expect("the documented defaults are a valid command line")
+    }
+
+    /// `args` as a command line, with no environment fallback.
+    fn parse_ignoring_environment<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let command =
+            Self::augment_args(clap::Command::new("taskstream")).mut_args(|arg| arg.env(None));
+        Self::from_arg_matches(&command.try_get_matches_from(args)?)
+    }
+
+    /// The event bus in force.
+    pub fn bus_kind(&self) -> BusKind {
+        self.event_bus
+            .kind
+            .unwrap_or(if self.database_url().is_postgres() {
+                BusKind::Postgres
+            } else {
+                BusKind::Memory
+            })
+    }
+
+    /// The folder for uploaded photos in force: the configured one, or DATA_DIR/media.
+    pub fn media_dir(&self) -> PathBuf {
+        self.media
+            .dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("media"))
+    }
+
+    /// The database URL in force: the configured one, or the embedded SQLite file.
+    pub fn database_url(&self) -> DatabaseUrl {
+        self.database
+            .url
+            .clone()
+            .unwrap_or_else(|| DatabaseUrl::sqlite_file(&self.data_dir.join("taskstream.db")))
+    }
+
+    /// Every reason the server cannot run with this configuration, named by variable.
+    pub fn validate(&self) -> Result<(), InvalidConfig> {
+        let mut problems = Vec::new();
+        let mut check = |ok: bool, problem: &str| {
+            if !ok {
+                problems.push(problem.to_string());
+            }
+        };
+        let postgres = self.database_url().is_postgres();
+
+        check(
+            !self.http.request_timeout.is_zero(),
+            "REQUEST_TIMEOUT must be more than 0",
+        );
+
+        let pool = self.database.pool;
+        check(
+            pool.total >= 1,
+            "DATABASE_MAX_CONNECTIONS must be at least 1",
+        );
+        check(
+            pool.writers >= 1,
+            "DATABASE_WRITE_CONNECTIONS must be at least 1",
+        );
+
+        match &self.auth.jwt_secret {
+            Some(secret) => check(
+                secret.expose().len() >= 32,
+                "JWT_SECRET must be at least 32 bytes long",
+            ),
+            None => check(
+                !postgres,
+                "JWT_SECRET (or BETTER_AUTH_SECRET) must be set when DATABASE_URL points at \
+                 PostgreSQL: every instance must sign tokens with the same secret",
+            ),
+        }
+        check(
+            self.auth.jwt_ttl >= Duration::from_secs(1),
+            "JWT_TTL must be at least 1s",
+        );
+        let password = self.auth.password;
+        check(
+            password.memory_kib >= argon2::Params::MIN_M_COST,
+            &format!(
+                "ARGON2_MEMORY_KIB must be at least {}",
+                argon2::Params::MIN_M_COST
+            ),
+        );
+        check(
+            password.iterations >= argon2::Params::MIN_T_COST,
+            &format!(
+                "ARGON2_ITERATIONS must be at least {}",
+                argon2::Params::MIN_T_COST
+            ),
+        );
+
+        check(
+            self.bus_kind() != BusKind::Postgres || postgres,
+            "EVENT_BUS=postgres needs DATABASE_URL to point at PostgreSQL",
+        );
+
+        let realtime = &self.realtime;
+        // The welcome message states the heartbeat in whole seconds.
+        check(
+            realtime.heartbeat >= Duration::from_secs(1),
+            "WS_HEARTBEAT must be at least 1s",
+        );
+        // Every check reads each connected user's latest seq: more often only loads the
+        // database.
+        check(
+            realtime.catch_up_interval >= Duration::from_millis(50),
+            "EVENT_CATCH_UP_INTERVAL must be at least 50ms",
+        );
+        // The pruner subtracts it from the current time.
+        check(
+            chrono::Duration::from_std(realtime.retention)
+                .ok()
+                .and_then(|retention| chrono::Utc::now().checked_sub_signed(retention))
+                .is_some(),
+            "EVENT_RETENTION is too long",
+        );
+        check(
+            realtime.retention_min_events >= 0,
+            "EVENT_RETENTION_MIN_EVENTS must be at least 0",
+        );
+        // The hub's semaphore cannot hold more.
+        check(
+            realtime.limits.total <= tokio::sync::Semaphore::MAX_PERMITS,
+            &format!(
+                "WS_MAX_CONNECTIONS must be at most {}",
+                tokio::sync::Semaphore::MAX_PERMITS
+            ),
+        );
+        check(
+            realtime.limits.queue >= 1,
+            "WS_QUEUE_CAPACITY must be at least 1",
+        );
+
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(InvalidConfig { problems })
+        }
+    }
+}
+
+/// What [`Config::validate`] found wrong, all of it at once.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid configuration: {}", problems.join("; "))]
+pub struct InvalidConfig {
+    pub problems: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use clap::CommandFactory;
+
+    use super::values::parse_optional_address;
+    use super::*;
+
+    /// `args` after the program name, without the environment.
+    fn parse(args: &[&str]) -> Config {
+        Config::parse_ignoring_environment(
+            std::iter::once("taskstream").chain(args.iter().copied()),
+        )
+        .expect("valid command line")
+    }
+
+    fn problems(args: &[&str]) -> Vec<String> {
+        match parse(args).validate() {
+            Ok(()) => Vec::new(),
+            Err(invalid) => invalid.problems,
+        }
+    }
+
+    #[test]
+    fn flags_and_variables_keep_their_names() {
+        Cli::command().debug_assert();
+        let command = Cli::command();
+        let mut names: Vec<(String, String)> = command
+            .get_arguments()
+            .filter_map(|arg| {
+                let env = arg.get_env()?.to_string_lossy().into_owned();
+                Some((arg.get_long()?.to_string(), env))
+            })
+            .collect();
+        names.sort();
+        let mut expected = [
+            "ALLOWED_HOSTS",
+            "ALLOWED_ORIGINS",
+            "ARGON2_ITERATIONS",
+            "ARGON2_MEMORY_KIB",
+            "BIND",
+            "DATABASE_MAX_CONNECTIONS",
+            "DATABASE_URL",
+            "DATABASE_WRITE_CONNECTIONS",
+            "DATA_DIR",
+            "EVENT_BUS",
+            "EVENT_CATCH_UP_INTERVAL",
+            "EVENT_RETENTION",
+            "EVENT_RETENTION_MIN_EVENTS",
+            "JWT_SECRET",
+            "JWT_TTL",
+            "LOG_FORMAT",
+            "MEDIA_DIR",
+            "METRICS_BIND",
+            "REDIS_URL",
+            "REQUEST_TIMEOUT",
+            "SHUTDOWN_SPREAD",
+            "TCP_SEND_BUFFER",
+            "TOKEN_CHECK_CACHE",
+            "WS_AUTH_TIMEOUT",
+            "WS_HEARTBEAT",
+            "WS_MAX_CONNECTIONS",
+            "WS_MAX_CONNECTIONS_PER_USER",
+            "WS_QUEUE_CAPACITY",
+        ]
+        .map(|env| (env.to_lowercase().replace('_', "-"), env.to_string()));
+        expected.sort();
+        assert_eq!(names, expected);
+    }
+
+    #[test]
+    fn for_tests_has_the_documented_defaults() {
+        let config = Config::for_tests();
+        let address = |s: &str| s.parse::<SocketAddr>().expect("address");
+        assert_eq!(config.data_dir, PathBuf::from("./data"));
+        assert_eq!(config.log_format, LogFormat::Text);
+        assert_eq!(config.http.bind, address("127.0.0.1:8080"));
+        assert_eq!(
+            config.http.allowed_origins,
+            ["http://localhost:3000", "http://127.0.0.1:3000"]
+        );
+        assert_eq!(config.http.allowed_hosts, ["*"]);
+        assert_eq!(config.http.request_timeout, Duration::from_secs(30));
+        assert_eq!(config.http.tcp_send_buffer, None);
+        assert_eq!(config.metrics.bind, Some(address("127.0.0.1:9091")));
+        assert_eq!(config.database.url, None);
+        assert_eq!(
+            config.database_url().expose(),
+            "sqlite://./data/taskstream.db"
+        );
+        assert_eq!(
+            config.database.pool,
+            PoolSizes {
+                total: 10,
+                writers: 4
+            }
+        );
+        assert_eq!(config.auth.jwt_secret, None);
+        assert_eq!(config.auth.jwt_ttl, Duration::from_secs(24 * 3600));
+        assert_eq!(config.auth.token_check_cache, Duration::from_secs(2));
+        assert_eq!(
+            config.auth.password,
+            PasswordParams {
+                memory_kib: 19_456,
+                iterations: 2
+            }
+        );
+        assert_eq!(config.media_dir(), PathBuf::from("./data/media"));
+        assert_eq!(config.event_bus.kind, None);
+        assert_eq!(config.bus_kind(), BusKind::Memory);
+        assert_eq!(
+            config.event_bus.redis_url.expose(),
+            "redis://127.0.0.1:6379"
+        );
+        let realtime = &config.realtime;
+        assert_eq!(realtime.heartbeat, Duration::from_secs(25));
+        assert_eq!(realtime.auth_timeout, Duration::from_secs(10));
+        assert_eq!(
+            realtime.limits,
+            HubLimits {
+                per_user: 20,
+                total: 20_000,
+                queue: 256
+            }
+        );
+        assert_eq!(realtime.catch_up_interval, Duration::from_secs(1));
+        assert_eq!(realtime.retention, Duration::from_secs(7 * 86_400));
+        assert_eq!(realtime.retention_min_events, 1_000);
+        assert_eq!(realtime.shutdown_spread, Duration::from_secs(3));
+        assert_eq!(config.validate(), Ok(()));
+    }
+
+    /// Set by the test below for the child process it starts.
+    const IN_CHILD: &str = "TASKSTREAM_CONFIG_TEST_CHILD";
+
+    #[test]
+    fn for_tests_ignores_the_environment_and_dotenv() {
+        // The variables are set in a child process, so this process's environment,
+        // which the other tests share, never changes.
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join(".env"), "WS_HEARTBEAT=5s\n").expect("write .env");
+        let output = std::process::Command::new(std::env::current_exe().expect("test binary"))
+            .args([
+                "--exact",
+                "config::tests::for_tests_in_a_configured_environment",
+                "--ignored",
+            ])
+            .current_dir(dir.path())
+            .env(IN_CHILD, "1")
+            .env("EVENT_BUS", "redis")
+            .env("BIND", "0.0.0.0:1")
+            .output()
+            .expect("the test binary runs");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{stdout}");
+        assert!(stdout.contains("1 passed"), "{stdout}");
+    }
+
+    #[test]
+    #[ignore = "run by for_tests_ignores_the_environment_and_dotenv, in a child process"]
+    fn for_tests_in_a_configured_environment() {
+        if std::env::var_os(IN_CHILD).is_none() {
+            return;
+        }
+        dotenvy::dotenv().expect("the .env written by the parent test");
+        // The real command line sees the environment and the .env file...
+        let configured = Cli::try_parse_from(["taskstream"]).expect("parses");
+        assert_eq!(configured.config.event_bus.kind, Some(BusKind::Redis));
+        assert_eq!(configured.config.http.bind.port(), 1);
+        assert_eq!(configured.config.realtime.heartbeat, Duration::from_secs(5));
+        // ...the tests' configuration sees neither.
+        let config = Config::for_tests();
+        assert_eq!(config.event_bus.kind, None);
+        assert_eq!(config.http.bind.port(), 8080);
+        assert_eq!(config.realtime.heartbeat, Duration::from_secs(25));
+    }
+
+    #[test]
+    fn metrics_bind_off_means_no_listener() {
+        assert_eq!(parse(&["--metrics-bind", "off"]).metrics.bind, None);
+        assert_eq!(parse(&["--metrics-bind", "none"]).metrics.bind, None);
+        assert_eq!(
+            parse(&["--metrics-bind", "127.0.0.1:0"]).metrics.bind,
+            Some(SocketAddr::from(([127, 0, 0, 1], 0)))
+        );
+        assert!(parse_optional_address("nowhere").is_err());
+    }
+
+    #[test]
+    fn values_that_used_to_be_clamped_are_rejected() {
+        assert_eq!(
+            problems(&["--ws-heartbeat", "0"]),
+            ["WS_HEARTBEAT must be at least 1s"]
+        );
+        assert_eq!(
+            problems(&["--event-catch-up-interval", "10ms"]),
+            ["EVENT_CATCH_UP_INTERVAL must be at least 50ms"]
+        );
+        assert_eq!(
+            problems(&[
+                "--ws-queue-capacity",
+                "0",
+                "--database-max-connections",
+                "0"
+            ]),
+            [
+                "DATABASE_MAX_CONNECTIONS must be at least 1",
+                "WS_QUEUE_CAPACITY must be at least 1"
+            ]
+        );
+        // The smallest values that were honoured as given still are.
+        assert!(
+            problems(&["--ws-heartbeat", "1s", "--event-catch-up-interval", "50ms"]).is_empty()
+        );
+    }
+
+    #[test]
+    fn values_that_failed_later_are_rejected_at_start_up() {
+        // The pruner used to stop silently on these, the hub's semaphore to panic.
+        assert_eq!(
+            problems(&["--event-retention", "100000000d"]),
+            ["EVENT_RETENTION is too long"]
+        );
+        assert_eq!(
+            problems(&["--ws-max-connections", &usize::MAX.to_string()]),
+            [format!(
+                "WS_MAX_CONNECTIONS must be at most {}",
+                tokio::sync::Semaphore::MAX_PERMITS
+            )]
+        );
+    }
+
+    #[test]
+    fn postgres_needs_a_shared_secret_and_its_bus_needs_postgres() {
+        assert_eq!(
+            problems(&["--event-bus", "postgres"]),
+            ["EVENT_BUS=postgres needs DATABASE_URL to point at PostgreSQL"]
+        );
+        let on_postgres = ["--database-url", "postgres://app@db/tasks"];
+        assert_eq!(problems(&on_postgres).len(), 1);
+        assert!(
+            problems(&on_postgres)[0].starts_with("JWT_SECRET (or BETTER_AUTH_SECRET) must be set")
+        );
+        let short_secret = [&on_postgres[..], &["--jwt-secret", "short"]].concat();
+        assert_eq!(
+            problems(&short_secret),
+            ["JWT_SECRET must be at least 32 bytes long"]
+        );
+        let error = parse(&["--ws-heartbeat", "0", "--jwt-ttl", "0"])
+            .validate()
+            .expect_err("invalid");
+        assert_eq!(
+            error.to_string(),
+            "invalid configuration: JWT_TTL must be at least 1s; WS_HEARTBEAT must be at least 1s"
+        );
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(
+            "24h".parse::<HumanDuration>().map(|d| d.0),
+            Ok(Duration::from_secs(86_400))
+        );
+        assert_eq!(
+            "90".parse::<HumanDuration>().map(|d| d.0),
+            Ok(Duration::from_secs(90))
+        );
+        assert!("h".parse::<HumanDuration>().is_err());
+        assert!("5y".parse::<HumanDuration>().is_err());
+    }
+
+    #[test]
+    fn secrets_and_passwords_are_redacted() {
+        let secret = Secret::new("hunter2-very-secret");
+        assert!(!format!("{secret:?}").contains("hunter2"));
+        let url: DatabaseUrl = "postgres://app:hunter2@db:5432/tasks".parse().unwrap();
+        assert!(!format!("{url:?}").contains("hunter2"));
+        assert!(url.redacted().contains("app:***@db"));
+    }
+}

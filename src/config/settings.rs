@@ -1,0 +1,296 @@
+//! The configuration's groups. Each is the settings struct of the part of the server that
+//! uses it, handed over as it is. A field named apart from its flag keeps the flag's
+//! original `id`, `long` and value name, so that `--help` and error messages still say
+//! `--ws-heartbeat <WS_HEARTBEAT>`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::values::{parse_duration, parse_optional_address, BusKind, DatabaseUrl, Secret};
+
+/// The public listener and what every request passes through.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "HTTP")]
+pub struct HttpSettings {
+    /// Address the API listens on.
+    #[arg(long, env = "BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+
+    /// Comma-separated origins allowed by CORS; `*` allows any.
+    #[arg(
+        long,
+        env = "ALLOWED_ORIGINS",
+        value_delimiter = ',',
+        default_value = "http://localhost:3000,http://127.0.0.1:3000"
+    )]
+    pub allowed_origins: Vec<String>,
+
+    /// Comma-separated host names accepted in the Host header; `*` accepts any.
+    #[arg(
+        long,
+        env = "ALLOWED_HOSTS",
+        value_delimiter = ',',
+        default_value = "*"
+    )]
+    pub allowed_hosts: Vec<String>,
+
+    /// Time a request may take before it is answered with 408.
+    #[arg(long, env = "REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+
+    /// Kernel send buffer per client socket, in bytes (default: the kernel's, which grows
+    /// to megabytes). A small one bounds kernel memory per idle socket and makes a client
+    /// that stops reading show up as a slow consumer sooner.
+    #[arg(long, env = "TCP_SEND_BUFFER")]
+    pub tcp_send_buffer: Option<usize>,
+}
+
+/// The Prometheus listener, kept off the public port.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Metrics")]
+pub struct MetricsSettings {
+    /// Address of the Prometheus `/metrics` listener; `off` disables it.
+    // The full path keeps clap from reading `Option` as "the flag may be absent": here
+    // the value parser itself turns `off` into `None`.
+    #[arg(
+        id = "metrics_bind",
+        long = "metrics-bind",
+        value_name = "METRICS_BIND",
+        env = "METRICS_BIND",
+        default_value = "127.0.0.1:9091",
+        value_parser = parse_optional_address
+    )]
+    pub bind: ::std::option::Option<SocketAddr>,
+}
+
+/// Where the data lives and how many connections may reach it.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Database")]
+pub struct DatabaseSettings {
+    /// `postgres://…` for PostgreSQL; unset means the embedded SQLite database in DATA_DIR.
+    #[arg(
+        id = "database_url",
+        long = "database-url",
+        value_name = "DATABASE_URL",
+        env = "DATABASE_URL"
+    )]
+    pub url: Option<DatabaseUrl>,
+
+    #[command(flatten)]
+    pub pool: PoolSizes,
+}
+
+/// How many database connections a store may open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Args)]
+pub struct PoolSizes {
+    /// Maximum connections to the database, readers and writers together.
+    #[arg(
+        id = "database_max_connections",
+        long = "database-max-connections",
+        value_name = "DATABASE_MAX_CONNECTIONS",
+        env = "DATABASE_MAX_CONNECTIONS",
+        default_value_t = 10
+    )]
+    pub total: u32,
+
+    /// PostgreSQL: how many of those may run write transactions at once (the rest serve
+    /// reads). Writes beyond it wait in the server rather than crowd the database; about
+    /// the database's core count is right. SQLite always has exactly one writer.
+    #[arg(
+        id = "database_write_connections",
+        long = "database-write-connections",
+        value_name = "DATABASE_WRITE_CONNECTIONS",
+        env = "DATABASE_WRITE_CONNECTIONS",
+        default_value_t = 4
+    )]
+    pub writers: u32,
+}
+
+/// Tokens and passwords.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Authentication")]
+pub struct AuthSettings {
+    /// HS256 signing secret (BETTER_AUTH_SECRET is read too). Generated and kept in
+    /// DATA_DIR when unset on the embedded database; required with PostgreSQL.
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<Secret>,
+
+    /// Lifetime of issued tokens.
+    #[arg(long, env = "JWT_TTL", default_value = "24h", value_parser = parse_duration)]
+    pub jwt_ttl: Duration,
+
+    /// How long a token found unrevoked is trusted without asking the database again
+    /// (`0` asks on every request). A logout is seen at once on the instance that made
+    /// it and through the event bus elsewhere; this bounds the delay if a bus loses it.
+    #[arg(long, env = "TOKEN_CHECK_CACHE", default_value = "2s", value_parser = parse_duration)]
+    pub token_check_cache: Duration,
+
+    #[command(flatten)]
+    pub password: PasswordParams,
+}
+
+/// argon2id cost parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Args)]
+pub struct PasswordParams {
+    /// argon2id memory cost in KiB (OWASP: 19456).
+    #[arg(
+        id = "argon2_memory_kib",
+        long = "argon2-memory-kib",
+        value_name = "ARGON2_MEMORY_KIB",
+        env = "ARGON2_MEMORY_KIB",
+        default_value_t = 19_456
+    )]
+    pub memory_kib: u32,
+
+    /// argon2id iterations (OWASP: 2).
+    #[arg(
+        id = "argon2_iterations",
+        long = "argon2-iterations",
+        value_name = "ARGON2_ITERATIONS",
+        env = "ARGON2_ITERATIONS",
+        default_value_t = 2
+    )]
+    pub iterations: u32,
+}
+
+/// Uploaded profile photos.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Media")]
+pub struct MediaSettings {
+    /// Folder for uploaded profile photos (default: DATA_DIR/media).
+    #[arg(
+        id = "media_dir",
+        long = "media-dir",
+        value_name = "MEDIA_DIR",
+        env = "MEDIA_DIR"
+    )]
+    pub dir: Option<PathBuf>,
+}
+
+/// How instances tell each other about new events.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Event bus")]
+pub struct EventBusSettings {
+    /// Event bus between instances: memory, postgres or redis (default: memory on SQLite,
+    /// postgres on PostgreSQL).
+    #[arg(
+        id = "event_bus",
+        long = "event-bus",
+        value_name = "EVENT_BUS",
+        env = "EVENT_BUS",
+        value_enum
+    )]
+    pub kind: Option<BusKind>,
+
+    /// Redis for EVENT_BUS=redis.
+    #[arg(
+        long,
+        env = "REDIS_URL",
+        default_value = "redis://127.0.0.1:6379",
+        hide_env_values = true
+    )]
+    pub redis_url: Secret,
+}
+
+/// Tunables of the real-time channel.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Real time")]
+pub struct RealtimeSettings {
+    /// WebSocket ping interval; a ping unanswered for as long closes the socket.
+    #[arg(
+        id = "ws_heartbeat",
+        long = "ws-heartbeat",
+        value_name = "WS_HEARTBEAT",
+        env = "WS_HEARTBEAT",
+        default_value = "25s",
+        value_parser = parse_duration
+    )]
+    pub heartbeat: Duration,
+
+    /// Time a socket opened without a token has to send its auth message.
+    #[arg(
+        id = "ws_auth_timeout",
+        long = "ws-auth-timeout",
+        value_name = "WS_AUTH_TIMEOUT",
+        env = "WS_AUTH_TIMEOUT",
+        default_value = "10s",
+        value_parser = parse_duration
+    )]
+    pub auth_timeout: Duration,
+
+    #[command(flatten)]
+    pub limits: HubLimits,
+
+    /// How often connected users are checked for events a bus may have dropped.
+    #[arg(
+        id = "event_catch_up_interval",
+        long = "event-catch-up-interval",
+        value_name = "EVENT_CATCH_UP_INTERVAL",
+        env = "EVENT_CATCH_UP_INTERVAL",
+        default_value = "1s",
+        value_parser = parse_duration
+    )]
+    pub catch_up_interval: Duration,
+
+    /// Events are kept at least this long...
+    #[arg(
+        id = "event_retention",
+        long = "event-retention",
+        value_name = "EVENT_RETENTION",
+        env = "EVENT_RETENTION",
+        default_value = "7d",
+        value_parser = parse_duration
+    )]
+    pub retention: Duration,
+
+    /// ...and at least this many per user.
+    #[arg(
+        id = "event_retention_min_events",
+        long = "event-retention-min-events",
+        value_name = "EVENT_RETENTION_MIN_EVENTS",
+        env = "EVENT_RETENTION_MIN_EVENTS",
+        default_value_t = 1_000
+    )]
+    pub retention_min_events: i64,
+
+    /// On shutdown, sockets are closed (1012) spread over this long.
+    #[arg(long, env = "SHUTDOWN_SPREAD", default_value = "3s", value_parser = parse_duration)]
+    pub shutdown_spread: Duration,
+}
+
+/// How many sockets the hub holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Args)]
+pub struct HubLimits {
+    /// Open sockets allowed per user (the next one is closed with 4009).
+    #[arg(
+        id = "ws_max_connections_per_user",
+        long = "ws-max-connections-per-user",
+        value_name = "WS_MAX_CONNECTIONS_PER_USER",
+        env = "WS_MAX_CONNECTIONS_PER_USER",
+        default_value_t = 20
+    )]
+    pub per_user: usize,
+
+    /// Open sockets allowed on this instance (further upgrades get 503).
+    #[arg(
+        id = "ws_max_connections",
+        long = "ws-max-connections",
+        value_name = "WS_MAX_CONNECTIONS",
+        env = "WS_MAX_CONNECTIONS",
+        default_value_t = 20_000
+    )]
+    pub total: usize,
+
+    /// Undelivered wake-ups a socket may have queued before it is closed as too slow (4008).
+    #[arg(
+        id = "ws_queue_capacity",
+        long = "ws-queue-capacity",
+        value_name = "WS_QUEUE_CAPACITY",
+        env = "WS_QUEUE_CAPACITY",
+        default_value_t = 256
+    )]
+    pub queue: usize,
+}
