@@ -60,6 +60,13 @@ pub enum Error {
     Timeout(String),
     #[error("{0}")]
     Unavailable(String),
+    /// A rate limit is spent: 429 with `Retry-After` and the `RateLimit-*` headers.
+    #[error("Too many requests; retry in {} s", retry_after.as_secs().max(1))]
+    RateLimited {
+        limit: u32,
+        reset: std::time::Duration,
+        retry_after: std::time::Duration,
+    },
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -98,6 +105,7 @@ impl Error {
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -118,6 +126,7 @@ impl Error {
             Self::MethodNotAllowed(_) => "METHOD_NOT_ALLOWED",
             Self::Timeout(_) => "REQUEST_TIMEOUT",
             Self::Unavailable(_) => "SERVICE_UNAVAILABLE",
+            Self::RateLimited { .. } => "RATE_LIMITED",
             Self::Internal(_) => "INTERNAL_ERROR",
         }
     }
@@ -190,14 +199,33 @@ impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = self.status();
         let mut response = (status, axum::Json(self.envelope())).into_response();
+        let headers = response.headers_mut();
         if status == StatusCode::UNAUTHORIZED {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Self::RateLimited {
+            limit,
+            reset,
+            retry_after,
+        } = self
+        {
+            let seconds = |d: std::time::Duration| HeaderValue::from(d.as_secs_f64().ceil() as u64);
+            headers.insert(
+                header::RETRY_AFTER,
+                seconds(retry_after.max(std::time::Duration::from_secs(1))),
+            );
+            headers.insert(RATELIMIT_LIMIT, HeaderValue::from(limit));
+            headers.insert(RATELIMIT_REMAINING, HeaderValue::from(0));
+            headers.insert(RATELIMIT_RESET, seconds(reset));
         }
         response
     }
 }
+
+pub const RATELIMIT_LIMIT: header::HeaderName = header::HeaderName::from_static("ratelimit-limit");
+pub const RATELIMIT_REMAINING: header::HeaderName =
+    header::HeaderName::from_static("ratelimit-remaining");
+pub const RATELIMIT_RESET: header::HeaderName = header::HeaderName::from_static("ratelimit-reset");
 
 /// Result alias used throughout the service.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -11,6 +11,9 @@
 //!   from the bus), `taskstream_gap_fills_total`
 //! - `taskstream_http_requests_total{method,route,status}`,
 //!   `taskstream_http_request_duration_seconds{method,route}` (route = matched template)
+//! - `taskstream_rate_limited_total{limit}` (requests refused with 429, by limit name),
+//!   `taskstream_rate_limit_fallbacks_total` (checks counted per instance because Redis
+//!   was unreachable)
 //! - `taskstream_db_pool_connections{state="in_use|idle"}`, `process_resident_memory_bytes`,
 //!   `process_open_fds`, `process_max_fds`, `process_cpu_seconds_total`
 
@@ -38,6 +41,8 @@ pub const EVENTS: &str = "taskstream_events_total";
 pub const EVENT_DELIVERY: &str = "taskstream_event_delivery_seconds";
 pub const BUS_LAG: &str = "taskstream_bus_lag_seconds";
 pub const GAP_FILLS: &str = "taskstream_gap_fills_total";
+pub const RATE_LIMITED: &str = "taskstream_rate_limited_total";
+pub const RATE_LIMIT_FALLBACKS: &str = "taskstream_rate_limit_fallbacks_total";
 const HTTP_REQUESTS: &str = "taskstream_http_requests_total";
 const HTTP_DURATION: &str = "taskstream_http_request_duration_seconds";
 

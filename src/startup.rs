@@ -19,6 +19,7 @@ use uuid::Uuid;
 use crate::auth::{Authenticator, PasswordHasher, TokenChecks, TokenIssuer};
 use crate::config::{BusKind, Config, Secret};
 use crate::http;
+use crate::limits::RateLimiter;
 use crate::realtime::bus::{EventBus, MemoryBus, PostgresBus, RedisBus};
 use crate::realtime::Realtime;
 use crate::service::{MediaStore, Services, WriteFunnel};
@@ -89,8 +90,18 @@ impl App {
             passwords: Arc::new(PasswordHasher::new(config.auth.password)?),
             tokens,
             media: Arc::new(MediaStore::new(config.media_dir())?),
+            limits: Arc::new(rate_limiter(config)?),
         };
-        let router = http::router(services.clone(), realtime.sockets().clone(), &config.http);
+        let clients = http::client::ClientPolicy {
+            limiter: services.limits.clone(),
+            trusted_proxies: config.limits.trusted_proxies.clone().into(),
+        };
+        let router = http::router(
+            services.clone(),
+            realtime.sockets().clone(),
+            clients,
+            &config.http,
+        );
         Ok(Self {
             listener,
             metrics_listener,
@@ -126,6 +137,9 @@ impl App {
         let realtime = self.realtime.clone();
         let mut background = realtime.spawn_background();
         background.push(tokio::spawn(prune_revoked_tokens(self.services.clone())));
+        background.push(tokio::spawn(forget_idle_limits(
+            self.services.limits.clone(),
+        )));
         if let Some(listener) = self.metrics_listener.take() {
             if let Ok(address) = listener.local_addr() {
                 tracing::info!(%address, "metrics listening");
@@ -150,12 +164,16 @@ impl App {
                 }
             }
         });
-        let served = axum::serve(listener, self.router)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                hub.begin_shutdown(spread);
-            })
-            .await;
+        let served = axum::serve(
+            listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            hub.begin_shutdown(spread);
+        })
+        .await;
         realtime.hub().begin_shutdown(spread);
         realtime
             .hub()
@@ -181,8 +199,14 @@ fn realtime(
         // `validate` made sure the database is PostgreSQL.
         BusKind::Postgres => Arc::new(PostgresBus::new(config.database_url(), instance)),
         BusKind::Redis => Arc::new(
-            RedisBus::new(config.event_bus.redis_url.expose(), instance)
-                .context("invalid REDIS_URL")?,
+            RedisBus::new(
+                config
+                    .redis_url()
+                    .context("EVENT_BUS=redis needs REDIS_URL")?
+                    .expose(),
+                instance,
+            )
+            .context("invalid REDIS_URL")?,
         ),
     };
     Ok(Realtime::new(
@@ -191,6 +215,33 @@ fn realtime(
         store,
         authenticator,
     ))
+}
+
+/// The rate limiter: counters in Redis when one is configured, else in this process.
+fn rate_limiter(config: &Config) -> anyhow::Result<RateLimiter> {
+    let redis = config.redis_url();
+    let limiter = RateLimiter::new(
+        config.limits.rate_limits.clone(),
+        redis.as_ref().map(|url| url.expose()),
+    )
+    .context("invalid REDIS_URL")?;
+    let counters = match (limiter.is_off(), &redis) {
+        (true, _) => "off",
+        (false, Some(_)) => "redis",
+        (false, None) => "in-process",
+    };
+    tracing::info!(counters, "rate limits ready");
+    Ok(limiter)
+}
+
+/// Drops in-process rate-limit counters that have recovered, every minute: their keys
+/// (addresses, e-mails) come from clients, so the maps must not grow without end.
+async fn forget_idle_limits(limits: Arc<RateLimiter>) {
+    let mut every = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        every.tick().await;
+        limits.forget_idle();
+    }
 }
 
 /// Forgets revoked tokens once they have expired anyway, every hour.

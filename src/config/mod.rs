@@ -14,8 +14,8 @@ use std::time::Duration;
 use clap::{Args, FromArgMatches, Parser, Subcommand};
 
 pub use self::settings::{
-    AuthSettings, DatabaseSettings, EventBusSettings, HttpSettings, HubLimits, MediaSettings,
-    MetricsSettings, PasswordParams, PoolSizes, RealtimeSettings,
+    AuthSettings, DatabaseSettings, EventBusSettings, HttpSettings, HubLimits, LimitSettings,
+    MediaSettings, MetricsSettings, PasswordParams, PoolSizes, RealtimeSettings,
 };
 pub use self::values::{BusKind, DatabaseUrl, HumanDuration, LogFormat, Secret};
 
@@ -71,6 +71,9 @@ pub struct Config {
 
     #[command(flatten)]
     pub realtime: RealtimeSettings,
+
+    #[command(flatten)]
+    pub limits: LimitSettings,
 }
 
 impl Cli {
@@ -117,6 +120,15 @@ impl Config {
             } else {
                 BusKind::Memory
             })
+    }
+
+    /// The Redis in force: REDIS_URL, or the local default when the bus is Redis.
+    pub fn redis_url(&self) -> Option<Secret> {
+        match (&self.event_bus.redis_url, self.bus_kind()) {
+            (Some(url), _) => Some(url.clone()),
+            (None, BusKind::Redis) => Some(Secret::new("redis://127.0.0.1:6379")),
+            (None, _) => None,
+        }
     }
 
     /// The folder for uploaded photos in force: the configured one, or DATA_DIR/media.
@@ -360,9 +372,11 @@ mod tests {
         assert_eq!(config.event_bus.kind, None);
         assert_eq!(config.bus_kind(), BusKind::Memory);
         assert_eq!(
-            config.event_bus.redis_url.expose(),
-            "redis://127.0.0.1:6379"
+            config.event_bus.redis_url, None,
+            "no Redis unless REDIS_URL is set or the bus is Redis"
         );
+        assert_eq!(config.limits.rate_limits, crate::limits::Policy::default());
+        assert!(config.limits.trusted_proxies.is_empty());
         let realtime = &config.realtime;
         assert_eq!(realtime.heartbeat, Duration::from_secs(25));
         assert_eq!(realtime.auth_timeout, Duration::from_secs(10));

@@ -3,11 +3,13 @@
 //! original `id`, `long` and value name, so that `--help` and error messages still say
 //! `--ws-heartbeat <WS_HEARTBEAT>`.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
+
+use crate::limits::Policy;
 
 use super::values::{parse_duration, parse_optional_address, BusKind, DatabaseUrl, Secret};
 
@@ -185,14 +187,25 @@ pub struct EventBusSettings {
     )]
     pub kind: Option<BusKind>,
 
-    /// Redis for EVENT_BUS=redis.
-    #[arg(
-        long,
-        env = "REDIS_URL",
-        default_value = "redis://127.0.0.1:6379",
-        hide_env_values = true
-    )]
-    pub redis_url: Secret,
+    /// Redis for EVENT_BUS=redis (default `redis://127.0.0.1:6379`) and, whenever it is
+    /// set, for rate-limit counters shared by every instance.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<Secret>,
+}
+
+/// Rate limits, and how the client's address is found.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Limits")]
+pub struct LimitSettings {
+    /// `off`, or comma-separated overrides of the default budgets, e.g.
+    /// `signin=5/15m,signup=3/1h` (the README lists every limit and its default).
+    #[arg(long, env = "RATE_LIMITS", default_value = "")]
+    pub rate_limits: Policy,
+
+    /// Comma-separated addresses of reverse proxies whose `X-Forwarded-For` is believed;
+    /// for everyone else the client is the socket's peer.
+    #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<IpAddr>,
 }
 
 /// Tunables of the real-time channel.

@@ -8,9 +8,11 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
+use super::client::ClientIp;
 use super::extract::{AuthUser, Json};
 use crate::domain::{Email, Password, User, UserName, Violations};
 use crate::error::{ErrorEnvelope, Result};
+use crate::limits::Limit;
 use crate::service::accounts::{self, Signup};
 use crate::service::{AuthSession, Services};
 
@@ -84,8 +86,10 @@ fn required<'a>(v: &mut Violations, field: &str, value: &'a Option<String>) -> O
     ))]
 async fn signup(
     State(svc): State<Services>,
+    client: ClientIp,
     Json(input): Json<SignupInput>,
 ) -> Result<(StatusCode, Json<TokenResponse>)> {
+    svc.limits.enforce(Limit::Signup, &client.key()).await?;
     let mut v = Violations::new();
     let name =
         required(&mut v, "name", &input.name).and_then(|n| v.check("name", UserName::parse(n)));
@@ -113,8 +117,10 @@ async fn signup(
     ))]
 async fn signin(
     State(svc): State<Services>,
+    client: ClientIp,
     Json(input): Json<SigninInput>,
 ) -> Result<Json<TokenResponse>> {
+    svc.limits.enforce(Limit::SigninIp, &client.key()).await?;
     let mut v = Violations::new();
     let email =
         required(&mut v, "email", &input.email).and_then(|e| v.check("email", Email::parse(e)));

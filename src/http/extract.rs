@@ -5,7 +5,7 @@ use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Method};
 use axum::response::{IntoResponse, Response};
 use serde::de::{Deserialize, DeserializeOwned, Deserializer};
 use serde::Serialize;
@@ -13,6 +13,7 @@ use serde::Serialize;
 use crate::auth::Authenticated;
 use crate::domain::Violations;
 use crate::error::{Error, FieldError};
+use crate::limits::Limit;
 use crate::service::Services;
 
 /// `axum::Json` with the API's rejections: 422 for bad JSON or a body that is not a JSON
@@ -149,7 +150,17 @@ impl FromRequestParts<Services> for AuthUser {
         svc: &Services,
     ) -> Result<Self, Self::Rejection> {
         let token = bearer_token(&parts.headers)?;
-        svc.authenticator.authenticate(token).await.map(AuthUser)
+        let auth = svc.authenticator.authenticate(token).await?;
+        // Every authenticated request spends from its user's budget.
+        let budget = if parts.method == Method::GET || parts.method == Method::HEAD {
+            Limit::UserRead
+        } else {
+            Limit::UserWrite
+        };
+        svc.limits
+            .enforce(budget, &auth.user_id.to_string())
+            .await?;
+        Ok(AuthUser(auth))
     }
 }
 

@@ -3,6 +3,7 @@
 //! OpenAPI document and `/docs`; uploaded media; and the middleware every request passes.
 
 pub mod auth;
+pub mod client;
 pub mod events;
 pub mod extract;
 pub mod health;
@@ -100,7 +101,12 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 /// The whole application.
-pub fn router(svc: Services, sockets: SocketContext, settings: &HttpSettings) -> Router {
+pub fn router(
+    svc: Services,
+    sockets: SocketContext,
+    clients: client::ClientPolicy,
+    settings: &HttpSettings,
+) -> Router {
     let (v1, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", api_routes())
         .split_for_parts();
@@ -115,8 +121,16 @@ pub fn router(svc: Services, sockets: SocketContext, settings: &HttpSettings) ->
 
     Router::new()
         .merge(v1)
-        .nest("/api/v1", ws::router(sockets.clone()))
-        .nest("/api", seed_compatible.merge(ws::router(sockets)))
+        .nest("/api/v1", ws::router(sockets.clone(), svc.limits.clone()))
+        .nest(
+            "/api",
+            seed_compatible.merge(ws::router(sockets, svc.limits.clone())),
+        )
+        // The API's routes (added above) know their client and pass its rate limits.
+        .layer(middleware::from_fn_with_state(
+            clients,
+            client::client_middleware,
+        ))
         .merge(health::router())
         .merge(SwaggerUi::new("/docs").url("/api/v1/openapi.json", openapi))
         .nest_service("/media", media)

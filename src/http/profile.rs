@@ -10,6 +10,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::extract::{nullable, AuthUser, Json};
 use crate::domain::{self, Profile, ProfileChanges, UserName, Violations};
 use crate::error::{Error, ErrorEnvelope, Result};
+use crate::limits::Limit;
 use crate::service::media::{Photo, MAX_PHOTO_BYTES};
 use crate::service::{profile, Services};
 
@@ -186,6 +187,9 @@ async fn update_profile(
     AuthUser(auth): AuthUser,
     Json(input): Json<ProfileUpdate>,
 ) -> Result<Json<ProfileUpdateResponse>> {
+    svc.limits
+        .enforce(Limit::Profile, &auth.user_id.to_string())
+        .await?;
     let changes = input.parse()?;
     let (updated_fields, profile) = profile::update(&svc, auth.user_id, &changes).await?;
     Ok(Json(ProfileUpdateResponse {
@@ -211,6 +215,9 @@ async fn upload_photo(
     AuthUser(auth): AuthUser,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Json<PhotoUploadResponse>> {
+    svc.limits
+        .enforce(Limit::Photo, &auth.user_id.to_string())
+        .await?;
     let multipart = multipart.map_err(|_| {
         Error::UnsupportedMediaType(
             "Expected a multipart/form-data body with a `file` field".into(),

@@ -12,15 +12,27 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 
+use std::sync::Arc;
+
+use super::client::ClientIp;
 use super::extract::{bearer_token, QueryPairs};
 use super::parse_int;
 use crate::domain::Violations;
 use crate::error::{Error, Result};
+use crate::limits::{Limit, RateLimiter};
 use crate::realtime::{connection, SocketContext};
 
 /// The upgrade route, with its own state: a socket gets only what it needs.
-pub fn router<S>(sockets: SocketContext) -> Router<S> {
-    Router::new().route("/ws", get(upgrade)).with_state(sockets)
+pub fn router<S>(sockets: SocketContext, limits: Arc<RateLimiter>) -> Router<S> {
+    Router::new()
+        .route("/ws", get(upgrade))
+        .with_state(UpgradeState { sockets, limits })
+}
+
+#[derive(Clone)]
+struct UpgradeState {
+    sockets: SocketContext,
+    limits: Arc<RateLimiter>,
 }
 
 /// tungstenite's own cap; messages between 64 KiB and this are refused by the protocol
@@ -28,11 +40,16 @@ pub fn router<S>(sockets: SocketContext) -> Router<S> {
 const MAX_FRAME: usize = 1024 * 1024;
 
 async fn upgrade(
-    State(ctx): State<SocketContext>,
+    State(UpgradeState {
+        sockets: ctx,
+        limits,
+    }): State<UpgradeState>,
+    client: ClientIp,
     headers: HeaderMap,
     query: QueryPairs,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response> {
+    limits.enforce(Limit::WsUpgrade, &client.key()).await?;
     let mut v = Violations::new();
     let since = query.single_or_record("since", &mut v);
     let since = v.check(

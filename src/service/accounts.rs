@@ -10,6 +10,7 @@ use crate::domain::{
     Email, EventDraft, EventKind, NotificationDraft, NotificationKind, Password, User, UserName,
 };
 use crate::error::{conflict_on_unique, Error, Result};
+use crate::limits::Limit;
 use crate::store::NewUser;
 
 /// A freshly issued token and the user it belongs to.
@@ -66,6 +67,11 @@ pub async fn signup(svc: &Services, input: Signup) -> Result<AuthSession> {
 }
 
 pub async fn signin(svc: &Services, email: &Email, password: &Password) -> Result<AuthSession> {
+    // An address whose failures are spent is refused even with the right password, so
+    // guessing cannot go on by spreading attempts over time within the window.
+    svc.limits
+        .ensure_available(Limit::Signin, email.as_str())
+        .await?;
     let account = svc.store.user_for_sign_in(email).await?;
     let verification = svc
         .passwords
@@ -73,7 +79,10 @@ pub async fn signin(svc: &Services, email: &Email, password: &Password) -> Resul
         .await?;
     let account = match account {
         Some(account) if verification.matched => account,
-        _ => return Err(Error::InvalidCredentials),
+        _ => {
+            svc.limits.enforce(Limit::Signin, email.as_str()).await?;
+            return Err(Error::InvalidCredentials);
+        }
     };
     let user = account.user;
     let rehashed = if verification.needs_rehash {

@@ -15,6 +15,7 @@ pub mod tasks;
 use std::sync::Arc;
 
 use crate::auth::{Authenticator, PasswordHasher, TokenIssuer};
+use crate::limits::RateLimiter;
 use crate::store::Store;
 
 pub use accounts::AuthSession;
@@ -30,6 +31,7 @@ pub struct Services {
     pub tokens: Arc<TokenIssuer>,
     pub authenticator: Arc<Authenticator>,
     pub media: Arc<MediaStore>,
+    pub limits: Arc<RateLimiter>,
     /// Where every write transaction begins and commits.
     pub writes: Arc<WriteFunnel>,
 }
