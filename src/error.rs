@@ -160,7 +160,9 @@ impl From<StoreError> for Error {
             // an outage, not a fault of this request; the client may retry.
             StoreError::Unavailable(_) => {
                 tracing::warn!(error = %err, "database unavailable");
-                Self::Unavailable("The service is overloaded; try again shortly".into())
+                Self::Unavailable(
+                    "The service is temporarily unavailable; try again shortly".into(),
+                )
             }
             // A unique violation that the service did not map to a conflict is a bug.
             StoreError::Unique(_) | StoreError::Other(_) => Self::Internal(err.into()),

@@ -27,7 +27,7 @@ mod sqlite;
 
 pub use backend::{Backend, Column, Pools};
 pub use error::{StoreError, StoreResult, USERS_EMAIL_KEY, USERS_NAME_KEY};
-pub use sql::{SqlStore, SqlTx};
+pub use sql::SqlStore;
 
 pub type PostgresStore = SqlStore<sqlx::Postgres>;
 pub type SqliteStore = SqlStore<sqlx::Sqlite>;

@@ -222,7 +222,7 @@ pub struct Joined {
 
 impl Joined {
     /// Longer than any query here; a longer one fails the build.
-    const CAPACITY: usize = 2048;
+    const CAPACITY: usize = 1024;
 }
 
 /// Concatenates `parts` at compile time (in a `const` item).

@@ -9,8 +9,9 @@ use super::backend::{Backend, Column};
 use super::queries::{self as q, Locked};
 use super::{
     EventBounds, EventRow, NewUser, NotificationFilter, NotificationPage, NotificationWithCounts,
-    ProfileRow, Store, StoreResult, StoreTx, TaskWithTotal, TokenState,
+    PoolSizes, ProfileRow, Store, StoreResult, StoreTx, TaskWithTotal, TokenState,
 };
+use crate::config::DatabaseUrl;
 use crate::domain::{
     Email, Event, EventDraft, NewTask, Notification, NotificationDraft, Profile, Task, TaskFilter,
     UserName, UserWithPassword,
@@ -25,10 +26,7 @@ pub struct SqlStore<B: Backend> {
 
 impl<B: Backend> SqlStore<B> {
     /// Opens the database the URL names, applying its migrations first.
-    pub async fn connect(
-        url: &crate::config::DatabaseUrl,
-        sizes: super::PoolSizes,
-    ) -> anyhow::Result<Self> {
+    pub async fn connect(url: &DatabaseUrl, sizes: PoolSizes) -> anyhow::Result<Self> {
         let pools = B::connect(url, sizes).await?;
         Ok(Self {
             read: pools.read,
@@ -38,15 +36,15 @@ impl<B: Backend> SqlStore<B> {
 }
 
 /// A write transaction on database `B`.
-pub struct SqlTx<B: Backend> {
+struct SqlTx<B: Backend> {
     tx: Transaction<'static, B>,
 }
 
+// The `where` clause is what the SQL below needs of sqlx on `B`: executors, rows read by
+// column name or position, and the types it binds and reads, nullable ones included. Rust
+// does not carry such bounds along with `Backend`, so the `StoreTx` impl repeats them.
 #[async_trait]
 impl<B: Backend> Store for SqlStore<B>
-// What the SQL below needs of sqlx on `B`: executors, rows read by column name or
-// position, and the types it binds and reads, nullable ones included. Rust does not carry
-// such bounds along with `Backend`, so the `StoreTx` impl below repeats them.
 where
     for<'c> &'c mut B::Connection: Executor<'c, Database = B>,
     for<'q> B::Arguments<'q>: IntoArguments<'q, B>,
@@ -288,9 +286,9 @@ where
     }
 }
 
+// The bounds of `Store for SqlStore<B>` above.
 #[async_trait]
 impl<B: Backend> StoreTx for SqlTx<B>
-// The bounds of `Store for SqlStore<B>` above.
 where
     for<'c> &'c mut B::Connection: Executor<'c, Database = B>,
     for<'q> B::Arguments<'q>: IntoArguments<'q, B>,
