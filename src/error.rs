@@ -9,6 +9,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::store::StoreError;
+
 /// One invalid field of a request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct FieldError {
@@ -159,16 +161,20 @@ impl Error {
     }
 }
 
-impl From<sqlx::Error> for Error {
-    fn from(err: sqlx::Error) -> Self {
+impl From<StoreError> for Error {
+    fn from(err: StoreError) -> Self {
         match err {
-            // Every connection stayed busy for the whole acquire timeout: overload, not a
-            // fault; the client may retry.
-            sqlx::Error::PoolTimedOut => {
-                tracing::warn!("no database connection freed up in time");
-                Self::Unavailable("The service is overloaded; try again shortly".into())
+            StoreError::NotFound => Self::not_found("Resource"),
+            // No connection freed up in time, or the database is unreachable: overload or
+            // an outage, not a fault of this request; the client may retry.
+            StoreError::Unavailable(_) => {
+                tracing::warn!(error = %err, "database unavailable");
+                Self::Unavailable(
+                    "The service is temporarily unavailable; try again shortly".into(),
+                )
             }
-            err => Self::Internal(err.into()),
+            // A unique violation that the service did not map to a conflict is a bug.
+            StoreError::Unique(_) | StoreError::Other(_) => Self::Internal(err.into()),
         }
     }
 }
@@ -229,12 +235,3 @@ pub const RATELIMIT_RESET: header::HeaderName = header::HeaderName::from_static(
 
 /// Result alias used throughout the service.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// Maps a unique-constraint violation to 409 with the given message; everything else stays
-/// an internal error.
-pub fn conflict_on_unique(err: sqlx::Error, message: &str) -> Error {
-    match &err {
-        sqlx::Error::Database(db) if db.is_unique_violation() => Error::Conflict(message.into()),
-        _ => Error::from(err),
-    }
-}

@@ -9,9 +9,9 @@ use crate::auth::{Authenticated, IssuedToken};
 use crate::domain::{
     Email, EventDraft, EventKind, NotificationDraft, NotificationKind, Password, User, UserName,
 };
-use crate::error::{conflict_on_unique, Error, Result};
+use crate::error::{Error, Result};
 use crate::limits::Limit;
-use crate::store::NewUser;
+use crate::store::{NewUser, StoreError, USERS_EMAIL_KEY, USERS_NAME_KEY};
 
 /// A freshly issued token and the user it belongs to.
 #[derive(Debug, Clone)]
@@ -27,7 +27,19 @@ pub struct Signup {
 }
 
 const EMAIL_TAKEN: &str = "An account with this email already exists";
-const NAME_TAKEN: &str = "This name is already taken";
+pub(super) const NAME_TAKEN: &str = "This name is already taken";
+
+/// The conflict a write of a user row lost to a concurrent one (the checks before it saw
+/// nothing yet): each unique constraint of `users` says which value is taken.
+pub(super) fn user_conflict(err: StoreError) -> Error {
+    if err.is_unique(USERS_EMAIL_KEY) {
+        Error::Conflict(EMAIL_TAKEN.into())
+    } else if err.is_unique(USERS_NAME_KEY) {
+        Error::Conflict(NAME_TAKEN.into())
+    } else {
+        err.into()
+    }
+}
 
 pub async fn signup(svc: &Services, input: Signup) -> Result<AuthSession> {
     // Hash before the transaction opens: it is the slow part, and holds no lock.
@@ -48,7 +60,7 @@ pub async fn signup(svc: &Services, input: Signup) -> Result<AuthSession> {
             now,
         })
         .await
-        .map_err(|e| conflict_on_unique(e, EMAIL_TAKEN))?;
+        .map_err(user_conflict)?;
     let welcome = NotificationDraft::for_account(
         profile.id,
         NotificationKind::Signup,

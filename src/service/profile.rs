@@ -5,14 +5,13 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::accounts::{user_conflict, NAME_TAKEN};
 use super::Services;
 use crate::domain::{
     EventDraft, EventKind, NotificationDraft, NotificationKind, Profile, ProfileChanges,
 };
-use crate::error::{conflict_on_unique, Error, Result};
+use crate::error::{Error, Result};
 use crate::service::media::Photo;
-
-const NAME_TAKEN: &str = "This name is already taken";
 
 pub async fn get(svc: &Services, user_id: Uuid) -> Result<Profile> {
     svc.store
@@ -39,10 +38,7 @@ pub async fn update(
     }
     changes.apply(&mut profile);
     profile.updated_at = now;
-    let profile = tx
-        .save_profile(&profile)
-        .await
-        .map_err(|e| conflict_on_unique(e, NAME_TAKEN))?;
+    let profile = tx.save_profile(&profile).await.map_err(user_conflict)?;
     let fields = changes.field_names();
     let note = NotificationDraft::for_account(
         user_id,

@@ -1,9 +1,12 @@
-//! Storage: one narrow trait, [`Store`], with a PostgreSQL and a SQLite implementation.
+//! Storage: one narrow trait, [`Store`], over PostgreSQL or SQLite.
 //!
 //! Reads go straight to the store; every write happens inside a [`StoreTx`] that the
-//! service layer opens, fills and commits, so one use case is one transaction. The SQL is
-//! written once (`sql.rs`) and instantiated for each backend: both accept `$N` placeholders
-//! and `RETURNING`, and the schemas (`migrations/<backend>`) have the same shape.
+//! service layer opens, fills and commits, so one use case is one transaction. Both are
+//! implemented once, by [`SqlStore`] (`sql.rs`), over the SQL in `queries.rs`. A
+//! [`Backend`] (`postgres.rs`, `sqlite.rs`) supplies what differs: its pools and write
+//! transactions, its row lock, how events get their seqs, NOTIFY, and how it names a
+//! violated unique constraint. Failures come back as a [`StoreError`], so a service can
+//! tell which unique constraint fired without knowing the driver.
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -15,15 +18,19 @@ use crate::domain::{
     TaskFilter, UserWithPassword,
 };
 
-#[macro_use]
-mod sql;
+mod backend;
+mod error;
 mod postgres;
+mod queries;
+mod sql;
 mod sqlite;
 
-pub use postgres::PostgresStore;
-pub use sqlite::SqliteStore;
+pub use backend::{Backend, Column, Pools};
+pub use error::{StoreError, StoreResult, USERS_EMAIL_KEY, USERS_NAME_KEY};
+pub use sql::SqlStore;
 
-pub type StoreResult<T> = Result<T, sqlx::Error>;
+pub type PostgresStore = SqlStore<sqlx::Postgres>;
+pub type SqliteStore = SqlStore<sqlx::Sqlite>;
 
 /// Where uploaded photos are served from; the store keeps only the file name.
 pub const MEDIA_URL_PREFIX: &str = "/media/";
@@ -231,8 +238,8 @@ struct EventRow {
 
 impl EventRow {
     fn into_event(self) -> StoreResult<Event> {
-        let data =
-            serde_json::from_str(&self.data).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+        let data = serde_json::from_str(&self.data)
+            .map_err(|e| StoreError::Other(sqlx::Error::Decode(Box::new(e))))?;
         Ok(Event::new(self.seq, self.kind, self.at, data))
     }
 }

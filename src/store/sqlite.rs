@@ -1,27 +1,50 @@
 //! SQLite: the embedded backend. One file in WAL mode; readers use a pool, writers share a
 //! single connection so transactions queue in-process instead of failing with
-//! `SQLITE_BUSY` (SQLite admits one writer at a time anyway).
+//! `SQLITE_BUSY` (SQLite admits one writer at a time anyway). That single writer is also
+//! what serialises writes here: no row locks are needed.
 
 use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context;
+use chrono::{DateTime, Utc};
+use sqlx::error::DatabaseError;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteQueryResult, SqliteSynchronous,
 };
-use sqlx::Sqlite;
+use sqlx::{QueryBuilder, Sqlite, Transaction};
+use uuid::Uuid;
 
-use super::PoolSizes;
+use super::backend::{Backend, Pools};
+use super::{PoolSizes, USERS_EMAIL_KEY, USERS_NAME_KEY};
 use crate::config::DatabaseUrl;
+use crate::domain::EventDraft;
 
-#[derive(Debug, Clone)]
-pub struct SqliteStore {
-    read: SqlitePool,
-    write: SqlitePool,
-}
+/// Takes the user's next `$2` seqs; returns the last of them.
+const TAKE_SEQS: &str = "UPDATE users SET last_event_seq = last_event_seq + $2 WHERE id = $1 \
+                         RETURNING last_event_seq";
 
-impl SqliteStore {
-    pub async fn connect(url: &DatabaseUrl, sizes: PoolSizes) -> anyhow::Result<Self> {
+/// Followed by one `VALUES` tuple per event.
+const INSERT_EVENTS: &str = "INSERT INTO events (user_id, seq, kind, at, data) ";
+
+/// SQLite reports a unique violation by its columns ("UNIQUE constraint failed:
+/// users.email"); these are the PostgreSQL schema's names for them.
+const UNIQUE_CONSTRAINTS: &[(&str, &str)] = &[
+    ("users.email", USERS_EMAIL_KEY),
+    ("users.name_key", USERS_NAME_KEY),
+    ("users.id", "users_pkey"),
+    ("tasks.id", "tasks_pkey"),
+    ("notifications.id", "notifications_pkey"),
+    ("revoked_tokens.jti", "revoked_tokens_pkey"),
+    ("events.user_id, events.seq", "events_pkey"),
+];
+
+impl Backend for Sqlite {
+    const LABEL: &'static str = "sqlite";
+    const ROW_LOCK: &'static str = "";
+
+    async fn connect(url: &DatabaseUrl, sizes: PoolSizes) -> anyhow::Result<Pools<Self>> {
         let options = SqliteConnectOptions::from_str(url.expose())
             .with_context(|| format!("invalid DATABASE_URL {}", url.redacted()))?
             .create_if_missing(true)
@@ -42,70 +65,46 @@ impl SqliteStore {
             .connect_with(options.clone())
             .await
             .with_context(|| format!("opening {}", url.redacted()))?;
-        Self::migrator()
+        sqlx::migrate!("./migrations/sqlite")
             .run(&write)
             .await
             .context("applying SQLite migrations")?;
+        let readers = PoolSizes {
+            writers: 1,
+            ..sizes
+        }
+        .split()
+        .1;
         let read = SqlitePoolOptions::new()
-            .max_connections(
-                PoolSizes {
-                    writers: 1,
-                    ..sizes
-                }
-                .split()
-                .1,
-            )
+            .max_connections(readers)
             .test_before_acquire(false)
             .connect_with(options.read_only(true))
             .await
             .with_context(|| format!("opening {}", url.redacted()))?;
-        Ok(Self { read, write })
+        Ok(Pools { read, write })
     }
 
-    pub fn migrator() -> sqlx::migrate::Migrator {
-        sqlx::migrate!("./migrations/sqlite")
-    }
-
-    fn pool_stats(&self) -> (u32, u32) {
-        let idle = (self.read.num_idle() + self.write.num_idle()) as u32;
-        (
-            (self.read.size() + self.write.size()).saturating_sub(idle),
-            idle,
-        )
-    }
-
-    fn reader(&self) -> &SqlitePool {
-        &self.read
-    }
-
-    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Sqlite>, sqlx::Error> {
+    async fn begin_write(write: &SqlitePool) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
         // IMMEDIATE takes the write lock up front, so a transaction that reads before it
         // writes cannot fail half-way when another process wrote in between.
-        self.write.begin_with("BEGIN IMMEDIATE").await
+        write.begin_with("BEGIN IMMEDIATE").await
     }
-}
 
-impl SqliteTx {
-    /// Takes the next seqs of the user and inserts the events with them; returns the first
-    /// seq. (The single writer already serialises writes; SQLite has no data-modifying
-    /// CTEs, and its round trips are in-process.)
+    /// Two statements: SQLite has no data-modifying CTEs, and its round trips are
+    /// in-process. The single writer already serialises the user's writers.
     async fn insert_events(
-        &mut self,
+        tx: &mut SqliteConnection,
         user_id: Uuid,
         drafts: &[EventDraft],
         at: DateTime<Utc>,
     ) -> Result<i64, sqlx::Error> {
-        let last: i64 = sqlx::query_scalar(
-            "UPDATE users SET last_event_seq = last_event_seq + $2 WHERE id = $1 \
-             RETURNING last_event_seq",
-        )
-        .bind(user_id)
-        .bind(drafts.len() as i64)
-        .fetch_one(&mut *self.tx)
-        .await?;
+        let last: i64 = sqlx::query_scalar(TAKE_SEQS)
+            .bind(user_id)
+            .bind(drafts.len() as i64)
+            .fetch_one(&mut *tx)
+            .await?;
         let first = last - drafts.len() as i64 + 1;
-        let mut query =
-            sqlx::QueryBuilder::<Sqlite>::new("INSERT INTO events (user_id, seq, kind, at, data) ");
+        let mut query = QueryBuilder::<Sqlite>::new(INSERT_EVENTS);
         query.push_values(drafts.iter().enumerate(), |mut row, (i, draft)| {
             row.push_bind(user_id)
                 .push_bind(first + i as i64)
@@ -113,15 +112,29 @@ impl SqliteTx {
                 .push_bind(at)
                 .push_bind(draft.data.to_string());
         });
-        query.build().execute(&mut *self.tx).await?;
+        query.build().execute(&mut *tx).await?;
         Ok(first)
     }
 
-    async fn notify_in_tx(&mut self, _channel: &str, _payload: &str) -> Result<(), sqlx::Error> {
+    async fn notify_in_tx(
+        _tx: &mut SqliteConnection,
+        _channel: &str,
+        _payload: &str,
+    ) -> Result<(), sqlx::Error> {
         Err(sqlx::Error::Configuration(
             "NOTIFY needs PostgreSQL: use EVENT_BUS=memory or redis with SQLite".into(),
         ))
     }
-}
 
-sql_store!(db: Sqlite, store: super::SqliteStore, tx: SqliteTx, backend: "sqlite", lock: "");
+    fn rows_affected(done: &SqliteQueryResult) -> u64 {
+        done.rows_affected()
+    }
+
+    fn unique_constraint(err: &dyn DatabaseError) -> Option<String> {
+        let columns = err.message().strip_prefix("UNIQUE constraint failed: ")?;
+        UNIQUE_CONSTRAINTS
+            .iter()
+            .find(|(reported, _)| *reported == columns)
+            .map(|(_, name)| (*name).to_owned())
+    }
+}

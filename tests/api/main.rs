@@ -7,6 +7,7 @@ mod helpers;
 mod ws;
 
 mod auth;
+mod conflicts;
 mod notifications;
 mod operations;
 mod profile;

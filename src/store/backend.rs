@@ -1,0 +1,81 @@
+//! The contract between the SQL written once ([`super::sql`]) and each database.
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+use sqlx::error::DatabaseError;
+use sqlx::{Database, Decode, Encode, Pool, Transaction, Type};
+use uuid::Uuid;
+
+use super::{PoolSizes, StoreError};
+use crate::config::DatabaseUrl;
+use crate::domain::EventDraft;
+
+/// What a database supplies to [`super::SqlStore`]: everything that differs between
+/// PostgreSQL and SQLite. Implemented on sqlx's database types (`sqlx::Postgres`,
+/// `sqlx::Sqlite`).
+///
+/// The shared SQL also needs sqlx's executors and the [`Column`] types on the database;
+/// Rust does not carry such bounds along with a trait, so they are spelled out on the
+/// `Store` and `StoreTx` impls of [`super::SqlStore`] instead of here.
+pub trait Backend: Database {
+    /// `"postgres"` or `"sqlite"`, for logs and health output.
+    const LABEL: &'static str;
+
+    /// Appended to a `SELECT` that must lock its rows until commit (`" FOR UPDATE"`), or
+    /// empty where writes are serialised otherwise.
+    const ROW_LOCK: &'static str;
+
+    /// Opens the pools, applying the migrations first.
+    fn connect(
+        url: &DatabaseUrl,
+        sizes: PoolSizes,
+    ) -> impl Future<Output = anyhow::Result<Pools<Self>>> + Send;
+
+    /// Begins the transaction of one write use case on the write pool.
+    fn begin_write(
+        write: &Pool<Self>,
+    ) -> impl Future<Output = Result<Transaction<'static, Self>, sqlx::Error>> + Send;
+
+    /// Takes the user's next `drafts.len()` seqs and inserts the events with them, at `at`;
+    /// returns the first seq. Must serialise the user's writers until commit, so that seq
+    /// order is commit order. `drafts` is never empty.
+    fn insert_events(
+        tx: &mut Self::Connection,
+        user_id: Uuid,
+        drafts: &[EventDraft],
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<i64, sqlx::Error>> + Send;
+
+    /// Sends `payload` on `channel` when the transaction commits, or refuses when the
+    /// database cannot.
+    fn notify_in_tx(
+        tx: &mut Self::Connection,
+        channel: &str,
+        payload: &str,
+    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
+
+    /// How many rows a statement changed.
+    fn rows_affected(done: &Self::QueryResult) -> u64;
+
+    /// The name of the unique constraint a violation hit, as PostgreSQL's schema names it.
+    fn unique_constraint(err: &dyn DatabaseError) -> Option<String>;
+
+    /// The store's error for a driver error of this backend.
+    fn store_error(err: sqlx::Error) -> StoreError {
+        StoreError::from_sqlx(err, Self::unique_constraint)
+    }
+}
+
+/// A store's connections: reads never wait for a connection a writer holds.
+#[derive(Debug)]
+pub struct Pools<B: Database> {
+    pub read: Pool<B>,
+    pub write: Pool<B>,
+}
+
+/// A type the shared SQL binds and reads as a column value on database `B`.
+pub trait Column<B: Database>: for<'q> Encode<'q, B> + for<'r> Decode<'r, B> + Type<B> {}
+
+impl<B: Database, T> Column<B> for T where T: for<'q> Encode<'q, B> + for<'r> Decode<'r, B> + Type<B>
+{}

@@ -1,0 +1,54 @@
+//! What a store operation can fail with, sorted so that callers can act on it without
+//! knowing the database driver.
+
+use sqlx::error::DatabaseError;
+
+/// The unique index on `users.email`.
+pub const USERS_EMAIL_KEY: &str = "users_email_key";
+/// The unique index on `users.name_key` (names are unique regardless of case).
+pub const USERS_NAME_KEY: &str = "users_name_key";
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A statement that needs a row found none (the row went away meanwhile).
+    #[error("no such row")]
+    NotFound,
+    /// A write hit a unique constraint, named as in the PostgreSQL schema on every backend
+    /// (e.g. [`USERS_NAME_KEY`]), so that a service can say which value is taken.
+    #[error("unique constraint {0} violated")]
+    Unique(String),
+    /// No connection could be had: none freed up in time, the database refused or dropped
+    /// it, or the store is closing. Worth a retry later.
+    #[error("database unavailable: {0}")]
+    Unavailable(sqlx::Error),
+    #[error(transparent)]
+    Other(sqlx::Error),
+}
+
+impl StoreError {
+    /// Sorts a driver error. `unique_constraint` names the constraint of a unique violation
+    /// the way the backend reports it; when it cannot, the database's message stands in.
+    pub(super) fn from_sqlx(
+        err: sqlx::Error,
+        unique_constraint: fn(&dyn DatabaseError) -> Option<String>,
+    ) -> Self {
+        match err {
+            sqlx::Error::RowNotFound => Self::NotFound,
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                Self::Unique(unique_constraint(&*db).unwrap_or_else(|| db.message().to_owned()))
+            }
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::WorkerCrashed => Self::Unavailable(err),
+            err => Self::Other(err),
+        }
+    }
+
+    /// Whether this is a violation of the unique constraint `name`.
+    pub fn is_unique(&self, name: &str) -> bool {
+        matches!(self, Self::Unique(constraint) if constraint == name)
+    }
+}

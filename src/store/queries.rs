@@ -1,0 +1,277 @@
+//! The SQL both backends run. Both take `$N` placeholders (reused ones included) and
+//! `RETURNING`, and the schemas (`migrations/<backend>`) have the same shape, so each query
+//! is written once. What differs per backend lives in the backend's module.
+//!
+//! Queries that share a fragment (a column list, the task filter) are put together at
+//! compile time by [`sql`]: `concat!` accepts literals only, not constants.
+
+use std::marker::PhantomData;
+
+use super::backend::Backend;
+
+pub const USER_COLUMNS: &str =
+    "id, name, email, password_hash, first_name, last_name, phone, date_of_birth, gender, \
+     address, city, country, bio, profile_photo, is_email_verified, created_at, updated_at";
+
+pub const TASK_COLUMNS: &str =
+    "id, user_id, title, description, completed, priority, due_date, is_deleted, deleted_at, \
+     created_at, updated_at";
+
+pub const NOTIFICATION_COLUMNS: &str =
+    "id, user_id, kind, title, message, is_read, task_id, created_at";
+
+pub const PING: &str = "SELECT 1";
+
+// Users.
+
+pub const USER_BY_EMAIL: &str = sql(&join(&[
+    "SELECT ",
+    USER_COLUMNS,
+    " FROM users WHERE email = $1",
+]));
+
+pub const USER_BY_ID: &str = sql(&join(&[
+    "SELECT ",
+    USER_COLUMNS,
+    " FROM users WHERE id = $1",
+]));
+
+pub const PROFILE_PHOTO: &str = "SELECT profile_photo FROM users WHERE id = $1";
+
+/// Whether the user exists and whether the token is revoked, in one round trip.
+pub const TOKEN_STATE: &str = "SELECT EXISTS (SELECT 1 FROM users WHERE id = $1), \
+                                      EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = $2)";
+
+pub const EMAIL_TAKEN: &str = "SELECT EXISTS (SELECT 1 FROM users WHERE email = $1)";
+
+/// `$1` is the name's key (case folded); `$2` the user allowed to hold it already.
+pub const NAME_TAKEN: &str = "SELECT EXISTS (SELECT 1 FROM users WHERE name_key = $1 \
+                              AND ($2 IS NULL OR id <> $2))";
+
+/// `$6` is the name's key.
+pub const INSERT_USER: &str = sql(&join(&[
+    "INSERT INTO users (id, name, name_key, email, password_hash, created_at, updated_at) \
+     VALUES ($1, $2, $6, $3, $4, $5, $5) RETURNING ",
+    USER_COLUMNS,
+]));
+
+pub const SET_PASSWORD_HASH: &str = "UPDATE users SET password_hash = $2 WHERE id = $1";
+
+/// `$13` is the name's key.
+pub const SAVE_PROFILE: &str = sql(&join(&[
+    "UPDATE users SET name = $2, first_name = $3, last_name = $4, phone = $5, \
+     date_of_birth = $6, gender = $7, address = $8, city = $9, country = $10, bio = $11, \
+     updated_at = $12, name_key = $13 WHERE id = $1 RETURNING ",
+    USER_COLUMNS,
+]));
+
+pub const SET_PROFILE_PHOTO: &str = sql(&join(&[
+    "UPDATE users SET profile_photo = $2, updated_at = $3 WHERE id = $1 RETURNING ",
+    USER_COLUMNS,
+]));
+
+// Tasks.
+
+pub const TASK_BY_ID: &str = sql(&join(&[
+    "SELECT ",
+    TASK_COLUMNS,
+    " FROM tasks WHERE id = $1",
+]));
+
+/// The filter of `GET /tasks`; `$1` is the user, `$2`–`$7` the optional constraints.
+const TASK_FILTER: &str = " FROM tasks WHERE user_id = $1 \
+     AND ($2 IS NULL OR is_deleted = $2) \
+     AND ($3 IS NULL OR completed = $3) \
+     AND ($4 IS NULL OR priority = $4) \
+     AND ($5 IS NULL OR created_at >= $5) \
+     AND ($6 IS NULL OR created_at <= $6) \
+     AND ($7 IS NULL OR lower(title) LIKE $7 ESCAPE '\\' \
+          OR lower(coalesce(description, '')) LIKE $7 ESCAPE '\\')";
+
+/// A page of tasks, each with the number matching the filter (a window count is computed
+/// before LIMIT): one round trip instead of two.
+pub const TASK_PAGE: &str = sql(&join(&[
+    "SELECT ",
+    TASK_COLUMNS,
+    ", count(*) OVER () AS total",
+    TASK_FILTER,
+    " ORDER BY created_at DESC, id DESC LIMIT $8 OFFSET $9",
+]));
+
+/// The number of tasks matching the filter, for a page past the end.
+pub const TASK_COUNT: &str = sql(&join(&["SELECT count(*)", TASK_FILTER]));
+
+pub const INSERT_TASK: &str = sql(&join(&[
+    "INSERT INTO tasks (user_id, title, description, completed, priority, due_date, \
+     created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING ",
+    TASK_COLUMNS,
+]));
+
+pub const SAVE_TASK: &str = sql(&join(&[
+    "UPDATE tasks SET title = $2, description = $3, completed = $4, priority = $5, \
+     due_date = $6, is_deleted = $7, deleted_at = $8, updated_at = $9 WHERE id = $1 \
+     RETURNING ",
+    TASK_COLUMNS,
+]));
+
+pub const DELETE_TASK: &str = "DELETE FROM tasks WHERE id = $1";
+
+// Notifications.
+
+pub const NOTIFICATION_BY_ID: &str = sql(&join(&[
+    "SELECT ",
+    NOTIFICATION_COLUMNS,
+    " FROM notifications WHERE id = $1 AND user_id = $2",
+]));
+
+/// A page of `GET /notifications` up to its ORDER BY. The counts ride with the page, as
+/// with tasks: the window counts see every row the filter keeps (a superset of the unread
+/// ones) before LIMIT.
+const NOTIFICATION_PAGE: &str = sql(&join(&[
+    "SELECT ",
+    NOTIFICATION_COLUMNS,
+    ", count(*) OVER () AS total, count(*) FILTER (WHERE NOT is_read) OVER () AS unread \
+     FROM notifications WHERE user_id = $1 AND (NOT $2 OR NOT is_read) ORDER BY ",
+]));
+
+pub const NOTIFICATION_PAGE_NEWEST_FIRST: &str = sql(&join(&[
+    NOTIFICATION_PAGE,
+    "created_at DESC, id DESC LIMIT $3 OFFSET $4",
+]));
+
+pub const NOTIFICATION_PAGE_OLDEST_FIRST: &str = sql(&join(&[
+    NOTIFICATION_PAGE,
+    "created_at ASC, id ASC LIMIT $3 OFFSET $4",
+]));
+
+/// The counts of a notification page past the end: matching the filter, and unread.
+pub const NOTIFICATION_COUNTS: &str = "SELECT count(*) FILTER (WHERE NOT $2 OR NOT is_read), \
+                                              count(*) FILTER (WHERE NOT is_read) \
+                                       FROM notifications WHERE user_id = $1";
+
+pub const UNREAD_COUNT: &str =
+    "SELECT count(*) FROM notifications WHERE user_id = $1 AND NOT is_read";
+
+pub const INSERT_NOTIFICATION: &str = sql(&join(&[
+    "INSERT INTO notifications (user_id, kind, title, message, task_id, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6) RETURNING ",
+    NOTIFICATION_COLUMNS,
+]));
+
+pub const SET_NOTIFICATION_READ: &str = sql(&join(&[
+    "UPDATE notifications SET is_read = $3 WHERE id = $1 AND user_id = $2 RETURNING ",
+    NOTIFICATION_COLUMNS,
+]));
+
+pub const MARK_ALL_READ: &str =
+    "UPDATE notifications SET is_read = $2 WHERE user_id = $1 AND NOT is_read RETURNING id";
+
+/// Deletes those of the listed ids (`$2, $3, …`, see [`with_list`]) that are the user's
+/// (`$1`), returning them.
+pub const DELETE_NOTIFICATIONS: [&str; 2] = [
+    "DELETE FROM notifications WHERE user_id = $1 AND id IN (",
+    ") RETURNING id",
+];
+
+// Tokens.
+
+pub const REVOKE_TOKEN: &str =
+    "INSERT INTO revoked_tokens (jti, user_id, expires_at) VALUES ($1, $2, $3) \
+     ON CONFLICT (jti) DO NOTHING";
+
+pub const PRUNE_REVOKED_TOKENS: &str = "DELETE FROM revoked_tokens WHERE expires_at < $1";
+
+// Events.
+
+pub const EVENTS_AFTER: &str = "SELECT seq, kind, at, data FROM events \
+                                WHERE user_id = $1 AND seq > $2 ORDER BY seq LIMIT $3";
+
+pub const EVENT_BOUNDS: &str = "SELECT u.last_event_seq, \
+                                       (SELECT min(e.seq) FROM events e WHERE e.user_id = u.id) \
+                                FROM users u WHERE u.id = $1";
+
+/// The latest seq of each listed user (`$1, $2, …`, see [`with_list`]).
+pub const LATEST_SEQS: [&str; 2] = ["SELECT id, last_event_seq FROM users WHERE id IN (", ")"];
+
+pub const PRUNE_EVENTS: &str = "DELETE FROM events WHERE (user_id, seq) IN ( \
+         SELECT e.user_id, e.seq FROM events e JOIN users u ON u.id = e.user_id \
+         WHERE e.at < $1 AND e.seq <= u.last_event_seq - $2 LIMIT $3)";
+
+/// A query over a list of values: `around[0]`, one placeholder per value numbered from
+/// `$first`, then `around[1]`.
+pub fn with_list(around: [&str; 2], first: usize, count: usize) -> String {
+    let [start, end] = around;
+    let placeholders: Vec<String> = (first..first + count).map(|n| format!("${n}")).collect();
+    format!("{start}{}{end}", placeholders.join(", "))
+}
+
+/// The reads that lock their rows until commit, with backend `B`'s row lock.
+pub struct Locked<B>(PhantomData<B>);
+
+impl<B: Backend> Locked<B> {
+    pub const USER_BY_ID: &'static str = sql(&join(&[USER_BY_ID, B::ROW_LOCK]));
+    pub const PROFILE_PHOTO: &'static str = sql(&join(&[PROFILE_PHOTO, B::ROW_LOCK]));
+    pub const TASK_BY_ID: &'static str = sql(&join(&[TASK_BY_ID, B::ROW_LOCK]));
+}
+
+/// SQL text being put together at compile time; [`sql`] reads it back.
+pub struct Joined {
+    bytes: [u8; Joined::CAPACITY],
+    len: usize,
+}
+
+impl Joined {
+    /// Longer than any query here; a longer one fails the build.
+    const CAPACITY: usize = 1024;
+}
+
+/// Concatenates `parts` at compile time (in a `const` item).
+pub const fn join(parts: &[&str]) -> Joined {
+    let mut bytes = [0; Joined::CAPACITY];
+    let mut len = 0;
+    let mut part = 0;
+    while part < parts.len() {
+        let text = parts[part].as_bytes();
+        assert!(
+            len + text.len() <= Joined::CAPACITY,
+            "query longer than Joined::CAPACITY"
+        );
+        let mut i = 0;
+        while i < text.len() {
+            bytes[len] = text[i];
+            len += 1;
+            i += 1;
+        }
+        part += 1;
+    }
+    Joined { bytes, len }
+}
+
+/// The text [`join`] put together: `sql(&join(&[...]))` in a `const` item gives a
+/// `&'static str` (the joined bytes are promoted to a static).
+pub const fn sql(joined: &'static Joined) -> &'static str {
+    match std::str::from_utf8(joined.bytes.split_at(joined.len).0) {
+        Ok(text) => text,
+        // Unreachable: whole `str`s joined are UTF-8.
+        Err(_) => panic!("joined SQL is not UTF-8"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn joined_queries_read_as_written() {
+        assert_eq!(
+            TASK_BY_ID,
+            format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1")
+        );
+        assert!(NOTIFICATION_PAGE_NEWEST_FIRST
+            .ends_with("ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4"));
+        assert_eq!(
+            with_list(DELETE_NOTIFICATIONS, 2, 3),
+            "DELETE FROM notifications WHERE user_id = $1 AND id IN ($2, $3, $4) RETURNING id"
+        );
+    }
+}
