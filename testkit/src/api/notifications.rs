@@ -25,7 +25,8 @@ impl Page {
     }
 }
 
-fn header_count(response: &Response, name: &str) -> i64 {
+/// A count header (`X-Total-Count`, `X-Unread-Count`) as a number.
+pub fn header_count(response: &Response, name: &str) -> i64 {
     response
         .headers()
         .get(name)
