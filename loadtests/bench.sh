@@ -20,7 +20,7 @@ SCENARIO=${1:?usage: loadtests/bench.sh connections|fanout-embedded|fanout-postg
 DURATION=${DURATION:-30}
 OUT=bench-results
 mkdir -p "$OUT"
-cargo build --release --workspace --quiet
+cargo build --release --workspace --features taskstream-load/plot --quiet
 SERVER=target/release/taskstream
 LOAD=target/release/taskstream-load
 STAMP=$(date +%Y%m%d-%H%M%S)
