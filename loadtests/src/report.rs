@@ -191,7 +191,7 @@ pub trait ScenarioReport: Serialize {
 /// Where results go; shared by every scenario.
 #[derive(Debug, Clone, Default, Args)]
 pub struct OutputArgs {
-    /// JSON result file (default: loadtest-<scenario>-<timestamp>.json here).
+    /// JSON result file (default: loadtest-SCENARIO-TIMESTAMP.json here).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Draw the latency CDF and latency over time to this PNG (needs a build with the
