@@ -14,15 +14,8 @@ use crate::redis::RedisServer;
 use crate::ws::ws_url;
 
 /// The server executable to run. Only the integration tests of the package that builds it
-/// know its path (`env!("CARGO_BIN_EXE_taskstream")`), so they name it with a type:
-///
-/// ```ignore
-/// enum Taskstream {}
-/// impl ServerBinary for Taskstream {
-///     const PATH: &'static str = env!("CARGO_BIN_EXE_taskstream");
-/// }
-/// type Instance = testkit::process::Instance<Taskstream>;
-/// ```
+/// know its path (`env!("CARGO_BIN_EXE_taskstream")`), so they name it with a type that
+/// implements this, and use `Instance<ThatType>` (as tests/cluster does).
 pub trait ServerBinary {
     const PATH: &'static str;
 }
