@@ -20,7 +20,7 @@ SCENARIO=${1:?usage: loadtests/bench.sh connections|fanout-embedded|fanout-postg
 DURATION=${DURATION:-30}
 OUT=bench-results
 mkdir -p "$OUT"
-cargo build --release --workspace --quiet
+cargo build --release --workspace --features taskstream-load/plot --quiet
 SERVER=target/release/taskstream
 LOAD=target/release/taskstream-load
 STAMP=$(date +%Y%m%d-%H%M%S)
@@ -42,7 +42,9 @@ cleanup() {
 trap cleanup EXIT
 
 # Cheap password hashing: the benchmarks sign up thousands of users.
-export ARGON2_MEMORY_KIB=256 ARGON2_ITERATIONS=1 RUST_LOG=warn
+# RATE_LIMITS=off: the scenarios sign up thousands of users from one address (the `rest`
+# scenario's limits-on run sets its own).
+export ARGON2_MEMORY_KIB=256 ARGON2_ITERATIONS=1 RUST_LOG=warn RATE_LIMITS=${RATE_LIMITS:-off}
 export JWT_SECRET=benchmark-secret-0123456789abcdef0123456789abcdef
 export WS_MAX_CONNECTIONS=30000
 

@@ -2,20 +2,12 @@
 //! so this binary holds one test that checks both backends in turn: nothing else in the
 //! process moves the figures meanwhile.
 
-#[allow(dead_code)]
-#[path = "api/helpers.rs"]
-mod helpers;
-#[allow(dead_code)]
-#[path = "common/ws.rs"]
-mod ws;
-
 use std::collections::HashMap;
 
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-
-use helpers::{Backend, TestApp};
-use ws::{ws_url, WsClient};
+use testkit::ws::{ws_url, WsClient};
+use testkit::{Backend, TestApp};
 
 /// The samples of a scrape: `name{labels}` -> value.
 async fn scrape(app: &TestApp) -> HashMap<String, f64> {

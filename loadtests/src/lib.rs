@@ -8,10 +8,13 @@
 //! - [`scenario::limit`]: the server against pgbench running its own transaction.
 //!
 //! [`client`] talks to the server, [`report`] turns numbers into JSON, a summary line and
-//! a plot, [`progress`] shows what is going on, [`sys`] deals with the machine.
+//! what a plot shows, `plot` draws it (with the `plot` feature, which the tests leave
+//! out), [`progress`] shows what is going on, [`sys`] deals with the machine.
 
 pub mod client;
 pub mod metrics;
+#[cfg(feature = "plot")]
+pub mod plot;
 pub mod progress;
 pub mod report;
 pub mod scenario;

@@ -45,8 +45,9 @@ fanout passes when some writes succeeded, every client connected, and every clie
 stream held exactly its user's seqs (none lost, duplicated or out of order); clients closed
 with 4008 or 1012 (or dropped) resume with ?since=<last seq> and are counted as reconnects.
 limit writes real tasks (through pgbench) for the users it signs up on that database.
-Plots need a TrueType font: DejaVu Sans or Liberation Sans from the usual system folders,
-or TASKSTREAM_LOAD_FONT=/path/to/font.ttf (`none`: no text); nothing is downloaded.
+Plots need a build with the `plot` feature (loadtests/bench.sh builds it) and a TrueType
+font: DejaVu Sans or Liberation Sans from the usual system folders, or
+TASKSTREAM_LOAD_FONT=/path/to/font.ttf (`none`: no text); nothing is downloaded.
 
 Examples:
   taskstream-load connections --count 19000 --workers 2
@@ -134,6 +135,13 @@ fn ui(output: &OutputArgs) -> Ui {
 
 /// Runs the scenario and reports; `Ok(passed)`.
 async fn run(scenario: Scenario) -> anyhow::Result<bool> {
+    if let Scenario::Connections { output, .. }
+    | Scenario::Fanout { output, .. }
+    | Scenario::Rest { output, .. }
+    | Scenario::Limit { output, .. } = &scenario
+    {
+        output.check()?;
+    }
     match scenario {
         Scenario::Connections { args, output } => {
             let report = connections::run(&args, ui(&output)).await?;

@@ -3,19 +3,13 @@
 //! instances sharing one fresh PostgreSQL database. No timing assertions: only that
 //! events flow and none is lost, duplicated or reordered.
 
-// The server's own test harness: servers in this process, test configuration, fresh
-// PostgreSQL databases.
-#[allow(dead_code)]
-#[path = "../../tests/api/helpers.rs"]
-mod helpers;
-
-use helpers::{test_config, PgDatabase, Server};
 use taskstream::config::{BusKind, DatabaseUrl, Secret};
 use taskstream_load::progress::Ui;
 use taskstream_load::report::ScenarioReport;
 use taskstream_load::scenario::connections::{self, ConnectionsArgs};
 use taskstream_load::scenario::fanout::{self, FanoutArgs, FanoutReport};
 use taskstream_load::scenario::rest::{self, RestArgs};
+use testkit::{test_config, PgDatabase, Server};
 
 /// One test at a time: each runs a server and a few hundred sockets on two cores.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());

@@ -3,9 +3,11 @@ use base64::Engine;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
+use testkit::api::notifications::notification_types;
+use testkit::api::{detail_fields, expect_error, expect_json, TestUser, PASSWORD};
+use testkit::TestApp;
 
 use crate::backend_tests;
-use crate::helpers::{detail_fields, expect_error, expect_json, TestApp, TestUser, PASSWORD};
 
 backend_tests!(
     signup_returns_a_token_and_the_user,
@@ -23,20 +25,6 @@ backend_tests!(
     outdated_password_hash_is_upgraded_on_signin,
     seed_paths_under_api_work_too,
 );
-
-async fn notification_types(app: &TestApp, user: &TestUser) -> Vec<String> {
-    let response = app
-        .api(Method::GET, "/notifications?sort=asc", Some(&user.token))
-        .send()
-        .await
-        .unwrap();
-    let body = expect_json(response, StatusCode::OK).await;
-    body.as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n["type"].as_str().unwrap().to_string())
-        .collect()
-}
 
 async fn signup_returns_a_token_and_the_user(app: TestApp) {
     let response = app

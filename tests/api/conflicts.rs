@@ -10,7 +10,8 @@ use taskstream::store::{self, NewUser, PoolSizes, Store, USERS_EMAIL_KEY, USERS_
 use uuid::Uuid;
 
 use crate::backend_tests;
-use crate::helpers::{expect_error, Backend, TestApp, PASSWORD};
+use testkit::api::{expect_error, PASSWORD};
+use testkit::{Backend, TestApp};
 
 backend_tests!(
     store_names_the_unique_constraint_that_fired,

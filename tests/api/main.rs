@@ -1,11 +1,5 @@
 //! Behaviour tests: the real server over HTTP and WebSocket, on SQLite and on PostgreSQL.
 
-mod helpers;
-// Shared with the cluster tests; each binary uses part of it.
-#[allow(dead_code)]
-#[path = "../common/ws.rs"]
-mod ws;
-
 mod auth;
 mod conflicts;
 mod notifications;
@@ -13,3 +7,43 @@ mod operations;
 mod profile;
 mod realtime;
 mod tasks;
+
+/// Runs a behaviour test once per storage backend: `backend_tests!(a, b)` makes
+/// `a::sqlite`, `a::postgres`, `b::sqlite`, `b::postgres`.
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test]
+                async fn sqlite() {
+                    super::$name(testkit::TestApp::spawn(testkit::Backend::Sqlite).await).await
+                }
+                #[tokio::test]
+                async fn postgres() {
+                    super::$name(testkit::TestApp::spawn(testkit::Backend::Postgres).await).await
+                }
+            }
+        )*
+    };
+}
+
+/// Like `backend_tests!` for tests that configure their own server:
+/// each named function takes the `Backend`.
+#[macro_export]
+macro_rules! per_backend {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test]
+                async fn sqlite() {
+                    super::$name(testkit::Backend::Sqlite).await
+                }
+                #[tokio::test]
+                async fn postgres() {
+                    super::$name(testkit::Backend::Postgres).await
+                }
+            }
+        )*
+    };
+}

@@ -5,7 +5,9 @@ use serde_json::{json, Value};
 use taskstream::config::Secret;
 use taskstream::startup::App;
 
-use crate::helpers::{expect_error, expect_json, test_config, Backend, PgDatabase, TestApp};
+use testkit::api::{expect_error, expect_json};
+use testkit::{test_config, Backend, PgDatabase, Server, TestApp};
+
 use crate::{backend_tests, per_backend};
 
 backend_tests!(
@@ -54,7 +56,7 @@ async fn health_is_503_when_postgres_is_gone() {
     let mut config = test_config(data.path());
     config.database.url = Some(db.url.parse().unwrap());
     config.auth.jwt_secret = Some(Secret::new("s".repeat(40)));
-    let server = crate::helpers::Server::start(&config).await;
+    let server = Server::start(&config).await;
     let client = reqwest::Client::new();
     let response = client
         .get(format!("{}/health", server.address))

@@ -20,7 +20,7 @@ const PATIENCE: Duration = Duration::from_secs(15);
 fn validators() -> &'static HashMap<String, jsonschema::Validator> {
     static VALIDATORS: OnceLock<HashMap<String, jsonschema::Validator>> = OnceLock::new();
     VALIDATORS.get_or_init(|| {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/protocol/schemas/server");
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../protocol/schemas/server");
         std::fs::read_dir(dir)
             .expect("protocol/schemas/server")
             .map(|entry| {
@@ -159,6 +159,18 @@ impl WsClient {
         tokio::time::timeout(PATIENCE, self.ws.next())
             .await
             .unwrap_or_else(|_| panic!("no message within {PATIENCE:?}"))
+    }
+
+    /// Waits for the server's next heartbeat ping (its pong goes out with the next read or
+    /// send).
+    pub async fn next_heartbeat(&mut self) {
+        loop {
+            match self.frame().await {
+                Some(Ok(Message::Ping(_))) => return,
+                Some(Ok(Message::Pong(_))) => continue,
+                other => panic!("expected a heartbeat ping, got {other:?}"),
+            }
+        }
     }
 
     /// The next text message, schema-checked. Panics on close.

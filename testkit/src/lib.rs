@@ -1,0 +1,24 @@
+//! The test kit of taskstream: everything the tests of the workspace share.
+//!
+//! - [`TestApp`]: the real server in this process, on port 0, over a fresh database (a
+//!   temporary SQLite file or a freshly created PostgreSQL database, see [`Backend`]),
+//!   with the typed HTTP client of [`api`]; [`Server`] is a bare server for tests that
+//!   build their own [`test_config`].
+//! - [`api`]: typed calls per resource and the response assertions.
+//! - [`ws`]: a WebSocket client that checks every server message against
+//!   `protocol/schemas`.
+//! - [`PgDatabase`]: a throwaway PostgreSQL database.
+//! - [`process`]: server child processes, for multi-instance and fault tests.
+//! - [`RedisServer`]: a private `redis-server` child, for tests that stop Redis (never the
+//!   machine's shared one).
+
+pub mod api;
+mod app;
+mod postgres;
+pub mod process;
+mod redis;
+pub mod ws;
+
+pub use app::{test_config, Backend, Server, TestApp};
+pub use postgres::{postgres_admin_url, PgDatabase};
+pub use redis::RedisServer;

@@ -1,0 +1,7 @@
+//! `/tasks`: creating, listing, updating, deleting; each user's own.
+
+mod access;
+mod creating;
+mod deleting;
+mod listing;
+mod updating;
