@@ -95,9 +95,54 @@ fn api_routes() -> OpenApiRouter<Services> {
 
 /// The OpenAPI document, as served at `/api/v1/openapi.json`.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    OpenApiRouter::<Services>::with_openapi(ApiDoc::openapi())
+    let mut openapi = OpenApiRouter::<Services>::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", api_routes())
-        .into_openapi()
+        .into_openapi();
+    document_rate_limits(&mut openapi);
+    openapi
+}
+
+/// Every API operation may answer 429: each spends from a budget (the client address's,
+/// the account's, or the route's own), so the document says so once for all of them.
+fn document_rate_limits(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::header::Header;
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder, Type};
+
+    let seconds = || Header::new(utoipa::openapi::ObjectBuilder::new().schema_type(Type::Integer));
+    let limited = ResponseBuilder::new()
+        .description("A rate limit is spent (`RATE_LIMITED`); retry after `Retry-After` seconds")
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorEnvelope")))
+                .build(),
+        )
+        .header("Retry-After", seconds())
+        .header("RateLimit-Limit", seconds())
+        .header("RateLimit-Remaining", seconds())
+        .header("RateLimit-Reset", seconds())
+        .build();
+    let api = openapi
+        .paths
+        .paths
+        .iter_mut()
+        .filter(|(path, _)| path.starts_with("/api/"));
+    for (_, item) in api {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for operation in operations.into_iter().flatten() {
+            operation
+                .responses
+                .responses
+                .entry("429".to_string())
+                .or_insert_with(|| limited.clone().into());
+        }
+    }
 }
 
 /// The whole application.
@@ -107,9 +152,10 @@ pub fn router(
     clients: client::ClientPolicy,
     settings: &HttpSettings,
 ) -> Router {
-    let (v1, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (v1, _) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", api_routes())
         .split_for_parts();
+    let openapi = openapi();
     let (seed_compatible, _) = api_routes().split_for_parts();
     let media = ServiceBuilder::new()
         .layer(SetResponseHeaderLayer::overriding(

@@ -2,6 +2,7 @@
 
 mod auth;
 mod conflicts;
+mod limits;
 mod notifications;
 mod operations;
 mod profile;

@@ -405,3 +405,29 @@ async fn listen_connection_terminated() {
 async fn memory_bus_single_instance_restart() {
     memory_bus_restart_loses_nothing().await;
 }
+
+// ---- rate limits shared through Redis ----------------------------------------------------
+
+/// Two instances on the PostgreSQL bus with `REDIS_URL` set share their counters: a budget
+/// spent on A is spent on B too.
+#[tokio::test]
+async fn rate_limits_are_shared_across_instances() {
+    let db = PgDatabase::create().await;
+    let redis = RedisServer::start().await;
+    let env = [("RATE_LIMITS", "signup=2/1h"), ("REDIS_URL", redis.url())];
+    let a = Instance::start_with(&db.url, Bus::Postgres, &env).await;
+    let b = Instance::start_with(&db.url, Bus::Postgres, &env).await;
+    let attempt = |base: &str, n: usize| {
+        reqwest::Client::new()
+            .post(format!("{base}/api/v1/auth/signup"))
+            .json(&json!({"name": format!("User {}", char::from(b'a' + n as u8)), "email": format!("u{n}@example.com"), "password": testkit::api::PASSWORD}))
+            .send()
+    };
+    expect_json(attempt(&a.base, 1).await.unwrap(), StatusCode::CREATED).await;
+    expect_json(attempt(&b.base, 2).await.unwrap(), StatusCode::CREATED).await;
+    let third = attempt(&a.base, 3).await.unwrap();
+    assert_eq!(third.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(third.headers().contains_key("retry-after"));
+    let fourth = attempt(&b.base, 4).await.unwrap();
+    assert_eq!(fourth.status(), StatusCode::TOO_MANY_REQUESTS);
+}
