@@ -11,6 +11,8 @@
 //! that imports it back: `service` knows nothing of `realtime`, a bus knows nothing of the
 //! hub (it hands what it receives to a `BusHandler`).
 
+#![forbid(unsafe_code)]
+
 pub mod auth;
 pub mod config;
 pub mod domain;

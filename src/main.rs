@@ -7,6 +7,7 @@ use taskstream::{store, telemetry};
 /// thousands of small, long-lived per-socket allocations then fragment across them, and
 /// RSS per idle socket grows by half (measured in BENCHMARKS.md). Two arenas are plenty for
 /// a runtime with one worker per core.
+#[allow(unsafe_code)]
 fn limit_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes allocator tuning; called before other threads start.

@@ -11,6 +11,8 @@
 //! what a plot shows, `plot` draws it (with the `plot` feature, which the tests leave
 //! out), [`progress`] shows what is going on, [`sys`] deals with the machine.
 
+#![forbid(unsafe_code)]
+
 pub mod client;
 pub mod metrics;
 #[cfg(feature = "plot")]

@@ -1,5 +1,7 @@
 //! `taskstream-load`: the command line over the scenarios in the library.
 
+#![forbid(unsafe_code)]
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};

@@ -12,6 +12,8 @@
 //! - [`RedisServer`]: a private `redis-server` child, for tests that stop Redis (never the
 //!   machine's shared one).
 
+#![forbid(unsafe_code)]
+
 pub mod api;
 mod app;
 mod postgres;
