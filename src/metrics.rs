@@ -8,7 +8,8 @@
 //!   `taskstream_ws_slow_consumer_closes_total`
 //! - `taskstream_events_total{type}`, `taskstream_event_delivery_seconds` (commit to socket
 //!   write, on the delivering instance), `taskstream_bus_lag_seconds{bus}` (commit to receipt
-//!   from the bus), `taskstream_gap_fills_total`
+//!   from the bus), `taskstream_gap_fills_total`, `taskstream_bus_rejected_total{bus}`
+//!   (bus messages dropped because no instance signed them)
 //! - `taskstream_http_requests_total{method,route,status}`,
 //!   `taskstream_http_request_duration_seconds{method,route}` (route = matched template)
 //! - `taskstream_rate_limited_total{limit}` (requests refused with 429, by limit name),
@@ -41,6 +42,7 @@ pub const EVENTS: &str = "taskstream_events_total";
 pub const EVENT_DELIVERY: &str = "taskstream_event_delivery_seconds";
 pub const BUS_LAG: &str = "taskstream_bus_lag_seconds";
 pub const GAP_FILLS: &str = "taskstream_gap_fills_total";
+pub const BUS_REJECTED: &str = "taskstream_bus_rejected_total";
 pub const RATE_LIMITED: &str = "taskstream_rate_limited_total";
 pub const RATE_LIMIT_FALLBACKS: &str = "taskstream_rate_limit_fallbacks_total";
 const HTTP_REQUESTS: &str = "taskstream_http_requests_total";

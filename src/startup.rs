@@ -20,7 +20,7 @@ use crate::auth::{Authenticator, PasswordHasher, TokenChecks, TokenIssuer};
 use crate::config::{BusKind, Config, Secret};
 use crate::http;
 use crate::limits::RateLimiter;
-use crate::realtime::bus::{EventBus, MemoryBus, PostgresBus, RedisBus};
+use crate::realtime::bus::{BusKey, EventBus, MemoryBus, PostgresBus, RedisBus};
 use crate::realtime::Realtime;
 use crate::service::{MediaStore, Services, WriteFunnel};
 use crate::store::{self, Store};
@@ -77,7 +77,13 @@ impl App {
             TokenChecks::new(config.auth.token_check_cache),
             store.clone(),
         ));
-        let realtime = Arc::new(realtime(config, store.clone(), authenticator.clone())?);
+        let bus_key = BusKey::derive(&secret);
+        let realtime = Arc::new(realtime(
+            config,
+            bus_key,
+            store.clone(),
+            authenticator.clone(),
+        )?);
         tracing::info!(bus = realtime.bus_name(), "event bus ready");
         let services = Services {
             writes: Arc::new(WriteFunnel::new(
@@ -189,6 +195,7 @@ impl App {
 /// The real-time channel the configuration asks for.
 fn realtime(
     config: &Config,
+    bus_key: BusKey,
     store: Arc<dyn Store>,
     authenticator: Arc<Authenticator>,
 ) -> anyhow::Result<Realtime> {
@@ -197,7 +204,7 @@ fn realtime(
     let bus: Arc<dyn EventBus> = match config.bus_kind() {
         BusKind::Memory => Arc::new(MemoryBus),
         // `validate` made sure the database is PostgreSQL.
-        BusKind::Postgres => Arc::new(PostgresBus::new(config.database_url(), instance)),
+        BusKind::Postgres => Arc::new(PostgresBus::new(config.database_url(), instance, bus_key)),
         BusKind::Redis => Arc::new(
             RedisBus::new(
                 config
@@ -205,6 +212,7 @@ fn realtime(
                     .context("EVENT_BUS=redis needs REDIS_URL")?
                     .expose(),
                 instance,
+                bus_key,
             )
             .context("invalid REDIS_URL")?,
         ),

@@ -127,7 +127,7 @@ impl RateLimiter {
 
 impl RateLimiter {
     /// Spends one unit of `limit` for `key`, or refuses with 429 `RATE_LIMITED`. The
-    /// decision is kept for the response's `RateLimit-*` headers (see [`record`]).
+    /// decision is kept for the response's `RateLimit-*` headers (see [`scope`]).
     pub async fn enforce(&self, limit: Limit, key: &str) -> crate::error::Result<()> {
         match self.hit(limit, key).await {
             Some(decision) => check(decision),

@@ -44,6 +44,8 @@ pub struct Instance<B: ServerBinary> {
     child: Child,
     /// `http://127.0.0.1:port`.
     pub base: String,
+    /// `http://127.0.0.1:port` of its Prometheus listener.
+    pub metrics: String,
     _data: Option<tempfile::TempDir>,
     _binary: PhantomData<B>,
 }
@@ -112,25 +114,31 @@ impl<B: ServerBinary> Instance<B> {
         let mut child = command.spawn().expect("server process starts");
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
-        let address = tokio::time::timeout(STARTUP, async {
+        let (address, metrics) = tokio::time::timeout(STARTUP, async {
+            // The metrics listener is announced first, then the API's.
+            let mut metrics = None;
             while let Some(line) = lines.next_line().await.expect("read log") {
                 let Ok(entry) = serde_json::from_str::<Value>(&line) else {
                     continue;
                 };
-                if entry["fields"]["message"] == "taskstream listening" {
-                    return entry["fields"]["address"].as_str().map(str::to_string);
+                let address = entry["fields"]["address"].as_str().map(str::to_string);
+                if entry["fields"]["message"] == "metrics listening" {
+                    metrics = address;
+                } else if entry["fields"]["message"] == "taskstream listening" {
+                    return address.zip(metrics);
                 }
             }
             None
         })
         .await
         .unwrap_or_else(|_| panic!("server starts within {STARTUP:?}"))
-        .expect("server logged its address");
+        .expect("server logged its addresses");
         // Keep draining the log so the process never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         Self {
             child,
             base: format!("http://{address}"),
+            metrics: format!("http://{metrics}"),
             _data: None,
             _binary: PhantomData,
         }

@@ -431,3 +431,86 @@ async fn rate_limits_are_shared_across_instances() {
     let fourth = attempt(&b.base, 4).await.unwrap();
     assert_eq!(fourth.status(), StatusCode::TOO_MANY_REQUESTS);
 }
+
+// ---- forged bus messages ------------------------------------------------------------------
+
+/// Someone who can PUBLISH to Redis or `pg_notify` on the database, but is not an instance,
+/// forges the user's next event. A drops it (it is not signed with the deployment's key) and
+/// the real next event is the one the socket gets as seq 2.
+async fn forged_bus_messages_never_reach_a_socket(bus: Bus<'_>) {
+    let db = PgDatabase::create().await;
+    let a = Instance::bus_only(&db.url, bus).await;
+    let b = Instance::start(&db.url, bus).await;
+    let user = signup(&b.base, "Ada").await;
+    let (mut ws, ready) = WsClient::ready(&a.ws(None), &user.token).await;
+    assert_eq!(ready["last_seq"], 1);
+
+    let forged = json!({
+        "o": uuid::Uuid::new_v4(),
+        "u": user.id,
+        "s": 2,
+        "e": [{
+            "type": "event", "seq": 2, "event": "notification.created",
+            "at": "2026-01-01T00:00:00Z",
+            "data": {"id": 999, "type": "SIGNUP", "message": "forged", "is_read": false}
+        }]
+    })
+    .to_string();
+    let wrongly_signed = format!("{}.{forged}", "0".repeat(64));
+    for payload in [&forged, &wrongly_signed] {
+        match bus {
+            Bus::Postgres => {
+                use sqlx::Connection;
+                let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+                sqlx::query("SELECT pg_notify('taskstream_events', $1)")
+                    .bind(payload)
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+            }
+            Bus::Redis(redis) => {
+                let client = redis::Client::open(redis.url()).unwrap();
+                let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+                let _: i64 = redis::cmd("PUBLISH")
+                    .arg("taskstream:events")
+                    .arg(payload)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+            }
+            Bus::Memory => unreachable!("a memory bus has nothing to forge"),
+        }
+    }
+    // A has seen both forgeries and dropped them.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while rejected_bus_messages(&a.metrics).await < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "A did not count the forged messages"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    create_task(&b.base, &user, "real").await;
+    let events = ws.events(2).await;
+    assert_eq!(events[0]["seq"], 2);
+    assert_eq!(events[0]["event"], "task.created");
+    assert_eq!(events[0]["data"]["title"], "real");
+    assert_consecutive(&events, 2);
+}
+
+/// `taskstream_bus_rejected_total` of an instance, whatever the bus label.
+async fn rejected_bus_messages(metrics: &str) -> u64 {
+    let text = reqwest::get(format!("{metrics}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|line| line.starts_with("taskstream_bus_rejected_total"))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+on_buses!(forged_bus_messages_never_reach_a_socket);

@@ -6,6 +6,7 @@
 mod memory;
 mod postgres;
 mod redis;
+mod seal;
 
 use std::sync::Arc;
 
@@ -16,6 +17,7 @@ use uuid::Uuid;
 pub use memory::MemoryBus;
 pub use postgres::PostgresBus;
 pub use redis::RedisBus;
+pub use seal::BusKey;
 
 use crate::domain::{Event, StreamUpdate};
 use crate::store::StoreTx;
@@ -83,8 +85,14 @@ struct Incoming {
     revoked: Option<Uuid>,
 }
 
-/// The update as JSON, without the events when it would exceed `max_bytes`.
-pub(crate) fn encode(origin: Uuid, update: &StreamUpdate, max_bytes: usize) -> String {
+/// The update as signed JSON, without the events when it would exceed `max_bytes`.
+pub(crate) fn encode(
+    key: &BusKey,
+    origin: Uuid,
+    update: &StreamUpdate,
+    max_bytes: usize,
+) -> String {
+    let max_bytes = max_bytes.saturating_sub(seal::SEAL_LEN);
     let mut wire = Outgoing {
         origin,
         user_id: update.user_id,
@@ -94,10 +102,10 @@ pub(crate) fn encode(origin: Uuid, update: &StreamUpdate, max_bytes: usize) -> S
     };
     let full = serde_json::to_string(&wire).unwrap_or_default();
     if full.len() <= max_bytes {
-        return full;
+        return key.seal(&full);
     }
     wire.events = &[];
-    serde_json::to_string(&wire).unwrap_or_default()
+    key.seal(&serde_json::to_string(&wire).unwrap_or_default())
 }
 
 /// Reconnection delays: 100 ms doubling to 5 s.
@@ -105,10 +113,22 @@ pub(crate) fn backoff(attempt: u32) -> std::time::Duration {
     std::time::Duration::from_millis((100u64 << attempt.min(6)).min(5_000))
 }
 
-/// Decodes a message from another instance and hands it on; the instance's own messages
-/// were delivered locally at commit and are skipped.
-pub(crate) fn receive(handler: &dyn BusHandler, me: Uuid, bus: &'static str, payload: &str) {
-    match serde_json::from_str::<Incoming>(payload) {
+/// Checks and decodes a message from another instance and hands it on; the instance's own
+/// messages were delivered locally at commit and are skipped, and anything not signed with
+/// the deployment's key is dropped.
+pub(crate) fn receive(
+    handler: &dyn BusHandler,
+    key: &BusKey,
+    me: Uuid,
+    bus: &'static str,
+    payload: &str,
+) {
+    let Some(json) = key.open(payload) else {
+        metrics::counter!(crate::metrics::BUS_REJECTED, "bus" => bus).increment(1);
+        tracing::warn!(bus, "dropping a bus message that no instance signed");
+        return;
+    };
+    match serde_json::from_str::<Incoming>(json) {
         Ok(message) if message.origin == me => {}
         Ok(message) => {
             if let Some(last) = message.events.last() {

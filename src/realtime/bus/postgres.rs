@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use sqlx::postgres::PgListener;
 use uuid::Uuid;
 
-use super::{backoff, encode, receive, BusHandler, EventBus};
+use super::{backoff, encode, receive, BusHandler, BusKey, EventBus};
 use crate::config::DatabaseUrl;
 use crate::domain::StreamUpdate;
 use crate::store::StoreTx;
@@ -20,11 +20,12 @@ const MAX_PAYLOAD: usize = 7_900;
 pub struct PostgresBus {
     url: DatabaseUrl,
     instance: Uuid,
+    key: BusKey,
 }
 
 impl PostgresBus {
-    pub fn new(url: DatabaseUrl, instance: Uuid) -> Self {
-        Self { url, instance }
+    pub fn new(url: DatabaseUrl, instance: Uuid, key: BusKey) -> Self {
+        Self { url, instance, key }
     }
 
     async fn listen(&self) -> Result<PgListener, sqlx::Error> {
@@ -45,8 +46,11 @@ impl EventBus for PostgresBus {
         tx: &mut dyn StoreTx,
         update: &StreamUpdate,
     ) -> anyhow::Result<()> {
-        tx.notify(CHANNEL, &encode(self.instance, update, MAX_PAYLOAD))
-            .await?;
+        tx.notify(
+            CHANNEL,
+            &encode(&self.key, self.instance, update, MAX_PAYLOAD),
+        )
+        .await?;
         Ok(())
     }
 
@@ -73,6 +77,7 @@ impl EventBus for PostgresBus {
                 match listener.try_recv().await {
                     Ok(Some(notification)) => receive(
                         handler.as_ref(),
+                        &self.key,
                         self.instance,
                         "postgres",
                         notification.payload(),

@@ -10,7 +10,7 @@ use redis::aio::ConnectionManager;
 use tokio::sync::OnceCell;
 use uuid::Uuid;
 
-use super::{backoff, encode, receive, BusHandler, EventBus};
+use super::{backoff, encode, receive, BusHandler, BusKey, EventBus};
 use crate::domain::StreamUpdate;
 
 pub const CHANNEL: &str = "taskstream:events";
@@ -21,16 +21,18 @@ const TIMEOUT: Duration = Duration::from_secs(2);
 pub struct RedisBus {
     client: redis::Client,
     instance: Uuid,
+    key: BusKey,
     /// The shared publishing connection; made on first use, since Redis may be down when
     /// the server starts, and reconnecting by itself after that.
     publisher: OnceCell<ConnectionManager>,
 }
 
 impl RedisBus {
-    pub fn new(url: &str, instance: Uuid) -> anyhow::Result<Self> {
+    pub fn new(url: &str, instance: Uuid, key: BusKey) -> anyhow::Result<Self> {
         Ok(Self {
             client: redis::Client::open(url)?,
             instance,
+            key,
             publisher: OnceCell::new(),
         })
     }
@@ -73,7 +75,7 @@ impl EventBus for RedisBus {
     }
 
     fn after_commit(self: Arc<Self>, update: &StreamUpdate) {
-        let payload = encode(self.instance, update, MAX_PAYLOAD);
+        let payload = encode(&self.key, self.instance, update, MAX_PAYLOAD);
         // Publishing runs beside the request: a slow or absent Redis must not hold up the
         // response, and the events are safe in the table whatever happens here.
         tokio::spawn(async move { self.publish(payload).await });
@@ -109,7 +111,13 @@ impl EventBus for RedisBus {
             let mut messages = pubsub.into_on_message();
             while let Some(message) = messages.next().await {
                 match message.get_payload::<String>() {
-                    Ok(payload) => receive(handler.as_ref(), self.instance, "redis", &payload),
+                    Ok(payload) => receive(
+                        handler.as_ref(),
+                        &self.key,
+                        self.instance,
+                        "redis",
+                        &payload,
+                    ),
                     Err(err) => tracing::warn!(error = %err, "event bus: unreadable Redis message"),
                 }
             }
