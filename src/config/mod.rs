@@ -326,6 +326,8 @@ mod tests {
             "WS_HEARTBEAT",
             "WS_MAX_CONNECTIONS",
             "WS_MAX_CONNECTIONS_PER_USER",
+            "WS_MAX_UNAUTHENTICATED",
+            "WS_MAX_UNAUTHENTICATED_PER_IP",
             "WS_QUEUE_CAPACITY",
         ]
         .map(|env| (env.to_lowercase().replace('_', "-"), env.to_string()));
@@ -387,7 +389,9 @@ mod tests {
             HubLimits {
                 per_user: 20,
                 total: 20_000,
-                queue: 256
+                queue: 256,
+                unauthenticated: 1_000,
+                unauthenticated_per_ip: 10,
             }
         );
         assert_eq!(realtime.catch_up_interval, Duration::from_secs(1));

@@ -306,4 +306,26 @@ pub struct HubLimits {
         default_value_t = 256
     )]
     pub queue: usize,
+
+    /// Sockets that have not authenticated yet (they have WS_AUTH_TIMEOUT to do so), in
+    /// all: further tokenless upgrades get 503, so they can never fill the instance.
+    #[arg(
+        id = "ws_max_unauthenticated",
+        long = "ws-max-unauthenticated",
+        value_name = "WS_MAX_UNAUTHENTICATED",
+        env = "WS_MAX_UNAUTHENTICATED",
+        default_value_t = 1_000
+    )]
+    pub unauthenticated: usize,
+
+    /// Sockets not authenticated yet per client address: further tokenless upgrades from
+    /// it get 429 `RATE_LIMITED`.
+    #[arg(
+        id = "ws_max_unauthenticated_per_ip",
+        long = "ws-max-unauthenticated-per-ip",
+        value_name = "WS_MAX_UNAUTHENTICATED_PER_IP",
+        env = "WS_MAX_UNAUTHENTICATED_PER_IP",
+        default_value_t = 10
+    )]
+    pub unauthenticated_per_ip: usize,
 }

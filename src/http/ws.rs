@@ -20,6 +20,7 @@ use super::parse_int;
 use crate::domain::Violations;
 use crate::error::{Error, Result};
 use crate::limits::{Limit, RateLimiter};
+use crate::realtime::hub::Crowded;
 use crate::realtime::{connection, SocketContext};
 
 /// The upgrade route, with its own state: a socket gets only what it needs.
@@ -68,6 +69,24 @@ async fn upgrade(
     } else {
         None
     };
+    // A socket without a token holds a place among the unauthenticated until its first
+    // message authenticates it.
+    let waiting =
+        match &auth {
+            Some(_) => None,
+            None => Some(ctx.hub.admit_unauthenticated(client.0).map_err(
+                |crowded| match crowded {
+                    Crowded::Address => Error::RateLimited {
+                        limit: ctx.settings.limits.unauthenticated_per_ip as u32,
+                        reset: ctx.settings.auth_timeout,
+                        retry_after: ctx.settings.auth_timeout,
+                    },
+                    Crowded::Instance => Error::Unavailable(
+                        "Too many sockets waiting to authenticate; try again later".into(),
+                    ),
+                },
+            )?),
+        };
     let ws = ws.map_err(|rejection| {
         Error::BadRequest(format!("Expected a WebSocket upgrade: {rejection}"))
     })?;
@@ -83,5 +102,5 @@ async fn upgrade(
         .max_write_buffer_size(1024 * 1024)
         .max_message_size(MAX_FRAME)
         .max_frame_size(MAX_FRAME)
-        .on_upgrade(move |socket| connection::serve(socket, ctx, auth, since, slot)))
+        .on_upgrade(move |socket| connection::serve(socket, ctx, auth, waiting, since, slot)))
 }

@@ -5,6 +5,7 @@
 //! trigger a read of the gap from the table, events at or below it are dropped. That is
 //! what makes delivery gap-free and duplicate-free whatever the bus does.
 
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::time::{sleep_until, Instant};
 use uuid::Uuid;
 
-use super::hub::{ConnInbox, Hub, RegisterError, Signal, Slot};
+use super::hub::{ConnInbox, Hub, RegisterError, Signal, Slot, UnauthenticatedSlot};
 use super::protocol::{ClientMessage, CloseKind, CloseReason, ServerMessage, MAX_CLIENT_MESSAGE};
 use crate::auth::{Authenticated, Authenticator, Claims};
 use crate::config::RealtimeSettings;
@@ -26,6 +27,17 @@ use crate::store::{Store, TokenState};
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Events read from the table per query when catching up.
 const PAGE: i64 = 500;
+/// A `resume` replays up to the whole retained stream: a client may ask for this many at
+/// once, then one per `RESUME_EVERY` (each is cheap to send and costly to answer).
+const RESUME_BURST: NonZeroU32 = NonZeroU32::new(3).expect("not zero");
+const RESUME_EVERY: Duration = Duration::from_secs(10);
+
+type ResumeBudget = governor::DefaultDirectRateLimiter;
+
+fn resume_budget() -> ResumeBudget {
+    let quota = governor::Quota::with_period(RESUME_EVERY).expect("RESUME_EVERY is not zero");
+    governor::RateLimiter::direct(quota.allow_burst(RESUME_BURST))
+}
 
 type Sink = SplitSink<WebSocket, Message>;
 type Stream = SplitStream<WebSocket>;
@@ -45,6 +57,7 @@ pub async fn serve(
     socket: WebSocket,
     ctx: SocketContext,
     auth: Option<Authenticated>,
+    waiting: Option<UnauthenticatedSlot>,
     since: Option<i64>,
     slot: Slot,
 ) {
@@ -60,11 +73,14 @@ pub async fn serve(
         {
             Ok((auth, from_message)) => (auth, from_message.or(since)),
             Err(reason) => {
+                drop(waiting);
                 send_close(&mut sink, reason).await;
                 return;
             }
         },
     };
+    // Authenticated: no longer one of the waiting.
+    drop(waiting);
     let (handle, inbox) = match ctx.hub.register(auth.user_id) {
         Ok(registered) => registered,
         Err(RegisterError::TooManyForUser) => {
@@ -102,6 +118,7 @@ pub async fn serve(
         user_id: auth.user_id,
         claims: auth.claims,
         last_sent: 0,
+        resumes: resume_budget(),
     };
     let end = conn.run(since).await;
     let code = match &end {
@@ -211,6 +228,7 @@ struct Connection<'a> {
     user_id: Uuid,
     claims: Claims,
     last_sent: i64,
+    resumes: ResumeBudget,
 }
 
 impl Connection<'_> {
@@ -469,7 +487,17 @@ impl Connection<'_> {
             ClientMessage::Ping => {
                 self.send_message(&ServerMessage::Pong).await?;
             }
-            ClientMessage::Resume { since } => self.resume(since).await?,
+            ClientMessage::Resume { since } => {
+                if self.resumes.check().is_ok() {
+                    self.resume(since).await?;
+                } else {
+                    let error = ServerMessage::error(
+                        "RATE_LIMITED",
+                        "Too many resume requests; one more is allowed every 10 s",
+                    );
+                    self.send_message(&error).await?;
+                }
+            }
             ClientMessage::AuthRefresh { token } => return self.refresh(&token).await,
             ClientMessage::Auth { .. } => {
                 let error = ServerMessage::error(

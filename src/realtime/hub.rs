@@ -5,6 +5,7 @@
 //! The map is only touched to add, remove or read senders; no lock is held across an
 //! await.
 
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -57,6 +58,7 @@ pub use crate::config::HubLimits;
 pub struct Hub {
     users: DashMap<Uuid, UserEntry>,
     slots: Arc<Semaphore>,
+    unauthenticated: Arc<Unauthenticated>,
     limits: HubLimits,
     connections: AtomicUsize,
     shutting_down: AtomicBool,
@@ -67,6 +69,74 @@ pub struct Hub {
 /// A connection slot under the global limit; released when dropped.
 #[derive(Debug)]
 pub struct Slot(#[allow(dead_code)] OwnedSemaphorePermit);
+
+/// Admission of sockets that have not authenticated yet: at most so many in all and per
+/// client address, so that tokenless sockets can neither fill the instance nor be held
+/// by one address.
+#[derive(Debug)]
+pub struct Unauthenticated {
+    per_ip: DashMap<IpAddr, usize>,
+    total: AtomicUsize,
+    limits: HubLimits,
+}
+
+/// Why a tokenless socket was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Crowded {
+    /// This address has too many sockets waiting to authenticate.
+    Address,
+    /// The instance has too many sockets waiting to authenticate.
+    Instance,
+}
+
+/// One unauthenticated socket's place; given back when dropped (once it authenticated,
+/// or gave up).
+#[derive(Debug)]
+pub struct UnauthenticatedSlot {
+    admission: Arc<Unauthenticated>,
+    ip: IpAddr,
+}
+
+impl Unauthenticated {
+    pub fn new(limits: HubLimits) -> Self {
+        Self {
+            per_ip: DashMap::new(),
+            total: AtomicUsize::new(0),
+            limits,
+        }
+    }
+
+    pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<UnauthenticatedSlot, Crowded> {
+        let total = self.total.fetch_add(1, Ordering::AcqRel);
+        if total >= self.limits.unauthenticated {
+            self.total.fetch_sub(1, Ordering::AcqRel);
+            return Err(Crowded::Instance);
+        }
+        let mut count = self.per_ip.entry(ip).or_insert(0);
+        if *count >= self.limits.unauthenticated_per_ip {
+            drop(count);
+            self.total.fetch_sub(1, Ordering::AcqRel);
+            return Err(Crowded::Address);
+        }
+        *count += 1;
+        Ok(UnauthenticatedSlot {
+            admission: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for UnauthenticatedSlot {
+    fn drop(&mut self) {
+        self.admission.total.fetch_sub(1, Ordering::AcqRel);
+        if let Some(mut count) = self.admission.per_ip.get_mut(&self.ip) {
+            *count = count.saturating_sub(1);
+        }
+        self.admission
+            .per_ip
+            .remove_if(&self.ip, |_, count| *count == 0);
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RegisterError {
@@ -79,12 +149,18 @@ impl Hub {
         Self {
             users: DashMap::new(),
             slots: Arc::new(Semaphore::new(limits.total)),
+            unauthenticated: Arc::new(Unauthenticated::new(limits)),
             limits,
             connections: AtomicUsize::new(0),
             shutting_down: AtomicBool::new(false),
             emptied: Notify::new(),
             stagger: Mutex::new(None),
         }
+    }
+
+    /// A place for a socket that will authenticate with its first message.
+    pub fn admit_unauthenticated(&self, ip: IpAddr) -> Result<UnauthenticatedSlot, Crowded> {
+        self.unauthenticated.admit(ip)
     }
 
     /// A slot under the global connection limit, if one is free.

@@ -1,6 +1,7 @@
 //! The WebSocket protocol against one in-process server, on both backends. Every server
 //! message is checked against `protocol/schemas` by the client.
 
+mod abuse;
 mod auth;
 mod limits;
 mod protocol;
