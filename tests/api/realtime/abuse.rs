@@ -35,7 +35,7 @@ async fn tokenless_sockets_are_capped_per_address(backend: Backend) {
     })
     .await;
     let user = app.signup("Ada").await;
-    let mut waiting = vec![
+    let mut waiting = [
         WsClient::connect(&url(&app, None), None).await,
         WsClient::connect(&url(&app, None), None).await,
     ];
