@@ -9,8 +9,6 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::store::StoreError;
-
 /// One invalid field of a request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct FieldError {
@@ -157,24 +155,6 @@ impl Error {
                 Self::EventsExpired { last_seq } => Some(*last_seq),
                 _ => None,
             },
-        }
-    }
-}
-
-impl From<StoreError> for Error {
-    fn from(err: StoreError) -> Self {
-        match err {
-            StoreError::NotFound => Self::not_found("Resource"),
-            // No connection freed up in time, or the database is unreachable: overload or
-            // an outage, not a fault of this request; the client may retry.
-            StoreError::Unavailable(_) => {
-                tracing::warn!(error = %err, "database unavailable");
-                Self::Unavailable(
-                    "The service is temporarily unavailable; try again shortly".into(),
-                )
-            }
-            // A unique violation that the service did not map to a conflict is a bug.
-            StoreError::Unique(_) | StoreError::Other(_) => Self::Internal(err.into()),
         }
     }
 }

@@ -5,6 +5,7 @@
 //! rather than quietly running with something else.
 //! Secrets live in [`Secret`], whose `Debug` never shows the value.
 
+mod rate_limits;
 mod settings;
 mod values;
 
@@ -13,6 +14,7 @@ use std::time::Duration;
 
 use clap::{Args, FromArgMatches, Parser, Subcommand};
 
+pub use self::rate_limits::{Limit, Policy, Quota};
 pub use self::settings::{
     AuthSettings, DatabaseSettings, EventBusSettings, HttpSettings, HubLimits, LimitSettings,
     MediaSettings, MetricsSettings, PasswordParams, PoolSizes, RealtimeSettings,
@@ -379,7 +381,7 @@ mod tests {
             config.event_bus.redis_url, None,
             "no Redis unless REDIS_URL is set or the bus is Redis"
         );
-        assert_eq!(config.limits.rate_limits, crate::limits::Policy::default());
+        assert_eq!(config.limits.rate_limits, Policy::default());
         assert!(config.limits.trusted_proxies.is_empty());
         let realtime = &config.realtime;
         assert_eq!(realtime.heartbeat, Duration::from_secs(25));

@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::limits::Policy;
-
+use super::rate_limits::Policy;
 use super::values::{parse_duration, parse_optional_address, BusKind, DatabaseUrl, Secret};
 
 /// The public listener and what every request passes through.

@@ -8,13 +8,12 @@
 //! and tries Redis again a few seconds later.
 
 mod local;
-mod policy;
 mod redis;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-pub use policy::{Limit, Policy, Quota};
+pub use crate::config::{Limit, Policy, Quota};
 
 use self::local::LocalLimits;
 use self::redis::RedisLimits;

@@ -3,6 +3,8 @@
 
 use sqlx::error::DatabaseError;
 
+use crate::error::Error;
+
 /// The unique index on `users.email`.
 pub const USERS_EMAIL_KEY: &str = "users_email_key";
 /// The unique index on `users.name_key` (names are unique regardless of case).
@@ -50,5 +52,25 @@ impl StoreError {
     /// Whether this is a violation of the unique constraint `name`.
     pub fn is_unique(&self, name: &str) -> bool {
         matches!(self, Self::Unique(constraint) if constraint == name)
+    }
+}
+
+/// How a store failure reaches a client: the store knows what each failure means, the
+/// error envelope does not need to know the store.
+impl From<StoreError> for Error {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::NotFound => Error::not_found("Resource"),
+            // No connection freed up in time, or the database is unreachable: overload or
+            // an outage, not a fault of this request; the client may retry.
+            StoreError::Unavailable(_) => {
+                tracing::warn!(error = %err, "database unavailable");
+                Error::Unavailable(
+                    "The service is temporarily unavailable; try again shortly".into(),
+                )
+            }
+            // A unique violation that the service did not map to a conflict is a bug.
+            StoreError::Unique(_) | StoreError::Other(_) => Error::Internal(err.into()),
+        }
     }
 }

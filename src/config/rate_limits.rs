@@ -1,4 +1,5 @@
-//! The limits themselves: what each one counts, its default budget, and `RATE_LIMITS`.
+//! The rate limits as configured: what each one counts, its default budget, and
+//! `RATE_LIMITS` (the limiter itself lives in `src/limits/`).
 
 use std::collections::HashMap;
 use std::fmt;
