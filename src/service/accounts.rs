@@ -315,6 +315,11 @@ pub async fn change_password(
 /// taken for a stolen copy: its whole session ends.
 pub async fn refresh(svc: &Services, token: &str) -> Result<AuthSession> {
     let claims = svc.tokens.verify(token)?;
+    // Spends from the user's write budget, as every authenticated write does (the token
+    // is checked here rather than by the extractor, which would refuse a rotated one).
+    svc.limits
+        .enforce(Limit::UserWrite, &claims.sub.to_string())
+        .await?;
     let (mut tx, now) = svc.writes.begin().await?;
     let session = tx
         .session_for_update(claims.sid)
