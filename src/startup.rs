@@ -71,7 +71,11 @@ impl App {
         let store = store::connect(&database, config.database.pool).await?;
         tracing::info!(backend = store.backend(), database = %database.redacted(), "database ready");
         let secret = jwt_secret(config)?;
-        let tokens = Arc::new(TokenIssuer::new(&secret, config.auth.jwt_ttl)?);
+        let tokens = Arc::new(TokenIssuer::new(
+            &secret,
+            config.auth.jwt_ttl,
+            config.auth.session_max_age,
+        )?);
         let authenticator = Arc::new(Authenticator::new(
             tokens.clone(),
             TokenChecks::new(config.auth.token_check_cache),
@@ -142,7 +146,7 @@ impl App {
     ) -> anyhow::Result<()> {
         let realtime = self.realtime.clone();
         let mut background = realtime.spawn_background();
-        background.push(tokio::spawn(prune_revoked_tokens(self.services.clone())));
+        background.push(tokio::spawn(prune_sessions(self.services.clone())));
         background.push(tokio::spawn(forget_idle_limits(
             self.services.limits.clone(),
         )));
@@ -252,15 +256,15 @@ async fn forget_idle_limits(limits: Arc<RateLimiter>) {
     }
 }
 
-/// Forgets revoked tokens once they have expired anyway, every hour.
-async fn prune_revoked_tokens(svc: Services) {
+/// Forgets sessions past their absolute lifetime (no token of theirs can work), every hour.
+async fn prune_sessions(svc: Services) {
     let mut every = tokio::time::interval(Duration::from_secs(3600));
     loop {
         every.tick().await;
-        match svc.store.prune_revoked_tokens(crate::domain::now()).await {
+        match svc.store.prune_sessions(crate::domain::now()).await {
             Ok(0) => {}
-            Ok(n) => tracing::info!(pruned = n, "expired revoked tokens removed"),
-            Err(err) => tracing::warn!(error = %err, "pruning revoked tokens failed"),
+            Ok(n) => tracing::info!(pruned = n, "expired sessions removed"),
+            Err(err) => tracing::warn!(error = %err, "pruning sessions failed"),
         }
     }
 }

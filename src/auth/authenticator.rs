@@ -15,8 +15,8 @@ pub struct Authenticated {
     pub claims: Claims,
 }
 
-/// Verifies a token's signature and expiry, then that it is not revoked and its user
-/// still exists (asking the store unless the token was found usable a moment ago).
+/// Verifies a token's signature and expiry, then that its session is open and still
+/// accepts this token (asking the store unless the token was found usable a moment ago).
 pub struct Authenticator {
     tokens: Arc<TokenIssuer>,
     checks: TokenChecks,
@@ -36,7 +36,7 @@ impl Authenticator {
         let claims = self.tokens.verify(token)?;
         if !self.checks.is_known_good(claims.jti, claims.sub) {
             let started = self.checks.start_check();
-            match self.store.token_state(claims.sub, claims.jti).await? {
+            match self.session_state(&claims).await? {
                 TokenState::Usable => self.checks.remember(claims.jti, claims.sub, started),
                 TokenState::Revoked | TokenState::UserGone => return Err(Error::InvalidToken),
             }
@@ -50,12 +50,22 @@ impl Authenticator {
     /// Asks the store, never the memory of recent checks: for a socket re-checking the
     /// token it was opened with.
     pub async fn token_state(&self, claims: &Claims) -> Result<TokenState> {
-        Ok(self.store.token_state(claims.sub, claims.jti).await?)
+        self.session_state(claims).await
     }
 
-    /// A token was revoked (here, or on another instance as the bus tells).
-    pub fn forget(&self, jti: Uuid) {
-        self.checks.forget(jti);
+    async fn session_state(&self, claims: &Claims) -> Result<TokenState> {
+        Ok(match self.store.session(claims.sid).await? {
+            Some(session) => session.token_state(claims.sub, claims.jti),
+            None => TokenState::UserGone,
+        })
+    }
+
+    /// Tokens stopped working (sessions ended or refreshed, here or on another instance
+    /// as the bus tells).
+    pub fn forget(&self, jtis: &[Uuid]) {
+        for jti in jtis {
+            self.checks.forget(*jti);
+        }
     }
 
     /// Revocations may have been missed (a bus reconnected).

@@ -1,6 +1,7 @@
-//! Passwords (argon2id, off the async runtime), tokens (HS256 JWTs with a revocable `jti`),
-//! a short memory of tokens found unrevoked, and the [`Authenticator`] that HTTP requests
-//! and sockets both use to turn a bearer token into a user.
+//! Passwords (argon2id, off the async runtime), tokens (HS256 JWTs naming their session,
+//! `sid`, and themselves, `jti`), a short memory of tokens found usable, and the
+//! [`Authenticator`] that HTTP requests and sockets both use to turn a bearer token into a
+//! user.
 
 mod authenticator;
 mod password;

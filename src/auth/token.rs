@@ -13,8 +13,11 @@ pub struct Claims {
     pub sub: Uuid,
     pub iat: i64,
     pub exp: i64,
-    /// Token id, the key of the revocation list.
+    /// Token id: only the session's current one is accepted.
     pub jti: Uuid,
+    /// The session the token belongs to. Required: tokens from before sessions existed
+    /// have none and are invalid.
+    pub sid: Uuid,
 }
 
 impl Claims {
@@ -41,10 +44,16 @@ pub struct TokenIssuer {
     decoding: DecodingKey,
     validation: Validation,
     ttl: chrono::Duration,
+    session_max_age: chrono::Duration,
 }
 
 impl TokenIssuer {
-    pub fn new(secret: &Secret, ttl: std::time::Duration) -> anyhow::Result<Self> {
+    /// Tokens live `ttl`, and never beyond their session's `session_max_age`.
+    pub fn new(
+        secret: &Secret,
+        ttl: std::time::Duration,
+        session_max_age: std::time::Duration,
+    ) -> anyhow::Result<Self> {
         if secret.expose().len() < 32 {
             anyhow::bail!("JWT secret must be at least 32 bytes long");
         }
@@ -56,17 +65,31 @@ impl TokenIssuer {
             decoding: DecodingKey::from_secret(secret.expose().as_bytes()),
             validation,
             ttl: chrono::Duration::from_std(ttl)?,
+            session_max_age: chrono::Duration::from_std(session_max_age)?,
         })
     }
 
-    pub fn issue(&self, user_id: Uuid) -> Result<IssuedToken, Error> {
+    /// The absolute lifetime of a session, from sign-in.
+    pub fn session_max_age(&self) -> chrono::Duration {
+        self.session_max_age
+    }
+
+    /// A new token of session `sid`, living no longer than the session (`not_after`).
+    pub fn issue(
+        &self,
+        user_id: Uuid,
+        sid: Uuid,
+        not_after: DateTime<Utc>,
+    ) -> Result<IssuedToken, Error> {
         let now = Utc::now().timestamp();
-        let expires_in = self.ttl.num_seconds();
+        let exp = (now + self.ttl.num_seconds()).min(not_after.timestamp());
+        let expires_in = exp - now;
         let claims = Claims {
             sub: user_id,
             iat: now,
-            exp: now + expires_in,
+            exp,
             jti: Uuid::new_v4(),
+            sid,
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| Error::Internal(anyhow::anyhow!("signing token: {e}")))?;
@@ -94,6 +117,7 @@ mod tests {
         TokenIssuer::new(
             &Secret::new("x".repeat(40)),
             std::time::Duration::from_secs(60),
+            std::time::Duration::from_secs(3600),
         )
         .unwrap()
     }
@@ -102,7 +126,9 @@ mod tests {
     fn round_trips() {
         let issuer = issuer();
         let user = Uuid::new_v4();
-        let issued = issuer.issue(user).unwrap();
+        let issued = issuer
+            .issue(user, Uuid::new_v4(), DateTime::<Utc>::MAX_UTC)
+            .unwrap();
         assert_eq!(issued.expires_in, 60);
         let claims = issuer.verify(&issued.token).unwrap();
         assert_eq!(claims.sub, user);
@@ -111,10 +137,13 @@ mod tests {
 
     #[test]
     fn refuses_other_keys_and_tampering() {
-        let issued = issuer().issue(Uuid::new_v4()).unwrap();
+        let issued = issuer()
+            .issue(Uuid::new_v4(), Uuid::new_v4(), DateTime::<Utc>::MAX_UTC)
+            .unwrap();
         let other = TokenIssuer::new(
             &Secret::new("y".repeat(40)),
             std::time::Duration::from_secs(60),
+            std::time::Duration::from_secs(3600),
         )
         .unwrap();
         assert!(matches!(
@@ -131,9 +160,43 @@ mod tests {
     }
 
     #[test]
+    fn tokens_end_with_their_session_and_need_a_session_id() {
+        let issuer = issuer();
+        let soon = Utc::now() + chrono::Duration::seconds(10);
+        let issued = issuer.issue(Uuid::new_v4(), Uuid::new_v4(), soon).unwrap();
+        assert!(issued.expires_in <= 10);
+        assert_eq!(issued.claims.exp, soon.timestamp());
+        // A token from before sessions (no `sid`) is refused.
+        #[derive(Serialize)]
+        struct Old {
+            sub: Uuid,
+            iat: i64,
+            exp: i64,
+            jti: Uuid,
+        }
+        let now = Utc::now().timestamp();
+        let old = Old {
+            sub: Uuid::new_v4(),
+            iat: now,
+            exp: now + 60,
+            jti: Uuid::new_v4(),
+        };
+        let token = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &old,
+            &EncodingKey::from_secret("x".repeat(40).as_bytes()),
+        )
+        .unwrap();
+        assert!(matches!(issuer.verify(&token), Err(Error::InvalidToken)));
+    }
+
+    #[test]
     fn short_secrets_are_refused() {
-        assert!(
-            TokenIssuer::new(&Secret::new("short"), std::time::Duration::from_secs(60)).is_err()
-        );
+        assert!(TokenIssuer::new(
+            &Secret::new("short"),
+            std::time::Duration::from_secs(60),
+            std::time::Duration::from_secs(3600)
+        )
+        .is_err());
     }
 }

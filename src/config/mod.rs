@@ -189,6 +189,10 @@ impl Config {
             self.auth.jwt_ttl >= Duration::from_secs(1),
             "JWT_TTL must be at least 1s",
         );
+        check(
+            self.auth.session_max_age >= Duration::from_secs(1),
+            "SESSION_MAX_AGE must be at least 1s",
+        );
         let password = self.auth.password;
         check(
             password.memory_kib >= argon2::Params::MIN_M_COST,
@@ -320,6 +324,7 @@ mod tests {
             "RATE_LIMITS",
             "REDIS_URL",
             "REQUEST_TIMEOUT",
+            "SESSION_MAX_AGE",
             "SHUTDOWN_SPREAD",
             "TCP_SEND_BUFFER",
             "TOKEN_CHECK_CACHE",
@@ -367,6 +372,10 @@ mod tests {
         assert_eq!(config.auth.jwt_secret, None);
         assert_eq!(config.auth.jwt_ttl, Duration::from_secs(24 * 3600));
         assert_eq!(config.auth.token_check_cache, Duration::from_secs(2));
+        assert_eq!(
+            config.auth.session_max_age,
+            Duration::from_secs(30 * 24 * 3600)
+        );
         assert_eq!(
             config.auth.password,
             PasswordParams {

@@ -123,6 +123,11 @@ pub struct AuthSettings {
     #[arg(long, env = "JWT_TTL", default_value = "24h", value_parser = parse_duration)]
     pub jwt_ttl: Duration,
 
+    /// Absolute lifetime of a session (a sign-in): refresh is refused past it, and no
+    /// token of it outlives it.
+    #[arg(long, env = "SESSION_MAX_AGE", default_value = "30d", value_parser = parse_duration)]
+    pub session_max_age: Duration,
+
     /// How long a token found unrevoked is trusted without asking the database again
     /// (`0` asks on every request). A logout is seen at once on the instance that made
     /// it and through the event bus elsewhere; this bounds the delay if a bus loses it.

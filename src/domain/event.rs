@@ -143,8 +143,9 @@ pub struct StreamUpdate {
     /// The user's latest seq after this write.
     pub last_seq: i64,
     pub events: Vec<Event>,
-    /// A token this write revoked (logout): its sockets close with 4003.
-    pub revoked: Option<uuid::Uuid>,
+    /// The tokens (`jti`) this write stopped (sessions ended, a token refreshed): their
+    /// sockets close with 4003.
+    pub revoked: Vec<uuid::Uuid>,
 }
 
 impl StreamUpdate {
@@ -154,7 +155,7 @@ impl StreamUpdate {
             user_id,
             last_seq,
             events: Vec::new(),
-            revoked: None,
+            revoked: Vec::new(),
         }
     }
 }

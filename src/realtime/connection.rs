@@ -420,10 +420,15 @@ impl Connection<'_> {
             metrics::histogram!(crate::metrics::EVENT_DELIVERY)
                 .record(crate::metrics::seconds_since(event.at));
             self.last_sent = event.seq;
-            logout_seen |=
-                event.kind == EventKind::NotificationCreated && event.data["type"] == "LOGOUT";
+            // Sessions end with a LOGOUT notification (a password change with
+            // PROFILE_UPDATED).
+            logout_seen |= event.kind == EventKind::NotificationCreated
+                && matches!(
+                    event.data["type"].as_str(),
+                    Some("LOGOUT" | "PROFILE_UPDATED")
+                );
         }
-        // A logout of this user may have revoked this very token; the bus says so too, but
+        // A logout of this user may have ended this very session; the bus says so too, but
         // the event is durable and the bus is not.
         if logout_seen && self.token_revoked().await {
             return Err(End::Close(revoked()));
@@ -443,7 +448,7 @@ impl Connection<'_> {
     /// history from being taken for a slow consumer.
     fn absorb_queued_signals(&mut self) -> Result<(), End> {
         while let Ok(Signal::Events(message)) = self.inbox.signals.try_recv() {
-            if message.revoked == Some(self.claims.jti) {
+            if message.revoked.contains(&self.claims.jti) {
                 return Err(End::Close(revoked()));
             }
         }
@@ -452,7 +457,7 @@ impl Connection<'_> {
 
     async fn handle_signal(&mut self, signal: Signal) -> Result<(), End> {
         let Signal::Events(message) = signal;
-        if message.revoked == Some(self.claims.jti) {
+        if message.revoked.contains(&self.claims.jti) {
             return Err(End::Close(revoked()));
         }
         if message.last_seq <= self.last_sent {

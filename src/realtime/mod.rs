@@ -146,9 +146,7 @@ impl Publisher for Realtime {
 
 impl BusHandler for Realtime {
     fn on_update(&self, update: StreamUpdate) {
-        if let Some(jti) = update.revoked {
-            self.sockets.authenticator.forget(jti);
-        }
+        self.sockets.authenticator.forget(&update.revoked);
         self.sockets.hub.deliver(&Arc::new(update));
     }
 

@@ -1,5 +1,5 @@
-//! Sign-up, sign-in, logout and refresh. Turning a bearer token into a user is
-//! `auth::Authenticator`'s.
+//! Sign-up, sign-in, sessions (refresh, logout, listing, ending) and password changes.
+//! Turning a bearer token into a user is `auth::Authenticator`'s.
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -11,7 +11,28 @@ use crate::domain::{
 };
 use crate::error::{Error, Result};
 use crate::limits::Limit;
-use crate::store::{NewUser, StoreError, USERS_EMAIL_KEY, USERS_NAME_KEY};
+use crate::store::{
+    NewSession, NewUser, Session, StoreError, StoreTx, USERS_EMAIL_KEY, USERS_NAME_KEY,
+};
+
+/// Where a sign-in comes from, as recorded on its session.
+#[derive(Debug, Clone, Default)]
+pub struct Device {
+    /// The `User-Agent` header, cut to [`Device::MAX_USER_AGENT`] characters.
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+}
+
+impl Device {
+    pub const MAX_USER_AGENT: usize = 256;
+
+    pub fn new(user_agent: Option<&str>, ip: Option<String>) -> Self {
+        let user_agent = user_agent
+            .map(|ua| ua.chars().take(Self::MAX_USER_AGENT).collect::<String>())
+            .filter(|ua| !ua.trim().is_empty());
+        Self { user_agent, ip }
+    }
+}
 
 /// A freshly issued token and the user it belongs to.
 #[derive(Debug, Clone)]
@@ -41,7 +62,7 @@ pub(super) fn user_conflict(err: StoreError) -> Error {
     }
 }
 
-pub async fn signup(svc: &Services, input: Signup) -> Result<AuthSession> {
+pub async fn signup(svc: &Services, input: Signup, device: &Device) -> Result<AuthSession> {
     // Hash before the transaction opens: it is the slow part, and holds no lock.
     let hash = svc.passwords.hash(&input.password).await?;
     let (mut tx, now) = svc.writes.begin().await?;
@@ -67,18 +88,48 @@ pub async fn signup(svc: &Services, input: Signup) -> Result<AuthSession> {
         format!("Welcome, {}! Your account is ready.", profile.name),
     );
     let note = tx.insert_notification(&welcome, now).await?;
+    let token = open_session(svc, tx.as_mut(), profile.id, device, now).await?;
     let events = [EventDraft::new(EventKind::NotificationCreated, &note)];
     svc.writes
-        .commit(tx, profile.id, &events, now, None)
+        .commit(tx, profile.id, &events, now, Vec::new())
         .await?;
     tracing::info!(user_id = %profile.id, "account created");
     Ok(AuthSession {
-        token: svc.tokens.issue(profile.id)?,
+        token,
         user: profile.user(),
     })
 }
 
-pub async fn signin(svc: &Services, email: &Email, password: &Password) -> Result<AuthSession> {
+/// Records a new session in `tx` and issues its first token.
+async fn open_session(
+    svc: &Services,
+    tx: &mut dyn StoreTx,
+    user_id: Uuid,
+    device: &Device,
+    now: DateTime<Utc>,
+) -> Result<IssuedToken> {
+    let id = Uuid::new_v4();
+    let expires_at = now + svc.tokens.session_max_age();
+    let token = svc.tokens.issue(user_id, id, expires_at)?;
+    tx.insert_session(NewSession {
+        id,
+        user_id,
+        now,
+        expires_at,
+        user_agent: device.user_agent.as_deref(),
+        ip: device.ip.as_deref(),
+        token_jti: token.claims.jti,
+    })
+    .await?;
+    Ok(token)
+}
+
+pub async fn signin(
+    svc: &Services,
+    email: &Email,
+    password: &Password,
+    device: &Device,
+) -> Result<AuthSession> {
     // An address whose failures are spent is refused even with the right password, so
     // guessing cannot go on by spreading attempts over time within the window.
     svc.limits
@@ -112,42 +163,208 @@ pub async fn signin(svc: &Services, email: &Email, password: &Password) -> Resul
         format!("You signed in at {}.", now.format("%Y-%m-%d %H:%M UTC")),
     );
     let note = tx.insert_notification(&note, now).await?;
+    let token = open_session(svc, tx.as_mut(), user.id, device, now).await?;
     let events = [EventDraft::new(EventKind::NotificationCreated, &note)];
-    svc.writes.commit(tx, user.id, &events, now, None).await?;
+    svc.writes
+        .commit(tx, user.id, &events, now, Vec::new())
+        .await?;
     if rehashed.is_some() {
         tracing::info!(user_id = %user.id, "password hash upgraded to current parameters");
     }
-    Ok(AuthSession {
-        token: svc.tokens.issue(user.id)?,
-        user,
-    })
+    Ok(AuthSession { token, user })
 }
 
-/// Revokes the presented token for the rest of its life.
-pub async fn logout(svc: &Services, auth: &Authenticated) -> Result<DateTime<Utc>> {
-    let (mut tx, now) = svc.writes.begin().await?;
-    tx.revoke_token(auth.claims.jti, auth.user_id, auth.claims.expires_at())
-        .await?;
-    let note = NotificationDraft::for_account(
-        auth.user_id,
-        NotificationKind::Logout,
-        format!("You signed out at {}.", now.format("%Y-%m-%d %H:%M UTC")),
-    );
+/// Ends the sessions of `user_id` that `end` ends in the transaction, with a notification
+/// of `kind`, and announces their tokens so that every instance stops them and closes their
+/// sockets (4003).
+async fn end_sessions_with(
+    svc: &Services,
+    mut tx: Box<dyn StoreTx>,
+    now: DateTime<Utc>,
+    user_id: Uuid,
+    ended: Vec<Uuid>,
+    kind: NotificationKind,
+    message: String,
+) -> Result<()> {
+    let note = NotificationDraft::for_account(user_id, kind, message);
     let note = tx.insert_notification(&note, now).await?;
     let events = [EventDraft::new(EventKind::NotificationCreated, &note)];
-    // The revocation rides with the commit so that every instance closes the token's
-    // sockets (4003).
-    svc.writes
-        .commit(tx, auth.user_id, &events, now, Some(auth.claims.jti))
-        .await?;
+    svc.writes.commit(tx, user_id, &events, now, ended).await
+}
+
+/// Ends the presented token's session.
+pub async fn logout(svc: &Services, auth: &Authenticated) -> Result<DateTime<Utc>> {
+    let (mut tx, now) = svc.writes.begin().await?;
+    let ended = tx.end_session(auth.user_id, auth.claims.sid, now).await?;
+    let message = format!("You signed out at {}.", now.format("%Y-%m-%d %H:%M UTC"));
+    end_sessions_with(
+        svc,
+        tx,
+        now,
+        auth.user_id,
+        ended.into_iter().collect(),
+        NotificationKind::Logout,
+        message,
+    )
+    .await?;
     Ok(now)
 }
 
-/// A new token for the same user; the presented one stays valid until it expires.
-pub async fn refresh(svc: &Services, auth: &Authenticated) -> Result<AuthSession> {
+/// Ends every session of the user, the presented one included; returns how many.
+pub async fn logout_all(svc: &Services, auth: &Authenticated) -> Result<(DateTime<Utc>, usize)> {
+    let (mut tx, now) = svc.writes.begin().await?;
+    let ended = tx.end_sessions(auth.user_id, None, now).await?;
+    let count = ended.len();
+    let message = format!(
+        "You signed out of every device at {}.",
+        now.format("%Y-%m-%d %H:%M UTC")
+    );
+    end_sessions_with(
+        svc,
+        tx,
+        now,
+        auth.user_id,
+        ended,
+        NotificationKind::Logout,
+        message,
+    )
+    .await?;
+    Ok((now, count))
+}
+
+/// The user's open sessions.
+pub async fn sessions(svc: &Services, auth: &Authenticated) -> Result<Vec<Session>> {
+    Ok(svc
+        .store
+        .active_sessions(auth.user_id, crate::domain::now())
+        .await?)
+}
+
+/// Ends one of the user's open sessions; `NotFound` for any other id (another user's
+/// included, so that ids cannot be probed).
+pub async fn end_session(svc: &Services, auth: &Authenticated, id: Uuid) -> Result<()> {
+    let (mut tx, now) = svc.writes.begin().await?;
+    let Some(ended) = tx.end_session(auth.user_id, id, now).await? else {
+        return Err(Error::not_found("Session"));
+    };
+    let message = format!(
+        "A session was signed out at {}.",
+        now.format("%Y-%m-%d %H:%M UTC")
+    );
+    end_sessions_with(
+        svc,
+        tx,
+        now,
+        auth.user_id,
+        vec![ended],
+        NotificationKind::Logout,
+        message,
+    )
+    .await
+}
+
+/// Changes the password after checking the current one, and ends every other session;
+/// returns how many were ended.
+pub async fn change_password(
+    svc: &Services,
+    auth: &Authenticated,
+    current: &Password,
+    new: &Password,
+) -> Result<usize> {
     let user = me(svc, auth).await?;
+    // Guessing the current password with a stolen token spends the sign-in budget of the
+    // account's address, like guessing it at sign-in.
+    svc.limits
+        .ensure_available(Limit::Signin, user.email.as_str())
+        .await?;
+    let stored = svc.store.password_hash(auth.user_id).await?;
+    let verification = svc.passwords.verify(current, stored.as_deref()).await?;
+    if !verification.matched {
+        svc.limits
+            .enforce(Limit::Signin, user.email.as_str())
+            .await?;
+        return Err(Error::InvalidCredentials);
+    }
+    let hash = svc.passwords.hash(new).await?;
+    let (mut tx, now) = svc.writes.begin().await?;
+    tx.set_password_hash(auth.user_id, &hash).await?;
+    let ended = tx
+        .end_sessions(auth.user_id, Some(auth.claims.sid), now)
+        .await?;
+    let count = ended.len();
+    let message = format!(
+        "Your password was changed at {}; your other sessions were signed out.",
+        now.format("%Y-%m-%d %H:%M UTC")
+    );
+    end_sessions_with(
+        svc,
+        tx,
+        now,
+        auth.user_id,
+        ended,
+        NotificationKind::ProfileUpdated,
+        message,
+    )
+    .await?;
+    tracing::info!(user_id = %auth.user_id, sessions_ended = count, "password changed");
+    Ok(count)
+}
+
+/// Rotates the token's session: a new token, and the presented one stops working at once.
+/// Refused past the session's absolute lifetime. A token that was already rotated out is
+/// taken for a stolen copy: its whole session ends.
+pub async fn refresh(svc: &Services, token: &str) -> Result<AuthSession> {
+    let claims = svc.tokens.verify(token)?;
+    // Spends from the user's write budget, as every authenticated write does (the token
+    // is checked here rather than by the extractor, which would refuse a rotated one).
+    svc.limits
+        .enforce(Limit::UserWrite, &claims.sub.to_string())
+        .await?;
+    let (mut tx, now) = svc.writes.begin().await?;
+    let session = tx
+        .session_for_update(claims.sid)
+        .await?
+        .filter(|s| s.user_id == claims.sub && s.ended_at.is_none())
+        .ok_or(Error::InvalidToken)?;
+    if session.token_jti != claims.jti {
+        tx.end_session(claims.sub, session.id, now).await?;
+        tracing::warn!(user_id = %claims.sub, session_id = %session.id,
+            "a rotated token was presented for refresh; session ended");
+        let message = format!(
+            "A session was signed out at {}: an old token of it was used again.",
+            now.format("%Y-%m-%d %H:%M UTC")
+        );
+        end_sessions_with(
+            svc,
+            tx,
+            now,
+            claims.sub,
+            vec![session.token_jti],
+            NotificationKind::Logout,
+            message,
+        )
+        .await?;
+        return Err(Error::InvalidToken);
+    }
+    if session.expires_at <= now {
+        return Err(Error::InvalidToken);
+    }
+    let issued = svc
+        .tokens
+        .issue(claims.sub, session.id, session.expires_at)?;
+    tx.rotate_session(session.id, issued.claims.jti, now)
+        .await?;
+    svc.writes
+        .commit(tx, claims.sub, &[], now, vec![claims.jti])
+        .await?;
+    let user = svc
+        .store
+        .profile(claims.sub)
+        .await?
+        .map(|p| p.user())
+        .ok_or(Error::InvalidToken)?;
     Ok(AuthSession {
-        token: svc.tokens.issue(user.id)?,
+        token: issued,
         user,
     })
 }

@@ -60,21 +60,23 @@ impl WriteFunnel {
     }
 
     /// Appends `events` to the user's stream in `tx`, commits, and publishes them.
-    /// `revoked` names a token the write revoked (logout): every instance forgets it and
-    /// closes its sockets.
+    /// `revoked` names the tokens the write stopped (sessions ended, a token refreshed):
+    /// every instance forgets them and closes their sockets, so a write that stops tokens
+    /// is announced even without events (`last_seq` 0 then, which no socket acts on).
     pub async fn commit(
         &self,
         mut tx: Box<dyn StoreTx>,
         user_id: Uuid,
         events: &[EventDraft],
         at: DateTime<Utc>,
-        revoked: Option<Uuid>,
+        revoked: Vec<Uuid>,
     ) -> Result<()> {
         let events = tx.append_events(user_id, events, at).await?;
-        let Some(last_seq) = events.last().map(|e| e.seq) else {
+        let last_seq = events.last().map_or(0, |e| e.seq);
+        if events.is_empty() && revoked.is_empty() {
             tx.commit().await?;
             return Ok(());
-        };
+        }
         for event in &events {
             metrics::counter!(crate::metrics::EVENTS, "type" => event.kind.as_str()).increment(1);
         }
@@ -86,9 +88,7 @@ impl WriteFunnel {
         };
         self.publisher.before_commit(tx.as_mut(), &update).await?;
         tx.commit().await?;
-        if let Some(jti) = revoked {
-            self.authenticator.forget(jti);
-        }
+        self.authenticator.forget(&update.revoked);
         self.publisher.publish(update);
         Ok(())
     }

@@ -36,7 +36,9 @@ pub async fn set_read(
         .await?
         .ok_or_else(|| Error::not_found("Notification"))?;
     let events = [EventDraft::new(EventKind::NotificationUpdated, &note)];
-    svc.writes.commit(tx, user_id, &events, now, None).await?;
+    svc.writes
+        .commit(tx, user_id, &events, now, Vec::new())
+        .await?;
     Ok(note)
 }
 
@@ -52,7 +54,9 @@ pub async fn mark_all_read(svc: &Services, user_id: Uuid) -> Result<usize> {
             &json!({ "ids": ids, "count": ids.len() }),
         )]
     };
-    svc.writes.commit(tx, user_id, &events, now, None).await?;
+    svc.writes
+        .commit(tx, user_id, &events, now, Vec::new())
+        .await?;
     Ok(ids.len())
 }
 
@@ -72,7 +76,9 @@ pub async fn delete_many(svc: &Services, user_id: Uuid, ids: &[i64]) -> Result<u
         .iter()
         .map(|id| EventDraft::new(EventKind::NotificationDeleted, &json!({ "id": id })))
         .collect();
-    svc.writes.commit(tx, user_id, &events, now, None).await?;
+    svc.writes
+        .commit(tx, user_id, &events, now, Vec::new())
+        .await?;
     Ok(deleted.len())
 }
 

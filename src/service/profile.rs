@@ -50,7 +50,9 @@ pub async fn update(
         EventDraft::new(EventKind::ProfileUpdated, &profile),
         EventDraft::new(EventKind::NotificationCreated, &note),
     ];
-    svc.writes.commit(tx, user_id, &events, now, None).await?;
+    svc.writes
+        .commit(tx, user_id, &events, now, Vec::new())
+        .await?;
     Ok((fields, profile))
 }
 
@@ -103,7 +105,9 @@ async fn set_photo(
         EventDraft::new(EventKind::ProfileUpdated, &profile),
         EventDraft::new(EventKind::NotificationCreated, &note),
     ];
-    svc.writes.commit(tx, user_id, &events, now, None).await?;
+    svc.writes
+        .commit(tx, user_id, &events, now, Vec::new())
+        .await?;
     if let Some(previous) = previous {
         svc.media.remove(&previous).await;
     }

@@ -58,7 +58,9 @@ async fn finish(
         event,
         EventDraft::new(EventKind::NotificationCreated, &note),
     ];
-    svc.writes.commit(tx, user_id, &events, now, None).await
+    svc.writes
+        .commit(tx, user_id, &events, now, Vec::new())
+        .await
 }
 
 pub async fn list(svc: &Services, user_id: Uuid, filter: &TaskFilter) -> Result<(Vec<Task>, i64)> {

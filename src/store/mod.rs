@@ -39,8 +39,51 @@ pub const MEDIA_URL_PREFIX: &str = "/media/";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenState {
     Usable,
+    /// Its session ended, or the token was replaced by a refresh.
     Revoked,
+    /// No such session (or user) any more.
     UserGone,
+}
+
+/// A sign-in: the server-side record every token names (`sid`). Only the current token
+/// (`token_jti`) is accepted; a refresh replaces it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Session {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: DateTime<Utc>,
+    /// Absolute: refresh is refused past it.
+    pub expires_at: DateTime<Utc>,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub token_jti: Uuid,
+}
+
+impl Session {
+    /// What a token of this session with `jti` of `user_id` may do, now.
+    pub fn token_state(&self, user_id: Uuid, jti: Uuid) -> TokenState {
+        if self.user_id != user_id {
+            TokenState::UserGone
+        } else if self.ended_at.is_some() || self.token_jti != jti {
+            TokenState::Revoked
+        } else {
+            TokenState::Usable
+        }
+    }
+}
+
+/// A new session's stored fields.
+#[derive(Debug, Clone)]
+pub struct NewSession<'a> {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub now: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub user_agent: Option<&'a str>,
+    pub ip: Option<&'a str>,
+    pub token_jti: Uuid,
 }
 
 /// What `GET /notifications` asks for, validated.
@@ -86,8 +129,12 @@ pub trait Store: Send + Sync + 'static {
 
     async fn user_for_sign_in(&self, email: &Email) -> StoreResult<Option<UserWithPassword>>;
     async fn profile(&self, user_id: Uuid) -> StoreResult<Option<Profile>>;
-    /// One query per authenticated request: does the user exist, is the token revoked?
-    async fn token_state(&self, user_id: Uuid, jti: Uuid) -> StoreResult<TokenState>;
+    async fn password_hash(&self, user_id: Uuid) -> StoreResult<Option<String>>;
+    /// One query per authenticated request (sessions go with their user).
+    async fn session(&self, id: Uuid) -> StoreResult<Option<Session>>;
+    /// The user's sessions neither ended nor past `now`'s absolute lifetime.
+    async fn active_sessions(&self, user_id: Uuid, now: DateTime<Utc>)
+        -> StoreResult<Vec<Session>>;
 
     async fn task(&self, id: i64) -> StoreResult<Option<Task>>;
     /// The page of tasks and the number matching the filter before paging.
@@ -116,8 +163,8 @@ pub trait Store: Send + Sync + 'static {
         batch: i64,
     ) -> StoreResult<u64>;
 
-    /// Forgets revoked tokens that have expired anyway; returns how many.
-    async fn prune_revoked_tokens(&self, now: DateTime<Utc>) -> StoreResult<u64>;
+    /// Forgets sessions past their absolute lifetime; returns how many.
+    async fn prune_sessions(&self, now: DateTime<Utc>) -> StoreResult<u64>;
 }
 
 /// The writes of one use case, committed together or not at all.
@@ -168,12 +215,26 @@ pub trait StoreTx: Send {
     /// Deletes those of `ids` that belong to the user; returns the ids deleted.
     async fn delete_notifications(&mut self, user_id: Uuid, ids: &[i64]) -> StoreResult<Vec<i64>>;
 
-    async fn revoke_token(
+    async fn insert_session(&mut self, session: NewSession<'_>) -> StoreResult<()>;
+    /// The session, locked against concurrent refreshes until commit.
+    async fn session_for_update(&mut self, id: Uuid) -> StoreResult<Option<Session>>;
+    /// Makes `jti` the session's only accepted token.
+    async fn rotate_session(&mut self, id: Uuid, jti: Uuid, now: DateTime<Utc>) -> StoreResult<()>;
+    /// Ends the user's open session `id`; returns the token it accepted (none if there
+    /// was no such open session of this user).
+    async fn end_session(
         &mut self,
-        jti: Uuid,
         user_id: Uuid,
-        expires_at: DateTime<Utc>,
-    ) -> StoreResult<()>;
+        id: Uuid,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Uuid>>;
+    /// Ends every open session of the user except `except`; returns their tokens.
+    async fn end_sessions(
+        &mut self,
+        user_id: Uuid,
+        except: Option<Uuid>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Uuid>>;
 
     /// Appends the user's next events (seq = latest + 1, + 2, …) and returns them.
     async fn append_events(

@@ -38,9 +38,7 @@ pub const USER_BY_ID: &str = sql(&join(&[
 
 pub const PROFILE_PHOTO: &str = "SELECT profile_photo FROM users WHERE id = $1";
 
-/// Whether the user exists and whether the token is revoked, in one round trip.
-pub const TOKEN_STATE: &str = "SELECT EXISTS (SELECT 1 FROM users WHERE id = $1), \
-                                      EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = $2)";
+pub const PASSWORD_HASH: &str = "SELECT password_hash FROM users WHERE id = $1";
 
 pub const EMAIL_TAKEN: &str = "SELECT EXISTS (SELECT 1 FROM users WHERE email = $1)";
 
@@ -173,13 +171,42 @@ pub const DELETE_NOTIFICATIONS: [&str; 2] = [
     ") RETURNING id",
 ];
 
-// Tokens.
+// Sessions.
 
-pub const REVOKE_TOKEN: &str =
-    "INSERT INTO revoked_tokens (jti, user_id, expires_at) VALUES ($1, $2, $3) \
-     ON CONFLICT (jti) DO NOTHING";
+pub const SESSION_COLUMNS: &str =
+    "id, user_id, created_at, last_used_at, expires_at, user_agent, ip, ended_at, token_jti";
 
-pub const PRUNE_REVOKED_TOKENS: &str = "DELETE FROM revoked_tokens WHERE expires_at < $1";
+pub const SESSION_BY_ID: &str = sql(&join(&[
+    "SELECT ",
+    SESSION_COLUMNS,
+    " FROM sessions WHERE id = $1",
+]));
+
+/// The user's sessions that can still be used, most recently used first.
+pub const ACTIVE_SESSIONS: &str = sql(&join(&[
+    "SELECT ",
+    SESSION_COLUMNS,
+    " FROM sessions WHERE user_id = $1 AND ended_at IS NULL AND expires_at > $2 \
+     ORDER BY last_used_at DESC, created_at DESC",
+]));
+
+pub const INSERT_SESSION: &str = "INSERT INTO sessions (id, user_id, created_at, last_used_at, \
+     expires_at, user_agent, ip, token_jti) VALUES ($1, $2, $3, $3, $4, $5, $6, $7)";
+
+/// Makes `$2` the session's only accepted token.
+pub const ROTATE_SESSION: &str =
+    "UPDATE sessions SET token_jti = $2, last_used_at = $3 WHERE id = $1";
+
+/// Ends one open session of the user; returns the token it accepted.
+pub const END_SESSION: &str = "UPDATE sessions SET ended_at = $3 \
+     WHERE user_id = $1 AND id = $2 AND ended_at IS NULL RETURNING token_jti";
+
+/// Ends every open session of the user but `$2` (none when null); returns their tokens.
+pub const END_SESSIONS: &str = "UPDATE sessions SET ended_at = $3 \
+     WHERE user_id = $1 AND ended_at IS NULL AND ($2 IS NULL OR id <> $2) RETURNING token_jti";
+
+/// Sessions past their absolute lifetime: none of their tokens can be used or refreshed.
+pub const PRUNE_SESSIONS: &str = "DELETE FROM sessions WHERE expires_at < $1";
 
 // Events.
 
@@ -212,6 +239,7 @@ impl<B: Backend> Locked<B> {
     pub const USER_BY_ID: &'static str = sql(&join(&[USER_BY_ID, B::ROW_LOCK]));
     pub const PROFILE_PHOTO: &'static str = sql(&join(&[PROFILE_PHOTO, B::ROW_LOCK]));
     pub const TASK_BY_ID: &'static str = sql(&join(&[TASK_BY_ID, B::ROW_LOCK]));
+    pub const SESSION_BY_ID: &'static str = sql(&join(&[SESSION_BY_ID, B::ROW_LOCK]));
 }
 
 /// SQL text being put together at compile time; [`sql`] reads it back.

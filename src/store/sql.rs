@@ -8,8 +8,9 @@ use uuid::Uuid;
 use super::backend::{Backend, Column};
 use super::queries::{self as q, Locked};
 use super::{
-    EventBounds, EventRow, NewUser, NotificationFilter, NotificationPage, NotificationWithCounts,
-    PoolSizes, ProfileRow, Store, StoreResult, StoreTx, TaskWithTotal, TokenState,
+    EventBounds, EventRow, NewSession, NewUser, NotificationFilter, NotificationPage,
+    NotificationWithCounts, PoolSizes, ProfileRow, Session, Store, StoreResult, StoreTx,
+    TaskWithTotal,
 };
 use crate::config::DatabaseUrl;
 use crate::domain::{
@@ -110,18 +111,33 @@ where
         Ok(row.map(ProfileRow::into_profile))
     }
 
-    async fn token_state(&self, user_id: Uuid, jti: Uuid) -> StoreResult<TokenState> {
-        let (user_exists, revoked): (bool, bool) = sqlx::query_as(q::TOKEN_STATE)
+    async fn password_hash(&self, user_id: Uuid) -> StoreResult<Option<String>> {
+        sqlx::query_scalar(q::PASSWORD_HASH)
             .bind(user_id)
-            .bind(jti)
-            .fetch_one(&self.read)
+            .fetch_optional(&self.read)
             .await
-            .map_err(B::store_error)?;
-        Ok(match (user_exists, revoked) {
-            (false, _) => TokenState::UserGone,
-            (true, true) => TokenState::Revoked,
-            (true, false) => TokenState::Usable,
-        })
+            .map_err(B::store_error)
+    }
+
+    async fn session(&self, id: Uuid) -> StoreResult<Option<Session>> {
+        sqlx::query_as(q::SESSION_BY_ID)
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(B::store_error)
+    }
+
+    async fn active_sessions(
+        &self,
+        user_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Session>> {
+        sqlx::query_as(q::ACTIVE_SESSIONS)
+            .bind(user_id)
+            .bind(now)
+            .fetch_all(&self.read)
+            .await
+            .map_err(B::store_error)
     }
 
     async fn task(&self, id: i64) -> StoreResult<Option<Task>> {
@@ -274,9 +290,9 @@ where
         Ok(B::rows_affected(&done))
     }
 
-    async fn prune_revoked_tokens(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+    async fn prune_sessions(&self, now: DateTime<Utc>) -> StoreResult<u64> {
         let mut tx = B::begin_write(&self.write).await.map_err(B::store_error)?;
-        let done = sqlx::query(q::PRUNE_REVOKED_TOKENS)
+        let done = sqlx::query(q::PRUNE_SESSIONS)
             .bind(now)
             .execute(&mut *tx)
             .await
@@ -508,20 +524,68 @@ where
         query.fetch_all(&mut *self.tx).await.map_err(B::store_error)
     }
 
-    async fn revoke_token(
-        &mut self,
-        jti: Uuid,
-        user_id: Uuid,
-        expires_at: DateTime<Utc>,
-    ) -> StoreResult<()> {
-        sqlx::query(q::REVOKE_TOKEN)
-            .bind(jti)
-            .bind(user_id)
-            .bind(expires_at)
+    async fn insert_session(&mut self, session: NewSession<'_>) -> StoreResult<()> {
+        sqlx::query(q::INSERT_SESSION)
+            .bind(session.id)
+            .bind(session.user_id)
+            .bind(session.now)
+            .bind(session.expires_at)
+            .bind(session.user_agent)
+            .bind(session.ip)
+            .bind(session.token_jti)
             .execute(&mut *self.tx)
             .await
             .map_err(B::store_error)?;
         Ok(())
+    }
+
+    async fn session_for_update(&mut self, id: Uuid) -> StoreResult<Option<Session>> {
+        sqlx::query_as(Locked::<B>::SESSION_BY_ID)
+            .bind(id)
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(B::store_error)
+    }
+
+    async fn rotate_session(&mut self, id: Uuid, jti: Uuid, now: DateTime<Utc>) -> StoreResult<()> {
+        sqlx::query(q::ROTATE_SESSION)
+            .bind(id)
+            .bind(jti)
+            .bind(now)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(B::store_error)?;
+        Ok(())
+    }
+
+    async fn end_session(
+        &mut self,
+        user_id: Uuid,
+        id: Uuid,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Uuid>> {
+        sqlx::query_scalar(q::END_SESSION)
+            .bind(user_id)
+            .bind(id)
+            .bind(now)
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(B::store_error)
+    }
+
+    async fn end_sessions(
+        &mut self,
+        user_id: Uuid,
+        except: Option<Uuid>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Uuid>> {
+        sqlx::query_scalar(q::END_SESSIONS)
+            .bind(user_id)
+            .bind(except)
+            .bind(now)
+            .fetch_all(&mut *self.tx)
+            .await
+            .map_err(B::store_error)
     }
 
     async fn append_events(

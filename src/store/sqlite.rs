@@ -36,7 +36,7 @@ const UNIQUE_CONSTRAINTS: &[(&str, &str)] = &[
     ("users.id", "users_pkey"),
     ("tasks.id", "tasks_pkey"),
     ("notifications.id", "notifications_pkey"),
-    ("revoked_tokens.jti", "revoked_tokens_pkey"),
+    ("sessions.id", "sessions_pkey"),
     ("events.user_id, events.seq", "events_pkey"),
 ];
 

@@ -390,8 +390,16 @@ async fn tampered_tokens_are_invalid(app: TestApp) {
     let user = app.signup("Grace").await;
     let secret = app.jwt_secret();
     let now = chrono::Utc::now().timestamp();
-    let claims =
-        json!({"sub": user.id, "iat": now, "exp": now + 3600, "jti": uuid::Uuid::new_v4()});
+    // A token is good only with its session's id and current jti: take them from the
+    // user's own token.
+    let issued: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(user.token.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    let claims = json!({"sub": user.id, "iat": now, "exp": now + 3600,
+        "jti": issued["jti"], "sid": issued["sid"]});
     let sign = |alg: Algorithm, claims: &Value, key: &str| {
         jsonwebtoken::encode(
             &Header::new(alg),
@@ -440,6 +448,12 @@ async fn tampered_tokens_are_invalid(app: TestApp) {
         &json!({"sub": user.id, "iat": now, "exp": now + 3600}),
         &secret,
     );
+    // Tokens from before sessions existed carry no session id.
+    let no_sid = sign(
+        Algorithm::HS256,
+        &json!({"sub": user.id, "iat": now, "exp": now + 3600, "jti": issued["jti"]}),
+        &secret,
+    );
     let bad_sub = sign(
         Algorithm::HS256,
         &json!({"sub": "root", "iat": now, "exp": now + 3600, "jti": uuid::Uuid::new_v4()}),
@@ -463,6 +477,7 @@ async fn tampered_tokens_are_invalid(app: TestApp) {
         ("expired", expired),
         ("no exp", no_exp),
         ("no jti", no_jti),
+        ("no sid", no_sid),
         ("non-uuid sub", bad_sub),
         ("flipped signature", flipped),
         ("swapped claims", forged_claims),

@@ -7,6 +7,7 @@ mod notifications;
 mod operations;
 mod profile;
 mod realtime;
+mod sessions;
 mod tasks;
 
 /// Runs a behaviour test once per storage backend: `backend_tests!(a, b)` makes

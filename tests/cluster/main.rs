@@ -116,6 +116,40 @@ async fn logout_on_b_closes_the_socket_on_a(bus: Bus<'_>) {
     assert_eq!(me(&a.base, &user).await, StatusCode::UNAUTHORIZED);
 }
 
+/// Ending every session of a user on B (a second sign-in of hers there) closes her socket
+/// on A with 4003, and A refuses the ended tokens at once, though A remembers good tokens.
+async fn logout_all_on_b_closes_the_socket_on_a(bus: Bus<'_>) {
+    let db = PgDatabase::create().await;
+    let a = Instance::start_with(&db.url, bus, &[BUS_ONLY, REMEMBER_TOKENS]).await;
+    let b = Instance::start(&db.url, bus).await;
+    let user = signup(&a.base, "Ada").await;
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/v1/auth/signin", b.base))
+        .json(&json!({"email": user.email, "password": user.password}))
+        .send()
+        .await
+        .unwrap();
+    let body = expect_json(response, StatusCode::OK).await;
+    let other = TestUser {
+        token: body["token"].as_str().unwrap().to_string(),
+        ..user.clone()
+    };
+    assert_eq!(me(&a.base, &user).await, StatusCode::OK);
+    let (mut ws, _) = WsClient::ready(&a.ws(None), &user.token).await;
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/v1/auth/logout-all", b.base))
+        .bearer_auth(&other.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let (_, errors, code) = ws.drain_until_closed().await;
+    assert_eq!(code, 4003);
+    assert_eq!(errors, vec!["TOKEN_REVOKED"]);
+    assert_eq!(me(&a.base, &user).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(me(&a.base, &other).await, StatusCode::UNAUTHORIZED);
+}
+
 /// A logout whose bus message Redis never delivered (it was down): when A's subscription
 /// comes back, A forgets every token it remembered, so the revoked one stops working
 /// without waiting for its hour-long memory to expire.
@@ -377,6 +411,7 @@ on_buses!(
     events_written_on_b_reach_a_in_order,
     a_client_that_missed_events_gets_exactly_those_elsewhere,
     logout_on_b_closes_the_socket_on_a,
+    logout_all_on_b_closes_the_socket_on_a,
     killing_an_instance_loses_nothing,
     big_writes_are_announced_by_reference,
 );

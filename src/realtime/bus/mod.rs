@@ -67,8 +67,9 @@ struct Outgoing<'a> {
     /// The events themselves when they fit; empty means "read them from the table".
     #[serde(rename = "e", skip_serializing_if = "<[Event]>::is_empty")]
     events: &'a [Event],
-    #[serde(rename = "r", skip_serializing_if = "Option::is_none")]
-    revoked: Option<Uuid>,
+    /// Tokens stopped by the write.
+    #[serde(rename = "r", skip_serializing_if = "<[Uuid]>::is_empty")]
+    revoked: &'a [Uuid],
 }
 
 #[derive(Deserialize)]
@@ -82,7 +83,7 @@ struct Incoming {
     #[serde(rename = "e", default)]
     events: Vec<Event>,
     #[serde(rename = "r", default)]
-    revoked: Option<Uuid>,
+    revoked: Vec<Uuid>,
 }
 
 /// The update as signed JSON, without the events when it would exceed `max_bytes`.
@@ -98,7 +99,7 @@ pub(crate) fn encode(
         user_id: update.user_id,
         last_seq: update.last_seq,
         events: &update.events,
-        revoked: update.revoked,
+        revoked: &update.revoked,
     };
     let full = serde_json::to_string(&wire).unwrap_or_default();
     if full.len() <= max_bytes {

@@ -106,11 +106,19 @@ async fn auth_message_must_arrive_in_time(backend: Backend) {
 async fn refresh_moves_the_socket_to_the_new_token(app: TestApp) {
     let user = app.signup("Ada").await;
     let (mut ws, ready) = WsClient::ready(&url(&app, None), &user.token).await;
-    let response = rest(&app, &user, Method::POST, "/auth/refresh", None).await;
+    // A token of another session: a REST refresh would end this socket's token at once
+    // (tests/api/sessions.rs), so the socket moves to a second sign-in's token.
+    let response = app
+        .api(Method::POST, "/auth/signin", None)
+        .json(&json!({"email": user.email, "password": user.password}))
+        .send()
+        .await
+        .unwrap();
     let new_token = expect_json(response, StatusCode::OK).await["token"]
         .as_str()
         .unwrap()
         .to_string();
+    assert_eq!(ws.events(1).await[0]["data"]["type"], "LOGIN");
     ws.send(json!({"type": "auth.refresh", "token": new_token}))
         .await;
     let refreshed = ws.next().await;
