@@ -8,6 +8,7 @@ mod operations;
 mod profile;
 mod realtime;
 mod tasks;
+mod transport;
 
 /// Runs a behaviour test once per storage backend: `backend_tests!(a, b)` makes
 /// `a::sqlite`, `a::postgres`, `b::sqlite`, `b::postgres`.
