@@ -496,6 +496,20 @@ mod tests {
     }
 
     #[test]
+    fn connection_timeouts_are_checked() {
+        assert_eq!(
+            problems(&["--http-header-timeout", "0"]),
+            ["HTTP_HEADER_TIMEOUT must be more than 0"]
+        );
+        // The heartbeat's pings are what keeps an idle WebSocket's connection moving.
+        assert_eq!(
+            problems(&["--http-idle-timeout", "25s"]),
+            ["HTTP_IDLE_TIMEOUT must be longer than WS_HEARTBEAT"]
+        );
+        assert!(problems(&["--http-idle-timeout", "2s", "--ws-heartbeat", "1s"]).is_empty());
+    }
+
+    #[test]
     fn values_that_failed_later_are_rejected_at_start_up() {
         // The pruner used to stop silently on these, the hub's semaphore to panic.
         assert_eq!(
