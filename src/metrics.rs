@@ -1,5 +1,6 @@
 //! Prometheus metrics: the process-wide recorder, the separate listener that serves
 //! `/metrics` (never the public port), and the few helpers the rest of the code calls.
+//! With `METRICS_BIND=off` no recorder is installed and the macros record nothing.
 //!
 //! Names, for dashboards:
 //! - `taskstream_ws_connections` (gauge), `taskstream_ws_connections_opened_total`,
@@ -11,7 +12,8 @@
 //!   from the bus), `taskstream_gap_fills_total`, `taskstream_bus_rejected_total{bus}`
 //!   (bus messages dropped because no instance signed them)
 //! - `taskstream_http_requests_total{method,route,status}`,
-//!   `taskstream_http_request_duration_seconds{method,route}` (route = matched template)
+//!   `taskstream_http_request_duration_seconds{method,route}` (route = matched template,
+//!   `<unmatched>` for any other path; method = a standard method's name, else `OTHER`)
 //! - `taskstream_rate_limited_total{limit}` (requests refused with 429, by limit name),
 //!   `taskstream_rate_limit_fallbacks_total` (checks counted per instance because Redis
 //!   was unreachable)
@@ -22,6 +24,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -110,18 +113,35 @@ async fn render(State((handle, store)): State<(PrometheusHandle, Arc<dyn Store>)
 /// path, so the label set stays bounded).
 pub async fn track_http(request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = request.method().as_str().to_owned();
+    let method = method_label(request.method());
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "<unmatched>".to_owned(), |m| m.as_str().to_owned());
     let response = next.run(request).await;
     let status = response.status().as_u16().to_string();
-    metrics::counter!(HTTP_REQUESTS, "method" => method.clone(), "route" => route.clone(), "status" => status)
+    metrics::counter!(HTTP_REQUESTS, "method" => method, "route" => route.clone(), "status" => status)
         .increment(1);
     metrics::histogram!(HTTP_DURATION, "method" => method, "route" => route)
         .record(started.elapsed().as_secs_f64());
     response
+}
+
+/// The method as a label: the standard ones by name, any other as `OTHER`. Methods are
+/// whatever the client sends, and every distinct label value is a series kept forever.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "OTHER",
+    }
 }
 
 /// Seconds from `at` (a commit time) until now; never negative (clocks of different

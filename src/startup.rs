@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use argon2::password_hash::rand_core::{OsRng, RngCore};
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 use std::sync::Arc;
@@ -31,7 +30,7 @@ pub struct App {
     router: axum::Router,
     services: Services,
     realtime: Arc<Realtime>,
-    send_buffer: Option<usize>,
+    connections: http::serve::ConnectionSettings,
 }
 
 impl App {
@@ -56,16 +55,21 @@ impl App {
 
     /// Everything after the configuration was found valid.
     async fn assemble(config: &Config, listener: TcpListener) -> anyhow::Result<Self> {
-        // Before anything records a metric: the recorder is process-wide.
-        crate::metrics::handle();
-        metrics::gauge!(crate::metrics::WS_CONNECTIONS).increment(0.0);
         let metrics_listener = match config.metrics.bind {
+            // No recorder at all: the `metrics` macros then record nothing, where a
+            // recorder nobody scrapes (and so nobody runs upkeep for) would keep every
+            // histogram sample forever.
             None => None,
-            Some(address) => Some(
-                TcpListener::bind(address)
-                    .await
-                    .with_context(|| format!("cannot listen for metrics on {address}"))?,
-            ),
+            Some(address) => {
+                // Before anything records a metric: the recorder is process-wide.
+                crate::metrics::handle();
+                metrics::gauge!(crate::metrics::WS_CONNECTIONS).increment(0.0);
+                Some(
+                    TcpListener::bind(address)
+                        .await
+                        .with_context(|| format!("cannot listen for metrics on {address}"))?,
+                )
+            }
         };
         let database = config.database_url();
         let store = store::connect(&database, config.database.pool).await?;
@@ -118,7 +122,11 @@ impl App {
             router,
             services,
             realtime,
-            send_buffer: config.http.tcp_send_buffer,
+            connections: http::serve::ConnectionSettings {
+                header_timeout: config.http.http_header_timeout,
+                idle_timeout: config.http.http_idle_timeout,
+                send_buffer: config.http.tcp_send_buffer,
+            },
         })
     }
 
@@ -162,24 +170,7 @@ impl App {
         tracing::info!(address = %self.local_addr()?, "taskstream listening");
         let hub = realtime.hub().clone();
         let spread = realtime.settings().shutdown_spread;
-        let send_buffer = self.send_buffer;
-        let listener = self.listener.tap_io(move |tcp| {
-            // Events are small and latency matters more than packing them.
-            if let Err(err) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %err, "cannot set TCP_NODELAY");
-            }
-            if let Some(bytes) = send_buffer {
-                if let Err(err) = socket2::SockRef::from(&*tcp).set_send_buffer_size(bytes) {
-                    tracing::debug!(error = %err, "cannot set SO_SNDBUF");
-                }
-            }
-        });
-        let served = axum::serve(
-            listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
+        http::serve::serve(self.listener, self.router, self.connections, async move {
             shutdown.await;
             hub.begin_shutdown(spread);
         })
@@ -192,7 +183,7 @@ impl App {
         for task in background {
             task.abort();
         }
-        served.context("server error")
+        Ok(())
     }
 }
 

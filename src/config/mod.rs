@@ -164,6 +164,16 @@ impl Config {
             "REQUEST_TIMEOUT must be more than 0",
         );
 
+        check(
+            !self.http.http_header_timeout.is_zero(),
+            "HTTP_HEADER_TIMEOUT must be more than 0",
+        );
+        // Shorter, and the heartbeat's pings could not keep an idle WebSocket open.
+        check(
+            self.http.http_idle_timeout > self.realtime.heartbeat,
+            "HTTP_IDLE_TIMEOUT must be longer than WS_HEARTBEAT",
+        );
+
         let pool = self.database.pool;
         check(
             pool.total >= 1,
@@ -316,6 +326,8 @@ mod tests {
             "EVENT_CATCH_UP_INTERVAL",
             "EVENT_RETENTION",
             "EVENT_RETENTION_MIN_EVENTS",
+            "HTTP_HEADER_TIMEOUT",
+            "HTTP_IDLE_TIMEOUT",
             "JWT_SECRET",
             "JWT_TTL",
             "LOG_FORMAT",
@@ -356,6 +368,8 @@ mod tests {
         assert_eq!(config.http.allowed_hosts, ["*"]);
         assert_eq!(config.http.request_timeout, Duration::from_secs(30));
         assert_eq!(config.http.tcp_send_buffer, None);
+        assert_eq!(config.http.http_header_timeout, Duration::from_secs(10));
+        assert_eq!(config.http.http_idle_timeout, Duration::from_secs(60));
         assert_eq!(config.metrics.bind, Some(address("127.0.0.1:9091")));
         assert_eq!(config.database.url, None);
         assert_eq!(
@@ -494,6 +508,20 @@ mod tests {
         assert!(
             problems(&["--ws-heartbeat", "1s", "--event-catch-up-interval", "50ms"]).is_empty()
         );
+    }
+
+    #[test]
+    fn connection_timeouts_are_checked() {
+        assert_eq!(
+            problems(&["--http-header-timeout", "0"]),
+            ["HTTP_HEADER_TIMEOUT must be more than 0"]
+        );
+        // The heartbeat's pings are what keeps an idle WebSocket's connection moving.
+        assert_eq!(
+            problems(&["--http-idle-timeout", "25s"]),
+            ["HTTP_IDLE_TIMEOUT must be longer than WS_HEARTBEAT"]
+        );
+        assert!(problems(&["--http-idle-timeout", "2s", "--ws-heartbeat", "1s"]).is_empty());
     }
 
     #[test]

@@ -42,6 +42,19 @@ pub struct HttpSettings {
     #[arg(long, env = "REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub request_timeout: Duration,
 
+    /// Time a client has to send a request's complete headers, from when the server
+    /// starts waiting for them. On a keep-alive connection the wait for the next request
+    /// counts too (hyper starts the timer when it starts waiting), so a connection idle
+    /// between requests is closed after the shorter of this and HTTP_IDLE_TIMEOUT.
+    #[arg(long, env = "HTTP_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub http_header_timeout: Duration,
+
+    /// A connection on which no byte has moved either way for this long is closed
+    /// (stalled uploads, clients that stopped reading, idle keep-alive). Keep it above
+    /// WS_HEARTBEAT, whose pings keep healthy WebSockets moving.
+    #[arg(long, env = "HTTP_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub http_idle_timeout: Duration,
+
     /// Kernel send buffer per client socket, in bytes (default: the kernel's, which grows
     /// to megabytes). A small one bounds kernel memory per idle socket and makes a client
     /// that stops reading show up as a slow consumer sooner.

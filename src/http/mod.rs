@@ -9,6 +9,7 @@ pub mod extract;
 pub mod health;
 pub mod notifications;
 pub mod profile;
+pub mod serve;
 pub mod tasks;
 pub mod ws;
 
@@ -164,13 +165,17 @@ pub fn router(
         ))
         .service(ServeDir::new(svc.media.dir()));
     let hosts = Arc::new(AllowedHosts::new(&settings.allowed_hosts));
+    let origins = Arc::new(ws::AllowedOrigins::new(&settings.allowed_origins));
 
     Router::new()
         .merge(v1)
-        .nest("/api/v1", ws::router(sockets.clone(), svc.limits.clone()))
+        .nest(
+            "/api/v1",
+            ws::router(sockets.clone(), svc.limits.clone(), origins.clone()),
+        )
         .nest(
             "/api",
-            seed_compatible.merge(ws::router(sockets, svc.limits.clone())),
+            seed_compatible.merge(ws::router(sockets, svc.limits.clone(), origins)),
         )
         // The API's routes (added above) know their client and pass its rate limits.
         .layer(middleware::from_fn_with_state(

@@ -6,7 +6,7 @@
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::State;
-use axum::http::header::AUTHORIZATION;
+use axum::http::header::{AUTHORIZATION, ORIGIN};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
@@ -24,16 +24,58 @@ use crate::realtime::hub::Crowded;
 use crate::realtime::{connection, SocketContext};
 
 /// The upgrade route, with its own state: a socket gets only what it needs.
-pub fn router<S>(sockets: SocketContext, limits: Arc<RateLimiter>) -> Router<S> {
+pub fn router<S>(
+    sockets: SocketContext,
+    limits: Arc<RateLimiter>,
+    origins: Arc<AllowedOrigins>,
+) -> Router<S> {
     Router::new()
         .route("/ws", get(upgrade))
-        .with_state(UpgradeState { sockets, limits })
+        .with_state(UpgradeState {
+            sockets,
+            limits,
+            origins,
+        })
 }
 
 #[derive(Clone)]
 struct UpgradeState {
     sockets: SocketContext,
     limits: Arc<RateLimiter>,
+    origins: Arc<AllowedOrigins>,
+}
+
+/// The origins whose pages may open a socket (ALLOWED_ORIGINS). CORS does not guard
+/// WebSockets: a browser opens one from any page, sending that page's `Origin` and the
+/// user's cookies, so the server must check the header itself.
+pub struct AllowedOrigins(Option<Vec<String>>);
+
+impl AllowedOrigins {
+    /// `*` among `origins` allows any.
+    pub fn new(origins: &[String]) -> Self {
+        let origins: Vec<String> = origins
+            .iter()
+            .map(|o| o.trim().trim_end_matches('/').to_ascii_lowercase())
+            .filter(|o| !o.is_empty())
+            .collect();
+        if origins.iter().any(|o| o == "*") {
+            Self(None)
+        } else {
+            Self(Some(origins))
+        }
+    }
+
+    /// Whether an upgrade with these headers may go on. Without `Origin` the client is no
+    /// browser (browsers always send it on upgrades), and nothing is at stake.
+    fn allows(&self, headers: &HeaderMap) -> bool {
+        let (Some(origins), Some(origin)) = (&self.0, headers.get(ORIGIN)) else {
+            return true;
+        };
+        origin.to_str().is_ok_and(|origin| {
+            let origin = origin.trim().to_ascii_lowercase();
+            origins.contains(&origin)
+        })
+    }
 }
 
 /// tungstenite's own cap; messages between 64 KiB and this are refused by the protocol
@@ -44,12 +86,18 @@ async fn upgrade(
     State(UpgradeState {
         sockets: ctx,
         limits,
+        origins,
     }): State<UpgradeState>,
     client: ClientIp,
     headers: HeaderMap,
     query: QueryPairs,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response> {
+    if !origins.allows(&headers) {
+        return Err(Error::Forbidden(
+            "This origin may not open a WebSocket (ALLOWED_ORIGINS)".into(),
+        ));
+    }
     limits.enforce(Limit::WsUpgrade, &client.key()).await?;
     let mut v = Violations::new();
     let since = query.single_or_record("since", &mut v);

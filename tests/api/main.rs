@@ -9,6 +9,7 @@ mod profile;
 mod realtime;
 mod sessions;
 mod tasks;
+mod transport;
 
 /// Runs a behaviour test once per storage backend: `backend_tests!(a, b)` makes
 /// `a::sqlite`, `a::postgres`, `b::sqlite`, `b::postgres`.
