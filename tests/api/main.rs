@@ -5,6 +5,7 @@ mod conflicts;
 mod limits;
 mod notifications;
 mod operations;
+mod password_hashing;
 mod profile;
 mod realtime;
 mod tasks;
