@@ -63,7 +63,7 @@ impl PasswordHasher {
         let Ok(place) = self.admitted.clone().try_acquire_owned() else {
             ::metrics::counter!(metrics::PASSWORD_HASH_REJECTED).increment(1);
             return Err(Error::Unavailable(
-                "Too many sign-ins at once; try again shortly".into(),
+                "Too many sign-ins and sign-ups at once; try again shortly".into(),
             ));
         };
         let slot = self
