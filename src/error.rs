@@ -189,6 +189,10 @@ impl IntoResponse for Error {
         if status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+        // Overload or an outage: the client may retry, and should wait a moment first.
+        if let Self::Unavailable(_) = self {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(1));
+        }
         if let Self::RateLimited {
             limit,
             reset,

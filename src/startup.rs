@@ -101,7 +101,10 @@ impl App {
             )),
             store,
             authenticator,
-            passwords: Arc::new(PasswordHasher::new(config.auth.password)?),
+            passwords: Arc::new(PasswordHasher::new(
+                config.auth.password,
+                config.password_hash_bounds(),
+            )?),
             tokens,
             media: Arc::new(MediaStore::new(config.media_dir())?),
             limits: Arc::new(rate_limiter(config)?),

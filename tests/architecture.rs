@@ -71,5 +71,8 @@ fn no_module_imports_one_that_imports_it_back() {
         .flat_map(|(from, targets)| targets.iter().map(move |to| (from.clone(), to.clone())))
         .filter(|(from, to)| reaches(to, from))
         .collect();
-    assert!(cycles.is_empty(), "import cycles between modules: {cycles:?}");
+    assert!(
+        cycles.is_empty(),
+        "import cycles between modules: {cycles:?}"
+    );
 }

@@ -9,6 +9,6 @@ mod token;
 mod token_checks;
 
 pub use authenticator::{Authenticated, Authenticator};
-pub use password::{PasswordHasher, PasswordParams};
+pub use password::{HashBounds, PasswordHasher, PasswordParams};
 pub use token::{Claims, IssuedToken, TokenIssuer};
 pub use token_checks::TokenChecks;

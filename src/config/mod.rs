@@ -21,6 +21,15 @@ pub use self::settings::{
 };
 pub use self::values::{BusKind, DatabaseUrl, HumanDuration, LogFormat, Secret};
 
+/// How many password hashes may run at once, and how many more may wait for a turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HashBounds {
+    pub concurrency: usize,
+    pub queue: usize,
+}
+
+const MAX_HASH_BOUND: usize = 65_536;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "taskstream",
@@ -133,6 +142,21 @@ impl Config {
         }
     }
 
+    /// The bounds on password hashing in force: PASSWORD_HASH_CONCURRENCY (default: the
+    /// core count) and PASSWORD_HASH_QUEUE (default: 4 times the concurrency).
+    pub fn password_hash_bounds(&self) -> HashBounds {
+        let concurrency = self.auth.password_hash_concurrency.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        });
+        HashBounds {
+            concurrency,
+            queue: self
+                .auth
+                .password_hash_queue
+                .unwrap_or(concurrency.saturating_mul(4)),
+        }
+    }
+
     /// The folder for uploaded photos in force: the configured one, or DATA_DIR/media.
     pub fn media_dir(&self) -> PathBuf {
         self.media
@@ -217,6 +241,21 @@ impl Config {
                 "ARGON2_ITERATIONS must be at least {}",
                 argon2::Params::MIN_T_COST
             ),
+        );
+
+        // Bounded so that the semaphores behind them can hold that many permits.
+        check(
+            matches!(
+                self.auth.password_hash_concurrency,
+                None | Some(1..=MAX_HASH_BOUND)
+            ),
+            &format!("PASSWORD_HASH_CONCURRENCY must be between 1 and {MAX_HASH_BOUND}"),
+        );
+        check(
+            self.auth
+                .password_hash_queue
+                .is_none_or(|queue| queue <= MAX_HASH_BOUND),
+            &format!("PASSWORD_HASH_QUEUE must be at most {MAX_HASH_BOUND}"),
         );
 
         check(
@@ -333,6 +372,8 @@ mod tests {
             "LOG_FORMAT",
             "MEDIA_DIR",
             "METRICS_BIND",
+            "PASSWORD_HASH_CONCURRENCY",
+            "PASSWORD_HASH_QUEUE",
             "RATE_LIMITS",
             "REDIS_URL",
             "REQUEST_TIMEOUT",
@@ -522,6 +563,44 @@ mod tests {
             ["HTTP_IDLE_TIMEOUT must be longer than WS_HEARTBEAT"]
         );
         assert!(problems(&["--http-idle-timeout", "2s", "--ws-heartbeat", "1s"]).is_empty());
+    }
+
+    #[test]
+    fn password_hash_bounds_are_checked_and_defaulted() {
+        assert_eq!(
+            problems(&[
+                "--password-hash-concurrency",
+                "0",
+                "--password-hash-queue",
+                "1000000"
+            ]),
+            [
+                "PASSWORD_HASH_CONCURRENCY must be between 1 and 65536",
+                "PASSWORD_HASH_QUEUE must be at most 65536"
+            ]
+        );
+        let bounds = parse(&["--password-hash-concurrency", "3"]).password_hash_bounds();
+        assert_eq!(
+            bounds,
+            HashBounds {
+                concurrency: 3,
+                queue: 12
+            }
+        );
+        let bounds = parse(&[
+            "--password-hash-concurrency",
+            "1",
+            "--password-hash-queue",
+            "0",
+        ])
+        .password_hash_bounds();
+        assert_eq!(
+            bounds,
+            HashBounds {
+                concurrency: 1,
+                queue: 0
+            }
+        );
     }
 
     #[test]

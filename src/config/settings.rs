@@ -149,6 +149,16 @@ pub struct AuthSettings {
 
     #[command(flatten)]
     pub password: PasswordParams,
+
+    /// How many password hashes or verifications may run at once (default: the number
+    /// of cores). Each one holds a core and ARGON2_MEMORY_KIB of memory.
+    #[arg(long, env = "PASSWORD_HASH_CONCURRENCY")]
+    pub password_hash_concurrency: Option<usize>,
+
+    /// How many more may wait for a turn (default: 4 times the concurrency); beyond that
+    /// sign-ins and sign-ups are answered 503 at once rather than queued.
+    #[arg(long, env = "PASSWORD_HASH_QUEUE")]
+    pub password_hash_queue: Option<usize>,
 }
 
 /// argon2id cost parameters.

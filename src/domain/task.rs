@@ -3,6 +3,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::validation::plain_text;
+
 /// A task title: 1–200 characters after trimming.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskTitle(String);
@@ -16,6 +18,7 @@ impl TaskTitle {
         if title.chars().count() > 200 {
             return Err("title must be at most 200 characters".into());
         }
+        let title = plain_text(title).map_err(|e| format!("title {e}"))?;
         Ok(Self(title.to_string()))
     }
 
@@ -35,6 +38,7 @@ impl TaskDescription {
         if description.chars().count() > 1000 {
             return Err("description must be at most 1000 characters".into());
         }
+        let description = plain_text(description).map_err(|e| format!("description {e}"))?;
         Ok((!description.is_empty()).then(|| Self(description.to_string())))
     }
 
@@ -237,6 +241,8 @@ mod tests {
         assert!(TaskTitle::parse("   ").is_err());
         assert!(TaskTitle::parse(&"x".repeat(200)).is_ok());
         assert!(TaskTitle::parse(&"x".repeat(201)).is_err());
+        assert!(TaskTitle::parse("nul\u{0}byte").is_err());
+        assert!(TaskDescription::parse("nul\u{0}byte").is_err());
     }
 
     #[test]

@@ -63,13 +63,7 @@ pub struct ProfileUpdate {
 
 /// A bounded optional text: trimmed, blank means cleared.
 fn text(max: usize) -> impl Fn(Option<String>) -> Result<Option<String>, String> {
-    move |raw| {
-        let value = raw.as_deref().map(str::trim).filter(|s| !s.is_empty());
-        match value {
-            Some(s) if s.chars().count() > max => Err(format!("must be at most {max} characters")),
-            other => Ok(other.map(str::to_string)),
-        }
-    }
+    move |raw| domain::optional_text(raw.as_deref(), max)
 }
 
 fn phone(raw: Option<String>) -> Result<Option<String>, String> {
@@ -91,8 +85,7 @@ fn date_of_birth(raw: Option<String>) -> Result<Option<NaiveDate>, String> {
     let Some(raw) = text(10)(raw)? else {
         return Ok(None);
     };
-    let date = NaiveDate::parse_from_str(&raw, "%Y-%m-%d")
-        .map_err(|_| "must be a date in the form YYYY-MM-DD".to_string())?;
+    let date = domain::parse_date(&raw)?;
     if date > domain::now().date_naive() {
         return Err("must not be in the future".into());
     }

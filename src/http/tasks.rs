@@ -12,8 +12,8 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::extract::{nullable, parse_object, AuthUser, Json, Path, QueryPairs};
 use super::TOTAL_COUNT;
 use crate::domain::{
-    parse_time, DayEdge, NewTask, Priority, Task, TaskChanges, TaskDescription, TaskFilter,
-    TaskStatus, TaskTitle, Violations,
+    parse_time, plain_text, DayEdge, NewTask, Priority, Task, TaskChanges, TaskDescription,
+    TaskFilter, TaskStatus, TaskTitle, Violations,
 };
 use crate::error::{Error, ErrorEnvelope, Result};
 use crate::service::{tasks, Services};
@@ -182,7 +182,10 @@ fn parse_task_filter(q: &QueryPairs) -> Result<TaskFilter> {
         "q",
         match search {
             Some(q) if q.chars().count() > 200 => Err("q must be at most 200 characters".into()),
-            other => Ok(other.filter(|q| !q.is_empty()).map(str::to_string)),
+            other => other
+                .filter(|q| !q.is_empty())
+                .map(|q| plain_text(q).map(str::to_string))
+                .transpose(),
         },
     );
     let limit = v.check("limit", super::parse_int(limit, 100, 1, 500));

@@ -63,15 +63,21 @@ pub(super) fn user_conflict(err: StoreError) -> Error {
 }
 
 pub async fn signup(svc: &Services, input: Signup, device: &Device) -> Result<AuthSession> {
-    // Hash before the transaction opens: it is the slow part, and holds no lock.
+    // The cheap duplicate checks come first, so a taken address or name costs no hashing
+    // (the 409 says it is taken anyway). They run in a transaction of their own, dropped
+    // (rolled back) before hashing: the hash is the slow part and must hold no lock. A
+    // sign-up that wins a race after these checks is caught by the unique constraints.
+    {
+        let (mut tx, _) = svc.writes.begin().await?;
+        if tx.email_taken(&input.email).await? {
+            return Err(Error::Conflict(EMAIL_TAKEN.into()));
+        }
+        if tx.name_taken(input.name.as_str(), None).await? {
+            return Err(Error::Conflict(NAME_TAKEN.into()));
+        }
+    }
     let hash = svc.passwords.hash(&input.password).await?;
     let (mut tx, now) = svc.writes.begin().await?;
-    if tx.email_taken(&input.email).await? {
-        return Err(Error::Conflict(EMAIL_TAKEN.into()));
-    }
-    if tx.name_taken(input.name.as_str(), None).await? {
-        return Err(Error::Conflict(NAME_TAKEN.into()));
-    }
     let profile = tx
         .insert_user(NewUser {
             id: Uuid::new_v4(),

@@ -2,9 +2,11 @@
 
 mod auth;
 mod conflicts;
+mod hostile_input;
 mod limits;
 mod notifications;
 mod operations;
+mod password_hashing;
 mod profile;
 mod realtime;
 mod sessions;
