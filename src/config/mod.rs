@@ -174,6 +174,15 @@ impl Config {
             "HTTP_IDLE_TIMEOUT must be longer than WS_HEARTBEAT",
         );
 
+        check(
+            self.media.photo_max_pixels >= 1,
+            "PHOTO_MAX_PIXELS must be at least 1",
+        );
+        check(
+            self.media.photo_decode_concurrency != Some(0),
+            "PHOTO_DECODE_CONCURRENCY must be at least 1",
+        );
+
         let pool = self.database.pool;
         check(
             pool.total >= 1,
@@ -333,6 +342,8 @@ mod tests {
             "LOG_FORMAT",
             "MEDIA_DIR",
             "METRICS_BIND",
+            "PHOTO_DECODE_CONCURRENCY",
+            "PHOTO_MAX_PIXELS",
             "RATE_LIMITS",
             "REDIS_URL",
             "REQUEST_TIMEOUT",
