@@ -141,6 +141,8 @@ pub struct ProfileUpdateResponse {
 pub struct PhotoUploadResponse {
     message: String,
     photo_url: String,
+    /// The same photo at most 128 px on its longest side.
+    thumbnail_url: String,
     uploaded_at: DateTime<Utc>,
 }
 
@@ -200,8 +202,8 @@ async fn update_profile(
 }
 
 /// Upload a profile photo (multipart field `file`). It is stored re-encoded (metadata
-/// dropped), at most 1024 px on its longest side, with a 128 px thumbnail at
-/// `/media/thumbs/<file>`.
+/// dropped), at most 1024 px on its longest side, with a 128 px thumbnail
+/// (`thumbnail_url`).
 #[utoipa::path(post, path = "/profile/upload-photo", tag = "profile",
     request_body(content = PhotoForm, content_type = "multipart/form-data"),
     responses(
@@ -228,10 +230,12 @@ async fn upload_photo(
     })?;
     let bytes = read_file_field(multipart).await?;
     let photo = svc.media.prepare(bytes).await?;
-    let (photo_url, uploaded_at) = profile::upload_photo(&svc, auth.user_id, photo).await?;
+    let (photo_url, thumbnail_url, uploaded_at) =
+        profile::upload_photo(&svc, auth.user_id, photo).await?;
     Ok(Json(PhotoUploadResponse {
         message: "Profile photo uploaded".into(),
         photo_url,
+        thumbnail_url,
         uploaded_at,
     }))
 }

@@ -145,6 +145,11 @@ async fn large_photos_are_scaled_down_with_a_thumbnail(app: TestApp) {
         let wide = picture(2000, 1000, format);
         let body = upload_ok(&app, &user, wide.clone(), name, mime).await;
         let url = body["photo_url"].as_str().unwrap().to_string();
+        assert_eq!(
+            body["thumbnail_url"],
+            thumbnail_url(&url).as_str(),
+            "{body}"
+        );
         assert_served(&app, &url, &wide, mime).await;
         let (_, _, served) = fetch_photo(&app, &url).await;
         let stored = image::load_from_memory(&served).unwrap();
