@@ -522,6 +522,21 @@ mod tests {
     }
 
     #[test]
+    fn photo_limits_are_checked() {
+        assert_eq!(
+            problems(&["--photo-max-pixels", "0", "--photo-decode-concurrency", "0"]),
+            [
+                "PHOTO_MAX_PIXELS must be at least 1",
+                "PHOTO_DECODE_CONCURRENCY must be at least 1"
+            ]
+        );
+        let config = parse(&[]);
+        assert_eq!(config.media.photo_max_pixels, 4096 * 4096);
+        assert_eq!(config.media.photo_decode_concurrency, None);
+        assert!(problems(&["--photo-decode-concurrency", "1"]).is_empty());
+    }
+
+    #[test]
     fn connection_timeouts_are_checked() {
         assert_eq!(
             problems(&["--http-header-timeout", "0"]),
