@@ -106,7 +106,14 @@ impl App {
                 config.password_hash_bounds(),
             )?),
             tokens,
-            media: Arc::new(MediaStore::new(config.media_dir())?),
+            media: Arc::new(MediaStore::new(
+                config.media_dir(),
+                config.media.photo_max_pixels,
+                config
+                    .media
+                    .photo_decode_concurrency
+                    .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+            )?),
             limits: Arc::new(rate_limiter(config)?),
         };
         let clients = http::client::ClientPolicy {

@@ -198,6 +198,15 @@ impl Config {
             "HTTP_IDLE_TIMEOUT must be longer than WS_HEARTBEAT",
         );
 
+        check(
+            self.media.photo_max_pixels >= 1,
+            "PHOTO_MAX_PIXELS must be at least 1",
+        );
+        check(
+            self.media.photo_decode_concurrency != Some(0),
+            "PHOTO_DECODE_CONCURRENCY must be at least 1",
+        );
+
         let pool = self.database.pool;
         check(
             pool.total >= 1,
@@ -374,6 +383,8 @@ mod tests {
             "METRICS_BIND",
             "PASSWORD_HASH_CONCURRENCY",
             "PASSWORD_HASH_QUEUE",
+            "PHOTO_DECODE_CONCURRENCY",
+            "PHOTO_MAX_PIXELS",
             "RATE_LIMITS",
             "REDIS_URL",
             "REQUEST_TIMEOUT",
@@ -549,6 +560,21 @@ mod tests {
         assert!(
             problems(&["--ws-heartbeat", "1s", "--event-catch-up-interval", "50ms"]).is_empty()
         );
+    }
+
+    #[test]
+    fn photo_limits_are_checked() {
+        assert_eq!(
+            problems(&["--photo-max-pixels", "0", "--photo-decode-concurrency", "0"]),
+            [
+                "PHOTO_MAX_PIXELS must be at least 1",
+                "PHOTO_DECODE_CONCURRENCY must be at least 1"
+            ]
+        );
+        let config = parse(&[]);
+        assert_eq!(config.media.photo_max_pixels, 4096 * 4096);
+        assert_eq!(config.media.photo_decode_concurrency, None);
+        assert!(problems(&["--photo-decode-concurrency", "1"]).is_empty());
     }
 
     #[test]

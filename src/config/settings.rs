@@ -197,6 +197,25 @@ pub struct MediaSettings {
         env = "MEDIA_DIR"
     )]
     pub dir: Option<PathBuf>,
+    /// Largest photo accepted, in pixels (width x height), read from the header before
+    /// anything is decoded.
+    #[arg(
+        id = "photo_max_pixels",
+        long = "photo-max-pixels",
+        value_name = "PHOTO_MAX_PIXELS",
+        env = "PHOTO_MAX_PIXELS",
+        default_value_t = 4096 * 4096
+    )]
+    pub photo_max_pixels: u64,
+    /// Photos decoded at once on this instance; further uploads get 503 (default: the
+    /// number of cores).
+    #[arg(
+        id = "photo_decode_concurrency",
+        long = "photo-decode-concurrency",
+        value_name = "PHOTO_DECODE_CONCURRENCY",
+        env = "PHOTO_DECODE_CONCURRENCY"
+    )]
+    pub photo_decode_concurrency: Option<usize>,
 }
 
 /// How instances tell each other about new events.

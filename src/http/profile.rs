@@ -11,7 +11,7 @@ use super::extract::{nullable, AuthUser, Json};
 use crate::domain::{self, Profile, ProfileChanges, UserName, Violations};
 use crate::error::{Error, ErrorEnvelope, Result};
 use crate::limits::Limit;
-use crate::service::media::{Photo, MAX_PHOTO_BYTES};
+use crate::service::media::MAX_PHOTO_BYTES;
 use crate::service::{profile, Services};
 
 pub fn router() -> OpenApiRouter<Services> {
@@ -134,6 +134,8 @@ pub struct ProfileUpdateResponse {
 pub struct PhotoUploadResponse {
     message: String,
     photo_url: String,
+    /// The same photo at most 128 px on its longest side.
+    thumbnail_url: String,
     uploaded_at: DateTime<Utc>,
 }
 
@@ -192,7 +194,9 @@ async fn update_profile(
     }))
 }
 
-/// Upload a profile photo (multipart field `file`).
+/// Upload a profile photo (multipart field `file`). It is stored re-encoded (metadata
+/// dropped), at most 1024 px on its longest side, with a 128 px thumbnail
+/// (`thumbnail_url`).
 #[utoipa::path(post, path = "/profile/upload-photo", tag = "profile",
     request_body(content = PhotoForm, content_type = "multipart/form-data"),
     responses(
@@ -200,7 +204,8 @@ async fn update_profile(
         (status = 401, description = "Not authenticated", body = ErrorEnvelope),
         (status = 413, description = "Larger than 5 MiB", body = ErrorEnvelope),
         (status = 415, description = "Not a JPEG, PNG, WebP or GIF", body = ErrorEnvelope),
-        (status = 422, description = "No file, or not a decodable image of sane size", body = ErrorEnvelope),
+        (status = 422, description = "No file, or not a decodable image within PHOTO_MAX_PIXELS", body = ErrorEnvelope),
+        (status = 503, description = "PHOTO_DECODE_CONCURRENCY photos already being processed; retry shortly", body = ErrorEnvelope),
     ),
     security(("bearer" = [])))]
 async fn upload_photo(
@@ -217,11 +222,13 @@ async fn upload_photo(
         )
     })?;
     let bytes = read_file_field(multipart).await?;
-    let photo = Photo::parse(bytes).await?;
-    let (photo_url, uploaded_at) = profile::upload_photo(&svc, auth.user_id, photo).await?;
+    let photo = svc.media.prepare(bytes).await?;
+    let (photo_url, thumbnail_url, uploaded_at) =
+        profile::upload_photo(&svc, auth.user_id, photo).await?;
     Ok(Json(PhotoUploadResponse {
         message: "Profile photo uploaded".into(),
         photo_url,
+        thumbnail_url,
         uploaded_at,
     }))
 }

@@ -11,7 +11,8 @@ use crate::domain::{
     EventDraft, EventKind, NotificationDraft, NotificationKind, Profile, ProfileChanges,
 };
 use crate::error::{Error, Result};
-use crate::service::media::Photo;
+use crate::service::media::{Photo, THUMBNAIL_DIR};
+use crate::store::MEDIA_URL_PREFIX;
 
 pub async fn get(svc: &Services, user_id: Uuid) -> Result<Profile> {
     svc.store
@@ -56,19 +57,21 @@ pub async fn update(
     Ok((fields, profile))
 }
 
-/// Stores a validated photo and makes it the profile's; returns its URL and the time.
+/// Stores a validated photo and makes it the profile's; returns its URL, its thumbnail's
+/// URL and the time.
 pub async fn upload_photo(
     svc: &Services,
     user_id: Uuid,
     photo: Photo,
-) -> Result<(String, DateTime<Utc>)> {
+) -> Result<(String, String, DateTime<Utc>)> {
     let file = svc.media.save(&photo).await?;
     match set_photo(svc, user_id, Some(&file), "Your profile photo was updated.").await {
         Ok((profile, now)) => {
             let url = profile.profile_photo_url.ok_or_else(|| {
                 Error::Internal(anyhow::anyhow!("photo url missing after upload"))
             })?;
-            Ok((url, now))
+            let thumbnail_url = format!("{MEDIA_URL_PREFIX}{THUMBNAIL_DIR}/{file}");
+            Ok((url, thumbnail_url, now))
         }
         Err(err) => {
             svc.media.remove(&file).await;

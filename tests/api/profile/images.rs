@@ -30,7 +30,7 @@ pub fn crc32(bytes: &[u8]) -> u32 {
     !crc
 }
 
-fn png_chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
+pub fn png_chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
     let mut chunk = Vec::with_capacity(data.len() + 12);
     chunk.extend_from_slice(&(data.len() as u32).to_be_bytes());
     chunk.extend_from_slice(kind);
