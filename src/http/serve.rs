@@ -2,7 +2,7 @@
 //! router is served through hyper's HTTP/1 connection builder directly: a client must
 //! send its request headers within `HTTP_HEADER_TIMEOUT` (hyper's timer, which also runs
 //! while a keep-alive connection waits for its next request), and a connection on which
-//! no byte moves for `HTTP_IDLE_TIMEOUT` is closed ([`IdleTimeout`]). Slowloris clients
+//! no byte moves for `HTTP_IDLE_TIMEOUT` is closed (`IdleTimeout`). Slowloris clients
 //! therefore cannot hold sockets open.
 
 use std::future::Future;
