@@ -46,12 +46,13 @@ impl LocalLimits {
 
     pub fn check(&self, limit: Limit, quota: Quota, key: &str, spend: bool) -> Decision {
         let now = Instant::now();
-        let spent = self
-            .spent_until
-            .get(&(limit, key.to_string()))
-            .map(|until| *until)
-            .filter(|until| *until > now);
+        let key = key.to_string();
         if !spend {
+            let spent = self
+                .spent_until
+                .get(&(limit, key))
+                .map(|until| *until)
+                .filter(|until| *until > now);
             return match spent {
                 Some(until) => denied(limit, quota, until - now),
                 None => Decision {
@@ -67,13 +68,13 @@ impl LocalLimits {
         let Some(limiter) = self.limiters.get(&limit) else {
             return denied(limit, quota, quota.interval());
         };
-        match limiter.check_key(&key.to_string()) {
+        match limiter.check_key(&key) {
             Ok(snapshot) => {
                 let remaining = snapshot.remaining_burst_capacity();
                 if remaining == 0 {
                     // The next unit comes back within one interval.
                     self.spent_until
-                        .insert((limit, key.to_string()), now + quota.interval());
+                        .insert((limit, key), now + quota.interval());
                 }
                 Decision {
                     limit,
@@ -86,8 +87,7 @@ impl LocalLimits {
             }
             Err(not_until) => {
                 let wait = not_until.wait_time_from(self.clock.now());
-                self.spent_until
-                    .insert((limit, key.to_string()), now + wait);
+                self.spent_until.insert((limit, key), now + wait);
                 denied(limit, quota, wait)
             }
         }
