@@ -41,6 +41,9 @@ pub enum Error {
     BadRequest(String),
     #[error("{0}")]
     Conflict(String),
+    /// The account holds as much of something as it may (MAX_TASKS_PER_USER).
+    #[error("{0}")]
+    QuotaExceeded(String),
     #[error("{0}")]
     PayloadTooLarge(String),
     #[error("{0}")]
@@ -97,7 +100,7 @@ impl Error {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Conflict(_) | Self::QuotaExceeded(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -119,6 +122,7 @@ impl Error {
             Self::NotFound(_) => "RESOURCE_NOT_FOUND",
             Self::BadRequest(_) => "BAD_REQUEST",
             Self::Conflict(_) => "CONFLICT",
+            Self::QuotaExceeded(_) => "QUOTA_EXCEEDED",
             Self::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
             Self::UnsupportedMediaType(_) => "UNSUPPORTED_MEDIA_TYPE",
             Self::Validation { .. } => "VALIDATION_ERROR",

@@ -115,6 +115,7 @@ impl App {
                     .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
             )?),
             limits: Arc::new(rate_limiter(config)?),
+            quotas: config.quotas,
         };
         let clients = http::client::ClientPolicy {
             limiter: services.limits.clone(),
@@ -165,6 +166,9 @@ impl App {
         let realtime = self.realtime.clone();
         let mut background = realtime.spawn_background();
         background.push(tokio::spawn(prune_sessions(self.services.clone())));
+        background.push(tokio::spawn(sweep_expired_notifications(
+            self.services.clone(),
+        )));
         background.push(tokio::spawn(forget_idle_limits(
             self.services.limits.clone(),
         )));
@@ -266,6 +270,26 @@ async fn prune_sessions(svc: Services) {
             Ok(0) => {}
             Ok(n) => tracing::info!(pruned = n, "expired sessions removed"),
             Err(err) => tracing::warn!(error = %err, "pruning sessions failed"),
+        }
+    }
+}
+
+/// Deletes notifications past NOTIFICATION_RETENTION every five minutes (each instance
+/// sweeps; a deletion another instance made first is simply not found again).
+async fn sweep_expired_notifications(svc: Services) {
+    const BATCH: i64 = 100;
+    let mut every = tokio::time::interval(Duration::from_secs(300));
+    loop {
+        every.tick().await;
+        loop {
+            match crate::service::notifications::sweep_expired(&svc, BATCH).await {
+                Ok(visited) if (visited as i64) < BATCH => break,
+                Ok(_) => {}
+                Err(err) => {
+                    tracing::warn!(error = %err, "sweeping expired notifications failed");
+                    break;
+                }
+            }
         }
     }
 }

@@ -50,7 +50,8 @@ async fn metrics_move_with_connections_and_writes() {
 
 async fn check(backend: Backend) {
     let app = TestApp::spawn_with(backend, |c| {
-        c.metrics.bind = Some(([127, 0, 0, 1], 0).into())
+        c.metrics.bind = Some(([127, 0, 0, 1], 0).into());
+        c.quotas.max_tasks_per_user = 1;
     })
     .await;
     // Metrics are not on the public port.
@@ -89,6 +90,13 @@ async fn check(backend: Backend) {
     socket.events(2).await;
     socket.send(json!({"type": "resume", "since": 1})).await;
     socket.events(4).await;
+    let refused = app
+        .api(Method::POST, "/tasks", Some(&user.token))
+        .json(&json!({"title": "Past the quota"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::CONFLICT);
 
     let after = scrape(&app).await;
     let grew = |name: &str, labels: &[&str]| sum(&after, name, labels) - sum(&before, name, labels);
@@ -106,6 +114,10 @@ async fn check(backend: Backend) {
             &["type=\"notification.created\""]
         ),
         2.0
+    );
+    assert_eq!(
+        grew("taskstream_quota_exceeded_total", &["quota=\"tasks\""]),
+        1.0
     );
     assert!(grew("taskstream_ws_messages_sent_total", &[]) >= 8.0);
     assert_eq!(

@@ -17,7 +17,7 @@ use clap::{Args, FromArgMatches, Parser, Subcommand};
 pub use self::rate_limits::{Limit, Policy, Quota};
 pub use self::settings::{
     AuthSettings, DatabaseSettings, EventBusSettings, HttpSettings, HubLimits, LimitSettings,
-    MediaSettings, MetricsSettings, PasswordParams, PoolSizes, RealtimeSettings,
+    MediaSettings, MetricsSettings, PasswordParams, PoolSizes, QuotaSettings, RealtimeSettings,
 };
 pub use self::values::{BusKind, DatabaseUrl, HumanDuration, LogFormat, Secret};
 
@@ -85,6 +85,9 @@ pub struct Config {
 
     #[command(flatten)]
     pub limits: LimitSettings,
+
+    #[command(flatten)]
+    pub quotas: QuotaSettings,
 }
 
 impl Cli {
@@ -296,6 +299,24 @@ impl Config {
             realtime.retention_min_events >= 0,
             "EVENT_RETENTION_MIN_EVENTS must be at least 0",
         );
+
+        let quotas = &self.quotas;
+        check(
+            quotas.max_tasks_per_user >= 1,
+            "MAX_TASKS_PER_USER must be at least 1",
+        );
+        check(
+            quotas.max_notifications_per_user >= 1,
+            "MAX_NOTIFICATIONS_PER_USER must be at least 1",
+        );
+        // The sweep subtracts it from the current time.
+        check(
+            chrono::Duration::from_std(quotas.notification_retention)
+                .ok()
+                .and_then(|retention| chrono::Utc::now().checked_sub_signed(retention))
+                .is_some_and(|_| !quotas.notification_retention.is_zero()),
+            "NOTIFICATION_RETENTION must be more than 0 and not too long",
+        );
         // The hub's semaphore cannot hold more.
         check(
             realtime.limits.total <= tokio::sync::Semaphore::MAX_PERMITS,
@@ -379,8 +400,11 @@ mod tests {
             "JWT_SECRET",
             "JWT_TTL",
             "LOG_FORMAT",
+            "MAX_NOTIFICATIONS_PER_USER",
+            "MAX_TASKS_PER_USER",
             "MEDIA_DIR",
             "METRICS_BIND",
+            "NOTIFICATION_RETENTION",
             "PASSWORD_HASH_CONCURRENCY",
             "PASSWORD_HASH_QUEUE",
             "PHOTO_DECODE_CONCURRENCY",

@@ -239,6 +239,27 @@ pub struct EventBusSettings {
     pub redis_url: Option<Secret>,
 }
 
+/// How much each account may hold.
+#[derive(Debug, Clone, Copy, Args)]
+#[command(next_help_heading = "Quotas")]
+pub struct QuotaSettings {
+    /// Tasks an account may hold, in the trash included; creating one more answers 409
+    /// `QUOTA_EXCEEDED`.
+    #[arg(long, env = "MAX_TASKS_PER_USER", default_value_t = 10_000)]
+    pub max_tasks_per_user: i64,
+
+    /// Notifications an account keeps: past it (with a tenth more as slack, so that the
+    /// pruning runs once per many notifications) the oldest are deleted, each with its
+    /// `notification.deleted` event.
+    #[arg(long, env = "MAX_NOTIFICATIONS_PER_USER", default_value_t = 1_000)]
+    pub max_notifications_per_user: i64,
+
+    /// Notifications older than this are deleted (with their events) by a sweep that
+    /// runs every few minutes.
+    #[arg(long, env = "NOTIFICATION_RETENTION", default_value = "90d", value_parser = parse_duration)]
+    pub notification_retention: Duration,
+}
+
 /// Rate limits, and how the client's address is found.
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Limits")]

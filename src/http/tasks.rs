@@ -240,6 +240,7 @@ async fn list_tasks(
     responses(
         (status = 201, description = "Created", body = Task),
         (status = 401, description = "Not authenticated", body = ErrorEnvelope),
+        (status = 409, description = "The account holds MAX_TASKS_PER_USER tasks, the trash included (`QUOTA_EXCEEDED`)", body = ErrorEnvelope),
         (status = 422, description = "Invalid body", body = ErrorEnvelope),
     ),
     security(("bearer" = [])))]

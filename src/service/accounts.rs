@@ -6,9 +6,7 @@ use uuid::Uuid;
 
 use super::Services;
 use crate::auth::{Authenticated, IssuedToken};
-use crate::domain::{
-    Email, EventDraft, EventKind, NotificationDraft, NotificationKind, Password, User, UserName,
-};
+use crate::domain::{Email, NotificationDraft, NotificationKind, Password, User, UserName};
 use crate::error::{Error, Result};
 use crate::limits::Limit;
 use crate::store::{
@@ -93,9 +91,8 @@ pub async fn signup(svc: &Services, input: Signup, device: &Device) -> Result<Au
         NotificationKind::Signup,
         format!("Welcome, {}! Your account is ready.", profile.name),
     );
-    let note = tx.insert_notification(&welcome, now).await?;
+    let (_, events) = super::notifications::add(svc, &mut tx, &welcome, now).await?;
     let token = open_session(svc, tx.as_mut(), profile.id, device, now).await?;
-    let events = [EventDraft::new(EventKind::NotificationCreated, &note)];
     svc.writes
         .commit(tx, profile.id, &events, now, Vec::new())
         .await?;
@@ -168,9 +165,8 @@ pub async fn signin(
         NotificationKind::Login,
         format!("You signed in at {}.", now.format("%Y-%m-%d %H:%M UTC")),
     );
-    let note = tx.insert_notification(&note, now).await?;
+    let (_, events) = super::notifications::add(svc, &mut tx, &note, now).await?;
     let token = open_session(svc, tx.as_mut(), user.id, device, now).await?;
-    let events = [EventDraft::new(EventKind::NotificationCreated, &note)];
     svc.writes
         .commit(tx, user.id, &events, now, Vec::new())
         .await?;
@@ -193,8 +189,7 @@ async fn end_sessions_with(
     message: String,
 ) -> Result<()> {
     let note = NotificationDraft::for_account(user_id, kind, message);
-    let note = tx.insert_notification(&note, now).await?;
-    let events = [EventDraft::new(EventKind::NotificationCreated, &note)];
+    let (_, events) = super::notifications::add(svc, &mut tx, &note, now).await?;
     svc.writes.commit(tx, user_id, &events, now, ended).await
 }
 

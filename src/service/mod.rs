@@ -15,6 +15,7 @@ pub mod tasks;
 use std::sync::Arc;
 
 use crate::auth::{Authenticator, PasswordHasher, TokenIssuer};
+use crate::config::QuotaSettings;
 use crate::limits::RateLimiter;
 use crate::store::Store;
 
@@ -34,4 +35,6 @@ pub struct Services {
     pub limits: Arc<RateLimiter>,
     /// Where every write transaction begins and commits.
     pub writes: Arc<WriteFunnel>,
+    /// How much each account may hold.
+    pub quotas: QuotaSettings,
 }

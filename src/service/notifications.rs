@@ -4,10 +4,64 @@
 use serde_json::json;
 use uuid::Uuid;
 
+use chrono::{DateTime, Utc};
+
 use super::Services;
-use crate::domain::{EventDraft, EventKind, Notification};
+use crate::domain::{EventDraft, EventKind, Notification, NotificationDraft};
 use crate::error::{Error, Result};
-use crate::store::{NotificationFilter, NotificationPage};
+use crate::store::{NotificationFilter, NotificationPage, StoreTx};
+
+/// Adds a notification in a write transaction. Returns it with the events to commit: its
+/// creation and, when it takes the user more than a tenth past MAX_NOTIFICATIONS_PER_USER,
+/// the deletion of the oldest ones down to that number (pruning in batches keeps the cost
+/// to one statement per many notifications).
+pub(super) async fn add(
+    svc: &Services,
+    tx: &mut Box<dyn StoreTx>,
+    draft: &NotificationDraft,
+    now: DateTime<Utc>,
+) -> Result<(Notification, Vec<EventDraft>)> {
+    let (note, held_before) = tx.insert_notification(draft, now).await?;
+    let mut events = vec![EventDraft::new(EventKind::NotificationCreated, &note)];
+    let keep = svc.quotas.max_notifications_per_user;
+    let held = held_before + 1;
+    if held > keep + (keep / 10).max(1) {
+        let deleted = tx
+            .delete_oldest_notifications(draft.user_id, held - keep)
+            .await?;
+        events.extend(deleted.iter().map(|id| deleted_event(*id)));
+    }
+    Ok((note, events))
+}
+
+fn deleted_event(id: i64) -> EventDraft {
+    EventDraft::new(EventKind::NotificationDeleted, &json!({ "id": id }))
+}
+
+/// Deletes the notifications older than NOTIFICATION_RETENTION of up to `batch` users, one
+/// write transaction per user (so every deletion is announced in the user's stream);
+/// returns how many users it visited (fewer than `batch`: none left).
+pub async fn sweep_expired(svc: &Services, batch: i64) -> Result<usize> {
+    let retention = chrono::Duration::from_std(svc.quotas.notification_retention)
+        .map_err(|err| Error::Internal(err.into()))?;
+    let cutoff = crate::domain::now() - retention;
+    let users = svc
+        .store
+        .users_with_notifications_before(cutoff, batch)
+        .await?;
+    for user_id in &users {
+        let (mut tx, now) = svc.writes.begin().await?;
+        let mut deleted = tx.delete_notifications_before(*user_id, cutoff).await?;
+        deleted.sort_unstable();
+        metrics::counter!(crate::metrics::NOTIFICATIONS_PRUNED, "reason" => "retention")
+            .increment(deleted.len() as u64);
+        let events: Vec<EventDraft> = deleted.iter().map(|id| deleted_event(*id)).collect();
+        svc.writes
+            .commit(tx, *user_id, &events, now, Vec::new())
+            .await?;
+    }
+    Ok(users.len())
+}
 
 pub async fn list(
     svc: &Services,
@@ -72,10 +126,7 @@ pub async fn delete(svc: &Services, user_id: Uuid, id: i64) -> Result<()> {
 pub async fn delete_many(svc: &Services, user_id: Uuid, ids: &[i64]) -> Result<usize> {
     let (mut tx, now) = svc.writes.begin().await?;
     let deleted = tx.delete_notifications(user_id, ids).await?;
-    let events: Vec<EventDraft> = deleted
-        .iter()
-        .map(|id| EventDraft::new(EventKind::NotificationDeleted, &json!({ "id": id })))
-        .collect();
+    let events: Vec<EventDraft> = deleted.iter().map(|id| deleted_event(*id)).collect();
     svc.writes
         .commit(tx, user_id, &events, now, Vec::new())
         .await?;

@@ -46,11 +46,9 @@ pub async fn update(
         NotificationKind::ProfileUpdated,
         format!("Your profile was updated ({}).", fields.join(", ")),
     );
-    let note = tx.insert_notification(&note, now).await?;
-    let events = [
-        EventDraft::new(EventKind::ProfileUpdated, &profile),
-        EventDraft::new(EventKind::NotificationCreated, &note),
-    ];
+    let (_, noted) = super::notifications::add(svc, &mut tx, &note, now).await?;
+    let mut events = vec![EventDraft::new(EventKind::ProfileUpdated, &profile)];
+    events.extend(noted);
     svc.writes
         .commit(tx, user_id, &events, now, Vec::new())
         .await?;
@@ -103,11 +101,9 @@ async fn set_photo(
     }
     let profile = tx.set_profile_photo(user_id, file, now).await?;
     let note = NotificationDraft::for_account(user_id, NotificationKind::ProfileUpdated, message);
-    let note = tx.insert_notification(&note, now).await?;
-    let events = [
-        EventDraft::new(EventKind::ProfileUpdated, &profile),
-        EventDraft::new(EventKind::NotificationCreated, &note),
-    ];
+    let (_, noted) = super::notifications::add(svc, &mut tx, &note, now).await?;
+    let mut events = vec![EventDraft::new(EventKind::ProfileUpdated, &profile)];
+    events.extend(noted);
     svc.writes
         .commit(tx, user_id, &events, now, Vec::new())
         .await?;

@@ -53,11 +53,8 @@ async fn finish(
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<()> {
     let user_id = note.user_id;
-    let note = tx.insert_notification(&note, now).await?;
-    let events = [
-        event,
-        EventDraft::new(EventKind::NotificationCreated, &note),
-    ];
+    let (_, noted) = super::notifications::add(svc, &mut tx, &note, now).await?;
+    let events: Vec<EventDraft> = std::iter::once(event).chain(noted).collect();
     svc.writes
         .commit(tx, user_id, &events, now, Vec::new())
         .await
@@ -73,7 +70,17 @@ pub async fn get(svc: &Services, user_id: Uuid, id: i64) -> Result<Task> {
 
 pub async fn create(svc: &Services, user_id: Uuid, input: &NewTask) -> Result<Task> {
     let (mut tx, now) = svc.writes.begin().await?;
-    let task = tx.insert_task(user_id, input, now).await?;
+    let max = svc.quotas.max_tasks_per_user;
+    let task = tx
+        .insert_task(user_id, input, now, max)
+        .await?
+        .ok_or_else(|| {
+            metrics::counter!(crate::metrics::QUOTA_EXCEEDED, "quota" => "tasks").increment(1);
+            Error::QuotaExceeded(format!(
+                "An account holds at most {max} tasks, the trash included; delete some \
+                 permanently to add more"
+            ))
+        })?;
     let note = NotificationDraft::for_task(NotificationKind::TaskCreated, &task);
     finish(
         svc,

@@ -165,6 +165,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Forgets sessions past their absolute lifetime; returns how many.
     async fn prune_sessions(&self, now: DateTime<Utc>) -> StoreResult<u64>;
+    /// Up to `limit` users holding notifications created before `cutoff`.
+    async fn users_with_notifications_before(
+        &self,
+        cutoff: DateTime<Utc>,
+        limit: i64,
+    ) -> StoreResult<Vec<Uuid>>;
 }
 
 /// The writes of one use case, committed together or not at all.
@@ -188,22 +194,37 @@ pub trait StoreTx: Send {
         now: DateTime<Utc>,
     ) -> StoreResult<Profile>;
 
+    /// Inserts the task unless the user already holds `max_tasks` (then `None`).
     async fn insert_task(
         &mut self,
         user_id: Uuid,
         task: &NewTask,
         now: DateTime<Utc>,
-    ) -> StoreResult<Task>;
+        max_tasks: i64,
+    ) -> StoreResult<Option<Task>>;
     /// The task, locked against concurrent updates until commit.
     async fn task_for_update(&mut self, id: i64) -> StoreResult<Option<Task>>;
     async fn save_task(&mut self, task: &Task) -> StoreResult<Task>;
     async fn delete_task(&mut self, id: i64) -> StoreResult<()>;
 
+    /// Inserts the notification; also returns how many the user held before it.
     async fn insert_notification(
         &mut self,
         draft: &NotificationDraft,
         now: DateTime<Utc>,
-    ) -> StoreResult<Notification>;
+    ) -> StoreResult<(Notification, i64)>;
+    /// Deletes the user's `count` oldest notifications; returns their ids.
+    async fn delete_oldest_notifications(
+        &mut self,
+        user_id: Uuid,
+        count: i64,
+    ) -> StoreResult<Vec<i64>>;
+    /// Deletes the user's notifications created before `cutoff`; returns their ids.
+    async fn delete_notifications_before(
+        &mut self,
+        user_id: Uuid,
+        cutoff: DateTime<Utc>,
+    ) -> StoreResult<Vec<i64>>;
     async fn set_notification_read(
         &mut self,
         user_id: Uuid,
@@ -277,6 +298,14 @@ struct TaskWithTotal {
     #[sqlx(flatten)]
     task: Task,
     total: i64,
+}
+
+/// A notification just inserted, with how many the user held before it.
+#[derive(Debug, sqlx::FromRow)]
+struct InsertedNotification {
+    #[sqlx(flatten)]
+    notification: Notification,
+    held_before: i64,
 }
 
 /// A notification of a listed page, with the counts the page reports.

@@ -99,11 +99,14 @@ pub const TASK_PAGE: &str = sql(&join(&[
 /// The number of tasks matching the filter, for a page past the end.
 pub const TASK_COUNT: &str = sql(&join(&["SELECT count(*)", TASK_FILTER]));
 
-pub const INSERT_TASK: &str = sql(&join(&[
+/// Inserts the task only while the user (`$1`) holds fewer than `$8` tasks; see
+/// [`Locked::INSERT_TASK`] for the form that runs.
+const INSERT_TASK_WITHIN_QUOTA: [&str; 2] = [
     "INSERT INTO tasks (user_id, title, description, completed, priority, due_date, \
-     created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING ",
-    TASK_COLUMNS,
-]));
+     created_at, updated_at) SELECT $1, $2, $3, $4, $5, $6, $7, $7 \
+     WHERE (SELECT task_count FROM users WHERE id = $1",
+    ") < $8 RETURNING ",
+];
 
 pub const SAVE_TASK: &str = sql(&join(&[
     "UPDATE tasks SET title = $2, description = $3, completed = $4, priority = $5, \
@@ -150,11 +153,28 @@ pub const NOTIFICATION_COUNTS: &str = "SELECT count(*) FILTER (WHERE NOT $2 OR N
 pub const UNREAD_COUNT: &str =
     "SELECT count(*) FROM notifications WHERE user_id = $1 AND NOT is_read";
 
+/// Returns the notification and, last, how many the user held before it: the subquery
+/// reads the statement's snapshot on PostgreSQL, and runs before the AFTER trigger that
+/// counts the new row on SQLite.
 pub const INSERT_NOTIFICATION: &str = sql(&join(&[
     "INSERT INTO notifications (user_id, kind, title, message, task_id, created_at) \
      VALUES ($1, $2, $3, $4, $5, $6) RETURNING ",
     NOTIFICATION_COLUMNS,
+    ", (SELECT notification_count FROM users WHERE id = $1) AS held_before",
 ]));
+
+/// Deletes the user's (`$1`) oldest `$2` notifications, returning their ids.
+pub const DELETE_OLDEST_NOTIFICATIONS: &str = "DELETE FROM notifications WHERE id IN ( \
+     SELECT id FROM notifications WHERE user_id = $1 ORDER BY created_at, id LIMIT $2) \
+     RETURNING id";
+
+/// Deletes the user's (`$1`) notifications created before `$2`, returning their ids.
+pub const DELETE_NOTIFICATIONS_BEFORE: &str =
+    "DELETE FROM notifications WHERE user_id = $1 AND created_at < $2 RETURNING id";
+
+/// Up to `$2` users holding notifications created before `$1`.
+pub const USERS_WITH_NOTIFICATIONS_BEFORE: &str =
+    "SELECT DISTINCT user_id FROM notifications WHERE created_at < $1 LIMIT $2";
 
 pub const SET_NOTIFICATION_READ: &str = sql(&join(&[
     "UPDATE notifications SET is_read = $3 WHERE id = $1 AND user_id = $2 RETURNING ",
@@ -240,6 +260,14 @@ impl<B: Backend> Locked<B> {
     pub const PROFILE_PHOTO: &'static str = sql(&join(&[PROFILE_PHOTO, B::ROW_LOCK]));
     pub const TASK_BY_ID: &'static str = sql(&join(&[TASK_BY_ID, B::ROW_LOCK]));
     pub const SESSION_BY_ID: &'static str = sql(&join(&[SESSION_BY_ID, B::ROW_LOCK]));
+    /// Locks the user's row while it counts the tasks, so that two creations cannot
+    /// both take the last place.
+    pub const INSERT_TASK: &'static str = sql(&join(&[
+        INSERT_TASK_WITHIN_QUOTA[0],
+        B::ROW_LOCK,
+        INSERT_TASK_WITHIN_QUOTA[1],
+        TASK_COLUMNS,
+    ]));
 }
 
 /// SQL text being put together at compile time; [`sql`] reads it back.

@@ -8,9 +8,9 @@ use uuid::Uuid;
 use super::backend::{Backend, Column};
 use super::queries::{self as q, Locked};
 use super::{
-    EventBounds, EventRow, NewSession, NewUser, NotificationFilter, NotificationPage,
-    NotificationWithCounts, PoolSizes, ProfileRow, Session, Store, StoreResult, StoreTx,
-    TaskWithTotal,
+    EventBounds, EventRow, InsertedNotification, NewSession, NewUser, NotificationFilter,
+    NotificationPage, NotificationWithCounts, PoolSizes, ProfileRow, Session, Store, StoreResult,
+    StoreTx, TaskWithTotal,
 };
 use crate::config::DatabaseUrl;
 use crate::domain::{
@@ -300,6 +300,19 @@ where
         tx.commit().await.map_err(B::store_error)?;
         Ok(B::rows_affected(&done))
     }
+
+    async fn users_with_notifications_before(
+        &self,
+        cutoff: DateTime<Utc>,
+        limit: i64,
+    ) -> StoreResult<Vec<Uuid>> {
+        sqlx::query_scalar(q::USERS_WITH_NOTIFICATIONS_BEFORE)
+            .bind(cutoff)
+            .bind(limit)
+            .fetch_all(&self.read)
+            .await
+            .map_err(B::store_error)
+    }
 }
 
 // The bounds of `Store for SqlStore<B>` above.
@@ -424,8 +437,9 @@ where
         user_id: Uuid,
         task: &NewTask,
         now: DateTime<Utc>,
-    ) -> StoreResult<Task> {
-        sqlx::query_as(q::INSERT_TASK)
+        max_tasks: i64,
+    ) -> StoreResult<Option<Task>> {
+        sqlx::query_as(Locked::<B>::INSERT_TASK)
             .bind(user_id)
             .bind(task.title.as_str())
             .bind(task.description.as_ref().map(|d| d.as_str()))
@@ -433,7 +447,8 @@ where
             .bind(task.priority.as_str())
             .bind(task.due_date)
             .bind(now)
-            .fetch_one(&mut *self.tx)
+            .bind(max_tasks)
+            .fetch_optional(&mut *self.tx)
             .await
             .map_err(B::store_error)
     }
@@ -475,8 +490,8 @@ where
         &mut self,
         draft: &NotificationDraft,
         now: DateTime<Utc>,
-    ) -> StoreResult<Notification> {
-        sqlx::query_as(q::INSERT_NOTIFICATION)
+    ) -> StoreResult<(Notification, i64)> {
+        let row: InsertedNotification = sqlx::query_as(q::INSERT_NOTIFICATION)
             .bind(draft.user_id)
             .bind(draft.kind.as_str())
             .bind(draft.title.as_str())
@@ -484,6 +499,33 @@ where
             .bind(draft.task_id)
             .bind(now)
             .fetch_one(&mut *self.tx)
+            .await
+            .map_err(B::store_error)?;
+        Ok((row.notification, row.held_before))
+    }
+
+    async fn delete_oldest_notifications(
+        &mut self,
+        user_id: Uuid,
+        count: i64,
+    ) -> StoreResult<Vec<i64>> {
+        sqlx::query_scalar(q::DELETE_OLDEST_NOTIFICATIONS)
+            .bind(user_id)
+            .bind(count)
+            .fetch_all(&mut *self.tx)
+            .await
+            .map_err(B::store_error)
+    }
+
+    async fn delete_notifications_before(
+        &mut self,
+        user_id: Uuid,
+        cutoff: DateTime<Utc>,
+    ) -> StoreResult<Vec<i64>> {
+        sqlx::query_scalar(q::DELETE_NOTIFICATIONS_BEFORE)
+            .bind(user_id)
+            .bind(cutoff)
+            .fetch_all(&mut *self.tx)
             .await
             .map_err(B::store_error)
     }

@@ -8,6 +8,7 @@ mod notifications;
 mod operations;
 mod password_hashing;
 mod profile;
+mod quotas;
 mod realtime;
 mod sessions;
 mod tasks;
