@@ -20,6 +20,8 @@
 //! - `taskstream_password_hash_rejected_total` (sign-ins and sign-ups refused with 503
 //!   because every hashing slot and queue place was taken),
 //!   `taskstream_password_hashes_in_flight` (gauge: argon2 computations running)
+//! - `taskstream_token_reuse_total` (refreshes with an already-rotated token: token theft
+//!   suspected, the session was ended)
 //! - `taskstream_quota_exceeded_total{quota="tasks"}` (writes refused with 409
 //!   `QUOTA_EXCEEDED`), `taskstream_notifications_pruned_total{reason="quota|retention"}`
 //! - `taskstream_db_pool_connections{state="in_use|idle"}`, `process_resident_memory_bytes`,
@@ -53,6 +55,7 @@ pub const GAP_FILLS: &str = "taskstream_gap_fills_total";
 pub const BUS_REJECTED: &str = "taskstream_bus_rejected_total";
 pub const RATE_LIMITED: &str = "taskstream_rate_limited_total";
 pub const RATE_LIMIT_FALLBACKS: &str = "taskstream_rate_limit_fallbacks_total";
+pub const TOKEN_REUSE: &str = "taskstream_token_reuse_total";
 pub const QUOTA_EXCEEDED: &str = "taskstream_quota_exceeded_total";
 pub const NOTIFICATIONS_PRUNED: &str = "taskstream_notifications_pruned_total";
 pub const PASSWORD_HASH_REJECTED: &str = "taskstream_password_hash_rejected_total";

@@ -120,6 +120,7 @@ impl App {
         let clients = http::client::ClientPolicy {
             limiter: services.limits.clone(),
             trusted_proxies: config.limits.trusted_proxies.clone().into(),
+            public_url: config.http.public_url.as_deref().map(Arc::from),
         };
         let router = http::router(
             services.clone(),

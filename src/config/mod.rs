@@ -351,7 +351,7 @@ mod tests {
 
     use clap::CommandFactory;
 
-    use super::values::parse_optional_address;
+    use super::values::{parse_optional_address, parse_public_url};
     use super::*;
 
     /// `args` after the program name, without the environment.
@@ -366,6 +366,28 @@ mod tests {
         match parse(args).validate() {
             Ok(()) => Vec::new(),
             Err(invalid) => invalid.problems,
+        }
+    }
+
+    #[test]
+    fn public_url_is_an_http_origin_with_an_optional_prefix() {
+        let ok = |s: &str| parse_public_url(s).expect(s);
+        assert_eq!(ok("https://api.example.com"), "https://api.example.com");
+        assert_eq!(ok("https://api.example.com/"), "https://api.example.com");
+        assert_eq!(
+            ok("http://example.com:8080/taskstream/"),
+            "http://example.com:8080/taskstream"
+        );
+        for bad in [
+            "api.example.com",
+            "ftp://example.com",
+            "https://user:pw@example.com",
+            "https://example.com/?a=1",
+            "https://example.com/#x",
+            "/relative",
+            "",
+        ] {
+            assert!(parse_public_url(bad).is_err(), "{bad} was accepted");
         }
     }
 
@@ -409,6 +431,7 @@ mod tests {
             "PASSWORD_HASH_QUEUE",
             "PHOTO_DECODE_CONCURRENCY",
             "PHOTO_MAX_PIXELS",
+            "PUBLIC_URL",
             "RATE_LIMITS",
             "REDIS_URL",
             "REQUEST_TIMEOUT",

@@ -10,7 +10,9 @@ use std::time::Duration;
 use clap::Args;
 
 use super::rate_limits::Policy;
-use super::values::{parse_duration, parse_optional_address, BusKind, DatabaseUrl, Secret};
+use super::values::{
+    parse_duration, parse_optional_address, parse_public_url, BusKind, DatabaseUrl, Secret,
+};
 
 /// The public listener and what every request passes through.
 #[derive(Debug, Clone, Args)]
@@ -37,6 +39,12 @@ pub struct HttpSettings {
         default_value = "*"
     )]
     pub allowed_hosts: Vec<String>,
+
+    /// Where clients reach the API (`https://api.example.com`), for the absolute URLs of
+    /// photos; unset, they are built from each request's `Host` (and `X-Forwarded-Proto`
+    /// from a trusted proxy).
+    #[arg(long, env = "PUBLIC_URL", value_parser = parse_public_url)]
+    pub public_url: Option<String>,
 
     /// Time a request may take before it is answered with 408.
     #[arg(long, env = "REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]

@@ -124,6 +124,33 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     s.parse::<HumanDuration>().map(|d| d.0)
 }
 
+/// The address clients reach the server by, as an origin with an optional path prefix
+/// (`https://api.example.com`, `https://example.com/taskstream`): http or https, a host, no
+/// query or fragment. Returned without a trailing `/`, ready to have `/media/…` appended.
+pub fn parse_public_url(s: &str) -> Result<String, String> {
+    let uri: axum::http::Uri = s
+        .trim()
+        .parse()
+        .map_err(|err| format!("invalid URL {s:?}: {err}"))?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) {
+        return Err(format!("{s:?} must start with http:// or https://"));
+    }
+    let Some(authority) = uri.authority() else {
+        return Err(format!("{s:?} names no host"));
+    };
+    if authority.as_str().contains('@') {
+        return Err(format!("{s:?} must not carry credentials"));
+    }
+    if uri.query().is_some() || s.contains('#') {
+        return Err(format!("{s:?} must not have a query or fragment"));
+    }
+    let scheme = uri.scheme_str().unwrap_or("https");
+    Ok(format!(
+        "{scheme}://{authority}{}",
+        uri.path().trim_end_matches('/')
+    ))
+}
+
 /// An address to listen on, or `off` (also `none` or nothing) for no listener. Host names
 /// resolve here, once, as binding to `host:port` did.
 pub fn parse_optional_address(s: &str) -> Result<Option<SocketAddr>, String> {

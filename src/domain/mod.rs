@@ -14,7 +14,9 @@ pub use notification::{Notification, NotificationDraft, NotificationKind};
 pub use task::{
     NewTask, Priority, Task, TaskChanges, TaskDescription, TaskFilter, TaskStatus, TaskTitle,
 };
-pub use user::{Email, Password, Profile, ProfileChanges, User, UserName, UserWithPassword};
+pub use user::{
+    media_url, Email, Password, Profile, ProfileChanges, User, UserName, UserWithPassword,
+};
 pub use validation::{optional_text, plain_text, Violations};
 
 /// The current time, truncated to microseconds: what both databases store exactly, so a

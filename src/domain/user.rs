@@ -241,7 +241,26 @@ pub struct Profile {
     pub updated_at: DateTime<Utc>,
 }
 
+/// `path` (a stored `/media/…` path) as seen from `origin` (see `http::client::RequestOrigin`).
+pub fn media_url(origin: &str, path: &str) -> String {
+    format!("{origin}{path}")
+}
+
+impl User {
+    /// The user with the photo's URL absolute for clients that reached us at `origin`.
+    pub fn located(mut self, origin: &str) -> Self {
+        self.profile_photo_url = self.profile_photo_url.map(|p| media_url(origin, &p));
+        self
+    }
+}
+
 impl Profile {
+    /// The profile with the photo's URL absolute for clients that reached us at `origin`.
+    pub fn located(mut self, origin: &str) -> Self {
+        self.profile_photo_url = self.profile_photo_url.map(|p| media_url(origin, &p));
+        self
+    }
+
     pub fn user(&self) -> User {
         User {
             id: self.id,

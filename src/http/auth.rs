@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use super::client::ClientIp;
+use super::client::{ClientIp, RequestOrigin};
 use super::extract::{bearer_token, AuthUser, Json, Path};
 use crate::domain::{Email, Password, User, UserName, Violations};
 use crate::error::{ErrorEnvelope, Result};
@@ -184,6 +184,7 @@ async fn signup(
 async fn signin(
     State(svc): State<Services>,
     client: ClientIp,
+    origin: RequestOrigin,
     headers: HeaderMap,
     Json(input): Json<SigninInput>,
 ) -> Result<Json<TokenResponse>> {
@@ -194,7 +195,8 @@ async fn signin(
     let password = required(&mut v, "password", &input.password)
         .and_then(|p| v.check("password", Password::for_sign_in(p.to_string())));
     let (email, password) = v.finish(|| Some((email?, password?)))?;
-    let session = accounts::signin(&svc, &email, &password, &device(&headers, client)).await?;
+    let device = device(&headers, client);
+    let session = accounts::signin(&svc, &email, &password, &device, origin.as_str()).await?;
     Ok(Json(session.into()))
 }
 
@@ -246,9 +248,17 @@ async fn logout_all(
         (status = 401, description = "Not authenticated, session ended or expired, or token already rotated (the session is then ended)", body = ErrorEnvelope),
     ),
     security(("bearer" = [])))]
-async fn refresh(State(svc): State<Services>, headers: HeaderMap) -> Result<Json<TokenResponse>> {
+async fn refresh(
+    State(svc): State<Services>,
+    origin: RequestOrigin,
+    headers: HeaderMap,
+) -> Result<Json<TokenResponse>> {
     let token = bearer_token(&headers)?;
-    Ok(Json(accounts::refresh(&svc, token).await?.into()))
+    Ok(Json(
+        accounts::refresh(&svc, token, origin.as_str())
+            .await?
+            .into(),
+    ))
 }
 
 /// The user's open sessions, most recently used first.
@@ -323,6 +333,10 @@ async fn change_password(
         (status = 401, description = "Not authenticated", body = ErrorEnvelope),
     ),
     security(("bearer" = [])))]
-async fn me(State(svc): State<Services>, AuthUser(auth): AuthUser) -> Result<Json<User>> {
-    Ok(Json(accounts::me(&svc, &auth).await?))
+async fn me(
+    State(svc): State<Services>,
+    AuthUser(auth): AuthUser,
+    origin: RequestOrigin,
+) -> Result<Json<User>> {
+    Ok(Json(accounts::me(&svc, &auth, origin.as_str()).await?))
 }

@@ -1,4 +1,5 @@
-//! Who is asking: the client's IP address, and the rate limits every API request passes.
+//! Who is asking: the client's IP address, the origin it reached us by, and the rate
+//! limits every API request passes.
 //!
 //! The client is the socket's peer, unless the peer is a trusted reverse proxy
 //! (`TRUSTED_PROXIES`): then it is the nearest address in `X-Forwarded-For` that is not
@@ -39,11 +40,74 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     }
 }
 
+/// The origin (with any path prefix) the client reached the API by, such as
+/// `https://api.example.com`: `PUBLIC_URL` when set, else the request's `Host` with
+/// `http`, or the scheme a trusted proxy put in `X-Forwarded-Proto`. Empty when the request
+/// named no usable host: URLs built on it stay relative. Absolute URLs let a front-end on
+/// another origin load what they point at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestOrigin(pub String);
+
+impl RequestOrigin {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// What the middleware leaves for [`RequestOrigin`], which is worked out only by the
+/// requests that need it.
+#[derive(Debug, Clone)]
+struct OriginHint {
+    public_url: Option<Arc<str>>,
+    peer_is_trusted_proxy: bool,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestOrigin {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let hint = parts
+            .extensions
+            .get::<OriginHint>()
+            .ok_or_else(|| Error::Internal(anyhow::anyhow!("no origin hint on the request")))?;
+        if let Some(url) = &hint.public_url {
+            return Ok(Self(url.to_string()));
+        }
+        let header = |name: &str| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(',').next())
+                .map(str::trim)
+        };
+        let scheme = match header("x-forwarded-proto") {
+            Some(proto) if hint.peer_is_trusted_proxy && proto.eq_ignore_ascii_case("https") => {
+                "https"
+            }
+            _ => "http",
+        };
+        let host = header("host").or_else(|| parts.uri.authority().map(|a| a.as_str()));
+        // Only a plain host[:port]: anything else stays out of the URLs we hand out.
+        let plain = |h: &str| {
+            !h.is_empty()
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+        };
+        Ok(Self(match host {
+            Some(host) if plain(host) => format!("{scheme}://{host}"),
+            _ => String::new(),
+        }))
+    }
+}
+
 /// What the client middleware needs.
 #[derive(Clone)]
 pub struct ClientPolicy {
     pub limiter: Arc<RateLimiter>,
     pub trusted_proxies: Arc<[IpAddr]>,
+    /// `PUBLIC_URL`, if set.
+    pub public_url: Option<Arc<str>>,
 }
 
 impl ClientPolicy {
@@ -85,6 +149,10 @@ pub async fn client_middleware(
     };
     let client = ClientIp(policy.client_ip(peer, request.headers()));
     request.extensions_mut().insert(client);
+    request.extensions_mut().insert(OriginHint {
+        public_url: policy.public_url.clone(),
+        peer_is_trusted_proxy: policy.trusted_proxies.contains(&peer),
+    });
     let anonymous = !request.headers().contains_key(AUTHORIZATION);
     let limiter = policy.limiter.clone();
     let (mut response, tightest) = limits::scope(async move {
@@ -119,6 +187,7 @@ mod tests {
         ClientPolicy {
             limiter: Arc::new(RateLimiter::new(Policy::Off, None).expect("limiter")),
             trusted_proxies: trusted.iter().map(|a| a.parse().expect("ip")).collect(),
+            public_url: None,
         }
     }
 

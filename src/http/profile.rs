@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use super::client::RequestOrigin;
 use super::extract::{nullable, AuthUser, Json};
 use crate::domain::{self, Profile, ProfileChanges, UserName, Violations};
 use crate::error::{Error, ErrorEnvelope, Result};
@@ -164,8 +165,11 @@ pub struct PhotoForm {
 async fn get_profile(
     State(svc): State<Services>,
     AuthUser(auth): AuthUser,
+    origin: RequestOrigin,
 ) -> Result<Json<Profile>> {
-    Ok(Json(profile::get(&svc, auth.user_id).await?))
+    Ok(Json(
+        profile::get(&svc, auth.user_id, origin.as_str()).await?,
+    ))
 }
 
 /// Update some profile fields.
@@ -180,13 +184,15 @@ async fn get_profile(
 async fn update_profile(
     State(svc): State<Services>,
     AuthUser(auth): AuthUser,
+    origin: RequestOrigin,
     Json(input): Json<ProfileUpdate>,
 ) -> Result<Json<ProfileUpdateResponse>> {
     svc.limits
         .enforce(Limit::Profile, &auth.user_id.to_string())
         .await?;
     let changes = input.parse()?;
-    let (updated_fields, profile) = profile::update(&svc, auth.user_id, &changes).await?;
+    let (updated_fields, profile) =
+        profile::update(&svc, auth.user_id, &changes, origin.as_str()).await?;
     Ok(Json(ProfileUpdateResponse {
         message: "Profile updated".into(),
         updated_fields,
@@ -211,6 +217,7 @@ async fn update_profile(
 async fn upload_photo(
     State(svc): State<Services>,
     AuthUser(auth): AuthUser,
+    origin: RequestOrigin,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Json<PhotoUploadResponse>> {
     svc.limits
@@ -224,7 +231,7 @@ async fn upload_photo(
     let bytes = read_file_field(multipart).await?;
     let photo = svc.media.prepare(bytes).await?;
     let (photo_url, thumbnail_url, uploaded_at) =
-        profile::upload_photo(&svc, auth.user_id, photo).await?;
+        profile::upload_photo(&svc, auth.user_id, photo, origin.as_str()).await?;
     Ok(Json(PhotoUploadResponse {
         message: "Profile photo uploaded".into(),
         photo_url,
@@ -278,8 +285,9 @@ async fn read_file_field(mut multipart: Multipart) -> Result<Vec<u8>> {
 async fn delete_photo(
     State(svc): State<Services>,
     AuthUser(auth): AuthUser,
+    origin: RequestOrigin,
 ) -> Result<Json<PhotoDeleteResponse>> {
-    let timestamp = profile::delete_photo(&svc, auth.user_id).await?;
+    let timestamp = profile::delete_photo(&svc, auth.user_id, origin.as_str()).await?;
     Ok(Json(PhotoDeleteResponse {
         message: "Profile photo removed".into(),
         timestamp,

@@ -132,6 +132,7 @@ pub async fn signin(
     email: &Email,
     password: &Password,
     device: &Device,
+    origin: &str,
 ) -> Result<AuthSession> {
     // An address whose failures are spent is refused even with the right password, so
     // guessing cannot go on by spreading attempts over time within the window.
@@ -150,7 +151,7 @@ pub async fn signin(
             return Err(Error::InvalidCredentials);
         }
     };
-    let user = account.user;
+    let user = account.user.located(origin);
     let rehashed = if verification.needs_rehash {
         Some(svc.passwords.hash(password).await?)
     } else {
@@ -272,7 +273,8 @@ pub async fn change_password(
     current: &Password,
     new: &Password,
 ) -> Result<usize> {
-    let user = me(svc, auth).await?;
+    // Only the e-mail address is used: no URL to make absolute.
+    let user = me(svc, auth, "").await?;
     // Guessing the current password with a stolen token spends the sign-in budget of the
     // account's address, like guessing it at sign-in.
     svc.limits
@@ -314,7 +316,7 @@ pub async fn change_password(
 /// Rotates the token's session: a new token, and the presented one stops working at once.
 /// Refused past the session's absolute lifetime. A token that was already rotated out is
 /// taken for a stolen copy: its whole session ends.
-pub async fn refresh(svc: &Services, token: &str) -> Result<AuthSession> {
+pub async fn refresh(svc: &Services, token: &str, origin: &str) -> Result<AuthSession> {
     let claims = svc.tokens.verify(token)?;
     // Spends from the user's write budget, as every authenticated write does (the token
     // is checked here rather than by the extractor, which would refuse a rotated one).
@@ -331,6 +333,7 @@ pub async fn refresh(svc: &Services, token: &str) -> Result<AuthSession> {
         tx.end_session(claims.sub, session.id, now).await?;
         tracing::warn!(user_id = %claims.sub, session_id = %session.id,
             "a rotated token was presented for refresh; session ended");
+        metrics::counter!(crate::metrics::TOKEN_REUSE).increment(1);
         let message = format!(
             "A session was signed out at {}: an old token of it was used again.",
             now.format("%Y-%m-%d %H:%M UTC")
@@ -362,7 +365,7 @@ pub async fn refresh(svc: &Services, token: &str) -> Result<AuthSession> {
         .store
         .profile(claims.sub)
         .await?
-        .map(|p| p.user())
+        .map(|p| p.user().located(origin))
         .ok_or(Error::InvalidToken)?;
     Ok(AuthSession {
         token: issued,
@@ -370,10 +373,10 @@ pub async fn refresh(svc: &Services, token: &str) -> Result<AuthSession> {
     })
 }
 
-pub async fn me(svc: &Services, auth: &Authenticated) -> Result<User> {
+pub async fn me(svc: &Services, auth: &Authenticated, origin: &str) -> Result<User> {
     svc.store
         .profile(auth.user_id)
         .await?
-        .map(|p| p.user())
+        .map(|p| p.user().located(origin))
         .ok_or(Error::InvalidToken)
 }

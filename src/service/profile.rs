@@ -1,6 +1,10 @@
 //! Profile use cases, photos included. A photo file is written before the transaction
 //! that points the profile at it, and the previous file is removed only after commit, so a
 //! failure never leaves a profile pointing at a missing file.
+//!
+//! `origin` is where the client reached the API (`http::client::RequestOrigin`): photo URLs
+//! in answers and in `profile.updated` events are absolute on it, so that a front-end on
+//! another origin loads them from here.
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -8,17 +12,17 @@ use uuid::Uuid;
 use super::accounts::{user_conflict, NAME_TAKEN};
 use super::Services;
 use crate::domain::{
-    EventDraft, EventKind, NotificationDraft, NotificationKind, Profile, ProfileChanges,
+    media_url, EventDraft, EventKind, NotificationDraft, NotificationKind, Profile, ProfileChanges,
 };
 use crate::error::{Error, Result};
 use crate::service::media::{Photo, THUMBNAIL_DIR};
 use crate::store::MEDIA_URL_PREFIX;
 
-pub async fn get(svc: &Services, user_id: Uuid) -> Result<Profile> {
-    svc.store
-        .profile(user_id)
-        .await?
-        .ok_or_else(|| Error::not_found("Profile"))
+pub async fn get(svc: &Services, user_id: Uuid, origin: &str) -> Result<Profile> {
+    let profile = svc.store.profile(user_id).await?;
+    Ok(profile
+        .ok_or_else(|| Error::not_found("Profile"))?
+        .located(origin))
 }
 
 /// Applies the changes; returns the names of the fields the request set, and the profile.
@@ -26,6 +30,7 @@ pub async fn update(
     svc: &Services,
     user_id: Uuid,
     changes: &ProfileChanges,
+    origin: &str,
 ) -> Result<(Vec<&'static str>, Profile)> {
     let (mut tx, now) = svc.writes.begin().await?;
     let mut profile = tx
@@ -39,7 +44,11 @@ pub async fn update(
     }
     changes.apply(&mut profile);
     profile.updated_at = now;
-    let profile = tx.save_profile(&profile).await.map_err(user_conflict)?;
+    let profile = tx
+        .save_profile(&profile)
+        .await
+        .map_err(user_conflict)?
+        .located(origin);
     let fields = changes.field_names();
     let note = NotificationDraft::for_account(
         user_id,
@@ -61,14 +70,17 @@ pub async fn upload_photo(
     svc: &Services,
     user_id: Uuid,
     photo: Photo,
+    origin: &str,
 ) -> Result<(String, String, DateTime<Utc>)> {
     let file = svc.media.save(&photo).await?;
-    match set_photo(svc, user_id, Some(&file), "Your profile photo was updated.").await {
+    let message = "Your profile photo was updated.";
+    match set_photo(svc, user_id, Some(&file), message, origin).await {
         Ok((profile, now)) => {
             let url = profile.profile_photo_url.ok_or_else(|| {
                 Error::Internal(anyhow::anyhow!("photo url missing after upload"))
             })?;
-            let thumbnail_url = format!("{MEDIA_URL_PREFIX}{THUMBNAIL_DIR}/{file}");
+            let thumbnail_url =
+                media_url(origin, &format!("{MEDIA_URL_PREFIX}{THUMBNAIL_DIR}/{file}"));
             Ok((url, thumbnail_url, now))
         }
         Err(err) => {
@@ -79,8 +91,9 @@ pub async fn upload_photo(
 }
 
 /// Removes the profile photo; doing so twice is not an error.
-pub async fn delete_photo(svc: &Services, user_id: Uuid) -> Result<DateTime<Utc>> {
-    let (_, now) = set_photo(svc, user_id, None, "Your profile photo was removed.").await?;
+pub async fn delete_photo(svc: &Services, user_id: Uuid, origin: &str) -> Result<DateTime<Utc>> {
+    let message = "Your profile photo was removed.";
+    let (_, now) = set_photo(svc, user_id, None, message, origin).await?;
     Ok(now)
 }
 
@@ -89,6 +102,7 @@ async fn set_photo(
     user_id: Uuid,
     file: Option<&str>,
     message: &str,
+    origin: &str,
 ) -> Result<(Profile, DateTime<Utc>)> {
     let (mut tx, now) = svc.writes.begin().await?;
     let previous = tx.profile_photo(user_id).await?;
@@ -97,9 +111,12 @@ async fn set_photo(
             .profile_for_update(user_id)
             .await?
             .ok_or_else(|| Error::not_found("Profile"))?;
-        return Ok((profile, now));
+        return Ok((profile.located(origin), now));
     }
-    let profile = tx.set_profile_photo(user_id, file, now).await?;
+    let profile = tx
+        .set_profile_photo(user_id, file, now)
+        .await?
+        .located(origin);
     let note = NotificationDraft::for_account(user_id, NotificationKind::ProfileUpdated, message);
     let (_, noted) = super::notifications::add(svc, &mut tx, &note, now).await?;
     let mut events = vec![EventDraft::new(EventKind::ProfileUpdated, &profile)];

@@ -45,7 +45,11 @@ impl ApiClient {
         }
     }
 
+    /// `path` on this server; an absolute URL (as the API hands out for photos) as it is.
     pub fn url(&self, path: &str) -> String {
+        if path.starts_with("http://") || path.starts_with("https://") {
+            return path.to_string();
+        }
         format!("{}{}", self.address, path)
     }
 

@@ -60,7 +60,11 @@ pub async fn upload_ok(
     let url = body["photo_url"]
         .as_str()
         .unwrap_or_else(|| panic!("photo_url: {body}"));
-    assert!(url.starts_with("/media/"), "{url}");
+    // Absolute, so that a front-end on another origin can load it.
+    let media = format!("{}/media/", api.address);
+    assert!(url.starts_with(&media), "{url}");
+    let thumbnail = body["thumbnail_url"].as_str().unwrap_or_default();
+    assert!(thumbnail.starts_with(&format!("{media}thumbs/")), "{body}");
     let uploaded_at = body["uploaded_at"].as_str().expect("uploaded_at");
     assert!(
         chrono::DateTime::parse_from_rfc3339(uploaded_at).is_ok(),

@@ -6,6 +6,7 @@ mod images;
 mod names;
 mod photo;
 mod photo_reencoded;
+mod photo_urls;
 mod photo_refused;
 mod reading;
 
@@ -79,10 +80,10 @@ fn stored_side(side: u32, longest: u32, max: u32) -> u32 {
     (u64::from(side) * u64::from(max) / u64::from(longest)).max(1) as u32
 }
 
-/// `/media/<file>` -> `/media/thumbs/<file>`.
+/// `…/media/<file>` -> `…/media/thumbs/<file>`.
 fn thumbnail_url(url: &str) -> String {
-    let name = url.strip_prefix("/media/").unwrap();
-    format!("/media/thumbs/{name}")
+    let (origin, name) = url.rsplit_once("/media/").unwrap();
+    format!("{origin}/media/thumbs/{name}")
 }
 
 /// GETs `url`, checks its status, type and nosniff, and returns the body.
