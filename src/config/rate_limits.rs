@@ -28,10 +28,12 @@ pub enum Limit {
     Anonymous,
     /// WebSocket upgrades per client IP.
     WsUpgrade,
+    /// Contact-form messages per client IP.
+    Contact,
 }
 
 impl Limit {
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 10] = [
         Self::Signup,
         Self::Signin,
         Self::SigninIp,
@@ -41,6 +43,7 @@ impl Limit {
         Self::UserWrite,
         Self::Anonymous,
         Self::WsUpgrade,
+        Self::Contact,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -54,6 +57,7 @@ impl Limit {
             Self::UserWrite => "user_write",
             Self::Anonymous => "anonymous",
             Self::WsUpgrade => "ws_upgrade",
+            Self::Contact => "contact",
         }
     }
 
@@ -71,6 +75,7 @@ impl Limit {
             Self::UserWrite => (300, MINUTE),
             Self::Anonymous => (300, MINUTE),
             Self::WsUpgrade => (60, MINUTE),
+            Self::Contact => (5, HOUR),
         };
         Quota {
             count,

@@ -3,12 +3,14 @@
 //! Every `parse` returns the human-readable reason on failure; request types collect those
 //! reasons per field (see [`Violations`]) so one response lists every invalid field.
 
+mod contact;
 mod event;
 mod notification;
 mod task;
 mod user;
 mod validation;
 
+pub use contact::ContactMessage;
 pub use event::{Event, EventDraft, EventKind, StreamUpdate};
 pub use notification::{Notification, NotificationDraft, NotificationKind};
 pub use task::{
@@ -17,7 +19,7 @@ pub use task::{
 pub use user::{
     media_url, Email, Password, Profile, ProfileChanges, User, UserName, UserWithPassword,
 };
-pub use validation::{optional_text, plain_text, Violations};
+pub use validation::{optional_text, plain_text, required_text, Violations};
 
 /// The current time, truncated to microseconds: what both databases store exactly, so a
 /// value read back equals the value written.

@@ -59,6 +59,11 @@ pub fn optional_text(raw: Option<&str>, max: usize) -> Result<Option<String>, St
     }
 }
 
+/// A required free text of at most `max` characters, trimmed.
+pub fn required_text(raw: Option<&str>, max: usize) -> Result<String, String> {
+    optional_text(raw, max)?.ok_or_else(|| "is required".to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,5 +81,8 @@ mod tests {
         assert_eq!(optional_text(Some("   "), 5), Ok(None));
         assert!(optional_text(Some("abcdef"), 5).is_err());
         assert!(optional_text(Some("nul\u{0}"), 50).is_err());
+        assert_eq!(required_text(Some(" y "), 5), Ok("y".into()));
+        assert!(required_text(Some("  "), 5).is_err());
+        assert!(required_text(None, 5).is_err());
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod contact;
 pub mod events;
 pub mod extract;
 pub mod health;
@@ -63,6 +64,7 @@ pub use crate::config::HttpSettings;
         (name = "notifications", description = "What happened to the account and its tasks"),
         (name = "profile", description = "Profile fields and photo"),
         (name = "events", description = "The user's event stream (also live over the WebSocket at /api/v1/ws, see protocol/asyncapi.yaml)"),
+        (name = "contact", description = "The public contact form"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]
@@ -92,6 +94,7 @@ fn api_routes() -> OpenApiRouter<Services> {
         .merge(notifications::router())
         .merge(profile::router())
         .merge(events::router())
+        .merge(contact::router())
 }
 
 /// The OpenAPI document, as served at `/api/v1/openapi.json`.

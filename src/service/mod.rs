@@ -6,6 +6,7 @@
 
 pub mod accounts;
 pub mod commit;
+pub mod contact;
 pub mod events;
 pub mod media;
 pub mod notifications;

@@ -14,8 +14,8 @@ use uuid::Uuid;
 
 use crate::config::DatabaseUrl;
 use crate::domain::{
-    Email, Event, EventDraft, EventKind, NewTask, Notification, NotificationDraft, Profile, Task,
-    TaskFilter, UserWithPassword,
+    ContactMessage, Email, Event, EventDraft, EventKind, NewTask, Notification, NotificationDraft,
+    Profile, Task, TaskFilter, UserWithPassword,
 };
 
 mod backend;
@@ -84,6 +84,16 @@ pub struct NewSession<'a> {
     pub user_agent: Option<&'a str>,
     pub ip: Option<&'a str>,
     pub token_jti: Uuid,
+}
+
+/// A contact-form message as stored, with who sent it from where.
+#[derive(Debug, Clone)]
+pub struct NewContactMessage<'a> {
+    pub id: Uuid,
+    pub message: &'a ContactMessage,
+    pub ip: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+    pub now: DateTime<Utc>,
 }
 
 /// What `GET /notifications` asks for, validated.
@@ -165,6 +175,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Forgets sessions past their absolute lifetime; returns how many.
     async fn prune_sessions(&self, now: DateTime<Utc>) -> StoreResult<u64>;
+    /// Stores a contact-form message in a write transaction of its own (it belongs to no
+    /// user's stream).
+    async fn insert_contact_message(&self, message: NewContactMessage<'_>) -> StoreResult<()>;
     /// Up to `limit` users holding notifications created before `cutoff`.
     async fn users_with_notifications_before(
         &self,

@@ -228,6 +228,11 @@ pub const END_SESSIONS: &str = "UPDATE sessions SET ended_at = $3 \
 /// Sessions past their absolute lifetime: none of their tokens can be used or refreshed.
 pub const PRUNE_SESSIONS: &str = "DELETE FROM sessions WHERE expires_at < $1";
 
+// Contact messages.
+
+pub const INSERT_CONTACT_MESSAGE: &str = "INSERT INTO contact_messages (id, name, email, \
+     subject, message, ip, user_agent, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+
 // Events.
 
 pub const EVENTS_AFTER: &str = "SELECT seq, kind, at, data FROM events \

@@ -8,9 +8,9 @@ use uuid::Uuid;
 use super::backend::{Backend, Column};
 use super::queries::{self as q, Locked};
 use super::{
-    EventBounds, EventRow, InsertedNotification, NewSession, NewUser, NotificationFilter,
-    NotificationPage, NotificationWithCounts, PoolSizes, ProfileRow, Session, Store, StoreResult,
-    StoreTx, TaskWithTotal,
+    EventBounds, EventRow, InsertedNotification, NewContactMessage, NewSession, NewUser,
+    NotificationFilter, NotificationPage, NotificationWithCounts, PoolSizes, ProfileRow, Session,
+    Store, StoreResult, StoreTx, TaskWithTotal,
 };
 use crate::config::DatabaseUrl;
 use crate::domain::{
@@ -299,6 +299,23 @@ where
             .map_err(B::store_error)?;
         tx.commit().await.map_err(B::store_error)?;
         Ok(B::rows_affected(&done))
+    }
+
+    async fn insert_contact_message(&self, new: NewContactMessage<'_>) -> StoreResult<()> {
+        let mut tx = B::begin_write(&self.write).await.map_err(B::store_error)?;
+        sqlx::query(q::INSERT_CONTACT_MESSAGE)
+            .bind(new.id)
+            .bind(new.message.name.as_str())
+            .bind(new.message.email.as_str())
+            .bind(new.message.subject.as_str())
+            .bind(new.message.message.as_str())
+            .bind(new.ip)
+            .bind(new.user_agent)
+            .bind(new.now)
+            .execute(&mut *tx)
+            .await
+            .map_err(B::store_error)?;
+        tx.commit().await.map_err(B::store_error)
     }
 
     async fn users_with_notifications_before(

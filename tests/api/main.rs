@@ -2,6 +2,7 @@
 
 mod auth;
 mod conflicts;
+mod contact;
 mod hostile_input;
 mod limits;
 mod notifications;

@@ -6,8 +6,8 @@ mod images;
 mod names;
 mod photo;
 mod photo_reencoded;
-mod photo_urls;
 mod photo_refused;
+mod photo_urls;
 mod reading;
 
 use std::collections::BTreeSet;

@@ -62,16 +62,25 @@ async fn photo_urls_are_absolute_on_the_request_origin_everywhere(backend: Backe
     let media = format!("{}/media/", app.address);
     assert!(url.starts_with(&media), "{url}");
     let thumbnail = body["thumbnail_url"].as_str().expect("thumbnail_url");
-    assert!(thumbnail.starts_with(&format!("{media}thumbs/")), "{thumbnail}");
+    assert!(
+        thumbnail.starts_with(&format!("{media}thumbs/")),
+        "{thumbnail}"
+    );
 
     // Loadable from anywhere as it is.
     let (status, content_type, _) = fetch_photo(&app, &url).await;
-    assert_eq!((status, content_type.as_str()), (StatusCode::OK, "image/png"));
+    assert_eq!(
+        (status, content_type.as_str()),
+        (StatusCode::OK, "image/png")
+    );
     let (status, _, _) = fetch_photo(&app, thumbnail).await;
     assert_eq!(status, StatusCode::OK);
 
     // The same URL in every answer and in the event.
-    assert_eq!(get_profile(&app, &ada).await["profile_photo_url"], url.as_str());
+    assert_eq!(
+        get_profile(&app, &ada).await["profile_photo_url"],
+        url.as_str()
+    );
     assert_eq!(me_photo(&app, &ada).await, url.as_str());
     let signin = app
         .api(Method::POST, "/auth/signin", None)
@@ -141,7 +150,10 @@ async fn only_a_trusted_proxy_sets_the_scheme(backend: Backend) {
     let ada = app.signup("Ada").await;
     let body = upload_with(&app, &ada, &[("x-forwarded-proto", "https")]).await;
     let url = body["photo_url"].as_str().expect("photo_url");
-    assert!(url.starts_with("http://"), "an untrusted peer's header is ignored: {url}");
+    assert!(
+        url.starts_with("http://"),
+        "an untrusted peer's header is ignored: {url}"
+    );
 
     let app = TestApp::spawn_with(backend, |c| {
         c.limits.trusted_proxies = vec!["127.0.0.1".parse().expect("ip")];

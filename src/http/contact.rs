@@ -1,0 +1,73 @@
+//! `POST /contact`: the public contact form (no account needed).
+
+use axum::extract::State;
+use axum::http::header::USER_AGENT;
+use axum::http::{HeaderMap, StatusCode};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use super::client::ClientIp;
+use super::extract::Json;
+use crate::domain::ContactMessage;
+use crate::error::{ErrorEnvelope, Result};
+use crate::service::accounts::Device;
+use crate::service::{contact, Services};
+
+pub fn router() -> OpenApiRouter<Services> {
+    OpenApiRouter::new().routes(routes!(send_message))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ContactInput {
+    /// 1–100 characters after trimming.
+    name: Option<String>,
+    /// Where to answer.
+    email: Option<String>,
+    /// 1–200 characters after trimming.
+    subject: Option<String>,
+    /// 1–5000 characters after trimming.
+    message: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ContactReceipt {
+    /// The stored message's id, to quote when following up.
+    id: Uuid,
+    message: String,
+    received_at: DateTime<Utc>,
+}
+
+/// Send a message to the team (no authentication). Limited per client address (the
+/// `contact` rate limit, 5 per hour by default).
+#[utoipa::path(post, path = "/contact", tag = "contact", request_body = ContactInput,
+    responses(
+        (status = 201, description = "Received and stored", body = ContactReceipt),
+        (status = 422, description = "Invalid body", body = ErrorEnvelope),
+    ))]
+async fn send_message(
+    State(svc): State<Services>,
+    client: ClientIp,
+    headers: HeaderMap,
+    Json(input): Json<ContactInput>,
+) -> Result<(StatusCode, Json<ContactReceipt>)> {
+    let message = ContactMessage::parse(
+        input.name.as_deref(),
+        input.email.as_deref(),
+        input.subject.as_deref(),
+        input.message.as_deref(),
+    )?;
+    let user_agent = headers.get(USER_AGENT).and_then(|v| v.to_str().ok());
+    let sender = Device::new(user_agent, Some(client.key()));
+    let receipt = contact::submit(&svc, &message, &sender).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(ContactReceipt {
+            id: receipt.id,
+            message: "Thank you, your message was received".into(),
+            received_at: receipt.received_at,
+        }),
+    ))
+}
