@@ -282,6 +282,7 @@ async fn graceful_shutdown_stops_serving(backend: Backend) {
 /// Every route of the contract, as the OpenAPI document must list it.
 const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/auth/signup"),
+    ("post", "/api/v1/contact"),
     ("post", "/api/v1/auth/signin"),
     ("post", "/api/v1/auth/logout"),
     ("post", "/api/v1/auth/refresh"),
