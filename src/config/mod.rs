@@ -306,6 +306,10 @@ impl Config {
             "MAX_TASKS_PER_USER must be at least 1",
         );
         check(
+            quotas.max_sessions_per_user >= 1,
+            "MAX_SESSIONS_PER_USER must be at least 1",
+        );
+        check(
             quotas.max_notifications_per_user >= 1,
             "MAX_NOTIFICATIONS_PER_USER must be at least 1",
         );
@@ -423,6 +427,7 @@ mod tests {
             "JWT_TTL",
             "LOG_FORMAT",
             "MAX_NOTIFICATIONS_PER_USER",
+            "MAX_SESSIONS_PER_USER",
             "MAX_TASKS_PER_USER",
             "MEDIA_DIR",
             "METRICS_BIND",

@@ -262,6 +262,11 @@ pub struct QuotaSettings {
     #[arg(long, env = "MAX_NOTIFICATIONS_PER_USER", default_value_t = 1_000)]
     pub max_notifications_per_user: i64,
 
+    /// Open sessions (signed-in devices) an account may have: a sign-in past it ends the
+    /// least recently used ones, whose sockets close with 4003.
+    #[arg(long, env = "MAX_SESSIONS_PER_USER", default_value_t = 100)]
+    pub max_sessions_per_user: i64,
+
     /// Notifications older than this are deleted (with their events) by a sweep that
     /// runs every few minutes.
     #[arg(long, env = "NOTIFICATION_RETENTION", default_value = "90d", value_parser = parse_duration)]

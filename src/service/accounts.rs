@@ -61,18 +61,14 @@ pub(super) fn user_conflict(err: StoreError) -> Error {
 }
 
 pub async fn signup(svc: &Services, input: Signup, device: &Device) -> Result<AuthSession> {
-    // The cheap duplicate checks come first, so a taken address or name costs no hashing
-    // (the 409 says it is taken anyway). They run in a transaction of their own, dropped
-    // (rolled back) before hashing: the hash is the slow part and must hold no lock. A
-    // sign-up that wins a race after these checks is caught by the unique constraints.
-    {
-        let (mut tx, _) = svc.writes.begin().await?;
-        if tx.email_taken(&input.email).await? {
-            return Err(Error::Conflict(EMAIL_TAKEN.into()));
-        }
-        if tx.name_taken(input.name.as_str(), None).await? {
-            return Err(Error::Conflict(NAME_TAKEN.into()));
-        }
+    // The cheap duplicate checks come first, on the read pool, so a taken address or name
+    // costs no hashing and no writer (the 409 says it is taken anyway). A sign-up that
+    // wins a race after these checks is caught by the unique constraints.
+    if svc.store.email_taken(&input.email).await? {
+        return Err(Error::Conflict(EMAIL_TAKEN.into()));
+    }
+    if svc.store.name_taken(input.name.as_str(), None).await? {
+        return Err(Error::Conflict(NAME_TAKEN.into()));
     }
     let hash = svc.passwords.hash(&input.password).await?;
     let (mut tx, now) = svc.writes.begin().await?;
@@ -92,7 +88,7 @@ pub async fn signup(svc: &Services, input: Signup, device: &Device) -> Result<Au
         format!("Welcome, {}! Your account is ready.", profile.name),
     );
     let (_, events) = super::notifications::add(svc, &mut tx, &welcome, now).await?;
-    let token = open_session(svc, tx.as_mut(), profile.id, device, now).await?;
+    let (token, _) = open_session(svc, tx.as_mut(), profile.id, device, now).await?;
     svc.writes
         .commit(tx, profile.id, &events, now, Vec::new())
         .await?;
@@ -103,14 +99,16 @@ pub async fn signup(svc: &Services, input: Signup, device: &Device) -> Result<Au
     })
 }
 
-/// Records a new session in `tx` and issues its first token.
+/// Records a new session in `tx` and issues its first token. Also returns the tokens of
+/// the sessions it ended to stay within MAX_SESSIONS_PER_USER (the least recently used),
+/// for the commit to stop.
 async fn open_session(
     svc: &Services,
     tx: &mut dyn StoreTx,
     user_id: Uuid,
     device: &Device,
     now: DateTime<Utc>,
-) -> Result<IssuedToken> {
+) -> Result<(IssuedToken, Vec<Uuid>)> {
     let id = Uuid::new_v4();
     let expires_at = now + svc.tokens.session_max_age();
     let token = svc.tokens.issue(user_id, id, expires_at)?;
@@ -124,7 +122,10 @@ async fn open_session(
         token_jti: token.claims.jti,
     })
     .await?;
-    Ok(token)
+    let ended = tx
+        .end_sessions_beyond(user_id, svc.quotas.max_sessions_per_user, now)
+        .await?;
+    Ok((token, ended))
 }
 
 pub async fn signin(
@@ -167,10 +168,8 @@ pub async fn signin(
         format!("You signed in at {}.", now.format("%Y-%m-%d %H:%M UTC")),
     );
     let (_, events) = super::notifications::add(svc, &mut tx, &note, now).await?;
-    let token = open_session(svc, tx.as_mut(), user.id, device, now).await?;
-    svc.writes
-        .commit(tx, user.id, &events, now, Vec::new())
-        .await?;
+    let (token, ended) = open_session(svc, tx.as_mut(), user.id, device, now).await?;
+    svc.writes.commit(tx, user.id, &events, now, ended).await?;
     if rehashed.is_some() {
         tracing::info!(user_id = %user.id, "password hash upgraded to current parameters");
     }

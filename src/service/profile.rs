@@ -32,16 +32,18 @@ pub async fn update(
     changes: &ProfileChanges,
     origin: &str,
 ) -> Result<(Vec<&'static str>, Profile)> {
+    // Checked before the transaction; a rename racing this one is caught by the unique
+    // constraint (`user_conflict`).
+    if let Some(name) = &changes.name {
+        if svc.store.name_taken(name.as_str(), Some(user_id)).await? {
+            return Err(Error::Conflict(NAME_TAKEN.into()));
+        }
+    }
     let (mut tx, now) = svc.writes.begin().await?;
     let mut profile = tx
         .profile_for_update(user_id)
         .await?
         .ok_or_else(|| Error::not_found("Profile"))?;
-    if let Some(name) = &changes.name {
-        if tx.name_taken(name.as_str(), Some(user_id)).await? {
-            return Err(Error::Conflict(NAME_TAKEN.into()));
-        }
-    }
     changes.apply(&mut profile);
     profile.updated_at = now;
     let profile = tx

@@ -139,6 +139,9 @@ pub trait Store: Send + Sync + 'static {
 
     async fn user_for_sign_in(&self, email: &Email) -> StoreResult<Option<UserWithPassword>>;
     async fn profile(&self, user_id: Uuid) -> StoreResult<Option<Profile>>;
+    async fn email_taken(&self, email: &Email) -> StoreResult<bool>;
+    /// Case-insensitive; `except` is the user allowed to hold the name already.
+    async fn name_taken(&self, name: &str, except: Option<Uuid>) -> StoreResult<bool>;
     async fn password_hash(&self, user_id: Uuid) -> StoreResult<Option<String>>;
     /// One query per authenticated request (sessions go with their user).
     async fn session(&self, id: Uuid) -> StoreResult<Option<Session>>;
@@ -173,7 +176,7 @@ pub trait Store: Send + Sync + 'static {
         batch: i64,
     ) -> StoreResult<u64>;
 
-    /// Forgets sessions past their absolute lifetime; returns how many.
+    /// Forgets sessions past their absolute lifetime and ended ones; returns how many.
     async fn prune_sessions(&self, now: DateTime<Utc>) -> StoreResult<u64>;
     /// Stores a contact-form message in a write transaction of its own (it belongs to no
     /// user's stream).
@@ -189,9 +192,6 @@ pub trait Store: Send + Sync + 'static {
 /// The writes of one use case, committed together or not at all.
 #[async_trait]
 pub trait StoreTx: Send {
-    async fn email_taken(&mut self, email: &Email) -> StoreResult<bool>;
-    /// Case-insensitive; `except` is the user allowed to hold the name already.
-    async fn name_taken(&mut self, name: &str, except: Option<Uuid>) -> StoreResult<bool>;
     async fn insert_user(&mut self, user: NewUser<'_>) -> StoreResult<Profile>;
     async fn set_password_hash(&mut self, user_id: Uuid, hash: &str) -> StoreResult<()>;
     /// The profile, locked against concurrent updates until commit.
@@ -267,6 +267,15 @@ pub trait StoreTx: Send {
         &mut self,
         user_id: Uuid,
         except: Option<Uuid>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Uuid>>;
+
+    /// Ends the user's open sessions but the `keep` most recently used; returns their
+    /// tokens.
+    async fn end_sessions_beyond(
+        &mut self,
+        user_id: Uuid,
+        keep: i64,
         now: DateTime<Utc>,
     ) -> StoreResult<Vec<Uuid>>;
 

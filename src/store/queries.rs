@@ -225,8 +225,17 @@ pub const END_SESSION: &str = "UPDATE sessions SET ended_at = $3 \
 pub const END_SESSIONS: &str = "UPDATE sessions SET ended_at = $3 \
      WHERE user_id = $1 AND ended_at IS NULL AND ($2 IS NULL OR id <> $2) RETURNING token_jti";
 
-/// Sessions past their absolute lifetime: none of their tokens can be used or refreshed.
-pub const PRUNE_SESSIONS: &str = "DELETE FROM sessions WHERE expires_at < $1";
+/// Ends the user's open sessions but the `$2` most recently used; returns their tokens.
+pub const END_SESSIONS_BEYOND: &str = "UPDATE sessions SET ended_at = $3 \
+     WHERE user_id = $1 AND ended_at IS NULL AND id NOT IN ( \
+         SELECT id FROM sessions WHERE user_id = $1 AND ended_at IS NULL \
+         ORDER BY last_used_at DESC, created_at DESC LIMIT $2) \
+     RETURNING token_jti";
+
+/// Sessions past their absolute lifetime, and ended ones: none of their tokens can be
+/// used or refreshed (a token whose session is gone is refused like an ended one).
+pub const PRUNE_SESSIONS: &str =
+    "DELETE FROM sessions WHERE expires_at < $1 OR ended_at IS NOT NULL";
 
 // Contact messages.
 

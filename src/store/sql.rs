@@ -111,6 +111,23 @@ where
         Ok(row.map(ProfileRow::into_profile))
     }
 
+    async fn email_taken(&self, email: &Email) -> StoreResult<bool> {
+        sqlx::query_scalar(q::EMAIL_TAKEN)
+            .bind(email.as_str())
+            .fetch_one(&self.read)
+            .await
+            .map_err(B::store_error)
+    }
+
+    async fn name_taken(&self, name: &str, except: Option<Uuid>) -> StoreResult<bool> {
+        sqlx::query_scalar(q::NAME_TAKEN)
+            .bind(UserName::key_of(name))
+            .bind(except)
+            .fetch_one(&self.read)
+            .await
+            .map_err(B::store_error)
+    }
+
     async fn password_hash(&self, user_id: Uuid) -> StoreResult<Option<String>> {
         sqlx::query_scalar(q::PASSWORD_HASH)
             .bind(user_id)
@@ -353,23 +370,6 @@ where
     Option<DateTime<Utc>>: Column<B>,
     Option<NaiveDate>: Column<B>,
 {
-    async fn email_taken(&mut self, email: &Email) -> StoreResult<bool> {
-        sqlx::query_scalar(q::EMAIL_TAKEN)
-            .bind(email.as_str())
-            .fetch_one(&mut *self.tx)
-            .await
-            .map_err(B::store_error)
-    }
-
-    async fn name_taken(&mut self, name: &str, except: Option<Uuid>) -> StoreResult<bool> {
-        sqlx::query_scalar(q::NAME_TAKEN)
-            .bind(UserName::key_of(name))
-            .bind(except)
-            .fetch_one(&mut *self.tx)
-            .await
-            .map_err(B::store_error)
-    }
-
     async fn insert_user(&mut self, user: NewUser<'_>) -> StoreResult<Profile> {
         let row: ProfileRow = sqlx::query_as(q::INSERT_USER)
             .bind(user.id)
@@ -641,6 +641,21 @@ where
         sqlx::query_scalar(q::END_SESSIONS)
             .bind(user_id)
             .bind(except)
+            .bind(now)
+            .fetch_all(&mut *self.tx)
+            .await
+            .map_err(B::store_error)
+    }
+
+    async fn end_sessions_beyond(
+        &mut self,
+        user_id: Uuid,
+        keep: i64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Uuid>> {
+        sqlx::query_scalar(q::END_SESSIONS_BEYOND)
+            .bind(user_id)
+            .bind(keep)
             .bind(now)
             .fetch_all(&mut *self.tx)
             .await

@@ -1,7 +1,7 @@
 //! `POST /contact`: the seed front-end's contact form, without an account, stored, and
 //! limited per client address.
 
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{json, Value};
 use testkit::api::{detail_fields, expect_error, expect_json};
 use testkit::{Backend, TestApp};

@@ -20,7 +20,10 @@ backend_tests!(
     wrong_current_password_is_refused,
 );
 
-per_backend!(refresh_past_the_absolute_lifetime_is_refused);
+per_backend!(
+    refresh_past_the_absolute_lifetime_is_refused,
+    signing_in_past_the_session_quota_ends_the_least_recently_used,
+);
 
 async fn call(app: &TestApp, method: Method, path: &str, token: &str) -> Response {
     app.api(method, path, Some(token)).send().await.unwrap()
@@ -327,4 +330,33 @@ async fn wrong_current_password_is_refused(app: TestApp) {
         .await
         .unwrap();
     expect_json(response, StatusCode::OK).await;
+}
+
+async fn signing_in_past_the_session_quota_ends_the_least_recently_used(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |c| c.quotas.max_sessions_per_user = 2).await;
+    let user = app.signup("Ada").await; // session 1
+    let phone = sign_in(&app, &user, "phone").await; // session 2
+                                                     // The sign-up's session refreshes after the phone signed in: the phone is now the
+                                                     // least recently used.
+    let first = token_of(expect_json(refresh(&app, &user.token).await, StatusCode::OK).await);
+    let mut phone_socket = socket(&app, &phone).await;
+    let laptop = sign_in(&app, &user, "laptop").await; // session 3: one too many
+
+    assert_closed_revoked(&mut phone_socket).await;
+    assert_refused(&app, &phone).await;
+    expect_error(
+        refresh(&app, &phone).await,
+        StatusCode::UNAUTHORIZED,
+        "INVALID_TOKEN",
+    )
+    .await;
+    assert_works(&app, &first).await;
+    assert_works(&app, &laptop).await;
+    let agents: Vec<Value> = sessions(&app, &laptop)
+        .await
+        .iter()
+        .map(|s| s["user_agent"].clone())
+        .collect();
+    assert_eq!(agents.len(), 2, "{agents:?}");
+    assert!(!agents.contains(&json!("phone")), "{agents:?}");
 }
