@@ -10,7 +10,8 @@
 //! - `taskstream_events_total{type}`, `taskstream_event_delivery_seconds` (commit to socket
 //!   write, on the delivering instance), `taskstream_bus_lag_seconds{bus}` (commit to receipt
 //!   from the bus), `taskstream_gap_fills_total`, `taskstream_bus_rejected_total{bus}`
-//!   (bus messages dropped because no instance signed them)
+//!   (bus messages dropped because no instance signed them), `taskstream_bus_connects_total{bus}`
+//!   (subscriptions made: the first, then one per reconnection)
 //! - `taskstream_http_requests_total{method,route,status}`,
 //!   `taskstream_http_request_duration_seconds{method,route}` (route = matched template,
 //!   `<unmatched>` for any other path; method = a standard method's name, else `OTHER`)
@@ -53,6 +54,7 @@ pub const EVENT_DELIVERY: &str = "taskstream_event_delivery_seconds";
 pub const BUS_LAG: &str = "taskstream_bus_lag_seconds";
 pub const GAP_FILLS: &str = "taskstream_gap_fills_total";
 pub const BUS_REJECTED: &str = "taskstream_bus_rejected_total";
+pub const BUS_CONNECTS: &str = "taskstream_bus_connects_total";
 pub const RATE_LIMITED: &str = "taskstream_rate_limited_total";
 pub const RATE_LIMIT_FALLBACKS: &str = "taskstream_rate_limit_fallbacks_total";
 pub const TOKEN_REUSE: &str = "taskstream_token_reuse_total";
@@ -86,6 +88,45 @@ pub fn handle() -> PrometheusHandle {
             }
         })
         .clone()
+}
+
+/// Shows every counter and gauge from the start (at zero, or as they are: other servers
+/// may share the process's recorder), with each label value known in advance, so that
+/// dashboards and `rate()` see a series before the first event of its kind (histograms
+/// appear with their first sample).
+pub fn register(bus: &'static str) {
+    use crate::config::Limit;
+    use crate::domain::EventKind;
+
+    for gauge in [WS_CONNECTIONS, PASSWORD_HASHES_IN_FLIGHT] {
+        metrics::gauge!(gauge).increment(0.0);
+    }
+    for counter in [
+        WS_OPENED,
+        WS_MESSAGES_SENT,
+        WS_SLOW_CONSUMER_CLOSES,
+        GAP_FILLS,
+        RATE_LIMIT_FALLBACKS,
+        TOKEN_REUSE,
+        PASSWORD_HASH_REJECTED,
+    ] {
+        metrics::counter!(counter).increment(0);
+    }
+    for limit in Limit::ALL {
+        metrics::counter!(RATE_LIMITED, "limit" => limit.name()).increment(0);
+    }
+    for kind in EventKind::ALL {
+        metrics::counter!(EVENTS, "type" => kind.as_str()).increment(0);
+    }
+    for result in ["replayed", "reset"] {
+        metrics::counter!(WS_RESUMES, "result" => result).increment(0);
+    }
+    for reason in ["quota", "retention"] {
+        metrics::counter!(NOTIFICATIONS_PRUNED, "reason" => reason).increment(0);
+    }
+    metrics::counter!(QUOTA_EXCEEDED, "quota" => "tasks").increment(0);
+    metrics::counter!(BUS_REJECTED, "bus" => bus).increment(0);
+    metrics::counter!(BUS_CONNECTS, "bus" => bus).increment(0);
 }
 
 /// Serves `GET /metrics` on its own listener until the task is aborted, and keeps the

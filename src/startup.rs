@@ -63,7 +63,6 @@ impl App {
             Some(address) => {
                 // Before anything records a metric: the recorder is process-wide.
                 crate::metrics::handle();
-                metrics::gauge!(crate::metrics::WS_CONNECTIONS).increment(0.0);
                 Some(
                     TcpListener::bind(address)
                         .await
@@ -93,6 +92,9 @@ impl App {
             authenticator.clone(),
         )?);
         tracing::info!(bus = realtime.bus_name(), "event bus ready");
+        if metrics_listener.is_some() {
+            crate::metrics::register(realtime.bus_name());
+        }
         let services = Services {
             writes: Arc::new(WriteFunnel::new(
                 store.clone(),

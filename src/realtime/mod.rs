@@ -151,6 +151,7 @@ impl BusHandler for Realtime {
     }
 
     fn on_resync(&self) {
+        metrics::counter!(crate::metrics::BUS_CONNECTS, "bus" => self.bus.name()).increment(1);
         // A revocation may have been announced while the bus was away.
         self.sockets.authenticator.forget_all();
         self.resync.notify_one();
