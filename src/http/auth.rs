@@ -40,17 +40,22 @@ fn device(headers: &HeaderMap, client: ClientIp) -> Device {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct SignupInput {
-    /// 2–100 letters, spaces, `-`, `'`, `.`; unique regardless of case.
+    /// 2–100 letters, spaces, `-`, `'`, `.`, with a letter; unique regardless of case.
+    #[schema(value_type = String, required = true, min_length = 2, max_length = 100, pattern = r"^[.'-]*\p{L}([\p{L} .'-]*[\p{L}.'-])?$")]
     name: Option<String>,
+    #[schema(value_type = String, required = true, max_length = 254, pattern = r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,32}(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,30})?@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?){0,2}\.[A-Za-z]{2,20}$")]
     email: Option<String>,
     /// 8–128 characters with an upper-case and a lower-case letter, a digit and a special
     /// character; common passwords are refused.
+    #[schema(value_type = String, required = true, min_length = 8, max_length = 128)]
     password: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct SigninInput {
+    #[schema(value_type = String, required = true, max_length = 254, pattern = r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,32}(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,30})?@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?){0,2}\.[A-Za-z]{2,20}$")]
     email: Option<String>,
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 128)]
     password: Option<String>,
 }
 
@@ -123,8 +128,10 @@ impl SessionInfo {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct PasswordChangeInput {
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 128)]
     current_password: Option<String>,
     /// Validated like the sign-up password.
+    #[schema(value_type = String, required = true, min_length = 8, max_length = 128)]
     new_password: Option<String>,
 }
 

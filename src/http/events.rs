@@ -27,8 +27,8 @@ pub struct EventPage {
 /// The caller's events after `since`, in order.
 #[utoipa::path(get, path = "/events", tag = "events",
     params(
-        ("since" = Option<i64>, Query, description = "Return events with seq > since (default 0)"),
-        ("limit" = Option<i64>, Query, description = "1–1000, default 100"),
+        ("since" = Option<i64>, Query, minimum = 0, description = "Return events with seq > since (default 0)"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "1–1000, default 100"),
     ),
     responses(
         (status = 200, description = "The events", body = EventPage),

@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod client;
 pub mod contact;
+pub mod doc;
 pub mod events;
 pub mod extract;
 pub mod health;
@@ -103,7 +104,198 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         .nest("/api/v1", api_routes())
         .into_openapi();
     document_rate_limits(&mut openapi);
+    document_common_errors(&mut openapi);
+    document_empty_query_values(&mut openapi);
+    document_links(&mut openapi);
+    profile::document_at_least_one_field(&mut openapi);
     openapi
+}
+
+/// Links from an answer that names a resource to the operations on it: what a client (and
+/// the stateful fuzzer) may call next with the id it was given.
+fn document_links(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::link::LinkBuilder;
+    use utoipa::openapi::RefOr;
+
+    // (operation giving ids, its answer, where the id is, operations taking it as `id`)
+    let links: [(&str, &str, &str, &[&str]); 3] = [
+        (
+            "create_task",
+            "201",
+            "$response.body#/id",
+            &[
+                "get_task",
+                "replace_task",
+                "patch_task",
+                "complete_task",
+                "delete_task",
+                "restore_task",
+            ],
+        ),
+        (
+            "list_notifications",
+            "200",
+            "$response.body#/0/id",
+            &[
+                "get_notification",
+                "update_notification",
+                "delete_notification",
+            ],
+        ),
+        (
+            "list_sessions",
+            "200",
+            "$response.body#/0/id",
+            &["end_session"],
+        ),
+    ];
+    for operation in api_operations(openapi) {
+        let Some((_, status, id, targets)) = links
+            .iter()
+            .find(|(from, ..)| operation.operation_id.as_deref() == Some(*from))
+        else {
+            continue;
+        };
+        let Some(RefOr::T(response)) = operation.responses.responses.get_mut(*status) else {
+            continue;
+        };
+        for target in *targets {
+            response.links.insert(
+                (*target).to_string(),
+                LinkBuilder::new()
+                    .operation_id(*target)
+                    .parameter("id", *id)
+                    .build()
+                    .into(),
+            );
+        }
+    }
+}
+
+/// `parse_int` and `parse_bool` take an empty value (`?limit=`) as an absent one: every
+/// integer and boolean query parameter says so with `allowEmptyValue`, a field utoipa's
+/// `Parameter` has no member for (it is written beside the extensions, which are flattened).
+fn document_empty_query_values(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::path::ParameterIn;
+    use utoipa::openapi::schema::{SchemaType, Type};
+    use utoipa::openapi::{RefOr, Schema};
+
+    for operation in api_operations(openapi) {
+        let parameters = operation.parameters.iter_mut().flatten();
+        for parameter in parameters {
+            let RefOr::T(parameter) = parameter else {
+                continue;
+            };
+            let scalar = matches!(
+                &parameter.schema,
+                Some(RefOr::T(Schema::Object(object)))
+                    if matches!(object.schema_type, SchemaType::Type(Type::Integer | Type::Boolean))
+            );
+            if parameter.parameter_in == ParameterIn::Query && scalar {
+                parameter
+                    .extensions
+                    .get_or_insert_with(Default::default)
+                    .insert("allowEmptyValue".into(), serde_json::Value::Bool(true));
+            }
+        }
+    }
+}
+
+/// Every API operation, for the document-wide modifiers below.
+fn api_operations(
+    openapi: &mut utoipa::openapi::OpenApi,
+) -> impl Iterator<Item = &mut utoipa::openapi::path::Operation> {
+    openapi
+        .paths
+        .paths
+        .iter_mut()
+        .filter(|(path, _)| path.starts_with("/api/"))
+        .flat_map(|(_, item)| {
+            [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ]
+        })
+        .flatten()
+}
+
+/// The answers the extractors give on every route they guard, stated once: 401 wherever a
+/// token is required, 413 and 415 wherever a JSON body is, 422 wherever a body or a
+/// parameter can be invalid. An optional body is sent or left out, never `null`.
+fn document_common_errors(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, Required, ResponseBuilder, Schema};
+
+    let error = |description: &str| -> RefOr<utoipa::openapi::Response> {
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorEnvelope")))
+                    .build(),
+            )
+            .build()
+            .into()
+    };
+    for operation in api_operations(openapi) {
+        let authenticated = operation.security.as_ref().is_some_and(|s| !s.is_empty());
+        let has_params = operation.parameters.as_ref().is_some_and(|p| !p.is_empty());
+        let mut json_body = None;
+        if let Some(RefOr::T(body)) = operation.request_body.as_mut() {
+            let required = matches!(body.required, Some(Required::True));
+            if let Some(RefOr::T(content)) = body.content.get_mut("application/json") {
+                json_body = Some(required);
+                if !required {
+                    // `oneOf: [X, null]` -> `X`: no body at all is the optional case.
+                    if let Some(RefOr::T(Schema::OneOf(one_of))) = &content.schema {
+                        let not_null: Vec<_> = one_of
+                            .items
+                            .iter()
+                            .filter(|item| !is_null_schema(item))
+                            .cloned()
+                            .collect();
+                        if let [only] = not_null.as_slice() {
+                            content.schema = Some(only.clone());
+                        }
+                    }
+                }
+            }
+        }
+        let has_body = operation.request_body.is_some();
+        let responses = &mut operation.responses.responses;
+        if authenticated {
+            responses.entry("401".into()).or_insert_with(|| {
+                error("Not authenticated: no token (`AUTH_REQUIRED`), or a token that is invalid, expired or revoked (`INVALID_TOKEN`)")
+            });
+        }
+        if json_body.is_some() {
+            responses
+                .entry("413".into())
+                .or_insert_with(|| error("The body is larger than 1 MiB (`PAYLOAD_TOO_LARGE`)"));
+        }
+        if json_body == Some(true) {
+            responses.entry("415".into()).or_insert_with(|| {
+                error("The body is not sent as `application/json` (`UNSUPPORTED_MEDIA_TYPE`)")
+            });
+        }
+        if has_body || has_params {
+            responses.entry("422".into()).or_insert_with(|| {
+                error("An invalid body or parameter (`VALIDATION_ERROR`, a `details` entry per field)")
+            });
+        }
+    }
+}
+
+fn is_null_schema(schema: &utoipa::openapi::RefOr<utoipa::openapi::Schema>) -> bool {
+    use utoipa::openapi::schema::{SchemaType, Type};
+    matches!(
+        schema,
+        utoipa::openapi::RefOr::T(utoipa::openapi::Schema::Object(object))
+            if object.schema_type == SchemaType::Type(Type::Null)
+    )
 }
 
 /// Every API operation may answer 429: each spends from a budget (the client address's,
@@ -126,26 +318,12 @@ fn document_rate_limits(openapi: &mut utoipa::openapi::OpenApi) {
         .header("RateLimit-Remaining", seconds())
         .header("RateLimit-Reset", seconds())
         .build();
-    let api = openapi
-        .paths
-        .paths
-        .iter_mut()
-        .filter(|(path, _)| path.starts_with("/api/"));
-    for (_, item) in api {
-        let operations = [
-            &mut item.get,
-            &mut item.put,
-            &mut item.post,
-            &mut item.delete,
-            &mut item.patch,
-        ];
-        for operation in operations.into_iter().flatten() {
-            operation
-                .responses
-                .responses
-                .entry("429".to_string())
-                .or_insert_with(|| limited.clone().into());
-        }
+    for operation in api_operations(openapi) {
+        operation
+            .responses
+            .responses
+            .entry("429".to_string())
+            .or_insert_with(|| limited.clone().into());
     }
 }
 

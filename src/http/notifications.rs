@@ -33,6 +33,15 @@ pub fn router() -> OpenApiRouter<Services> {
         ))
 }
 
+/// The `sort` order of `GET /notifications` (for the document).
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum SortParam {
+    Desc,
+    Asc,
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct NotificationUpdate {
     is_read: bool,
@@ -126,10 +135,10 @@ fn parse_ids(q: &QueryPairs) -> Result<Vec<i64>> {
 /// List the caller's notifications.
 #[utoipa::path(get, path = "/notifications", tag = "notifications",
     params(
-        ("limit" = Option<i64>, Query, description = "1–100, default 50"),
-        ("offset" = Option<i64>, Query, description = "Default 0"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "1–100, default 50"),
+        ("offset" = Option<i64>, Query, minimum = 0, description = "Default 0"),
         ("unread_only" = Option<bool>, Query, description = "Only unread ones"),
-        ("sort" = Option<String>, Query, description = "desc (default, newest first) or asc"),
+        ("sort" = inline(Option<SortParam>), Query, description = "desc (default, newest first) or asc"),
     ),
     responses(
         (status = 200, description = "The notifications", body = [Notification],
@@ -155,7 +164,7 @@ async fn list_notifications(
 
 /// Delete several notifications; ids of other users are ignored.
 #[utoipa::path(delete, path = "/notifications", tag = "notifications",
-    params(("notification_ids" = String, Query, description = "Comma-separated ids, or the key repeated; 1–100 ids")),
+    params(("notification_ids" = String, Query, pattern = r"^[1-9][0-9]{0,17}(,[1-9][0-9]{0,17}){0,99}$", description = "Comma-separated ids, or the key repeated; 1–100 ids")),
     responses(
         (status = 200, description = "Deleted", body = BulkDeleteResponse),
         (status = 401, description = "Not authenticated", body = ErrorEnvelope),
@@ -214,7 +223,7 @@ async fn unread_count(
 }
 
 /// Read one notification.
-#[utoipa::path(get, path = "/notifications/{id}", tag = "notifications", params(("id" = i64, Path)),
+#[utoipa::path(get, path = "/notifications/{id}", tag = "notifications", params(("id" = i64, Path, minimum = 1)),
     responses(
         (status = 200, description = "The notification", body = Notification),
         (status = 401, description = "Not authenticated", body = ErrorEnvelope),
@@ -230,7 +239,7 @@ async fn get_notification(
 }
 
 /// Mark one notification read or unread (idempotent).
-#[utoipa::path(put, path = "/notifications/{id}", tag = "notifications", params(("id" = i64, Path)),
+#[utoipa::path(put, path = "/notifications/{id}", tag = "notifications", params(("id" = i64, Path, minimum = 1)),
     request_body = NotificationUpdate,
     responses(
         (status = 200, description = "Updated", body = Notification),
@@ -251,7 +260,7 @@ async fn update_notification(
 }
 
 /// Delete one notification.
-#[utoipa::path(delete, path = "/notifications/{id}", tag = "notifications", params(("id" = i64, Path)),
+#[utoipa::path(delete, path = "/notifications/{id}", tag = "notifications", params(("id" = i64, Path, minimum = 1)),
     responses(
         (status = 204, description = "Deleted"),
         (status = 401, description = "Not authenticated", body = ErrorEnvelope),

@@ -30,36 +30,69 @@ pub fn router() -> OpenApiRouter<Services> {
 pub struct ProfileUpdate {
     /// 2–100 characters, unique regardless of case; cannot be cleared.
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = String, required = false, min_length = 2, max_length = 100, pattern = r"^[.'-]*\p{L}([\p{L} .'-]*[\p{L}.'-])?$")]
     name: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 100, pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$")]
     first_name: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 100, pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$")]
     last_name: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
+    /// Digits (at least 3), spaces and `+ - ( ) .`; at most 20 characters.
+    #[schema(value_type = Option<String>, max_length = 20, pattern = r"^(|[ +().-]*([0-9][ +().-]*){3,})$")]
     phone: Option<Option<String>>,
     /// `YYYY-MM-DD`, not in the future.
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>, format = Date)]
+    #[schema(schema_with = super::doc::birth_date)]
     date_of_birth: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 20, pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$")]
     gender: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 100, pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$")]
     address: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 100, pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$")]
     city: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 100, pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$")]
     country: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 500, pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$")]
     bio: Option<Option<String>>,
+}
+
+/// `PUT /profile` needs at least one of its fields: the document says so with an
+/// `anyOf` of one `required` per field around the generated schema.
+pub(super) fn document_at_least_one_field(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::schema::{AllOfBuilder, AnyOfBuilder, ObjectBuilder};
+    use utoipa::openapi::RefOr;
+
+    let Some(components) = openapi.components.as_mut() else {
+        return;
+    };
+    let Some(RefOr::T(generated)) = components.schemas.get("ProfileUpdate").cloned() else {
+        return;
+    };
+    let utoipa::openapi::Schema::Object(object) = &generated else {
+        return;
+    };
+    let one_of_them = object
+        .properties
+        .keys()
+        .fold(AnyOfBuilder::new(), |any, field| {
+            any.item(ObjectBuilder::new().required(field.clone()))
+        });
+    let description = object.description.clone();
+    components.schemas.insert(
+        "ProfileUpdate".into(),
+        AllOfBuilder::new()
+            .item(generated)
+            .item(one_of_them)
+            .description(description)
+            .into(),
+    );
 }
 
 /// A bounded optional text: trimmed, blank means cleared.

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use super::doc::DateOrTime;
 use super::extract::{nullable, parse_object, AuthUser, Json, Path, QueryPairs};
 use super::TOTAL_COUNT;
 use crate::domain::{
@@ -30,12 +31,19 @@ pub fn router() -> OpenApiRouter<Services> {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct TaskInput {
     /// 1–200 characters after trimming.
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 200, pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$")]
     title: Option<String>,
     /// At most 1000 characters.
+    #[schema(
+        max_length = 1000,
+        pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$"
+    )]
     description: Option<String>,
     /// `LOW`, `MEDIUM` (default) or `HIGH`.
+    #[schema(value_type = Option<Priority>)]
     priority: Option<String>,
     /// A date (`YYYY-MM-DD`) or an RFC 3339 date-time.
+    #[schema(schema_with = super::doc::date_or_time_or_null)]
     due_date: Option<String>,
     /// Only for `PUT`; defaults to false.
     completed: Option<bool>,
@@ -87,20 +95,23 @@ fn parse_due_date(raw: Option<&str>) -> Result<Option<DateTime<Utc>>, String> {
 /// `description` and `due_date` and is refused for the others.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct TaskPatch {
+    /// 1–200 characters after trimming.
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = String, required = false, min_length = 1, max_length = 200, pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$")]
     title: Option<Option<String>>,
+    /// At most 1000 characters; `null` clears it.
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 1000, pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$")]
     description: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<bool>)]
+    #[schema(value_type = bool, required = false)]
     completed: Option<Option<bool>>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Priority, required = false)]
     priority: Option<Option<String>>,
+    /// `null` clears it.
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = super::doc::date_or_time_or_null)]
     due_date: Option<Option<String>>,
 }
 
@@ -134,6 +145,17 @@ impl TaskPatch {
         }
         v.finish(|| Some(changes))
     }
+}
+
+/// The `status` filter of `GET /tasks` (for the document).
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum TaskStatusParam {
+    All,
+    Pending,
+    Completed,
+    Deleted,
 }
 
 /// Body of `PATCH /tasks/{id}/complete`; with no body the state is toggled.
@@ -207,14 +229,14 @@ fn parse_task_filter(q: &QueryPairs) -> Result<TaskFilter> {
 /// List the caller's tasks, newest first.
 #[utoipa::path(get, path = "/tasks", tag = "tasks",
     params(
-        ("status" = Option<String>, Query, description = "all (default), pending, completed or deleted"),
+        ("status" = inline(Option<TaskStatusParam>), Query, description = "all (default), pending, completed or deleted"),
         ("include_deleted" = Option<bool>, Query, description = "Include soft-deleted tasks"),
-        ("date_from" = Option<String>, Query, description = "created_at lower bound, inclusive (date or RFC 3339)"),
-        ("date_to" = Option<String>, Query, description = "created_at upper bound, inclusive (a plain date means the whole day)"),
-        ("priority" = Option<String>, Query, description = "LOW, MEDIUM or HIGH"),
-        ("q" = Option<String>, Query, description = "Case-insensitive search in title and description"),
-        ("limit" = Option<i64>, Query, description = "1–500, default 100"),
-        ("offset" = Option<i64>, Query, description = "Default 0"),
+        ("date_from" = inline(Option<DateOrTime>), Query, description = "created_at lower bound, inclusive (date or RFC 3339); not after `date_to`"),
+        ("date_to" = inline(Option<DateOrTime>), Query, description = "created_at upper bound, inclusive (a plain date means the whole day)"),
+        ("priority" = Option<Priority>, Query, description = "LOW, MEDIUM or HIGH"),
+        ("q" = Option<String>, Query, max_length = 200, pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$", description = "Case-insensitive search in title and description"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 500, description = "1–500, default 100"),
+        ("offset" = Option<i64>, Query, minimum = 0, description = "Default 0"),
     ),
     responses(
         (status = 200, description = "The tasks", body = [Task],
@@ -255,7 +277,7 @@ async fn create_task(
 }
 
 /// Read one task (also when it is in the trash).
-#[utoipa::path(get, path = "/tasks/{id}", tag = "tasks", params(("id" = i64, Path)),
+#[utoipa::path(get, path = "/tasks/{id}", tag = "tasks", params(("id" = i64, Path, minimum = 1)),
     responses(
         (status = 200, description = "The task", body = Task),
         (status = 401, description = "Not authenticated", body = ErrorEnvelope),
@@ -272,7 +294,7 @@ async fn get_task(
 }
 
 /// Replace a task: `title` is required, other fields take their defaults when absent.
-#[utoipa::path(put, path = "/tasks/{id}", tag = "tasks", params(("id" = i64, Path)),
+#[utoipa::path(put, path = "/tasks/{id}", tag = "tasks", params(("id" = i64, Path, minimum = 1)),
     request_body = TaskInput,
     responses(
         (status = 200, description = "Updated", body = Task),
@@ -294,7 +316,7 @@ async fn replace_task(
 }
 
 /// Change some fields of a task.
-#[utoipa::path(patch, path = "/tasks/{id}", tag = "tasks", params(("id" = i64, Path)),
+#[utoipa::path(patch, path = "/tasks/{id}", tag = "tasks", params(("id" = i64, Path, minimum = 1)),
     request_body = TaskPatch,
     responses(
         (status = 200, description = "Updated", body = Task),
@@ -316,7 +338,7 @@ async fn patch_task(
 }
 
 /// Set `completed`, or toggle it when the body is empty.
-#[utoipa::path(patch, path = "/tasks/{id}/complete", tag = "tasks", params(("id" = i64, Path)),
+#[utoipa::path(patch, path = "/tasks/{id}/complete", tag = "tasks", params(("id" = i64, Path, minimum = 1)),
     request_body(content = Option<CompleteInput>, description = "Optional; no body toggles"),
     responses(
         (status = 200, description = "Updated", body = Task),
@@ -333,7 +355,8 @@ async fn complete_task(
     Path(id): Path<i64>,
     body: Bytes,
 ) -> Result<Json<Task>> {
-    let input: CompleteInput = if body.iter().all(u8::is_ascii_whitespace) {
+    // Only a body with no bytes at all is "no body"; white space alone is not JSON.
+    let input: CompleteInput = if body.is_empty() {
         CompleteInput::default()
     } else {
         let value =
@@ -347,7 +370,7 @@ async fn complete_task(
 
 /// Move a task to the trash, or remove it for good with `permanent=true`.
 #[utoipa::path(delete, path = "/tasks/{id}", tag = "tasks",
-    params(("id" = i64, Path), ("permanent" = Option<bool>, Query, description = "Remove the row instead of soft-deleting")),
+    params(("id" = i64, Path, minimum = 1), ("permanent" = Option<bool>, Query, description = "Remove the row instead of soft-deleting")),
     responses(
         (status = 204, description = "Deleted"),
         (status = 401, description = "Not authenticated", body = ErrorEnvelope),
@@ -371,7 +394,7 @@ async fn delete_task(
 }
 
 /// Take a task out of the trash.
-#[utoipa::path(post, path = "/tasks/{id}/restore", tag = "tasks", params(("id" = i64, Path)),
+#[utoipa::path(post, path = "/tasks/{id}/restore", tag = "tasks", params(("id" = i64, Path, minimum = 1)),
     responses(
         (status = 200, description = "Restored", body = Task),
         (status = 400, description = "The task is not deleted", body = ErrorEnvelope),

@@ -358,6 +358,33 @@ async fn openapi_document_lists_every_route(app: TestApp) {
         doc["paths"]["/api/v1/auth/signup"]["post"]["security"],
         Value::Null
     );
+    // It states the real constraints (schemathesis checks the rest in CI): required fields,
+    // ranges, and the answers the extractors give on every route.
+    assert_eq!(
+        doc["components"]["schemas"]["SigninInput"]["required"],
+        json!(["email", "password"])
+    );
+    assert_eq!(
+        doc["components"]["schemas"]["TaskInput"]["required"],
+        json!(["title"])
+    );
+    let limit = doc["paths"]["/api/v1/tasks"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "limit")
+        .unwrap();
+    assert_eq!(limit["schema"]["minimum"], 1);
+    assert_eq!(limit["schema"]["maximum"], 500);
+    assert_eq!(limit["allowEmptyValue"], true);
+    let create = &doc["paths"]["/api/v1/tasks"]["post"]["responses"];
+    for status in ["201", "401", "413", "415", "422", "429"] {
+        assert!(create[status].is_object(), "POST /tasks documents {status}");
+    }
+    let read = &doc["paths"]["/api/v1/tasks/{id}"]["get"];
+    assert!(read["responses"]["422"].is_object());
+    assert_eq!(read["parameters"][0]["schema"]["minimum"], 1);
+    assert!(doc["paths"]["/api/v1/auth/signup"]["post"]["responses"]["401"].is_null());
     // And the document the code generates is the one served.
     assert_eq!(
         serde_json::to_value(taskstream::http::openapi()).unwrap(),

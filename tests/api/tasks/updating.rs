@@ -217,4 +217,32 @@ async fn complete_sets_or_toggles(app: TestApp) {
         "VALIDATION_ERROR",
     )
     .await;
+    // Only a body with no bytes is "no body": white space alone is not JSON, and is refused
+    // rather than taken as a toggle.
+    let response = app
+        .api(Method::PATCH, &path, Some(&user.token))
+        .header("content-type", "application/json")
+        .body(" \n")
+        .send()
+        .await
+        .unwrap();
+    expect_error(
+        response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "VALIDATION_ERROR",
+    )
+    .await;
+    let response = send(
+        &app,
+        Method::GET,
+        &format!("/tasks/{}", task["id"]),
+        &user,
+        None,
+    )
+    .await;
+    assert_eq!(
+        expect_json(response, StatusCode::OK).await["completed"],
+        false,
+        "a refused body toggles nothing"
+    );
 }
