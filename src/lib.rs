@@ -7,7 +7,8 @@
 //! `service::Publisher`; `realtime` (hub, buses, WebSocket connections) implements it and
 //! carries the events to clients. `domain` holds values that cannot be invalid once
 //! parsed; `auth` holds passwords, tokens and the one `Authenticator` that HTTP and
-//! sockets share; `config` and `startup` build and run the server. No module imports one
+//! sockets share; `cpu` runs argon2 and photo decoding on low-priority threads; `config` and
+//! `startup` build and run the server. No module imports one
 //! that imports it back: `service` knows nothing of `realtime`, a bus knows nothing of the
 //! hub (it hands what it receives to a `BusHandler`).
 
@@ -15,6 +16,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod cpu;
 pub mod domain;
 pub mod error;
 pub mod http;

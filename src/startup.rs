@@ -17,6 +17,7 @@ use uuid::Uuid;
 
 use crate::auth::{Authenticator, PasswordHasher, TokenChecks, TokenIssuer};
 use crate::config::{BusKind, Config, Secret};
+use crate::cpu::CpuPool;
 use crate::http;
 use crate::limits::RateLimiter;
 use crate::realtime::bus::{BusKey, EventBus, MemoryBus, PostgresBus, RedisBus};
@@ -95,6 +96,10 @@ impl App {
         if metrics_listener.is_some() {
             crate::metrics::register(realtime.bus_name());
         }
+        // One pool of low-priority threads, as many as cores, for argon2 and photo
+        // decoding together (each also keeps its own admission bounds).
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let cpu = Arc::new(CpuPool::new(cores).context("starting the CPU pool")?);
         let services = Services {
             writes: Arc::new(WriteFunnel::new(
                 store.clone(),
@@ -106,15 +111,14 @@ impl App {
             passwords: Arc::new(PasswordHasher::new(
                 config.auth.password,
                 config.password_hash_bounds(),
+                cpu.clone(),
             )?),
             tokens,
             media: Arc::new(MediaStore::new(
                 config.media_dir(),
                 config.media.photo_max_pixels,
-                config
-                    .media
-                    .photo_decode_concurrency
-                    .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+                config.media.photo_decode_concurrency.unwrap_or(cores),
+                cpu,
             )?),
             limits: Arc::new(rate_limiter(config)?),
             quotas: config.quotas,

@@ -6,6 +6,7 @@ use argon2::password_hash::{PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier as _, Version};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::cpu::CpuPool;
 use crate::domain::Password;
 use crate::error::{Error, Result};
 use crate::metrics;
@@ -29,10 +30,16 @@ pub struct PasswordHasher {
     running: Arc<Semaphore>,
     /// argon2 computations done, dummy verifications included.
     runs: Arc<AtomicU64>,
+    /// Where the computations run, below every request's priority.
+    cpu: Arc<CpuPool>,
 }
 
 impl PasswordHasher {
-    pub fn new(params: PasswordParams, bounds: HashBounds) -> anyhow::Result<Self> {
+    pub fn new(
+        params: PasswordParams,
+        bounds: HashBounds,
+        cpu: Arc<CpuPool>,
+    ) -> anyhow::Result<Self> {
         let params = Params::new(params.memory_kib, params.iterations, 1, None)
             .map_err(|e| anyhow::anyhow!("invalid argon2 parameters: {e}"))?;
         let dummy_hash = hash_with(&params, "taskstream-dummy-password")?;
@@ -43,6 +50,7 @@ impl PasswordHasher {
             admitted: Arc::new(Semaphore::new(concurrency.saturating_add(bounds.queue))),
             running: Arc::new(Semaphore::new(concurrency)),
             runs: Arc::new(AtomicU64::new(0)),
+            cpu,
         })
     }
 
@@ -55,7 +63,7 @@ impl PasswordHasher {
         self.runs.load(Ordering::Relaxed)
     }
 
-    /// Runs `work` on the blocking pool once a slot is free, or refuses at once (503) when
+    /// Runs `work` on the CPU pool once a slot is free, or refuses at once (503) when
     /// every slot and queue place is taken. The permits move into the blocking task, so a
     /// request that gives up early (timeout, disconnect) still holds its slot until the
     /// computation it started ends.
@@ -73,17 +81,18 @@ impl PasswordHasher {
             .await
             .map_err(|e| Error::Internal(anyhow::anyhow!("password hashing closed: {e}")))?;
         let runs = self.runs.clone();
-        tokio::task::spawn_blocking(move || {
-            let _permits: (OwnedSemaphorePermit, OwnedSemaphorePermit) = (place, slot);
-            let gauge = ::metrics::gauge!(metrics::PASSWORD_HASHES_IN_FLIGHT);
-            gauge.increment(1.0);
-            runs.fetch_add(1, Ordering::Relaxed);
-            let result = work();
-            gauge.decrement(1.0);
-            result
-        })
-        .await
-        .map_err(|e| Error::Internal(anyhow::anyhow!("password hashing task failed: {e}")))
+        self.cpu
+            .run(move || {
+                let _permits: (OwnedSemaphorePermit, OwnedSemaphorePermit) = (place, slot);
+                let gauge = ::metrics::gauge!(metrics::PASSWORD_HASHES_IN_FLIGHT);
+                gauge.increment(1.0);
+                runs.fetch_add(1, Ordering::Relaxed);
+                let result = work();
+                gauge.decrement(1.0);
+                result
+            })
+            .await
+            .map_err(|e| Error::Internal(anyhow::anyhow!("password hashing failed: {e}")))
     }
 
     pub async fn hash(&self, password: &Password) -> Result<String> {
@@ -160,6 +169,7 @@ mod tests {
                 iterations: 1,
             },
             bounds,
+            Arc::new(CpuPool::new(2).expect("pool")),
         )
         .expect("valid parameters")
     }

@@ -14,6 +14,7 @@ use image::{DynamicImage, ImageFormat};
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
+use crate::cpu::CpuPool;
 use crate::error::{Error, Result};
 
 /// Largest photo accepted.
@@ -119,6 +120,8 @@ pub struct MediaStore {
     dir: PathBuf,
     max_pixels: u64,
     decodes: Arc<Semaphore>,
+    /// Where decoding runs, below every request's priority.
+    cpu: Arc<CpuPool>,
 }
 
 impl MediaStore {
@@ -128,6 +131,7 @@ impl MediaStore {
         dir: impl Into<PathBuf>,
         max_pixels: u64,
         decode_concurrency: usize,
+        cpu: Arc<CpuPool>,
     ) -> anyhow::Result<Self> {
         let dir = dir.into();
         let thumbs = dir.join(THUMBNAIL_DIR);
@@ -137,6 +141,7 @@ impl MediaStore {
             dir,
             max_pixels,
             decodes: Arc::new(Semaphore::new(decode_concurrency.max(1))),
+            cpu,
         })
     }
 
@@ -161,13 +166,14 @@ impl MediaStore {
             Error::Unavailable("Too many photos are being processed; try again shortly".into())
         })?;
         let max_pixels = self.max_pixels;
-        tokio::task::spawn_blocking(move || {
-            // Held until the decode ends, even if the client has gone away meanwhile.
-            let _permit = permit;
-            process(&bytes, max_pixels)
-        })
-        .await
-        .context("photo processing task failed")?
+        self.cpu
+            .run(move || {
+                // Held until the decode ends, even if the client has gone away meanwhile.
+                let _permit = permit;
+                process(&bytes, max_pixels)
+            })
+            .await
+            .context("photo processing failed")?
     }
 
     /// Writes the photo and its thumbnail under a new random name (each atomically: temp
@@ -231,7 +237,13 @@ mod tests {
     #[tokio::test]
     async fn uploads_beyond_the_decode_bound_are_answered_503_at_once() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let store = MediaStore::new(dir.path(), 4096 * 4096, 2).expect("store");
+        let store = MediaStore::new(
+            dir.path(),
+            4096 * 4096,
+            2,
+            Arc::new(crate::cpu::CpuPool::new(2).expect("pool")),
+        )
+        .expect("store");
         // Two decodes in progress take every permit.
         let held = store
             .decodes
