@@ -332,6 +332,9 @@ pub async fn run(args: &AbuseArgs, ui: Ui) -> anyhow::Result<(AbuseReport, PlotD
     Ok((report, plot))
 }
 
+/// A flooder's client: its source address, the attempts made from it, the client.
+type SourceClient = (IpAddr, usize, Api);
+
 /// Wrong passwords for random e-mail addresses: every attempt the server lets through
 /// costs it a password verification.
 fn spawn_signin_flood(args: &AbuseArgs, until: Instant) -> tokio::task::JoinHandle<AttackReport> {
@@ -342,7 +345,7 @@ fn spawn_signin_flood(args: &AbuseArgs, until: Instant) -> tokio::task::JoinHand
     let next_address = Arc::new(AtomicUsize::new(0));
     // Each worker keeps a client per address for `per_address` attempts, then takes the
     // next address.
-    let clients: Arc<Vec<Mutex<Option<(IpAddr, usize, Api)>>>> =
+    let clients: Arc<Vec<Mutex<Option<SourceClient>>>> =
         Arc::new((0..workers).map(|_| Mutex::new(None)).collect());
     let counted = tally.clone();
     tokio::spawn(async move {
