@@ -165,13 +165,20 @@ case "$SCENARIO" in
     # "On" is every limit at its default: RATE_LIMITS names one of them at its default
     # value (an unset variable would be the same; the export above sets it to off).
     ON=RATE_LIMITS=signin=5/15m
+    VARIANTS=(off on-local)
+    if [ "$BACKEND" = postgres ]; then VARIANTS+=(on-redis); fi
     for ROUND in $(seq 1 "${ROUNDS:-1}"); do
-      # Fresh address blocks each run: Redis keeps its counters between runs.
-      rest_variant off $((100 + ROUND)) RATE_LIMITS=off
-      rest_variant on-local $((150 + ROUND)) "$ON"
-      if [ "$BACKEND" = postgres ]; then
-        rest_variant on-redis $((200 + RANDOM % 50)) "$ON" REDIS_URL=redis://127.0.0.1:6379
-      fi
+      # Each round starts with a different variant, so that a machine getting busier or
+      # quieter during the run does not favour one of them.
+      for i in "${!VARIANTS[@]}"; do
+        v=${VARIANTS[$(((i + ROUND - 1) % ${#VARIANTS[@]}))]}
+        # Fresh address blocks each run: Redis keeps its counters between runs.
+        case $v in
+          off) rest_variant off $((100 + ROUND % 50)) RATE_LIMITS=off ;;
+          on-local) rest_variant on-local $((150 + ROUND % 50)) "$ON" ;;
+          on-redis) rest_variant on-redis $((200 + RANDOM % 50)) "$ON" REDIS_URL=redis://127.0.0.1:6379 ;;
+        esac
+      done
     done
     for f in "$OUT/$SCENARIO"-*-"$STAMP"-r*.json; do
       jq -r --arg f "$(basename "$f")" \
