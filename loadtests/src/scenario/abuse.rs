@@ -3,7 +3,7 @@
 //! and upload PNG bombs. Reports the honest users' p99 in both phases, their ratio (the
 //! target is 2x at most), and what each attack was answered.
 //!
-//! Every client gets its own loopback address (127.<block>.x.y, one block per role), so
+//! Every client gets its own loopback address (`127.<block>.x.y`, one block per role), so
 //! the server's per-address limits see the attack as coming from many machines, and the
 //! honest users as distinct ones, as they would in production.
 
@@ -30,7 +30,7 @@ use crate::sys::{loopback, Rng};
 use crate::workload::Mix;
 use crate::DEFAULT_URL;
 
-/// Address blocks (127.<block>.x.y) of the roles.
+/// Address blocks (`127.<block>.x.y`) of the roles.
 const HONEST_BLOCK: u8 = 11;
 const SIGNIN_BLOCK: u8 = 21;
 const SOCKET_BLOCK: u8 = 31;

@@ -58,7 +58,7 @@ pub struct RestArgs {
     /// Sign-ups at once.
     #[arg(long, default_value_t = 16)]
     pub signup_concurrency: usize,
-    /// Give each user its own source address, 127.<BLOCK>.x.y (sign-up and requests), so
+    /// Give each user its own source address, `127.BLOCK.x.y` (sign-up and requests), so
     /// that per-address rate limits treat the users as the distinct clients they stand
     /// for; without it every request comes from 127.0.0.1.
     #[arg(long, value_name = "BLOCK")]
