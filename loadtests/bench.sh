@@ -10,13 +10,20 @@
 #   loadtests/bench.sh rest                  REST mix at 64 concurrent clients (PostgreSQL)
 #   loadtests/bench.sh rest-embedded         the same on the embedded default (SQLite)
 #   loadtests/bench.sh limit                 task creation vs pgbench with the same transaction
+#   loadtests/bench.sh rest-limits           `rest` (PostgreSQL) with RATE_LIMITS=off, then the default
+#                                            limits in process, then in Redis (REDIS_URL), one address per user
+#   loadtests/bench.sh rest-limits-embedded  the same on SQLite: off, then in process
+#   loadtests/bench.sh abuse                 honest users' p99 alone and under a sign-in flood, an anonymous
+#                                            socket flood and upload bombs (PostgreSQL, default limits and argon2)
+#   loadtests/bench.sh abuse-embedded        the same on SQLite
 #
 # DURATION (seconds, default 30) shortens or lengthens the timed scenarios; CONCURRENCY
-# (default 64) sets the clients of `rest`.
+# (default 64) sets the clients of `rest`; ROUNDS (default 1) repeats the variants of
+# `rest-limits*` alternately (off, on, off, on, ...).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SCENARIO=${1:?usage: loadtests/bench.sh connections|fanout-embedded|fanout-postgres|fanout-redis|fanout-redis-restart|rest|rest-embedded|limit}
+SCENARIO=${1:?usage: loadtests/bench.sh connections|fanout-embedded|fanout-postgres|fanout-redis|fanout-redis-restart|rest|rest-embedded|limit|rest-limits|rest-limits-embedded|abuse|abuse-embedded}
 DURATION=${DURATION:-30}
 OUT=bench-results
 mkdir -p "$OUT"
@@ -27,6 +34,8 @@ STAMP=$(date +%Y%m%d-%H%M%S)
 PIDS=()
 DB=""
 DATA=""
+# Variables the next `start` removes from the servers' environment.
+UNSET=()
 
 cleanup() {
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
@@ -52,7 +61,8 @@ export WS_MAX_CONNECTIONS=30000
 
 start() { # port metrics-port [env...]
   local port=$1 metrics=$2; shift 2
-  env BIND=127.0.0.1:$port METRICS_BIND=127.0.0.1:$metrics "$@" "$SERVER" >"$OUT/server-$port.log" 2>&1 &
+  env "${UNSET[@]/#/-u}" BIND=127.0.0.1:$port METRICS_BIND=127.0.0.1:$metrics "$@" "$SERVER" \
+    >"$OUT/server-$port.log" 2>&1 &
   PIDS+=($!)
   for _ in $(seq 1 100); do
     curl -fs "http://127.0.0.1:$port/health" >/dev/null 2>&1 && return 0
@@ -60,6 +70,36 @@ start() { # port metrics-port [env...]
   done
   echo "server on $port did not start; see $OUT/server-$port.log" >&2
   exit 1
+}
+
+stop_servers() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  PIDS=()
+}
+
+drop_database() {
+  if [ -n "$DB" ]; then psql -h 127.0.0.1 -U postgres -q -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" postgres; fi
+  DB=""
+}
+
+# One `rest` run on a fresh server: rest_variant NAME BLOCK [server env...]. Each user comes
+# from its own address 127.BLOCK.x.y, so that the per-address limits (sign-up: 3 per hour)
+# see 64 clients, as in production; the per-user budgets are the defaults.
+rest_variant() {
+  local name=$1 block=$2; shift 2
+  if [ "$BACKEND" = postgres ]; then
+    URL=$(fresh_database)
+    start 18080 19091 DATABASE_URL="$URL" DATABASE_MAX_CONNECTIONS=16 "$@"
+  else
+    DATA=$(mktemp -d)
+    start 18080 19091 DATA_DIR="$DATA" "$@"
+  fi
+  "$LOAD" rest --concurrency "${CONCURRENCY:-64}" --duration "$DURATION" --url http://127.0.0.1:18080 \
+    --source-block "$block" --quiet --out "$OUT/$SCENARIO-$name-$STAMP-r$ROUND.json" || true
+  stop_servers
+  drop_database
+  if [ -n "$DATA" ]; then rm -rf "$DATA"; DATA=""; fi
 }
 
 fresh_database() {
@@ -118,6 +158,45 @@ case "$SCENARIO" in
     start 18080 19091 DATABASE_URL="$URL" DATABASE_MAX_CONNECTIONS=32
     "$LOAD" limit --database-url "$URL" --concurrency 16 --duration "$DURATION" \
       --url http://127.0.0.1:18080 --out "$OUT/limit-$STAMP.json"
+    ;;
+  rest-limits | rest-limits-embedded)
+    BACKEND=postgres
+    if [ "$SCENARIO" = rest-limits-embedded ]; then BACKEND=embedded; fi
+    # "On" is every limit at its default: RATE_LIMITS names one of them at its default
+    # value (an unset variable would be the same; the export above sets it to off).
+    ON=RATE_LIMITS=signin=5/15m
+    VARIANTS=(off on-local)
+    if [ "$BACKEND" = postgres ]; then VARIANTS+=(on-redis); fi
+    for ROUND in $(seq 1 "${ROUNDS:-1}"); do
+      # Each round starts with a different variant, so that a machine getting busier or
+      # quieter during the run does not favour one of them.
+      for i in "${!VARIANTS[@]}"; do
+        v=${VARIANTS[$(((i + ROUND - 1) % ${#VARIANTS[@]}))]}
+        # Fresh address blocks each run: Redis keeps its counters between runs.
+        case $v in
+          off) rest_variant off $((100 + ROUND % 50)) RATE_LIMITS=off ;;
+          on-local) rest_variant on-local $((150 + ROUND % 50)) "$ON" ;;
+          on-redis) rest_variant on-redis $((200 + RANDOM % 50)) "$ON" REDIS_URL=redis://127.0.0.1:6379 ;;
+        esac
+      done
+    done
+    for f in "$OUT/$SCENARIO"-*-"$STAMP"-r*.json; do
+      jq -r --arg f "$(basename "$f")" \
+        '"\($f): \(.throughput_rps|floor) req/s, \(.requests) requests, \(.errors) errors, \(.rate_limited) refused (429), p99 \(.latency.p99_ms) ms"' "$f"
+    done
+    ;;
+  abuse | abuse-embedded)
+    # The defences as shipped: default RATE_LIMITS, argon2 parameters, hashing queue.
+    UNSET=(RATE_LIMITS ARGON2_MEMORY_KIB ARGON2_ITERATIONS PASSWORD_HASH_QUEUE)
+    if [ "$SCENARIO" = abuse ]; then
+      URL=$(fresh_database)
+      start 18080 19091 DATABASE_URL="$URL" DATABASE_MAX_CONNECTIONS=16
+    else
+      DATA=$(mktemp -d)
+      start 18080 19091 DATA_DIR="$DATA"
+    fi
+    "$LOAD" abuse --url http://127.0.0.1:18080 --baseline "${BASELINE:-20}" --attack "${ATTACK:-20}" \
+      --out "$OUT/$SCENARIO-$STAMP.json" --plot "$OUT/$SCENARIO-$STAMP.png"
     ;;
   *)
     echo "unknown scenario $SCENARIO" >&2

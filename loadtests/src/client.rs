@@ -77,6 +77,12 @@ fn transport_error(err: &reqwest::Error) -> String {
 
 impl Api {
     pub fn new(base: &str) -> anyhow::Result<Self> {
+        Self::with_source(base, None)
+    }
+
+    /// A client whose connections come from `source` (a loopback address such as
+    /// 127.0.3.7), so that the server's per-address limits see it as its own client.
+    pub fn with_source(base: &str, source: Option<IpAddr>) -> anyhow::Result<Self> {
         let base = base.trim().trim_end_matches('/').to_string();
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             bail!("expected an http:// base URL, got {base:?}");
@@ -86,9 +92,18 @@ impl Api {
             .connect_timeout(Duration::from_secs(10))
             .pool_max_idle_per_host(1024)
             .tcp_nodelay(true)
+            .local_address(source)
             .build()
             .context("building the HTTP client")?;
         Ok(Self { http, base })
+    }
+
+    /// One `Api` per address of `sources` (each its own connection pool).
+    pub fn per_source(base: &str, sources: &[IpAddr]) -> anyhow::Result<Vec<Self>> {
+        sources
+            .iter()
+            .map(|source| Self::with_source(base, Some(*source)))
+            .collect()
     }
 
     pub fn base(&self) -> &str {
@@ -205,6 +220,62 @@ impl Api {
             created,
             error: None,
         }
+    }
+}
+
+impl Api {
+    /// Sends `request` and reads the whole body; the status, or the transport failure.
+    async fn outcome(request: reqwest::RequestBuilder) -> Outcome {
+        match request.send().await {
+            Ok(response) => {
+                let status = response.status();
+                let read = response.bytes().await;
+                Outcome {
+                    status: Some(status.as_u16()),
+                    ok: status.is_success() && read.is_ok(),
+                    created: None,
+                    error: read.err().map(|e| transport_error(&e)),
+                }
+            }
+            Err(err) => Outcome {
+                status: None,
+                ok: false,
+                created: None,
+                error: Some(transport_error(&err)),
+            },
+        }
+    }
+
+    /// `POST /auth/signin`.
+    pub async fn signin(&self, email: &str, password: &str) -> Outcome {
+        let request = self
+            .http
+            .post(self.url("/auth/signin"))
+            .json(&json!({ "email": email, "password": password }));
+        Self::outcome(request).await
+    }
+
+    /// `POST /profile/upload-photo` with `bytes` as the multipart field `file`.
+    pub async fn upload_photo(&self, token: &str, bytes: &[u8], filename: &str) -> Outcome {
+        // Built by hand: reqwest's multipart feature is not in this crate's build.
+        const BOUNDARY: &str = "taskstream-load-boundary-5f1c0a";
+        let mut body = format!(
+            "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; \
+             filename=\"{filename}\"\r\nContent-Type: image/png\r\n\r\n"
+        )
+        .into_bytes();
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
+        let request = self
+            .http
+            .post(self.url("/profile/upload-photo"))
+            .bearer_auth(token)
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                format!("multipart/form-data; boundary={BOUNDARY}"),
+            )
+            .body(body);
+        Self::outcome(request).await
     }
 }
 
@@ -379,41 +450,7 @@ async fn connect_inner(
     since: Option<i64>,
     source: Option<IpAddr>,
 ) -> Result<(Ws, i64), ConnectError> {
-    let socket = match target.addr {
-        SocketAddr::V4(_) => TcpSocket::new_v4(),
-        SocketAddr::V6(_) => TcpSocket::new_v6(),
-    }
-    .map_err(ConnectError::Io)?;
-    // Ports in TIME_WAIT from an earlier run may be reused.
-    socket.set_reuseaddr(true).map_err(ConnectError::Io)?;
-    if let Some(source) = source {
-        socket
-            .bind(SocketAddr::new(source, 0))
-            .map_err(ConnectError::Io)?;
-    }
-    let stream = socket
-        .connect(target.addr)
-        .await
-        .map_err(ConnectError::Io)?;
-    stream.set_nodelay(true).map_err(ConnectError::Io)?;
-    let mut request = target
-        .url(since)
-        .into_client_request()
-        .map_err(|e| ConnectError::Handshake(e.to_string()))?;
-    let bearer = format!("Bearer {token}")
-        .parse()
-        .map_err(|_| ConnectError::Handshake("token is not a valid header value".into()))?;
-    request.headers_mut().insert("authorization", bearer);
-    let (mut ws, _) =
-        tokio_tungstenite::client_async_with_config(request, stream, Some(ws_config()))
-            .await
-            .map_err(|err| match err {
-                tungstenite::Error::Http(response) => {
-                    ConnectError::Refused(response.status().as_u16())
-                }
-                tungstenite::Error::Io(err) => ConnectError::Io(err),
-                other => ConnectError::Handshake(other.to_string()),
-            })?;
+    let mut ws = upgrade_ws(target, Some(token), since, source).await?;
     loop {
         match ws.next().await {
             Some(Ok(Message::Text(text))) => {
@@ -436,6 +473,51 @@ async fn connect_inner(
             None => return Err(ConnectError::Closed(None)),
         }
     }
+}
+
+/// The TCP connection (from `source` when given) and the WebSocket upgrade, with the
+/// token in the `Authorization` header when there is one; nothing read after it.
+pub async fn upgrade_ws(
+    target: &WsTarget,
+    token: Option<&str>,
+    since: Option<i64>,
+    source: Option<IpAddr>,
+) -> Result<Ws, ConnectError> {
+    let socket = match target.addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4(),
+        SocketAddr::V6(_) => TcpSocket::new_v6(),
+    }
+    .map_err(ConnectError::Io)?;
+    // Ports in TIME_WAIT from an earlier run may be reused.
+    socket.set_reuseaddr(true).map_err(ConnectError::Io)?;
+    if let Some(source) = source {
+        socket
+            .bind(SocketAddr::new(source, 0))
+            .map_err(ConnectError::Io)?;
+    }
+    let stream = socket
+        .connect(target.addr)
+        .await
+        .map_err(ConnectError::Io)?;
+    stream.set_nodelay(true).map_err(ConnectError::Io)?;
+    let mut request = target
+        .url(since)
+        .into_client_request()
+        .map_err(|e| ConnectError::Handshake(e.to_string()))?;
+    if let Some(token) = token {
+        let bearer = format!("Bearer {token}")
+            .parse()
+            .map_err(|_| ConnectError::Handshake("token is not a valid header value".into()))?;
+        request.headers_mut().insert("authorization", bearer);
+    }
+    let (ws, _) = tokio_tungstenite::client_async_with_config(request, stream, Some(ws_config()))
+        .await
+        .map_err(|err| match err {
+            tungstenite::Error::Http(response) => ConnectError::Refused(response.status().as_u16()),
+            tungstenite::Error::Io(err) => ConnectError::Io(err),
+            other => ConnectError::Handshake(other.to_string()),
+        })?;
+    Ok(ws)
 }
 
 /// Closes a socket politely and waits (briefly) for the server's close.

@@ -5,7 +5,9 @@
 //! - [`scenario::fanout`]: writers over REST and clients checking their event streams
 //!   (nothing lost, duplicated or reordered) with end-to-end latency;
 //! - [`scenario::rest`]: a realistic REST mix, per route;
-//! - [`scenario::limit`]: the server against pgbench running its own transaction.
+//! - [`scenario::limit`]: the server against pgbench running its own transaction;
+//! - [`scenario::abuse`]: honest users' latency with and without a sign-in flood, an
+//!   anonymous socket flood and upload bombs ([`bomb`] makes the PNGs).
 //!
 //! [`client`] talks to the server, [`report`] turns numbers into JSON, a summary line and
 //! what a plot shows, `plot` draws it (with the `plot` feature, which the tests leave
@@ -13,6 +15,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod bomb;
 pub mod client;
 pub mod metrics;
 #[cfg(feature = "plot")]

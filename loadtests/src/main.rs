@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use taskstream_load::progress::Ui;
 use taskstream_load::report::{self, OutputArgs, ScenarioReport};
+use taskstream_load::scenario::abuse::{self, AbuseArgs};
 use taskstream_load::scenario::connections::{self, ConnectionsArgs};
 use taskstream_load::scenario::fanout::{self, FanoutArgs};
 use taskstream_load::scenario::limit::{self, LimitArgs};
@@ -43,6 +44,12 @@ machine can open tens of thousands of sockets to one server; the server process 
 limit above its socket count too. Measure memory per socket on a freshly started server:
 the allocator keeps what earlier runs used, so later deltas come out too small (or < 0).
 
+abuse and `rest --source-block` give clients their own addresses on 127/8 (Linux routes it
+all to lo) so that the server's per-address limits treat them as distinct machines; abuse
+passes when the honest users got no error, no attack signed in, and the honest p99 under
+attack is at most twice its baseline. Run its server with the default RATE_LIMITS and
+argon2 parameters: those are what it measures.
+
 fanout passes when some writes succeeded, every client connected, and every client's
 stream held exactly its user's seqs (none lost, duplicated or out of order); clients closed
 with 4008 or 1012 (or dropped) resume with ?since=<last seq> and are counted as reconnects.
@@ -57,7 +64,9 @@ Examples:
   taskstream-load fanout --clients 400 --users 40 --rate 50 --duration 10 \\
       --instances http://127.0.0.1:8080,http://127.0.0.1:8081
   taskstream-load rest --concurrency 32 --duration 20 --plot rest.png
-  taskstream-load limit --database-url postgres://postgres@127.0.0.1:5432/taskstream";
+  taskstream-load limit --database-url postgres://postgres@127.0.0.1:5432/taskstream
+  taskstream-load rest --concurrency 64 --source-block 50   (one source address per user)
+  taskstream-load abuse --baseline 20 --attack 20            (server with its default limits)";
 
 #[derive(Debug, Parser)]
 #[command(name = "taskstream-load", version, about = ABOUT, long_about = LONG_ABOUT)]
@@ -97,6 +106,15 @@ enum Scenario {
     Limit {
         #[command(flatten)]
         args: LimitArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Honest users' REST p99 alone, then while attackers flood sign-in from many
+    /// addresses, hold tokenless WebSockets and upload PNG bombs: the ratio (target 2x at
+    /// most) and what each attack was answered.
+    Abuse {
+        #[command(flatten)]
+        args: AbuseArgs,
         #[command(flatten)]
         output: OutputArgs,
     },
@@ -140,7 +158,8 @@ async fn run(scenario: Scenario) -> anyhow::Result<bool> {
     if let Scenario::Connections { output, .. }
     | Scenario::Fanout { output, .. }
     | Scenario::Rest { output, .. }
-    | Scenario::Limit { output, .. } = &scenario
+    | Scenario::Limit { output, .. }
+    | Scenario::Abuse { output, .. } = &scenario
     {
         output.check()?;
     }
@@ -163,6 +182,11 @@ async fn run(scenario: Scenario) -> anyhow::Result<bool> {
         Scenario::Limit { args, output } => {
             let report = limit::run(&args, ui(&output)).await?;
             report::finish(&report, &output, None)?;
+            Ok(report.passed())
+        }
+        Scenario::Abuse { args, output } => {
+            let (report, plot) = abuse::run(&args, ui(&output)).await?;
+            report::finish(&report, &output, Some(&plot))?;
             Ok(report.passed())
         }
         Scenario::ConnectionsWorker => {

@@ -33,6 +33,19 @@ pub fn sockets_per_process(limit: FdLimit) -> usize {
     limit.soft.saturating_sub(FD_RESERVE).max(1) as usize
 }
 
+/// Loopback address number `index` of block `block`: 127.block.(index / 250).(index % 250 + 1),
+/// so 62,500 distinct client addresses per block (Linux routes all of 127/8 to `lo`).
+/// Scenarios that need clients the server tells apart by address use separate blocks.
+pub fn loopback(block: u8, index: usize) -> IpAddr {
+    let index = index % 62_500;
+    IpAddr::V4(Ipv4Addr::new(
+        127,
+        block,
+        (index / 250) as u8,
+        (index % 250 + 1) as u8,
+    ))
+}
+
 /// Source addresses to spread client sockets over: 127.0.0.2, 127.0.0.3, ... when the
 /// target is on IPv4 loopback (every 127.x address is local there), none otherwise.
 #[derive(Debug, Clone, Default)]

@@ -4,8 +4,10 @@
 //! events flow and none is lost, duplicated or reordered.
 
 use taskstream::config::{BusKind, DatabaseUrl, Secret};
+use taskstream::limits::Policy;
 use taskstream_load::progress::Ui;
 use taskstream_load::report::ScenarioReport;
+use taskstream_load::scenario::abuse::{self, AbuseArgs};
 use taskstream_load::scenario::connections::{self, ConnectionsArgs};
 use taskstream_load::scenario::fanout::{self, FanoutArgs, FanoutReport};
 use taskstream_load::scenario::rest::{self, RestArgs};
@@ -89,4 +91,74 @@ async fn fanout_across_two_instances_on_postgres() {
     drop((a, b));
     assert_eq!(report.instances.len(), 2);
     assert_clean(&report);
+}
+
+/// The abuse scenario, briefly, against a server with tight budgets so that a handful of
+/// attempts is enough to meet each defence: honest users must get no error, no attack may
+/// sign in or store a bomb of declared size, and every defence must have answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abuse_is_refused_and_honest_users_are_served() {
+    let _serial = SERIAL.lock().await;
+    let data = tempfile::tempdir().expect("temp dir");
+    let mut config = test_config(data.path());
+    config.limits.rate_limits = "signin_ip=3/1h,photo=2/1h"
+        .parse::<Policy>()
+        .expect("policy");
+    config.realtime.limits.unauthenticated_per_ip = 2;
+    let server = Server::start(&config).await;
+
+    let mut args = AbuseArgs::new(&server.address);
+    args.honest_users = 4;
+    args.honest_rate = 20.0;
+    args.baseline = 1;
+    args.attack = 2;
+    args.signin_rate = 20.0;
+    args.signin_workers = 2;
+    args.signin_addresses = 2;
+    args.signin_per_address = 10;
+    args.socket_rate = 20.0;
+    args.socket_addresses = 1;
+    args.bomb_accounts = 2;
+    args.bomb_rate = 8.0;
+    args.bomb_side = 512;
+    let (report, _) = abuse::run(&args, Ui::quiet()).await.expect("abuse runs");
+    drop(server);
+    let summary = report.summary();
+    for phase in [&report.baseline, &report.under_attack] {
+        assert!(phase.requests > 0, "{summary}");
+        assert_eq!(phase.errors, 0, "{summary}");
+    }
+    let signin = &report.attacks.signin.answers;
+    assert!(!signin.contains_key("200"), "{summary}");
+    // Two addresses with 3 attempts each: the rest is refused per address.
+    assert!(signin.get("429").copied().unwrap_or(0) > 0, "{summary}");
+    assert!(
+        signin
+            .keys()
+            .all(|k| ["401", "429", "503"].contains(&k.as_str())),
+        "{summary}"
+    );
+    // One address may hold two sockets waiting to authenticate; more are refused.
+    let sockets = &report.attacks.sockets;
+    assert!(
+        sockets.answers.get("101").copied().unwrap_or(0) >= 1,
+        "{summary}"
+    );
+    assert!(
+        sockets.answers.get("http 429").copied().unwrap_or(0) > 0,
+        "{summary}"
+    );
+    let uploads = &report.attacks.uploads.answers;
+    for (kind, count) in uploads {
+        if kind.contains("(declared)") {
+            assert!(!kind.ends_with(" 200"), "{kind}: {count}; {summary}");
+        }
+    }
+    // Two uploads each are allowed (the first, a real 512x512, is stored); then 429.
+    assert!(uploads.get("512x512 (decoded) 200").is_some(), "{summary}");
+    assert!(uploads.keys().any(|k| k.ends_with(" 429")), "{summary}");
+    assert!(
+        uploads.keys().any(|k| k.ends_with("(declared) 422")),
+        "{summary}"
+    );
 }

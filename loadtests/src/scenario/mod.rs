@@ -1,6 +1,7 @@
 //! One module per scenario; each has its clap arguments, a `run` that returns its report,
 //! and the report type.
 
+pub mod abuse;
 pub mod connections;
 pub mod fanout;
 pub mod limit;

@@ -17,7 +17,7 @@ use crate::report::{
     self, add_counts, bump, histogram, Counts, Histogram, LatencySummary, PlotData, ScenarioReport,
     Timeline,
 };
-use crate::sys::Rng;
+use crate::sys::{loopback, Rng};
 use crate::workload::{Mix, Route, TaskPool};
 use crate::DEFAULT_URL;
 
@@ -58,6 +58,11 @@ pub struct RestArgs {
     /// Sign-ups at once.
     #[arg(long, default_value_t = 16)]
     pub signup_concurrency: usize,
+    /// Give each user its own source address, `127.BLOCK.x.y` (sign-up and requests), so
+    /// that per-address rate limits treat the users as the distinct clients they stand
+    /// for; without it every request comes from 127.0.0.1.
+    #[arg(long, value_name = "BLOCK")]
+    pub source_block: Option<u8>,
 }
 
 impl RestArgs {
@@ -69,6 +74,7 @@ impl RestArgs {
             users: None,
             mix: MixKind::Realistic,
             signup_concurrency: 16,
+            source_block: None,
         }
     }
 }
@@ -95,6 +101,10 @@ pub struct RestReport {
     pub elapsed_s: f64,
     pub requests: u64,
     pub errors: u64,
+    /// Requests refused with 429 (a rate limit), counted among the errors.
+    pub rate_limited: u64,
+    /// Where the users' requests came from: `127.0.0.1`, or one address each.
+    pub sources: String,
     pub throughput_rps: f64,
     pub latency: LatencySummary,
     pub routes: Vec<RouteReport>,
@@ -120,11 +130,12 @@ impl ScenarioReport for RestReport {
             })
             .collect();
         format!(
-            "rest: {:.1} req/s ({} requests in {:.1} s, {} errors, concurrency {}, mix {}); {} [{}] => {}",
+            "rest: {:.1} req/s ({} requests in {:.1} s, {} errors ({} rate-limited), concurrency {}, mix {}); {} [{}] => {}",
             self.throughput_rps,
             self.requests,
             self.elapsed_s,
             self.errors,
+            self.rate_limited,
             self.concurrency,
             self.mix,
             self.latency.line(),
@@ -142,24 +153,40 @@ pub async fn run(args: &RestArgs, ui: Ui) -> anyhow::Result<(RestReport, PlotDat
     if args.concurrency == 0 || args.duration == 0 {
         bail!("--concurrency and --duration must be at least 1");
     }
-    let api = Api::new(&args.url)?;
     let users = args.users.unwrap_or(args.concurrency).max(1);
-    let accounts = sign_up_users(
-        std::slice::from_ref(&api),
-        users,
-        args.signup_concurrency,
-        ui,
-    )
-    .await?;
-    run_with_accounts(
-        &api,
+    let apis = match args.source_block {
+        Some(block) => {
+            let sources: Vec<_> = (0..users).map(|i| loopback(block, i)).collect();
+            Api::per_source(&args.url, &sources)?
+        }
+        None => vec![Api::new(&args.url)?],
+    };
+    // With one address per user, user i signs up from its own address (round robin).
+    let accounts = sign_up_users(&apis, users, args.signup_concurrency, ui).await?;
+    run_load(
+        &apis,
         &accounts,
-        args.concurrency,
-        Duration::from_secs(args.duration),
-        args.mix.mix(),
+        &Load {
+            concurrency: args.concurrency,
+            duration: Duration::from_secs(args.duration),
+            mix: args.mix.mix(),
+            pace: None,
+        },
         ui,
     )
     .await
+}
+
+/// How the workers call: `concurrency` workers for `duration`, each either closed loop
+/// (`pace: None`, the next call as soon as the last answered) or starting a call every
+/// `pace` on a fixed schedule (an open loop per worker; the latency is then counted from
+/// the scheduled start, so a slow answer also counts against the calls it delayed).
+#[derive(Debug, Clone)]
+pub struct Load {
+    pub concurrency: usize,
+    pub duration: Duration,
+    pub mix: Mix,
+    pub pace: Option<Duration>,
 }
 
 #[derive(Default)]
@@ -184,9 +211,32 @@ pub async fn run_with_accounts(
     mix: Mix,
     ui: Ui,
 ) -> anyhow::Result<(RestReport, PlotData)> {
-    if accounts.is_empty() {
+    let load = Load {
+        concurrency,
+        duration,
+        mix,
+        pace: None,
+    };
+    run_load(std::slice::from_ref(api), accounts, &load, ui).await
+}
+
+/// The workload with accounts already made; worker `w` acts as user `w % accounts` through
+/// `apis[(w % accounts) % apis]` (one `Api` per user when each has its own address).
+pub async fn run_load(
+    apis: &[Api],
+    accounts: &[Account],
+    load: &Load,
+    ui: Ui,
+) -> anyhow::Result<(RestReport, PlotData)> {
+    if accounts.is_empty() || apis.is_empty() {
         bail!("no users to act as");
     }
+    let (concurrency, duration, mix) = (load.concurrency, load.duration, load.mix.clone());
+    let sources = if apis.len() > 1 {
+        format!("{} addresses", apis.len())
+    } else {
+        "one address".to_string()
+    };
     let started_at = Utc::now().to_rfc3339();
     let pools: Vec<Arc<TaskPool>> = accounts.iter().map(|_| Arc::default()).collect();
     let requests = Arc::new(AtomicU64::new(0));
@@ -195,8 +245,9 @@ pub async fn run_with_accounts(
     let deadline = start + duration;
     let mut workers = tokio::task::JoinSet::new();
     for w in 0..concurrency {
-        let api = api.clone();
+        let api = apis[(w % accounts.len()) % apis.len()].clone();
         let token = accounts[w % accounts.len()].token.clone();
+        let pace = load.pace;
         let pool = pools[w % accounts.len()].clone();
         let mix = mix.clone();
         let requests = requests.clone();
@@ -204,9 +255,21 @@ pub async fn run_with_accounts(
         workers.spawn(async move {
             let mut rng = Rng::from_entropy(w as u64);
             let mut tally = WorkerTally::default();
+            // Paced workers start spread over one interval, not all at once.
+            let mut next = pace.map(|p| start + p.mul_f64(w as f64 / concurrency as f64));
             while Instant::now() < deadline {
+                let t0 = match (next, pace) {
+                    (Some(at), Some(p)) => {
+                        tokio::time::sleep_until(at.into()).await;
+                        next = Some(at + p);
+                        at
+                    }
+                    _ => Instant::now(),
+                };
+                if t0 >= deadline {
+                    break;
+                }
                 let call = pool.plan(mix.pick(&mut rng), &mut rng);
-                let t0 = Instant::now();
                 let outcome = api.perform(&token, call, rng.next_u64()).await;
                 let micros = t0.elapsed().as_micros() as u64;
                 pool.settle(call, outcome.ok, outcome.status, outcome.created);
@@ -283,17 +346,23 @@ pub async fn run_with_accounts(
         .collect();
     let total: u64 = route_reports.iter().map(|r| r.requests).sum();
     let total_errors: u64 = route_reports.iter().map(|r| r.errors).sum();
+    let rate_limited: u64 = route_reports
+        .iter()
+        .filter_map(|r| r.errors_by_kind.get("429"))
+        .sum();
     progress.finish(format!("{total} requests, {total_errors} errors"));
     let report = RestReport {
         scenario: "rest",
         started_at,
-        url: api.base().to_string(),
+        url: apis[0].base().to_string(),
         concurrency,
         users: accounts.len(),
         mix: mix.name,
         elapsed_s: elapsed,
         requests: total,
         errors: total_errors,
+        rate_limited,
+        sources,
         throughput_rps: total as f64 / elapsed,
         latency: LatencySummary::of(&all),
         routes: route_reports,
