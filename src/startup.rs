@@ -117,7 +117,7 @@ impl App {
             media: Arc::new(MediaStore::new(
                 config.media_dir(),
                 config.media.photo_max_pixels,
-                config.media.photo_decode_concurrency.unwrap_or(cores),
+                config.photo_decode_concurrency(),
                 cpu,
             )?),
             limits: Arc::new(rate_limiter(config)?),

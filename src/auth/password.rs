@@ -63,17 +63,29 @@ impl PasswordHasher {
         self.runs.load(Ordering::Relaxed)
     }
 
-    /// Runs `work` on the CPU pool once a slot is free, or refuses at once (503) when
-    /// every slot and queue place is taken. The permits move into the blocking task, so a
-    /// request that gives up early (timeout, disconnect) still holds its slot until the
+    /// A place among the runs and the queue, or a refusal at once (503) when every slot
+    /// and queue place is taken. Taken before anything else a sign-in does, so a flood
+    /// the hasher refuses costs no database read.
+    pub fn admit(&self) -> Result<Admission> {
+        match self.admitted.clone().try_acquire_owned() {
+            Ok(place) => Ok(Admission(place)),
+            Err(_) => {
+                ::metrics::counter!(metrics::PASSWORD_HASH_REJECTED).increment(1);
+                Err(Error::Unavailable(
+                    "Too many sign-ins and sign-ups at once; try again shortly".into(),
+                ))
+            }
+        }
+    }
+
+    /// Runs `work` on the CPU pool once a slot is free. The permits move into the job, so
+    /// a request that gives up early (timeout, disconnect) still holds its slot until the
     /// computation it started ends.
-    async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
-        let Ok(place) = self.admitted.clone().try_acquire_owned() else {
-            ::metrics::counter!(metrics::PASSWORD_HASH_REJECTED).increment(1);
-            return Err(Error::Unavailable(
-                "Too many sign-ins and sign-ups at once; try again shortly".into(),
-            ));
-        };
+    async fn run<T: Send + 'static>(
+        &self,
+        Admission(place): Admission,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T> {
         let slot = self
             .running
             .clone()
@@ -98,7 +110,10 @@ impl PasswordHasher {
     pub async fn hash(&self, password: &Password) -> Result<String> {
         let params = self.params.clone();
         let password = password.expose().to_string();
-        Ok(self.run(move || hash_with(&params, &password)).await??)
+        let admission = self.admit()?;
+        Ok(self
+            .run(admission, move || hash_with(&params, &password))
+            .await??)
     }
 
     /// Verifies `password` against `stored`, or against the dummy hash when there is no
@@ -106,11 +121,21 @@ impl PasswordHasher {
     /// whether the account exists. Returns whether it matched and whether the stored hash
     /// should be replaced because its parameters are outdated.
     pub async fn verify(&self, password: &Password, stored: Option<&str>) -> Result<Verification> {
+        self.verify_admitted(self.admit()?, password, stored).await
+    }
+
+    /// [`Self::verify`] in a place taken earlier with [`Self::admit`].
+    pub async fn verify_admitted(
+        &self,
+        admission: Admission,
+        password: &Password,
+        stored: Option<&str>,
+    ) -> Result<Verification> {
         let known = stored.is_some();
         let stored = stored.unwrap_or(&self.dummy_hash).to_string();
         let password = password.expose().to_string();
         let params = self.params.clone();
-        self.run(move || {
+        self.run(admission, move || {
             let Ok(parsed) = PasswordHash::new(&stored) else {
                 return Verification::default();
             };
@@ -134,6 +159,10 @@ impl PasswordHasher {
         .await
     }
 }
+
+/// A place in the hasher's runs or queue, held until the computation it is used for ends.
+#[derive(Debug)]
+pub struct Admission(OwnedSemaphorePermit);
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Verification {

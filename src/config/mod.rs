@@ -145,12 +145,13 @@ impl Config {
         }
     }
 
-    /// The bounds on password hashing in force: PASSWORD_HASH_CONCURRENCY (default: the
-    /// core count) and PASSWORD_HASH_QUEUE (default: 4 times the concurrency).
+    /// The bounds on password hashing in force: PASSWORD_HASH_CONCURRENCY (default: half
+    /// the cores, at least 1) and PASSWORD_HASH_QUEUE (default: 4 times the concurrency).
     pub fn password_hash_bounds(&self) -> HashBounds {
-        let concurrency = self.auth.password_hash_concurrency.unwrap_or_else(|| {
-            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-        });
+        let concurrency = self
+            .auth
+            .password_hash_concurrency
+            .unwrap_or_else(half_the_cores);
         HashBounds {
             concurrency,
             queue: self
@@ -158,6 +159,14 @@ impl Config {
                 .password_hash_queue
                 .unwrap_or(concurrency.saturating_mul(4)),
         }
+    }
+
+    /// Photos decoded at once in force: PHOTO_DECODE_CONCURRENCY (default: half the cores,
+    /// at least 1).
+    pub fn photo_decode_concurrency(&self) -> usize {
+        self.media
+            .photo_decode_concurrency
+            .unwrap_or_else(half_the_cores)
     }
 
     /// The folder for uploaded photos in force: the configured one, or DATA_DIR/media.
@@ -340,6 +349,13 @@ impl Config {
             Err(InvalidConfig { problems })
         }
     }
+}
+
+/// The default bound of each kind of CPU-heavy work a client can ask for (argon2, photo
+/// decoding): together they fill at most every core, and a flood of one kind leaves the
+/// other half of the machine to everything else.
+fn half_the_cores() -> usize {
+    (std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get) / 2).max(1)
 }
 
 /// What [`Config::validate`] found wrong, all of it at once.
@@ -657,6 +673,12 @@ mod tests {
                 "PASSWORD_HASH_QUEUE must be at most 65536"
             ]
         );
+        // Half the cores by default, and so is photo decoding: together at most all of them.
+        let half = (std::thread::available_parallelism().map_or(1, |n| n.get()) / 2).max(1);
+        let defaults = parse(&[]);
+        assert_eq!(defaults.password_hash_bounds().concurrency, half);
+        assert_eq!(defaults.password_hash_bounds().queue, half * 4);
+        assert_eq!(defaults.photo_decode_concurrency(), half);
         let bounds = parse(&["--password-hash-concurrency", "3"]).password_hash_bounds();
         assert_eq!(
             bounds,

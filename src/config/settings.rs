@@ -158,8 +158,8 @@ pub struct AuthSettings {
     #[command(flatten)]
     pub password: PasswordParams,
 
-    /// How many password hashes or verifications may run at once (default: the number
-    /// of cores). Each one holds a core and ARGON2_MEMORY_KIB of memory.
+    /// How many password hashes or verifications may run at once (default: half the
+    /// cores, at least 1). Each one holds a core and ARGON2_MEMORY_KIB of memory.
     #[arg(long, env = "PASSWORD_HASH_CONCURRENCY")]
     pub password_hash_concurrency: Option<usize>,
 
@@ -215,8 +215,8 @@ pub struct MediaSettings {
         default_value_t = 4096 * 4096
     )]
     pub photo_max_pixels: u64,
-    /// Photos decoded at once on this instance; further uploads get 503 (default: the
-    /// number of cores).
+    /// Photos decoded at once on this instance; further uploads get 503 (default: half
+    /// the cores, at least 1).
     #[arg(
         id = "photo_decode_concurrency",
         long = "photo-decode-concurrency",

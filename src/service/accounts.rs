@@ -140,10 +140,14 @@ pub async fn signin(
     svc.limits
         .ensure_available(Limit::Signin, email.as_str())
         .await?;
+    // A hashing place first: a flood the hasher cannot take is refused before it reads
+    // the database.
+    let admission = svc.passwords.admit()?;
     let account = svc.store.user_for_sign_in(email).await?;
+    let stored = account.as_ref().map(|a| a.password_hash.as_str());
     let verification = svc
         .passwords
-        .verify(password, account.as_ref().map(|a| a.password_hash.as_str()))
+        .verify_admitted(admission, password, stored)
         .await?;
     let account = match account {
         Some(account) if verification.matched => account,

@@ -43,10 +43,18 @@ impl Photo {
     }
 }
 
-/// Checks the upload's size and type, then its dimensions from the header, decodes it
-/// within memory limits and re-encodes it (in the format it came in). 415 when not one of
-/// the accepted types, 422 when it cannot be decoded or has too many pixels.
-fn process(bytes: &[u8], max_pixels: u64) -> Result<Photo> {
+/// What the header says the upload is, checked before any decoding.
+#[derive(Debug, Clone, Copy)]
+struct Inspected {
+    format: ImageFormat,
+    extension: &'static str,
+}
+
+/// Checks the upload's type, then its dimensions from the header: 415 when not one of the
+/// accepted types, 422 when its header is unreadable or claims too many pixels. Cheap (no
+/// pixel is decoded), so it runs before a decode slot is taken: a bomb that declares too
+/// many pixels is refused at once whatever else is being decoded.
+fn inspect(bytes: &[u8], max_pixels: u64) -> Result<Inspected> {
     let (format, extension) = match infer::get(bytes).map(|kind| kind.mime_type()) {
         Some("image/jpeg") => (ImageFormat::Jpeg, "jpg"),
         Some("image/png") => (ImageFormat::Png, "png"),
@@ -75,6 +83,14 @@ fn process(bytes: &[u8], max_pixels: u64) -> Result<Photo> {
             format!("image must have at most {max_pixels} pixels (width x height)"),
         ));
     }
+    Ok(Inspected { format, extension })
+}
+
+/// Decodes an inspected upload within memory limits and re-encodes it (in the format it
+/// came in), with its thumbnail. 422 when it cannot be decoded.
+fn decode(bytes: &[u8], inspected: Inspected, max_pixels: u64) -> Result<Photo> {
+    let Inspected { format, extension } = inspected;
+    let undecodable = |_| Error::invalid("file", "file is not a decodable image");
     let mut reader = image::ImageReader::with_format(Cursor::new(bytes), format);
     let mut limits = image::Limits::default();
     limits.max_image_width = Some(MAX_DIMENSION);
@@ -162,15 +178,16 @@ impl MediaStore {
         if bytes.is_empty() {
             return Err(Error::invalid("file", "file is empty"));
         }
+        let max_pixels = self.max_pixels;
+        let inspected = inspect(&bytes, max_pixels)?;
         let permit = self.decodes.clone().try_acquire_owned().map_err(|_| {
             Error::Unavailable("Too many photos are being processed; try again shortly".into())
         })?;
-        let max_pixels = self.max_pixels;
         self.cpu
             .run(move || {
                 // Held until the decode ends, even if the client has gone away meanwhile.
                 let _permit = permit;
-                process(&bytes, max_pixels)
+                decode(&bytes, inspected, max_pixels)
             })
             .await
             .context("photo processing failed")?
@@ -253,6 +270,9 @@ mod tests {
             .expect("permits");
         let err = store.prepare(png(4, 4)).await.expect_err("refused");
         assert!(matches!(err, Error::Unavailable(_)), "{err:?}");
+        // One that declares too many pixels is refused for that, at once, slots or not.
+        let err = store.prepare(png(5000, 5000)).await.expect_err("refused");
+        assert!(matches!(err, Error::Validation { .. }), "{err:?}");
         drop(held);
         let photo = store.prepare(png(4, 4)).await.expect("accepted once free");
         assert_eq!(photo.extension(), "png");
@@ -261,8 +281,10 @@ mod tests {
     #[test]
     fn the_pixel_budget_is_checked_before_decoding() {
         // 3000x3000 is within the per-side bound but over a 4 Mpx budget.
-        let err = process(&png(3000, 3000), 2000 * 2000).expect_err("refused");
+        let err = inspect(&png(3000, 3000), 2000 * 2000).expect_err("refused");
         assert!(matches!(err, Error::Validation { .. }), "{err:?}");
-        assert!(process(&png(2000, 2000), 2000 * 2000).is_ok());
+        let bytes = png(2000, 2000);
+        let inspected = inspect(&bytes, 2000 * 2000).expect("within the budget");
+        assert!(decode(&bytes, inspected, 2000 * 2000).is_ok());
     }
 }
