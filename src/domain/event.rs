@@ -83,6 +83,21 @@ pub struct EventDraft {
     pub data: Value,
 }
 
+/// How a write's events change what the user holds: (tasks, notifications). The stream
+/// announces every row added or removed, so the per-user counts that quotas read are kept
+/// from it, in the statement that appends the events (no trigger, no extra statement).
+pub fn held_deltas(drafts: &[EventDraft]) -> (i64, i64) {
+    drafts
+        .iter()
+        .fold((0, 0), |(tasks, notes), draft| match draft.kind {
+            EventKind::TaskCreated => (tasks + 1, notes),
+            EventKind::TaskPurged => (tasks - 1, notes),
+            EventKind::NotificationCreated => (tasks, notes + 1),
+            EventKind::NotificationDeleted => (tasks, notes - 1),
+            _ => (tasks, notes),
+        })
+}
+
 impl EventDraft {
     pub fn new(kind: EventKind, data: &impl Serialize) -> Self {
         Self {
@@ -156,6 +171,42 @@ impl StreamUpdate {
             last_seq,
             events: Vec::new(),
             revoked: Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn held_counts_move_with_the_rows_the_events_announce() {
+        let draft = |kind| EventDraft::new(kind, &serde_json::json!({}));
+        assert_eq!(held_deltas(&[]), (0, 0));
+        let purge_and_prune = [
+            draft(EventKind::TaskPurged),
+            draft(EventKind::NotificationCreated),
+            draft(EventKind::NotificationDeleted),
+            draft(EventKind::NotificationDeleted),
+        ];
+        assert_eq!(held_deltas(&purge_and_prune), (-1, -1));
+        let create = [
+            draft(EventKind::TaskCreated),
+            draft(EventKind::NotificationCreated),
+        ];
+        assert_eq!(held_deltas(&create), (1, 1));
+        // Changes of state add or remove no row.
+        for kind in [
+            EventKind::TaskUpdated,
+            EventKind::TaskCompleted,
+            EventKind::TaskPending,
+            EventKind::TaskDeleted,
+            EventKind::TaskRestored,
+            EventKind::NotificationUpdated,
+            EventKind::NotificationsReadAll,
+            EventKind::ProfileUpdated,
+        ] {
+            assert_eq!(held_deltas(&[draft(kind)]), (0, 0), "{kind:?}");
         }
     }
 }

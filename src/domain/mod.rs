@@ -11,7 +11,7 @@ mod user;
 mod validation;
 
 pub use contact::ContactMessage;
-pub use event::{Event, EventDraft, EventKind, StreamUpdate};
+pub use event::{held_deltas, Event, EventDraft, EventKind, StreamUpdate};
 pub use notification::{Notification, NotificationDraft, NotificationKind};
 pub use task::{
     NewTask, Priority, Task, TaskChanges, TaskDescription, TaskFilter, TaskStatus, TaskTitle,

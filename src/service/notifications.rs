@@ -26,9 +26,12 @@ pub(super) async fn add(
     let keep = svc.quotas.max_notifications_per_user;
     let held = held_before + 1;
     if held > keep + (keep / 10).max(1) {
-        let deleted = tx
+        let mut deleted = tx
             .delete_oldest_notifications(draft.user_id, held - keep)
             .await?;
+        deleted.sort_unstable(); // announced oldest first
+        metrics::counter!(crate::metrics::NOTIFICATIONS_PRUNED, "reason" => "quota")
+            .increment(deleted.len() as u64);
         events.extend(deleted.iter().map(|id| deleted_event(*id)));
     }
     Ok((note, events))

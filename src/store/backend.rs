@@ -39,7 +39,8 @@ pub trait Backend: Database {
 
     /// Takes the user's next `drafts.len()` seqs and inserts the events with them, at `at`;
     /// returns the first seq. Must serialise the user's writers until commit, so that seq
-    /// order is commit order. `drafts` is never empty.
+    /// order is commit order, and apply `domain::held_deltas(drafts)` to the user's
+    /// `task_count` and `notification_count` in the same statement. `drafts` is never empty.
     fn insert_events(
         tx: &mut Self::Connection,
         user_id: Uuid,

@@ -13,13 +13,14 @@ use uuid::Uuid;
 use super::backend::{Backend, Pools};
 use super::PoolSizes;
 use crate::config::DatabaseUrl;
-use crate::domain::EventDraft;
+use crate::domain::{held_deltas, EventDraft};
 
 /// Takes the next seqs of the user and inserts the events with them, in one round trip;
 /// returns their seqs. The UPDATE locks the user's row until commit.
 const INSERT_EVENTS: &str = "WITH bumped AS ( \
-         UPDATE users SET last_event_seq = last_event_seq + $2 WHERE id = $1 \
-         RETURNING last_event_seq - $2 AS before) \
+         UPDATE users SET last_event_seq = last_event_seq + $2, \
+             task_count = task_count + $6, notification_count = notification_count + $7 \
+         WHERE id = $1 RETURNING last_event_seq - $2 AS before) \
      INSERT INTO events (user_id, seq, kind, at, data) \
      SELECT $1, bumped.before + e.n, e.kind, $3, e.data \
      FROM bumped, unnest($4::text[], $5::text[]) WITH ORDINALITY AS e (kind, data, n) \
@@ -66,12 +67,15 @@ impl Backend for Postgres {
     ) -> Result<i64, sqlx::Error> {
         let kinds: Vec<&str> = drafts.iter().map(|d| d.kind.as_str()).collect();
         let data: Vec<String> = drafts.iter().map(|d| d.data.to_string()).collect();
+        let (tasks, notifications) = held_deltas(drafts);
         let seqs: Vec<i64> = sqlx::query_scalar(INSERT_EVENTS)
             .bind(user_id)
             .bind(drafts.len() as i64)
             .bind(at)
             .bind(kinds)
             .bind(data)
+            .bind(tasks)
+            .bind(notifications)
             .fetch_all(&mut *tx)
             .await?;
         // No seq: no such user.

@@ -153,9 +153,8 @@ pub const NOTIFICATION_COUNTS: &str = "SELECT count(*) FILTER (WHERE NOT $2 OR N
 pub const UNREAD_COUNT: &str =
     "SELECT count(*) FROM notifications WHERE user_id = $1 AND NOT is_read";
 
-/// Returns the notification and, last, how many the user held before it: the subquery
-/// reads the statement's snapshot on PostgreSQL, and runs before the AFTER trigger that
-/// counts the new row on SQLite.
+/// Returns the notification and, last, how many the user held before this transaction
+/// (the count moves when the transaction appends its events).
 pub const INSERT_NOTIFICATION: &str = sql(&join(&[
     "INSERT INTO notifications (user_id, kind, title, message, task_id, created_at) \
      VALUES ($1, $2, $3, $4, $5, $6) RETURNING ",

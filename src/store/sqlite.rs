@@ -19,11 +19,12 @@ use uuid::Uuid;
 use super::backend::{Backend, Pools};
 use super::{PoolSizes, USERS_EMAIL_KEY, USERS_NAME_KEY};
 use crate::config::DatabaseUrl;
-use crate::domain::EventDraft;
+use crate::domain::{held_deltas, EventDraft};
 
 /// Takes the user's next `$2` seqs; returns the last of them.
-const TAKE_SEQS: &str = "UPDATE users SET last_event_seq = last_event_seq + $2 WHERE id = $1 \
-                         RETURNING last_event_seq";
+const TAKE_SEQS: &str = "UPDATE users SET last_event_seq = last_event_seq + $2, \
+                         task_count = task_count + $3, notification_count = notification_count + $4 \
+                         WHERE id = $1 RETURNING last_event_seq";
 
 /// Followed by one `VALUES` tuple per event.
 const INSERT_EVENTS: &str = "INSERT INTO events (user_id, seq, kind, at, data) ";
@@ -98,9 +99,12 @@ impl Backend for Sqlite {
         drafts: &[EventDraft],
         at: DateTime<Utc>,
     ) -> Result<i64, sqlx::Error> {
+        let (tasks, notifications) = held_deltas(drafts);
         let last: i64 = sqlx::query_scalar(TAKE_SEQS)
             .bind(user_id)
             .bind(drafts.len() as i64)
+            .bind(tasks)
+            .bind(notifications)
             .fetch_one(&mut *tx)
             .await?;
         let first = last - drafts.len() as i64 + 1;
