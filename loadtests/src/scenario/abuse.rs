@@ -278,29 +278,15 @@ pub async fn run(args: &AbuseArgs, ui: Ui) -> anyhow::Result<(AbuseReport, PlotD
     let until = Instant::now() + lead + Duration::from_secs(args.attack);
     let progress = Progress::new(ui, "attacks", None);
     progress.set_message("sign-in flood, socket flood, upload bombs");
-    // The attackers get a runtime (and threads) of their own: sharing the honest
-    // clients' runtime would delay the measuring client's own tasks behind thousands of
-    // attack tasks, and count that delay against the server. They still share the
-    // machine's cores, as they would share the server's network.
-    let attack_runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("attacker")
-        .enable_all()
-        .build()?;
-    let attacker_args = args.clone();
-    let attacks = attack_runtime.spawn(async move {
-        let args = &attacker_args;
-        let signin = spawn_signin_flood(args, until);
-        let sockets = spawn_socket_flood(args, until).await?;
-        let uploads = spawn_upload_bombs(args, bomb_apis, bombers, until);
-        anyhow::Ok((signin.await?, sockets.await?, uploads.await?))
-    });
+    let signin = spawn_signin_flood(args, until);
+    let sockets = spawn_socket_flood(args, until).await?;
+    let uploads = spawn_upload_bombs(args, bomb_apis, bombers, until);
     tokio::time::sleep(lead).await;
     let (under_attack, plot) =
         rest::run_load(&honest_apis, &honest, &load(args.attack), ui).await?;
-    let (signin, sockets, uploads) = attacks.await??;
-    // Dropped from within an async context, a runtime must not wait for its threads.
-    attack_runtime.shutdown_background();
+    let signin = signin.await?;
+    let sockets = sockets.await?;
+    let uploads = uploads.await?;
     progress.finish(format!(
         "{} sign-ins, {} upgrades, {} uploads",
         signin.attempts, sockets.attempts, uploads.attempts
