@@ -32,8 +32,9 @@ pub fn router() -> OpenApiRouter<Services> {
         .routes(routes!(change_password))
 }
 
-/// The device a sign-in comes from, as its session records it.
-fn device(headers: &HeaderMap, client: ClientIp) -> Device {
+/// The device a request comes from: its user agent and client address (a session records
+/// it; so does a contact message).
+pub(super) fn device(headers: &HeaderMap, client: ClientIp) -> Device {
     let user_agent = headers.get(USER_AGENT).and_then(|v| v.to_str().ok());
     Device::new(user_agent, Some(client.key()))
 }

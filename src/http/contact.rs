@@ -1,7 +1,6 @@
 //! `POST /contact`: the public contact form (no account needed).
 
 use axum::extract::State;
-use axum::http::header::USER_AGENT;
 use axum::http::{HeaderMap, StatusCode};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -13,7 +12,6 @@ use super::client::ClientIp;
 use super::extract::Json;
 use crate::domain::ContactMessage;
 use crate::error::{ErrorEnvelope, Result};
-use crate::service::accounts::Device;
 use crate::service::{contact, Services};
 
 pub fn router() -> OpenApiRouter<Services> {
@@ -63,8 +61,7 @@ async fn send_message(
         input.subject.as_deref(),
         input.message.as_deref(),
     )?;
-    let user_agent = headers.get(USER_AGENT).and_then(|v| v.to_str().ok());
-    let sender = Device::new(user_agent, Some(client.key()));
+    let sender = super::auth::device(&headers, client);
     let receipt = contact::submit(&svc, &message, &sender).await?;
     Ok((
         StatusCode::CREATED,

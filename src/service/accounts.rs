@@ -6,7 +6,9 @@ use uuid::Uuid;
 
 use super::Services;
 use crate::auth::{Authenticated, IssuedToken};
-use crate::domain::{Email, NotificationDraft, NotificationKind, Password, User, UserName};
+use crate::domain::{
+    Email, NotificationDraft, NotificationKind, Password, Profile, User, UserName,
+};
 use crate::error::{Error, Result};
 use crate::limits::Limit;
 use crate::store::{
@@ -276,8 +278,7 @@ pub async fn change_password(
     current: &Password,
     new: &Password,
 ) -> Result<usize> {
-    // Only the e-mail address is used: no URL to make absolute.
-    let user = me(svc, auth, "").await?;
+    let user = account(svc, auth).await?;
     // Guessing the current password with a stolen token spends the sign-in budget of the
     // account's address, like guessing it at sign-in.
     svc.limits
@@ -377,9 +378,13 @@ pub async fn refresh(svc: &Services, token: &str, origin: &str) -> Result<AuthSe
 }
 
 pub async fn me(svc: &Services, auth: &Authenticated, origin: &str) -> Result<User> {
+    Ok(account(svc, auth).await?.user().located(origin))
+}
+
+/// The authenticated user's profile; a token whose user is gone is invalid.
+async fn account(svc: &Services, auth: &Authenticated) -> Result<Profile> {
     svc.store
         .profile(auth.user_id)
         .await?
-        .map(|p| p.user().located(origin))
         .ok_or(Error::InvalidToken)
 }
