@@ -33,6 +33,10 @@ pub enum Error {
     InvalidToken,
     #[error("invalid email or password")]
     InvalidCredentials,
+    /// A mailed link's token (verification, password reset) that is unknown, used or
+    /// expired.
+    #[error("This link is invalid, was already used or has expired; ask for a new one")]
+    InvalidMailToken,
     #[error("{0}")]
     Forbidden(String),
     #[error("{0}")]
@@ -99,7 +103,7 @@ impl Error {
             }
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::BadRequest(_) | Self::InvalidMailToken => StatusCode::BAD_REQUEST,
             Self::Conflict(_) | Self::QuotaExceeded(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -118,6 +122,7 @@ impl Error {
             Self::AuthRequired => "AUTH_REQUIRED",
             Self::InvalidToken => "INVALID_TOKEN",
             Self::InvalidCredentials => "INVALID_CREDENTIALS",
+            Self::InvalidMailToken => "INVALID_MAIL_TOKEN",
             Self::Forbidden(_) => "FORBIDDEN",
             Self::NotFound(_) => "RESOURCE_NOT_FOUND",
             Self::BadRequest(_) => "BAD_REQUEST",

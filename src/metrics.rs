@@ -62,6 +62,11 @@ pub const QUOTA_EXCEEDED: &str = "taskstream_quota_exceeded_total";
 pub const NOTIFICATIONS_PRUNED: &str = "taskstream_notifications_pruned_total";
 pub const PASSWORD_HASH_REJECTED: &str = "taskstream_password_hash_rejected_total";
 pub const PASSWORD_HASHES_IN_FLIGHT: &str = "taskstream_password_hashes_in_flight";
+pub const DELIVERIES: &str = "taskstream_deliveries_total";
+pub const DELIVERIES_PENDING: &str = "taskstream_deliveries_pending";
+pub const DELIVERY_OLDEST_PENDING: &str = "taskstream_delivery_oldest_pending_seconds";
+pub const DELIVERY_SEND: &str = "taskstream_delivery_send_seconds";
+pub const REMINDERS_FIRED: &str = "taskstream_reminders_fired_total";
 const HTTP_REQUESTS: &str = "taskstream_http_requests_total";
 const HTTP_DURATION: &str = "taskstream_http_request_duration_seconds";
 
@@ -98,7 +103,12 @@ pub fn register(bus: &'static str) {
     use crate::config::Limit;
     use crate::domain::EventKind;
 
-    for gauge in [WS_CONNECTIONS, PASSWORD_HASHES_IN_FLIGHT] {
+    for gauge in [
+        WS_CONNECTIONS,
+        PASSWORD_HASHES_IN_FLIGHT,
+        DELIVERIES_PENDING,
+        DELIVERY_OLDEST_PENDING,
+    ] {
         metrics::gauge!(gauge).increment(0.0);
     }
     for counter in [
@@ -125,6 +135,14 @@ pub fn register(bus: &'static str) {
         metrics::counter!(NOTIFICATIONS_PRUNED, "reason" => reason).increment(0);
     }
     metrics::counter!(QUOTA_EXCEEDED, "quota" => "tasks").increment(0);
+    for channel in ["email", "push"] {
+        for outcome in ["sent", "skipped", "failed", "retried"] {
+            metrics::counter!(DELIVERIES, "channel" => channel, "outcome" => outcome).increment(0);
+        }
+    }
+    for kind in ["due_soon", "overdue"] {
+        metrics::counter!(REMINDERS_FIRED, "kind" => kind).increment(0);
+    }
     metrics::counter!(BUS_REJECTED, "bus" => bus).increment(0);
     metrics::counter!(BUS_CONNECTS, "bus" => bus).increment(0);
 }

@@ -16,11 +16,14 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::auth::{Authenticator, PasswordHasher, TokenChecks, TokenIssuer};
+use crate::delivery::mail::{parse_mailbox, Mailer};
+use crate::delivery::{DeliveryWorker, Links, Presence};
 use crate::config::{BusKind, Config, Secret};
 use crate::cpu::CpuPool;
 use crate::http;
 use crate::limits::RateLimiter;
 use crate::realtime::bus::{BusKey, EventBus, MemoryBus, PostgresBus, RedisBus};
+use crate::realtime::hub::Hub;
 use crate::realtime::Realtime;
 use crate::service::{MediaStore, Services, WriteFunnel};
 use crate::store::{self, Store};
@@ -31,6 +34,7 @@ pub struct App {
     router: axum::Router,
     services: Services,
     realtime: Arc<Realtime>,
+    deliveries: Arc<DeliveryWorker>,
     connections: http::serve::ConnectionSettings,
 }
 
@@ -100,11 +104,14 @@ impl App {
         // decoding together (each also keeps its own admission bounds).
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let cpu = Arc::new(CpuPool::new(cores).context("starting the CPU pool")?);
+        let deliveries_wake = Arc::new(tokio::sync::Notify::new());
+        let delivery = &config.delivery;
         let services = Services {
             writes: Arc::new(WriteFunnel::new(
                 store.clone(),
                 realtime.clone(),
                 authenticator.clone(),
+                deliveries_wake.clone(),
             )),
             store,
             authenticator,
@@ -122,7 +129,17 @@ impl App {
             )?),
             limits: Arc::new(rate_limiter(config)?),
             quotas: config.quotas,
+            reminder_lead: chrono::Duration::from_std(delivery.reminder_lead)
+                .context("REMINDER_LEAD is too long")?,
+            contact_email: delivery.contact_email.clone(),
         };
+        let deliveries = Arc::new(delivery_worker(
+            config,
+            &listener,
+            services.store.clone(),
+            Arc::new(HubPresence(realtime.hub().clone())),
+            deliveries_wake,
+        )?);
         let clients = http::client::ClientPolicy {
             limiter: services.limits.clone(),
             trusted_proxies: config.limits.trusted_proxies.clone().into(),
@@ -140,6 +157,7 @@ impl App {
             router,
             services,
             realtime,
+            deliveries,
             connections: http::serve::ConnectionSettings {
                 header_timeout: config.http.http_header_timeout,
                 idle_timeout: config.http.http_idle_timeout,
@@ -171,7 +189,20 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let realtime = self.realtime.clone();
-        let mut background = realtime.spawn_background();
+        let mut background = BackgroundTasks(realtime.spawn_background());
+        background.push(tokio::spawn(
+            self.deliveries.clone().run(std::future::pending()),
+        ));
+        background.push(tokio::spawn(DeliveryWorker::report_and_prune(
+            self.services.store.clone(),
+        )));
+        // Several reminder loops on PostgreSQL (each takes a different task); SQLite has
+        // one writer at a time anyway.
+        let reminder_loops = if self.services.store.backend() == "postgres" { 4 } else { 1 };
+        background.push(tokio::spawn(crate::delivery::run_reminders(
+            self.services.clone(),
+            reminder_loops,
+        )));
         background.push(tokio::spawn(prune_sessions(self.services.clone())));
         background.push(tokio::spawn(sweep_expired_notifications(
             self.services.clone(),
@@ -201,11 +232,83 @@ impl App {
             .hub()
             .wait_empty(spread + Duration::from_secs(5))
             .await;
-        for task in background {
-            task.abort();
-        }
+        drop(background);
         Ok(())
     }
+}
+
+/// The server's background tasks, stopped when it stops (or when `run` is dropped, as a
+/// test does to kill a server).
+struct BackgroundTasks(Vec<tokio::task::JoinHandle<()>>);
+
+impl BackgroundTasks {
+    fn push(&mut self, task: tokio::task::JoinHandle<()>) {
+        self.0.push(task);
+    }
+}
+
+impl Drop for BackgroundTasks {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
+}
+
+/// Whether a user has a socket open, for the push deliveries that are skipped then.
+/// Answers for this instance's sockets.
+struct HubPresence(Arc<Hub>);
+
+impl Presence for HubPresence {
+    fn is_connected(&self, user_id: Uuid) -> bool {
+        self.0.is_connected(user_id)
+    }
+}
+
+/// The delivery worker the configuration asks for: SMTP or `.eml` files, web push, and
+/// the links mails carry (PUBLIC_URL, else the listener's address).
+fn delivery_worker(
+    config: &Config,
+    listener: &TcpListener,
+    store: Arc<dyn Store>,
+    presence: Arc<dyn Presence>,
+    wake: Arc<tokio::sync::Notify>,
+) -> anyhow::Result<DeliveryWorker> {
+    let settings = &config.delivery;
+    let mailer = Mailer::new(
+        settings.smtp_url.as_ref().map(|url| url.expose()),
+        config.data_dir.join("mail"),
+    )?;
+    let from = parse_mailbox(&settings.mail_from, "MAIL_FROM")?;
+    let contact = settings
+        .contact_email
+        .as_deref()
+        .map(|address| parse_mailbox(address, "CONTACT_EMAIL"))
+        .transpose()?;
+    let base = match &config.http.public_url {
+        Some(url) => url.clone(),
+        None => {
+            let address = listener.local_addr()?;
+            let host = if address.ip().is_unspecified() {
+                "localhost".to_string()
+            } else {
+                address.ip().to_string()
+            };
+            format!("http://{host}:{}", address.port())
+        }
+    };
+    tracing::info!(mail = %mailer.describe(), links = %base, "deliveries ready");
+    Ok(DeliveryWorker::new(
+        store,
+        mailer,
+        from,
+        contact,
+        None,
+        presence,
+        Links { base },
+        settings.clone(),
+        wake,
+    ))
 }
 
 /// The real-time channel the configuration asks for.

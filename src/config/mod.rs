@@ -16,7 +16,7 @@ use clap::{Args, FromArgMatches, Parser, Subcommand};
 
 pub use self::rate_limits::{Limit, Policy, Quota};
 pub use self::settings::{
-    AuthSettings, DatabaseSettings, EventBusSettings, HttpSettings, HubLimits, LimitSettings,
+    AuthSettings, DatabaseSettings, DeliverySettings, EventBusSettings, HttpSettings, HubLimits, LimitSettings,
     MediaSettings, MetricsSettings, PasswordParams, PoolSizes, QuotaSettings, RealtimeSettings,
 };
 pub use self::values::{BusKind, DatabaseUrl, HumanDuration, LogFormat, Secret};
@@ -88,6 +88,9 @@ pub struct Config {
 
     #[command(flatten)]
     pub quotas: QuotaSettings,
+
+    #[command(flatten)]
+    pub delivery: DeliverySettings,
 }
 
 impl Cli {
@@ -284,6 +287,24 @@ impl Config {
             "EVENT_BUS=postgres needs DATABASE_URL to point at PostgreSQL",
         );
 
+        let delivery = &self.delivery;
+        check(
+            (1..=1024).contains(&delivery.concurrency),
+            "DELIVERY_CONCURRENCY must be between 1 and 1024",
+        );
+        check(
+            delivery.lease >= Duration::from_secs(1),
+            "DELIVERY_LEASE must be at least 1s",
+        );
+        check(
+            delivery.retry_base >= Duration::from_millis(10),
+            "DELIVERY_RETRY_BASE must be at least 10ms",
+        );
+        check(
+            delivery.max_attempts >= 1,
+            "DELIVERY_MAX_ATTEMPTS must be at least 1",
+        );
+
         let realtime = &self.realtime;
         // The welcome message states the heartbeat in whole seconds.
         check(
@@ -448,6 +469,17 @@ mod tests {
             "MEDIA_DIR",
             "METRICS_BIND",
             "NOTIFICATION_RETENTION",
+            "SMTP_URL",
+            "MAIL_FROM",
+            "CONTACT_EMAIL",
+            "REMINDER_LEAD",
+            "VAPID_PRIVATE_KEY",
+            "VAPID_SUBJECT",
+            "PUSH_ALLOW_HTTP",
+            "DELIVERY_CONCURRENCY",
+            "DELIVERY_LEASE",
+            "DELIVERY_RETRY_BASE",
+            "DELIVERY_MAX_ATTEMPTS",
             "PASSWORD_HASH_CONCURRENCY",
             "PASSWORD_HASH_QUEUE",
             "PHOTO_DECODE_CONCURRENCY",

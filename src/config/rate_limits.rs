@@ -30,10 +30,18 @@ pub enum Limit {
     WsUpgrade,
     /// Contact-form messages per client IP.
     Contact,
+    /// Verification mails an account may ask for.
+    VerifyEmail,
+    /// Password-reset requests per client IP.
+    PasswordForgot,
+    /// Password-reset requests per e-mail address (whether or not it has an account).
+    PasswordForgotEmail,
+    /// Push test messages per user.
+    PushTest,
 }
 
 impl Limit {
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 14] = [
         Self::Signup,
         Self::Signin,
         Self::SigninIp,
@@ -44,6 +52,10 @@ impl Limit {
         Self::Anonymous,
         Self::WsUpgrade,
         Self::Contact,
+        Self::VerifyEmail,
+        Self::PasswordForgot,
+        Self::PasswordForgotEmail,
+        Self::PushTest,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -58,6 +70,10 @@ impl Limit {
             Self::Anonymous => "anonymous",
             Self::WsUpgrade => "ws_upgrade",
             Self::Contact => "contact",
+            Self::VerifyEmail => "verify_email",
+            Self::PasswordForgot => "password_forgot",
+            Self::PasswordForgotEmail => "password_forgot_email",
+            Self::PushTest => "push_test",
         }
     }
 
@@ -76,6 +92,10 @@ impl Limit {
             Self::Anonymous => (300, MINUTE),
             Self::WsUpgrade => (60, MINUTE),
             Self::Contact => (5, HOUR),
+            Self::VerifyEmail => (3, HOUR),
+            Self::PasswordForgot => (10, HOUR),
+            Self::PasswordForgotEmail => (3, HOUR),
+            Self::PushTest => (5, HOUR),
         };
         Quota {
             count,

@@ -409,3 +409,60 @@ pub struct HubLimits {
     )]
     pub unauthenticated_per_ip: usize,
 }
+
+/// Reaching people who are not connected: e-mail, web push, reminders, and the outbox
+/// workers that send them.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Delivery")]
+pub struct DeliverySettings {
+    /// SMTP server: `smtp://user:pass@host:587` (STARTTLS required; `?tls=opportunistic` or
+    /// `?tls=none` to relax it) or `smtps://…:465` (implicit TLS). Unset: messages are
+    /// written as `.eml` files under `DATA_DIR/mail/`.
+    #[arg(long, env = "SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<Secret>,
+
+    /// The sender of every message.
+    #[arg(long, env = "MAIL_FROM", default_value = "taskstream <noreply@localhost>")]
+    pub mail_from: String,
+
+    /// Where contact-form messages are sent (unset: they are only stored).
+    #[arg(long, env = "CONTACT_EMAIL")]
+    pub contact_email: Option<String>,
+
+    /// How long before a task's due date its `TASK_DUE_SOON` reminder fires.
+    #[arg(long, env = "REMINDER_LEAD", default_value = "1h", value_parser = parse_duration)]
+    pub reminder_lead: Duration,
+
+    /// The VAPID private key for web push (base64url, the raw 32-byte P-256 scalar).
+    /// Unset: one is generated and kept in `DATA_DIR/vapid.key`.
+    #[arg(long, env = "VAPID_PRIVATE_KEY", hide_env_values = true)]
+    pub vapid_private_key: Option<Secret>,
+
+    /// Who push services may contact about this sender (`mailto:` or `https:`); default:
+    /// `mailto:` and MAIL_FROM's address.
+    #[arg(long, env = "VAPID_SUBJECT")]
+    pub vapid_subject: Option<String>,
+
+    /// Accept `http://` push endpoints (tests with a local push receiver); production push
+    /// services are all `https://`.
+    #[arg(long, env = "PUSH_ALLOW_HTTP", default_value_t = false, action = clap::ArgAction::Set)]
+    pub push_allow_http: bool,
+
+    /// Deliveries each instance sends at once.
+    #[arg(id = "delivery_concurrency", long = "delivery-concurrency", value_name = "DELIVERY_CONCURRENCY", env = "DELIVERY_CONCURRENCY", default_value_t = 16)]
+    pub concurrency: usize,
+
+    /// How long a claimed delivery is held by the worker that claimed it: one that dies
+    /// leaves it to another instance after this. Longer than a send can take.
+    #[arg(id = "delivery_lease", long = "delivery-lease", value_name = "DELIVERY_LEASE", env = "DELIVERY_LEASE", default_value = "2m", value_parser = parse_duration)]
+    pub lease: Duration,
+
+    /// The first retry's delay after a failed send; each later one doubles it (up to
+    /// an hour), with jitter.
+    #[arg(id = "delivery_retry_base", long = "delivery-retry-base", value_name = "DELIVERY_RETRY_BASE", env = "DELIVERY_RETRY_BASE", default_value = "10s", value_parser = parse_duration)]
+    pub retry_base: Duration,
+
+    /// Attempts before a delivery is marked `failed` for good.
+    #[arg(id = "delivery_max_attempts", long = "delivery-max-attempts", value_name = "DELIVERY_MAX_ATTEMPTS", env = "DELIVERY_MAX_ATTEMPTS", default_value_t = 10)]
+    pub max_attempts: u32,
+}

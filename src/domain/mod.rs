@@ -4,15 +4,21 @@
 //! reasons per field (see [`Violations`]) so one response lists every invalid field.
 
 mod contact;
+mod delivery;
 mod event;
 mod notification;
+mod reminder;
 mod task;
 mod user;
 mod validation;
 
 pub use contact::ContactMessage;
+pub use delivery::{
+    Channel, ClaimedDelivery, DeliveryJob, DeliveryOutcome, MailToken, PushMessage, TokenPurpose,
+};
 pub use event::{held_deltas, Event, EventDraft, EventKind, StreamUpdate};
 pub use notification::{Notification, NotificationDraft, NotificationKind};
+pub use reminder::{fire as fire_reminder, ReminderSchedule, ReminderStage};
 pub use task::{
     NewTask, Priority, Task, TaskChanges, TaskDescription, TaskFilter, TaskStatus, TaskTitle,
 };

@@ -18,10 +18,14 @@ pub enum NotificationKind {
     Logout,
     Signup,
     ProfileUpdated,
+    /// A task's due date is near (`REMINDER_LEAD` ahead).
+    TaskDueSoon,
+    /// A task's due date passed while it was still pending.
+    TaskOverdue,
 }
 
 impl NotificationKind {
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 12] = [
         Self::TaskCreated,
         Self::TaskUpdated,
         Self::TaskDeleted,
@@ -32,6 +36,8 @@ impl NotificationKind {
         Self::Logout,
         Self::Signup,
         Self::ProfileUpdated,
+        Self::TaskDueSoon,
+        Self::TaskOverdue,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -46,6 +52,8 @@ impl NotificationKind {
             Self::Logout => "LOGOUT",
             Self::Signup => "SIGNUP",
             Self::ProfileUpdated => "PROFILE_UPDATED",
+            Self::TaskDueSoon => "TASK_DUE_SOON",
+            Self::TaskOverdue => "TASK_OVERDUE",
         }
     }
 }
@@ -95,13 +103,21 @@ impl NotificationDraft {
             NotificationKind::TaskRestored => ("Task restored", "was restored"),
             NotificationKind::TaskCompleted => ("Task completed", "was marked as completed"),
             NotificationKind::TaskPending => ("Task reopened", "was marked as pending"),
+            NotificationKind::TaskDueSoon => ("Task due soon", "is due soon"),
+            NotificationKind::TaskOverdue => ("Task overdue", "is overdue"),
             _ => ("Task changed", "changed"),
+        };
+        let due = match (kind, task.due_date) {
+            (NotificationKind::TaskDueSoon | NotificationKind::TaskOverdue, Some(due)) => {
+                format!(" (due {})", due.format("%Y-%m-%d %H:%M UTC"))
+            }
+            _ => String::new(),
         };
         Self {
             user_id: task.user_id,
             kind,
             title: title.to_string(),
-            message: format!("Task \"{}\" {verb}.", task.title),
+            message: format!("Task \"{}\" {verb}{due}.", task.title),
             task_id: Some(task.id),
         }
     }

@@ -4,6 +4,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::validation::plain_text;
+use super::{ReminderSchedule, ReminderStage};
 
 /// A task title: 1–200 characters after trimming.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,6 +98,32 @@ pub struct Task {
     pub deleted_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// When the task's next reminder fires (not part of the API).
+    #[serde(skip)]
+    pub remind_at: Option<DateTime<Utc>>,
+    /// What has fired for the current due date (not part of the API).
+    #[serde(skip)]
+    #[sqlx(try_from = "i64")]
+    pub reminder_stage: ReminderStage,
+}
+
+impl Task {
+    /// Still to do: neither completed nor in the trash.
+    pub fn is_pending(&self) -> bool {
+        !self.completed && !self.is_deleted
+    }
+
+    pub fn reminder(&self) -> ReminderSchedule {
+        ReminderSchedule {
+            remind_at: self.remind_at,
+            stage: self.reminder_stage,
+        }
+    }
+
+    pub fn set_reminder(&mut self, schedule: ReminderSchedule) {
+        self.remind_at = schedule.remind_at;
+        self.reminder_stage = schedule.stage;
+    }
 }
 
 /// A validated new task.

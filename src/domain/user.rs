@@ -237,6 +237,8 @@ pub struct Profile {
     pub bio: Option<String>,
     pub profile_photo_url: Option<String>,
     pub is_email_verified: bool,
+    /// Due-date reminders also by e-mail (off unless the user turns it on).
+    pub email_reminders: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -287,13 +289,14 @@ pub struct ProfileChanges {
     pub city: Option<Option<String>>,
     pub country: Option<Option<String>>,
     pub bio: Option<Option<String>>,
+    pub email_reminders: Option<bool>,
 }
 
 impl ProfileChanges {
     /// The names of the fields this update sets, in a stable order.
     pub fn field_names(&self) -> Vec<&'static str> {
         let mut names = Vec::new();
-        let fields: [(&'static str, bool); 10] = [
+        let fields: [(&'static str, bool); 11] = [
             ("name", self.name.is_some()),
             ("first_name", self.first_name.is_some()),
             ("last_name", self.last_name.is_some()),
@@ -304,6 +307,7 @@ impl ProfileChanges {
             ("city", self.city.is_some()),
             ("country", self.country.is_some()),
             ("bio", self.bio.is_some()),
+            ("email_reminders", self.email_reminders.is_some()),
         ];
         for (name, set) in fields {
             if set {
@@ -332,6 +336,7 @@ impl ProfileChanges {
         set(&mut profile.city, &self.city);
         set(&mut profile.country, &self.country);
         set(&mut profile.bio, &self.bio);
+        set(&mut profile.email_reminders, &self.email_reminders);
     }
 }
 

@@ -3,6 +3,7 @@
 //! OpenAPI document and `/docs`; uploaded media; and the middleware every request passes.
 
 pub mod auth;
+pub mod auth_mail;
 pub mod client;
 pub mod contact;
 pub mod doc;
@@ -91,6 +92,7 @@ impl Modify for BearerAuth {
 fn api_routes() -> OpenApiRouter<Services> {
     OpenApiRouter::new()
         .merge(auth::router())
+        .merge(auth_mail::router())
         .merge(tasks::router())
         .merge(notifications::router())
         .merge(profile::router())

@@ -243,6 +243,11 @@ impl Hub {
         }
     }
 
+    /// Whether the user has a socket open on this instance.
+    pub fn is_connected(&self, user_id: Uuid) -> bool {
+        self.users.contains_key(&user_id)
+    }
+
     /// The users with connections here, and the latest seq the hub knows for each.
     pub fn connected_users(&self) -> Vec<(Uuid, i64)> {
         self.users

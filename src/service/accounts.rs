@@ -1,4 +1,5 @@
-//! Sign-up, sign-in, sessions (refresh, logout, listing, ending) and password changes.
+//! Sign-up, sign-in, sessions (refresh, logout, listing, ending), password changes and
+//! resets, and e-mail verification.
 //! Turning a bearer token into a user is `auth::Authenticator`'s.
 
 use chrono::{DateTime, Utc};
@@ -7,12 +8,14 @@ use uuid::Uuid;
 use super::Services;
 use crate::auth::{Authenticated, IssuedToken};
 use crate::domain::{
-    Email, NotificationDraft, NotificationKind, Password, Profile, User, UserName,
+    DeliveryJob, Email, EventDraft, EventKind, MailToken, NotificationDraft, NotificationKind,
+    Password, Profile, TokenPurpose, User, UserName,
 };
 use crate::error::{Error, Result};
 use crate::limits::Limit;
 use crate::store::{
-    NewSession, NewUser, Session, StoreError, StoreTx, USERS_EMAIL_KEY, USERS_NAME_KEY,
+    NewSession, NewUser, Session, StoreError, StoreTx, UsedMailToken, USERS_EMAIL_KEY,
+    USERS_NAME_KEY,
 };
 
 /// Where a sign-in comes from, as recorded on its session.
@@ -90,6 +93,8 @@ pub async fn signup(svc: &Services, input: Signup, device: &Device) -> Result<Au
         format!("Welcome, {}! Your account is ready.", profile.name),
     );
     let (_, events) = super::notifications::add(svc, &mut tx, &welcome, now).await?;
+    tx.enqueue_delivery(Some(profile.id), &DeliveryJob::Welcome, now)
+        .await?;
     let (token, _) = open_session(svc, tx.as_mut(), profile.id, device, now).await?;
     svc.writes
         .commit(tx, profile.id, &events, now, Vec::new())
@@ -299,6 +304,8 @@ pub async fn change_password(
         .end_sessions(auth.user_id, Some(auth.claims.sid), now)
         .await?;
     let count = ended.len();
+    tx.enqueue_delivery(Some(auth.user_id), &DeliveryJob::PasswordChanged, now)
+        .await?;
     let message = format!(
         "Your password was changed at {}; your other sessions were signed out.",
         now.format("%Y-%m-%d %H:%M UTC")
@@ -387,4 +394,120 @@ async fn account(svc: &Services, auth: &Authenticated) -> Result<Profile> {
         .profile(auth.user_id)
         .await?
         .ok_or(Error::InvalidToken)
+}
+
+/// Mails a new verification link to the account's address; 409 if it is verified already.
+/// Within the `verify_email` budget of the account.
+pub async fn request_email_verification(svc: &Services, auth: &Authenticated) -> Result<()> {
+    let user = account(svc, auth).await?;
+    if user.is_email_verified {
+        return Err(Error::Conflict(
+            "Your e-mail address is already verified".into(),
+        ));
+    }
+    svc.limits
+        .enforce(Limit::VerifyEmail, &auth.user_id.to_string())
+        .await?;
+    let (mut tx, now) = svc.writes.begin().await?;
+    tx.enqueue_delivery(Some(auth.user_id), &DeliveryJob::VerifyEmail, now)
+        .await?;
+    svc.writes
+        .commit(tx, auth.user_id, &[], now, Vec::new())
+        .await
+}
+
+/// Uses up a mailed token of `purpose` in `tx`; refused when it is malformed, unknown,
+/// already used or expired (all alike, so that nothing can be learnt from the answer).
+async fn use_mail_token(
+    tx: &mut Box<dyn StoreTx>,
+    presented: &str,
+    purpose: TokenPurpose,
+    now: DateTime<Utc>,
+) -> Result<UsedMailToken> {
+    let hash = MailToken::parse_presented(presented).ok_or(Error::InvalidMailToken)?;
+    tx.use_mail_token(&hash, purpose)
+        .await?
+        .filter(|token| token.expires_at > now)
+        .ok_or(Error::InvalidMailToken)
+}
+
+/// Marks the address a verification link was sent to as verified (if it is still the
+/// account's); every other verification link of the account stops working.
+pub async fn verify_email(svc: &Services, token: &str, origin: &str) -> Result<Profile> {
+    let (mut tx, now) = svc.writes.begin().await?;
+    let used = use_mail_token(&mut tx, token, TokenPurpose::VerifyEmail, now).await?;
+    let profile = tx
+        .set_email_verified(used.user_id, &used.email, now)
+        .await?
+        .ok_or(Error::InvalidMailToken)?
+        .located(origin);
+    tx.delete_mail_tokens(used.user_id, TokenPurpose::VerifyEmail)
+        .await?;
+    let note = NotificationDraft::for_account(
+        used.user_id,
+        NotificationKind::ProfileUpdated,
+        "Your e-mail address is verified.",
+    );
+    let (_, noted) = super::notifications::add(svc, &mut tx, &note, now).await?;
+    let mut events = vec![EventDraft::new(EventKind::ProfileUpdated, &profile)];
+    events.extend(noted);
+    svc.writes
+        .commit(tx, used.user_id, &events, now, Vec::new())
+        .await?;
+    tracing::info!(user_id = %used.user_id, "e-mail address verified");
+    Ok(profile)
+}
+
+/// Queues a password-reset mail for whoever holds `email`. The answer and the work are the
+/// same whether or not an account has that address (the worker finds out when it sends),
+/// so neither the response nor its timing tells. Within the `password_forgot` budgets of
+/// the client's address and of the e-mail address.
+pub async fn forgot_password(svc: &Services, email: &Email, device: &Device) -> Result<()> {
+    if let Some(ip) = &device.ip {
+        svc.limits.enforce(Limit::PasswordForgot, ip).await?;
+    }
+    svc.limits
+        .enforce(Limit::PasswordForgotEmail, email.as_str())
+        .await?;
+    let (mut tx, now) = svc.writes.begin().await?;
+    let job = DeliveryJob::PasswordReset {
+        email: email.as_str().to_string(),
+    };
+    tx.enqueue_delivery(None, &job, now).await?;
+    svc.writes.commit_unannounced(tx).await
+}
+
+/// Sets a new password with a reset link's token and ends every session of the account
+/// (their sockets close with 4003); returns how many were ended. The account's owner is
+/// told by e-mail.
+pub async fn reset_password(svc: &Services, token: &str, new: &Password) -> Result<usize> {
+    // A token that cannot be one of ours costs no hashing.
+    MailToken::parse_presented(token).ok_or(Error::InvalidMailToken)?;
+    let hash = svc.passwords.hash(new).await?;
+    let (mut tx, now) = svc.writes.begin().await?;
+    let used = use_mail_token(&mut tx, token, TokenPurpose::PasswordReset, now).await?;
+    let user_id = used.user_id;
+    tx.set_password_hash(user_id, &hash).await?;
+    tx.delete_mail_tokens(user_id, TokenPurpose::PasswordReset)
+        .await?;
+    let ended = tx.end_sessions(user_id, None, now).await?;
+    let count = ended.len();
+    tx.enqueue_delivery(Some(user_id), &DeliveryJob::PasswordChanged, now)
+        .await?;
+    let message = format!(
+        "Your password was reset at {}; every session was signed out.",
+        now.format("%Y-%m-%d %H:%M UTC")
+    );
+    end_sessions_with(
+        svc,
+        tx,
+        now,
+        user_id,
+        ended,
+        NotificationKind::ProfileUpdated,
+        message,
+    )
+    .await?;
+    tracing::info!(user_id = %user_id, sessions_ended = count, "password reset");
+    Ok(count)
 }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::auth::Authenticator;
@@ -36,6 +37,9 @@ pub struct WriteFunnel {
     publisher: Arc<dyn Publisher>,
     /// Forgets a token this instance revoked, at once.
     authenticator: Arc<Authenticator>,
+    /// Wakes this instance's delivery worker when a commit added deliveries (the others
+    /// find them at their next poll).
+    deliveries: Arc<Notify>,
 }
 
 impl WriteFunnel {
@@ -43,12 +47,24 @@ impl WriteFunnel {
         store: Arc<dyn Store>,
         publisher: Arc<dyn Publisher>,
         authenticator: Arc<Authenticator>,
+        deliveries: Arc<Notify>,
     ) -> Self {
         Self {
             store,
             publisher,
             authenticator,
+            deliveries,
         }
+    }
+
+    /// Commits a write that belongs to no user's stream (a contact message).
+    pub async fn commit_unannounced(&self, tx: Box<dyn StoreTx>) -> Result<()> {
+        let enqueued = tx.enqueued_deliveries();
+        tx.commit().await?;
+        if enqueued {
+            self.deliveries.notify_one();
+        }
+        Ok(())
     }
 
     /// Opens a write transaction, and the time the write happens at: read once the
@@ -73,8 +89,12 @@ impl WriteFunnel {
     ) -> Result<()> {
         let events = tx.append_events(user_id, events, at).await?;
         let last_seq = events.last().map_or(0, |e| e.seq);
+        let enqueued = tx.enqueued_deliveries();
         if events.is_empty() && revoked.is_empty() {
             tx.commit().await?;
+            if enqueued {
+                self.deliveries.notify_one();
+            }
             return Ok(());
         }
         for event in &events {
@@ -88,6 +108,9 @@ impl WriteFunnel {
         };
         self.publisher.before_commit(tx.as_mut(), &update).await?;
         tx.commit().await?;
+        if enqueued {
+            self.deliveries.notify_one();
+        }
         self.authenticator.forget(&update.revoked);
         self.publisher.publish(update);
         Ok(())

@@ -11,6 +11,8 @@ pub mod events;
 pub mod media;
 pub mod notifications;
 pub mod profile;
+pub mod push;
+pub mod reminders;
 pub mod tasks;
 
 use std::sync::Arc;
@@ -38,4 +40,8 @@ pub struct Services {
     pub writes: Arc<WriteFunnel>,
     /// How much each account may hold.
     pub quotas: QuotaSettings,
+    /// How long before a due date its `TASK_DUE_SOON` reminder fires.
+    pub reminder_lead: chrono::Duration,
+    /// Where contact-form messages are mailed (none: they are only stored).
+    pub contact_email: Option<String>,
 }

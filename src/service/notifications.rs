@@ -7,14 +7,18 @@ use uuid::Uuid;
 use chrono::{DateTime, Utc};
 
 use super::Services;
-use crate::domain::{EventDraft, EventKind, Notification, NotificationDraft};
+use crate::domain::{
+    EventDraft, EventKind, Notification, NotificationDraft, NotificationKind, PushMessage,
+};
 use crate::error::{Error, Result};
 use crate::store::{NotificationFilter, NotificationPage, StoreTx};
 
 /// Adds a notification in a write transaction. Returns it with the events to commit: its
 /// creation and, when it takes the user more than a tenth past MAX_NOTIFICATIONS_PER_USER,
 /// the deletion of the oldest ones down to that number (pruning in batches keeps the cost
-/// to one statement per many notifications).
+/// to one statement per many notifications). Each of the user's push subscriptions gets
+/// it too: reminders always, anything else only if no socket of the user is open when it
+/// is sent (a phone in a pocket hears what it missed, not every live change).
 pub(super) async fn add(
     svc: &Services,
     tx: &mut Box<dyn StoreTx>,
@@ -23,6 +27,17 @@ pub(super) async fn add(
 ) -> Result<(Notification, Vec<EventDraft>)> {
     let (note, held_before) = tx.insert_notification(draft, now).await?;
     let mut events = vec![EventDraft::new(EventKind::NotificationCreated, &note)];
+    let reminder = matches!(
+        note.kind,
+        NotificationKind::TaskDueSoon | NotificationKind::TaskOverdue
+    );
+    tx.enqueue_push(
+        draft.user_id,
+        &PushMessage::for_notification(&note),
+        !reminder,
+        now,
+    )
+    .await?;
     let keep = svc.quotas.max_notifications_per_user;
     let held = held_before + 1;
     if held > keep + (keep / 10).max(1) {

@@ -6,8 +6,8 @@ use uuid::Uuid;
 
 use super::Services;
 use crate::domain::{
-    EventDraft, EventKind, NewTask, NotificationDraft, NotificationKind, Task, TaskChanges,
-    TaskFilter,
+    EventDraft, EventKind, NewTask, NotificationDraft, NotificationKind, ReminderSchedule, Task,
+    TaskChanges, TaskFilter,
 };
 use crate::error::{Error, Result};
 use crate::store::StoreTx;
@@ -44,6 +44,25 @@ fn kinds_of_change(changed: &[&str], completed: bool) -> (NotificationKind, Even
     }
 }
 
+/// Saves the task changed from `before`, its reminder schedule following the change (a
+/// new due date re-arms it; completing or deleting cancels it).
+async fn save(
+    svc: &Services,
+    tx: &mut Box<dyn StoreTx>,
+    before: &Task,
+    mut task: Task,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Task> {
+    task.updated_at = now;
+    task.set_reminder(ReminderSchedule::after_change(
+        before,
+        &task,
+        svc.reminder_lead,
+        now,
+    ));
+    Ok(tx.save_task(&task).await?)
+}
+
 /// Writes the task's notification and commits with both events.
 async fn finish(
     svc: &Services,
@@ -71,8 +90,10 @@ pub async fn get(svc: &Services, user_id: Uuid, id: i64) -> Result<Task> {
 pub async fn create(svc: &Services, user_id: Uuid, input: &NewTask) -> Result<Task> {
     let (mut tx, now) = svc.writes.begin().await?;
     let max = svc.quotas.max_tasks_per_user;
+    let schedule =
+        ReminderSchedule::for_new_due_date(input.due_date, !input.completed, svc.reminder_lead, now);
     let task = tx
-        .insert_task(user_id, input, now, max)
+        .insert_task(user_id, input, schedule, now, max)
         .await?
         .ok_or_else(|| {
             metrics::counter!(crate::metrics::QUOTA_EXCEEDED, "quota" => "tasks").increment(1);
@@ -96,12 +117,12 @@ pub async fn create(svc: &Services, user_id: Uuid, input: &NewTask) -> Result<Ta
 /// Applies a full (`PUT`) or partial (`PATCH`) update.
 pub async fn update(svc: &Services, user_id: Uuid, id: i64, changes: &TaskChanges) -> Result<Task> {
     let (mut tx, now) = svc.writes.begin().await?;
-    let mut task = lock_owned(&mut tx, user_id, id).await?;
-    ensure_live(&task)?;
+    let before = lock_owned(&mut tx, user_id, id).await?;
+    ensure_live(&before)?;
+    let mut task = before.clone();
     let changed = changes.apply(&mut task);
     let (note_kind, event_kind) = kinds_of_change(&changed, task.completed);
-    task.updated_at = now;
-    let task = tx.save_task(&task).await?;
+    let task = save(svc, &mut tx, &before, task, now).await?;
     let note = NotificationDraft::for_task(note_kind, &task);
     finish(svc, tx, EventDraft::new(event_kind, &task), note, now).await?;
     Ok(task)
@@ -115,11 +136,11 @@ pub async fn complete(
     completed: Option<bool>,
 ) -> Result<Task> {
     let (mut tx, now) = svc.writes.begin().await?;
-    let mut task = lock_owned(&mut tx, user_id, id).await?;
-    ensure_live(&task)?;
+    let before = lock_owned(&mut tx, user_id, id).await?;
+    ensure_live(&before)?;
+    let mut task = before.clone();
     task.completed = completed.unwrap_or(!task.completed);
-    task.updated_at = now;
-    let task = tx.save_task(&task).await?;
+    let task = save(svc, &mut tx, &before, task, now).await?;
     let (note_kind, event_kind) = kinds_of_change(&["completed"], task.completed);
     let note = NotificationDraft::for_task(note_kind, &task);
     finish(svc, tx, EventDraft::new(event_kind, &task), note, now).await?;
@@ -130,7 +151,8 @@ pub async fn complete(
 /// task already in the trash changes nothing.
 pub async fn delete(svc: &Services, user_id: Uuid, id: i64, permanent: bool) -> Result<()> {
     let (mut tx, now) = svc.writes.begin().await?;
-    let mut task = lock_owned(&mut tx, user_id, id).await?;
+    let before = lock_owned(&mut tx, user_id, id).await?;
+    let mut task = before.clone();
     if permanent {
         tx.delete_task(task.id).await?;
         let event = EventDraft::new(EventKind::TaskPurged, &json!({ "id": task.id }));
@@ -147,8 +169,7 @@ pub async fn delete(svc: &Services, user_id: Uuid, id: i64, permanent: bool) -> 
     } else {
         task.is_deleted = true;
         task.deleted_at = Some(now);
-        task.updated_at = now;
-        let task = tx.save_task(&task).await?;
+        let task = save(svc, &mut tx, &before, task, now).await?;
         let note = NotificationDraft::for_task(NotificationKind::TaskDeleted, &task);
         finish(
             svc,
@@ -163,14 +184,14 @@ pub async fn delete(svc: &Services, user_id: Uuid, id: i64, permanent: bool) -> 
 
 pub async fn restore(svc: &Services, user_id: Uuid, id: i64) -> Result<Task> {
     let (mut tx, now) = svc.writes.begin().await?;
-    let mut task = lock_owned(&mut tx, user_id, id).await?;
-    if !task.is_deleted {
+    let before = lock_owned(&mut tx, user_id, id).await?;
+    if !before.is_deleted {
         return Err(Error::BadRequest("Task is not deleted".into()));
     }
+    let mut task = before.clone();
     task.is_deleted = false;
     task.deleted_at = None;
-    task.updated_at = now;
-    let task = tx.save_task(&task).await?;
+    let task = save(svc, &mut tx, &before, task, now).await?;
     let note = NotificationDraft::for_task(NotificationKind::TaskRestored, &task);
     finish(
         svc,

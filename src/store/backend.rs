@@ -26,6 +26,10 @@ pub trait Backend: Database {
     /// empty where writes are serialised otherwise.
     const ROW_LOCK: &'static str;
 
+    /// Appended to a `SELECT` that claims rows for one worker among several
+    /// (`" FOR UPDATE SKIP LOCKED"`), or empty where one writer runs at a time.
+    const SKIP_LOCKED: &'static str;
+
     /// Opens the pools, applying the migrations first.
     fn connect(
         url: &DatabaseUrl,

@@ -14,8 +14,9 @@ use uuid::Uuid;
 
 use crate::config::DatabaseUrl;
 use crate::domain::{
-    ContactMessage, Email, Event, EventDraft, EventKind, NewTask, Notification, NotificationDraft,
-    Profile, Task, TaskFilter, UserWithPassword,
+    ClaimedDelivery, ContactMessage, DeliveryJob, Email, Event, EventDraft, EventKind, NewTask,
+    Notification, NotificationDraft, Profile, PushMessage, ReminderSchedule, Task, TaskFilter,
+    TokenPurpose, UserWithPassword,
 };
 
 mod backend;
@@ -94,6 +95,39 @@ pub struct NewContactMessage<'a> {
     pub ip: Option<&'a str>,
     pub user_agent: Option<&'a str>,
     pub now: DateTime<Utc>,
+}
+
+/// A browser's push subscription as stored.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct PushSubscriptionRecord {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub endpoint: String,
+    /// The browser's P-256 public key and auth secret (base64url), as it gave them.
+    pub p256dh: String,
+    pub auth: String,
+    pub user_agent: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A mailed token that was used up: whose it was and where it was sent.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct UsedMailToken {
+    pub user_id: Uuid,
+    pub email: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// How a claimed delivery ends, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settlement {
+    /// `sent`, `skipped` or `failed`, with the reason for the last two.
+    Final {
+        status: &'static str,
+        error: Option<String>,
+    },
+    /// Pending again, due at `at`.
+    RetryAt { at: DateTime<Utc>, error: String },
 }
 
 /// What `GET /notifications` asks for, validated.
@@ -178,9 +212,47 @@ pub trait Store: Send + Sync + 'static {
 
     /// Forgets sessions past their absolute lifetime and ended ones; returns how many.
     async fn prune_sessions(&self, now: DateTime<Utc>) -> StoreResult<u64>;
-    /// Stores a contact-form message in a write transaction of its own (it belongs to no
-    /// user's stream).
-    async fn insert_contact_message(&self, message: NewContactMessage<'_>) -> StoreResult<()>;
+    /// Claims up to `limit` pending deliveries due by `now` for `claim_id`, holding them
+    /// until `lease_until` (another worker may take them after that). Rows whose job no
+    /// longer parses are settled as failed and left out.
+    async fn claim_deliveries(
+        &self,
+        claim_id: Uuid,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: i64,
+    ) -> StoreResult<Vec<ClaimedDelivery>>;
+    /// Settles a claimed delivery; `false` if the claim was lost (the lease passed and
+    /// another worker took it).
+    async fn settle_delivery(
+        &self,
+        id: i64,
+        claim_id: Uuid,
+        settlement: Settlement,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+    /// Pending deliveries and when the oldest was written.
+    async fn delivery_backlog(&self) -> StoreResult<(i64, Option<DateTime<Utc>>)>;
+    /// Forgets deliveries settled before `cutoff`, and mailed tokens expired by `now`.
+    async fn prune_deliveries(&self, cutoff: DateTime<Utc>, now: DateTime<Utc>)
+        -> StoreResult<u64>;
+    /// Keeps a new mailed token (a single write, at send time).
+    async fn insert_mail_token(
+        &self,
+        token_hash: &str,
+        user_id: Uuid,
+        purpose: TokenPurpose,
+        email: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    async fn push_subscription(&self, id: Uuid) -> StoreResult<Option<PushSubscriptionRecord>>;
+    async fn push_subscriptions(&self, user_id: Uuid)
+        -> StoreResult<Vec<PushSubscriptionRecord>>;
+    /// Forgets a subscription its push service says is gone (and what was on its way).
+    async fn delete_push_subscription_by_id(&self, id: Uuid) -> StoreResult<()>;
+    /// Whether the user asked for reminders by e-mail; `None` if no such user.
+    async fn email_reminders(&self, user_id: Uuid) -> StoreResult<Option<bool>>;
+
     /// Up to `limit` users holding notifications created before `cutoff`.
     async fn users_with_notifications_before(
         &self,
@@ -212,6 +284,7 @@ pub trait StoreTx: Send {
         &mut self,
         user_id: Uuid,
         task: &NewTask,
+        schedule: ReminderSchedule,
         now: DateTime<Utc>,
         max_tasks: i64,
     ) -> StoreResult<Option<Task>>;
@@ -226,6 +299,58 @@ pub trait StoreTx: Send {
         draft: &NotificationDraft,
         now: DateTime<Utc>,
     ) -> StoreResult<(Notification, i64)>;
+    /// Stores a contact-form message.
+    async fn insert_contact_message(&mut self, message: NewContactMessage<'_>)
+        -> StoreResult<()>;
+    /// Adds a delivery (a mail) to the outbox, due at `now`.
+    async fn enqueue_delivery(
+        &mut self,
+        user_id: Option<Uuid>,
+        job: &DeliveryJob,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// Adds one push delivery of `message` per push subscription of the user; returns
+    /// how many.
+    async fn enqueue_push(
+        &mut self,
+        user_id: Uuid,
+        message: &PushMessage,
+        only_if_offline: bool,
+        now: DateTime<Utc>,
+    ) -> StoreResult<u64>;
+    /// Whether this transaction added deliveries (the funnel wakes the local worker
+    /// after commit).
+    fn enqueued_deliveries(&self) -> bool;
+    /// The next task whose reminder is due by `now`, locked; one another transaction
+    /// holds is skipped.
+    async fn due_reminder(&mut self, now: DateTime<Utc>) -> StoreResult<Option<Task>>;
+    async fn set_reminder(&mut self, task_id: i64, schedule: ReminderSchedule) -> StoreResult<()>;
+    /// Uses up a mailed token of `purpose` (expired or not: the caller checks).
+    async fn use_mail_token(
+        &mut self,
+        token_hash: &str,
+        purpose: TokenPurpose,
+    ) -> StoreResult<Option<UsedMailToken>>;
+    async fn delete_mail_tokens(&mut self, user_id: Uuid, purpose: TokenPurpose)
+        -> StoreResult<()>;
+    /// Marks `email` verified if it is still the user's address.
+    async fn set_email_verified(
+        &mut self,
+        user_id: Uuid,
+        email: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Profile>>;
+    /// Saves a browser's subscription for the user (an endpoint another account held
+    /// moves here), keeping the user's `keep` newest.
+    async fn save_push_subscription(
+        &mut self,
+        subscription: &PushSubscriptionRecord,
+        keep: i64,
+    ) -> StoreResult<PushSubscriptionRecord>;
+    /// Removes the user's subscription of this endpoint; `false` if there was none.
+    async fn delete_push_subscription(&mut self, user_id: Uuid, endpoint: &str)
+        -> StoreResult<bool>;
+
     /// Deletes the user's `count` oldest notifications; returns their ids.
     async fn delete_oldest_notifications(
         &mut self,
@@ -407,6 +532,7 @@ struct ProfileRow {
     bio: Option<String>,
     profile_photo: Option<String>,
     is_email_verified: bool,
+    email_reminders: bool,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -434,6 +560,7 @@ impl ProfileRow {
                 .profile_photo
                 .map(|file| format!("{MEDIA_URL_PREFIX}{file}")),
             is_email_verified: self.is_email_verified,
+            email_reminders: self.email_reminders,
             created_at: self.created_at,
             updated_at: self.updated_at,
         };

@@ -31,6 +31,7 @@ const NOTIFY: &str = "SELECT pg_notify($1, $2)";
 impl Backend for Postgres {
     const LABEL: &'static str = "postgres";
     const ROW_LOCK: &'static str = " FOR UPDATE";
+    const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
 
     async fn connect(url: &DatabaseUrl, sizes: PoolSizes) -> anyhow::Result<Pools<Self>> {
         let options: PgConnectOptions = url

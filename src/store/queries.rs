@@ -11,11 +11,12 @@ use super::backend::Backend;
 
 pub const USER_COLUMNS: &str =
     "id, name, email, password_hash, first_name, last_name, phone, date_of_birth, gender, \
-     address, city, country, bio, profile_photo, is_email_verified, created_at, updated_at";
+     address, city, country, bio, profile_photo, is_email_verified, email_reminders, created_at, \
+     updated_at";
 
 pub const TASK_COLUMNS: &str =
     "id, user_id, title, description, completed, priority, due_date, is_deleted, deleted_at, \
-     created_at, updated_at";
+     created_at, updated_at, remind_at, reminder_stage";
 
 pub const NOTIFICATION_COLUMNS: &str =
     "id, user_id, kind, title, message, is_read, task_id, created_at";
@@ -59,7 +60,7 @@ pub const SET_PASSWORD_HASH: &str = "UPDATE users SET password_hash = $2 WHERE i
 pub const SAVE_PROFILE: &str = sql(&join(&[
     "UPDATE users SET name = $2, first_name = $3, last_name = $4, phone = $5, \
      date_of_birth = $6, gender = $7, address = $8, city = $9, country = $10, bio = $11, \
-     updated_at = $12, name_key = $13 WHERE id = $1 RETURNING ",
+     updated_at = $12, name_key = $13, email_reminders = $14 WHERE id = $1 RETURNING ",
     USER_COLUMNS,
 ]));
 
@@ -103,14 +104,15 @@ pub const TASK_COUNT: &str = sql(&join(&["SELECT count(*)", TASK_FILTER]));
 /// [`Locked::INSERT_TASK`] for the form that runs.
 const INSERT_TASK_WITHIN_QUOTA: [&str; 2] = [
     "INSERT INTO tasks (user_id, title, description, completed, priority, due_date, \
-     created_at, updated_at) SELECT $1, $2, $3, $4, $5, $6, $7, $7 \
+     created_at, updated_at, remind_at, reminder_stage) SELECT $1, $2, $3, $4, $5, $6, $7, $7, $9, $10 \
      WHERE (SELECT task_count FROM users WHERE id = $1",
     ") < $8 RETURNING ",
 ];
 
 pub const SAVE_TASK: &str = sql(&join(&[
     "UPDATE tasks SET title = $2, description = $3, completed = $4, priority = $5, \
-     due_date = $6, is_deleted = $7, deleted_at = $8, updated_at = $9 WHERE id = $1 \
+     due_date = $6, is_deleted = $7, deleted_at = $8, updated_at = $9, remind_at = $10, \
+     reminder_stage = $11 WHERE id = $1 \
      RETURNING ",
     TASK_COLUMNS,
 ]));
@@ -241,6 +243,114 @@ pub const PRUNE_SESSIONS: &str =
 pub const INSERT_CONTACT_MESSAGE: &str = "INSERT INTO contact_messages (id, name, email, \
      subject, message, ip, user_agent, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 
+/// Marks the address verified, if it is still the account's address.
+pub const SET_EMAIL_VERIFIED: &str = sql(&join(&[
+    "UPDATE users SET is_email_verified = $3, updated_at = $4 WHERE id = $1 AND email = $2 \
+     RETURNING ",
+    USER_COLUMNS,
+]));
+
+pub const EMAIL_REMINDERS: &str = "SELECT email_reminders FROM users WHERE id = $1";
+
+// Reminders.
+
+/// The next task whose reminder is due (locked; others' claims are skipped).
+const DUE_REMINDER: &str = sql(&join(&[
+    "SELECT ",
+    TASK_COLUMNS,
+    " FROM tasks WHERE remind_at <= $1 ORDER BY remind_at LIMIT 1",
+]));
+
+pub const SET_REMINDER: &str =
+    "UPDATE tasks SET remind_at = $2, reminder_stage = $3 WHERE id = $1";
+
+// Deliveries.
+
+pub const INSERT_DELIVERY: &str = "INSERT INTO deliveries (channel, kind, user_id, job, due_at, \
+     created_at) VALUES ($1, $2, $3, $4, $5, $5)";
+
+/// One delivery of the job `$3` per push subscription of the user `$1`.
+pub const INSERT_PUSH_DELIVERIES: &str = "INSERT INTO deliveries (channel, kind, user_id, \
+     subscription_id, job, due_at, created_at) \
+     SELECT 'push', $2, user_id, id, $3, $4, $4 FROM push_subscriptions WHERE user_id = $1";
+
+/// Takes up to `$4` pending deliveries due by `$3` for claim `$1`, held until `$2`.
+const CLAIM_DELIVERIES: [&str; 2] = [
+    "UPDATE deliveries SET claim_id = $1, due_at = $2, attempts = attempts + 1 \
+     WHERE id IN (SELECT id FROM deliveries WHERE status = 'pending' AND due_at <= $3 \
+     ORDER BY due_at LIMIT $4",
+    ") RETURNING id, user_id, subscription_id, job, attempts, claim_id",
+];
+
+/// Settles a delivery for good (only by the claim that holds it); its job, which may
+/// hold personal data, is not kept.
+pub const SETTLE_DELIVERY: &str = "UPDATE deliveries SET status = $3, last_error = $4, \
+     settled_at = $5, job = '', claim_id = NULL WHERE id = $1 AND claim_id = $2";
+
+/// Puts a delivery back for another attempt at `$3`.
+pub const RETRY_DELIVERY: &str = "UPDATE deliveries SET due_at = $3, last_error = $4, \
+     claim_id = NULL WHERE id = $1 AND claim_id = $2";
+
+pub const DELIVERY_BACKLOG: &str =
+    "SELECT count(*), min(created_at) FROM deliveries WHERE status = 'pending'";
+
+pub const PRUNE_DELIVERIES: &str =
+    "DELETE FROM deliveries WHERE status <> 'pending' AND settled_at < $1";
+
+// Mailed tokens.
+
+pub const INSERT_MAIL_TOKEN: &str = "INSERT INTO email_tokens (token_hash, user_id, purpose, \
+     email, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)";
+
+/// Uses a token up, whether or not it has expired (the caller checks).
+pub const USE_MAIL_TOKEN: &str = "DELETE FROM email_tokens WHERE token_hash = $1 \
+     AND purpose = $2 RETURNING user_id, email, expires_at";
+
+pub const DELETE_MAIL_TOKENS: &str =
+    "DELETE FROM email_tokens WHERE user_id = $1 AND purpose = $2";
+
+pub const PRUNE_MAIL_TOKENS: &str = "DELETE FROM email_tokens WHERE expires_at < $1";
+
+// Push subscriptions.
+
+pub const PUSH_SUBSCRIPTION_COLUMNS: &str =
+    "id, user_id, endpoint, p256dh, auth, user_agent, created_at";
+
+/// An endpoint moving to another account (another sign-in in that browser) starts anew:
+/// what was on its way to the previous account is dropped with its row.
+pub const RELEASE_PUSH_ENDPOINT: &str =
+    "DELETE FROM push_subscriptions WHERE endpoint = $1 AND user_id <> $2";
+
+pub const UPSERT_PUSH_SUBSCRIPTION: &str = sql(&join(&[
+    "INSERT INTO push_subscriptions (id, user_id, endpoint, p256dh, auth, user_agent, \
+     created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (endpoint) DO UPDATE SET \
+     p256dh = excluded.p256dh, auth = excluded.auth, user_agent = excluded.user_agent \
+     RETURNING ",
+    PUSH_SUBSCRIPTION_COLUMNS,
+]));
+
+/// Keeps the user's `$2` newest subscriptions.
+pub const PRUNE_PUSH_SUBSCRIPTIONS: &str = "DELETE FROM push_subscriptions WHERE user_id = $1 \
+     AND id NOT IN (SELECT id FROM push_subscriptions WHERE user_id = $1 \
+     ORDER BY created_at DESC, id LIMIT $2)";
+
+pub const PUSH_SUBSCRIPTIONS_OF: &str = sql(&join(&[
+    "SELECT ",
+    PUSH_SUBSCRIPTION_COLUMNS,
+    " FROM push_subscriptions WHERE user_id = $1 ORDER BY created_at, id",
+]));
+
+pub const PUSH_SUBSCRIPTION_BY_ID: &str = sql(&join(&[
+    "SELECT ",
+    PUSH_SUBSCRIPTION_COLUMNS,
+    " FROM push_subscriptions WHERE id = $1",
+]));
+
+pub const DELETE_PUSH_SUBSCRIPTION: &str =
+    "DELETE FROM push_subscriptions WHERE user_id = $1 AND endpoint = $2";
+
+pub const DELETE_PUSH_SUBSCRIPTION_BY_ID: &str = "DELETE FROM push_subscriptions WHERE id = $1";
+
 // Events.
 
 pub const EVENTS_AFTER: &str = "SELECT seq, kind, at, data FROM events \
@@ -273,6 +383,14 @@ impl<B: Backend> Locked<B> {
     pub const PROFILE_PHOTO: &'static str = sql(&join(&[PROFILE_PHOTO, B::ROW_LOCK]));
     pub const TASK_BY_ID: &'static str = sql(&join(&[TASK_BY_ID, B::ROW_LOCK]));
     pub const SESSION_BY_ID: &'static str = sql(&join(&[SESSION_BY_ID, B::ROW_LOCK]));
+    /// Instances firing reminders at once each take a different task.
+    pub const DUE_REMINDER: &'static str = sql(&join(&[DUE_REMINDER, B::SKIP_LOCKED]));
+    /// Workers claiming at once each take different deliveries.
+    pub const CLAIM_DELIVERIES: &'static str = sql(&join(&[
+        CLAIM_DELIVERIES[0],
+        B::SKIP_LOCKED,
+        CLAIM_DELIVERIES[1],
+    ]));
     /// Locks the user's row while it counts the tasks, so that two creations cannot
     /// both take the last place.
     pub const INSERT_TASK: &'static str = sql(&join(&[

@@ -9,12 +9,14 @@ use super::backend::{Backend, Column};
 use super::queries::{self as q, Locked};
 use super::{
     EventBounds, EventRow, InsertedNotification, NewContactMessage, NewSession, NewUser,
-    NotificationFilter, NotificationPage, NotificationWithCounts, PoolSizes, ProfileRow, Session,
-    Store, StoreResult, StoreTx, TaskWithTotal,
+    NotificationFilter, NotificationPage, NotificationWithCounts, PoolSizes, ProfileRow,
+    PushSubscriptionRecord, Session, Settlement, Store, StoreError, StoreResult, StoreTx,
+    TaskWithTotal, UsedMailToken,
 };
 use crate::config::DatabaseUrl;
 use crate::domain::{
-    Email, Event, EventDraft, NewTask, Notification, NotificationDraft, Profile, Task, TaskFilter,
+    ClaimedDelivery, DeliveryJob, Email, Event, EventDraft, NewTask, Notification,
+    NotificationDraft, Profile, PushMessage, ReminderSchedule, Task, TaskFilter, TokenPurpose,
     UserName, UserWithPassword,
 };
 
@@ -39,6 +41,8 @@ impl<B: Backend> SqlStore<B> {
 /// A write transaction on database `B`.
 struct SqlTx<B: Backend> {
     tx: Transaction<'static, B>,
+    /// Whether a delivery was added (see [`StoreTx::enqueued_deliveries`]).
+    enqueued: bool,
 }
 
 // The `where` clause is what the SQL below needs of sqlx on `B`: executors, rows read by
@@ -84,7 +88,10 @@ where
 
     async fn begin(&self) -> StoreResult<Box<dyn StoreTx>> {
         let tx = B::begin_write(&self.write).await.map_err(B::store_error)?;
-        Ok(Box::new(SqlTx::<B> { tx }))
+        Ok(Box::new(SqlTx::<B> {
+            tx,
+            enqueued: false,
+        }))
     }
 
     async fn user_for_sign_in(&self, email: &Email) -> StoreResult<Option<UserWithPassword>> {
@@ -318,21 +325,167 @@ where
         Ok(B::rows_affected(&done))
     }
 
-    async fn insert_contact_message(&self, new: NewContactMessage<'_>) -> StoreResult<()> {
+    async fn claim_deliveries(
+        &self,
+        claim_id: Uuid,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: i64,
+    ) -> StoreResult<Vec<ClaimedDelivery>> {
         let mut tx = B::begin_write(&self.write).await.map_err(B::store_error)?;
-        sqlx::query(q::INSERT_CONTACT_MESSAGE)
-            .bind(new.id)
-            .bind(new.message.name.as_str())
-            .bind(new.message.email.as_str())
-            .bind(new.message.subject.as_str())
-            .bind(new.message.message.as_str())
-            .bind(new.ip)
-            .bind(new.user_agent)
-            .bind(new.now)
+        let rows: Vec<ClaimedRow> = sqlx::query_as(Locked::<B>::CLAIM_DELIVERIES)
+            .bind(claim_id)
+            .bind(lease_until)
+            .bind(now)
+            .bind(limit)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(B::store_error)?;
+        let mut claimed = Vec::with_capacity(rows.len());
+        for row in rows {
+            match serde_json::from_str(&row.job) {
+                Ok(job) => claimed.push(ClaimedDelivery {
+                    id: row.id,
+                    user_id: row.user_id,
+                    subscription_id: row.subscription_id,
+                    job,
+                    attempt: u32::try_from(row.attempts).unwrap_or(u32::MAX),
+                    claim_id,
+                }),
+                // Written by a version that knew a job this one does not: retrying
+                // cannot help.
+                Err(err) => {
+                    tracing::error!(delivery = row.id, error = %err, "a delivery's job does not parse");
+                    sqlx::query(q::SETTLE_DELIVERY)
+                        .bind(row.id)
+                        .bind(claim_id)
+                        .bind("failed")
+                        .bind("the job does not parse")
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(B::store_error)?;
+                }
+            }
+        }
+        tx.commit().await.map_err(B::store_error)?;
+        Ok(claimed)
+    }
+
+    async fn settle_delivery(
+        &self,
+        id: i64,
+        claim_id: Uuid,
+        settlement: Settlement,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let mut tx = B::begin_write(&self.write).await.map_err(B::store_error)?;
+        let done = match settlement {
+            Settlement::Final { status, error } => sqlx::query(q::SETTLE_DELIVERY)
+                .bind(id)
+                .bind(claim_id)
+                .bind(status)
+                .bind(error.map(|e| truncate(e, 500)).as_deref())
+                .bind(now)
+                .execute(&mut *tx)
+                .await,
+            Settlement::RetryAt { at, error } => sqlx::query(q::RETRY_DELIVERY)
+                .bind(id)
+                .bind(claim_id)
+                .bind(at)
+                .bind(truncate(error, 500).as_str())
+                .execute(&mut *tx)
+                .await,
+        }
+        .map_err(B::store_error)?;
+        tx.commit().await.map_err(B::store_error)?;
+        Ok(B::rows_affected(&done) == 1)
+    }
+
+    async fn delivery_backlog(&self) -> StoreResult<(i64, Option<DateTime<Utc>>)> {
+        sqlx::query_as(q::DELIVERY_BACKLOG)
+            .fetch_one(&self.read)
+            .await
+            .map_err(B::store_error)
+    }
+
+    async fn prune_deliveries(
+        &self,
+        cutoff: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        let mut tx = B::begin_write(&self.write).await.map_err(B::store_error)?;
+        let deliveries = sqlx::query(q::PRUNE_DELIVERIES)
+            .bind(cutoff)
+            .execute(&mut *tx)
+            .await
+            .map_err(B::store_error)?;
+        let tokens = sqlx::query(q::PRUNE_MAIL_TOKENS)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(B::store_error)?;
+        tx.commit().await.map_err(B::store_error)?;
+        Ok(B::rows_affected(&deliveries) + B::rows_affected(&tokens))
+    }
+
+    async fn insert_mail_token(
+        &self,
+        token_hash: &str,
+        user_id: Uuid,
+        purpose: TokenPurpose,
+        email: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let mut tx = B::begin_write(&self.write).await.map_err(B::store_error)?;
+        sqlx::query(q::INSERT_MAIL_TOKEN)
+            .bind(token_hash)
+            .bind(user_id)
+            .bind(purpose.as_str())
+            .bind(email)
+            .bind(now)
+            .bind(now + purpose.lifetime())
             .execute(&mut *tx)
             .await
             .map_err(B::store_error)?;
         tx.commit().await.map_err(B::store_error)
+    }
+
+    async fn push_subscription(&self, id: Uuid) -> StoreResult<Option<PushSubscriptionRecord>> {
+        sqlx::query_as(q::PUSH_SUBSCRIPTION_BY_ID)
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(B::store_error)
+    }
+
+    async fn push_subscriptions(
+        &self,
+        user_id: Uuid,
+    ) -> StoreResult<Vec<PushSubscriptionRecord>> {
+        sqlx::query_as(q::PUSH_SUBSCRIPTIONS_OF)
+            .bind(user_id)
+            .fetch_all(&self.read)
+            .await
+            .map_err(B::store_error)
+    }
+
+    async fn delete_push_subscription_by_id(&self, id: Uuid) -> StoreResult<()> {
+        let mut tx = B::begin_write(&self.write).await.map_err(B::store_error)?;
+        sqlx::query(q::DELETE_PUSH_SUBSCRIPTION_BY_ID)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(B::store_error)?;
+        tx.commit().await.map_err(B::store_error)
+    }
+
+    async fn email_reminders(&self, user_id: Uuid) -> StoreResult<Option<bool>> {
+        sqlx::query_scalar(q::EMAIL_REMINDERS)
+            .bind(user_id)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(B::store_error)
     }
 
     async fn users_with_notifications_before(
@@ -418,6 +571,7 @@ where
             .bind(profile.bio.as_deref())
             .bind(profile.updated_at)
             .bind(UserName::key_of(&profile.name))
+            .bind(profile.email_reminders)
             .fetch_one(&mut *self.tx)
             .await
             .map_err(B::store_error)?;
@@ -453,6 +607,7 @@ where
         &mut self,
         user_id: Uuid,
         task: &NewTask,
+        schedule: ReminderSchedule,
         now: DateTime<Utc>,
         max_tasks: i64,
     ) -> StoreResult<Option<Task>> {
@@ -465,6 +620,8 @@ where
             .bind(task.due_date)
             .bind(now)
             .bind(max_tasks)
+            .bind(schedule.remind_at)
+            .bind(schedule.stage.as_i64())
             .fetch_optional(&mut *self.tx)
             .await
             .map_err(B::store_error)
@@ -489,6 +646,8 @@ where
             .bind(task.is_deleted)
             .bind(task.deleted_at)
             .bind(task.updated_at)
+            .bind(task.remind_at)
+            .bind(task.reminder_stage.as_i64())
             .fetch_one(&mut *self.tx)
             .await
             .map_err(B::store_error)
@@ -519,6 +678,179 @@ where
             .await
             .map_err(B::store_error)?;
         Ok((row.notification, row.held_before))
+    }
+
+    async fn insert_contact_message(&mut self, new: NewContactMessage<'_>) -> StoreResult<()> {
+        sqlx::query(q::INSERT_CONTACT_MESSAGE)
+            .bind(new.id)
+            .bind(new.message.name.as_str())
+            .bind(new.message.email.as_str())
+            .bind(new.message.subject.as_str())
+            .bind(new.message.message.as_str())
+            .bind(new.ip)
+            .bind(new.user_agent)
+            .bind(new.now)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(B::store_error)?;
+        Ok(())
+    }
+
+    async fn enqueue_delivery(
+        &mut self,
+        user_id: Option<Uuid>,
+        job: &DeliveryJob,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let json = serde_json::to_string(job).map_err(|e| StoreError::Other(sqlx::Error::Encode(e.into())))?;
+        sqlx::query(q::INSERT_DELIVERY)
+            .bind(job.channel().as_str())
+            .bind(job.kind())
+            .bind(user_id)
+            .bind(json)
+            .bind(now)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(B::store_error)?;
+        self.enqueued = true;
+        Ok(())
+    }
+
+    async fn enqueue_push(
+        &mut self,
+        user_id: Uuid,
+        message: &PushMessage,
+        only_if_offline: bool,
+        now: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        let job = DeliveryJob::Push {
+            message: message.clone(),
+            only_if_offline,
+        };
+        let json = serde_json::to_string(&job).map_err(|e| StoreError::Other(sqlx::Error::Encode(e.into())))?;
+        let done = sqlx::query(q::INSERT_PUSH_DELIVERIES)
+            .bind(user_id)
+            .bind(job.kind())
+            .bind(json)
+            .bind(now)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(B::store_error)?;
+        let added = B::rows_affected(&done);
+        self.enqueued |= added > 0;
+        Ok(added)
+    }
+
+    fn enqueued_deliveries(&self) -> bool {
+        self.enqueued
+    }
+
+    async fn due_reminder(&mut self, now: DateTime<Utc>) -> StoreResult<Option<Task>> {
+        sqlx::query_as(Locked::<B>::DUE_REMINDER)
+            .bind(now)
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(B::store_error)
+    }
+
+    async fn set_reminder(&mut self, task_id: i64, schedule: ReminderSchedule) -> StoreResult<()> {
+        sqlx::query(q::SET_REMINDER)
+            .bind(task_id)
+            .bind(schedule.remind_at)
+            .bind(schedule.stage.as_i64())
+            .execute(&mut *self.tx)
+            .await
+            .map_err(B::store_error)?;
+        Ok(())
+    }
+
+    async fn use_mail_token(
+        &mut self,
+        token_hash: &str,
+        purpose: TokenPurpose,
+    ) -> StoreResult<Option<UsedMailToken>> {
+        sqlx::query_as(q::USE_MAIL_TOKEN)
+            .bind(token_hash)
+            .bind(purpose.as_str())
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(B::store_error)
+    }
+
+    async fn delete_mail_tokens(
+        &mut self,
+        user_id: Uuid,
+        purpose: TokenPurpose,
+    ) -> StoreResult<()> {
+        sqlx::query(q::DELETE_MAIL_TOKENS)
+            .bind(user_id)
+            .bind(purpose.as_str())
+            .execute(&mut *self.tx)
+            .await
+            .map_err(B::store_error)?;
+        Ok(())
+    }
+
+    async fn set_email_verified(
+        &mut self,
+        user_id: Uuid,
+        email: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Profile>> {
+        let row: Option<ProfileRow> = sqlx::query_as(q::SET_EMAIL_VERIFIED)
+            .bind(user_id)
+            .bind(email)
+            .bind(true)
+            .bind(now)
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(B::store_error)?;
+        Ok(row.map(ProfileRow::into_profile))
+    }
+
+    async fn save_push_subscription(
+        &mut self,
+        subscription: &PushSubscriptionRecord,
+        keep: i64,
+    ) -> StoreResult<PushSubscriptionRecord> {
+        sqlx::query(q::RELEASE_PUSH_ENDPOINT)
+            .bind(subscription.endpoint.as_str())
+            .bind(subscription.user_id)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(B::store_error)?;
+        let saved: PushSubscriptionRecord = sqlx::query_as(q::UPSERT_PUSH_SUBSCRIPTION)
+            .bind(subscription.id)
+            .bind(subscription.user_id)
+            .bind(subscription.endpoint.as_str())
+            .bind(subscription.p256dh.as_str())
+            .bind(subscription.auth.as_str())
+            .bind(subscription.user_agent.as_deref())
+            .bind(subscription.created_at)
+            .fetch_one(&mut *self.tx)
+            .await
+            .map_err(B::store_error)?;
+        sqlx::query(q::PRUNE_PUSH_SUBSCRIPTIONS)
+            .bind(subscription.user_id)
+            .bind(keep)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(B::store_error)?;
+        Ok(saved)
+    }
+
+    async fn delete_push_subscription(
+        &mut self,
+        user_id: Uuid,
+        endpoint: &str,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(q::DELETE_PUSH_SUBSCRIPTION)
+            .bind(user_id)
+            .bind(endpoint)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(B::store_error)?;
+        Ok(B::rows_affected(&done) == 1)
     }
 
     async fn delete_oldest_notifications(
@@ -690,4 +1022,26 @@ where
     async fn commit(self: Box<Self>) -> StoreResult<()> {
         self.tx.commit().await.map_err(B::store_error)
     }
+}
+
+/// A claimed delivery as the claim returns it.
+#[derive(Debug, sqlx::FromRow)]
+struct ClaimedRow {
+    id: i64,
+    user_id: Option<Uuid>,
+    subscription_id: Option<Uuid>,
+    job: String,
+    attempts: i64,
+}
+
+/// At most `max` bytes of `text`, cut at a character boundary (the column is bounded).
+fn truncate(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
 }

@@ -44,6 +44,7 @@ const UNIQUE_CONSTRAINTS: &[(&str, &str)] = &[
 impl Backend for Sqlite {
     const LABEL: &'static str = "sqlite";
     const ROW_LOCK: &'static str = "";
+    const SKIP_LOCKED: &'static str = "";
 
     async fn connect(url: &DatabaseUrl, sizes: PoolSizes) -> anyhow::Result<Pools<Self>> {
         let options = SqliteConnectOptions::from_str(url.expose())

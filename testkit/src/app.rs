@@ -178,4 +178,42 @@ impl TestApp {
             }
         }
     }
+
+    /// A number the SQL computes (a count, a sum) from the test's database directly.
+    pub async fn sql_number(&self, sql: &str) -> i64 {
+        use sqlx::{Connection, Row};
+        match self.backend {
+            Backend::Postgres => {
+                let mut conn = sqlx::PgConnection::connect(&self.database_url)
+                    .await
+                    .expect("connect");
+                let row = sqlx::query(sql).fetch_one(&mut conn).await.expect("sql");
+                row.try_get::<i64, _>(0).expect("a number")
+            }
+            Backend::Sqlite => {
+                let mut conn = sqlx::SqliteConnection::connect(&self.database_url)
+                    .await
+                    .expect("connect");
+                let row = sqlx::query(sql).fetch_one(&mut conn).await.expect("sql");
+                row.try_get::<i64, _>(0).expect("a number")
+            }
+        }
+    }
+
+    /// Waits until the SQL's number satisfies `done` (polling; panics after 30 s with the
+    /// last value).
+    pub async fn wait_for_number(&self, sql: &str, done: impl Fn(i64) -> bool) -> i64 {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let value = self.sql_number(sql).await;
+            if done(value) {
+                return value;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "`{sql}` stayed at {value}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
 }

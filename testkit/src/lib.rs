@@ -11,6 +11,8 @@
 //! - [`process`]: server child processes, for multi-instance and fault tests.
 //! - [`RedisServer`]: a private `redis-server` child, for tests that stop Redis (never the
 //!   machine's shared one).
+//! - [`SmtpServer`]: a real SMTP server that receives and parses what taskstream mails,
+//!   and can be stopped and started again on its port.
 
 #![forbid(unsafe_code)]
 
@@ -19,8 +21,10 @@ mod app;
 mod postgres;
 pub mod process;
 mod redis;
+mod smtp;
 pub mod ws;
 
 pub use app::{test_config, Backend, Server, TestApp};
 pub use postgres::{postgres_admin_url, PgDatabase};
 pub use redis::RedisServer;
+pub use smtp::{ReceivedMail, SmtpServer};

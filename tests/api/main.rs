@@ -2,6 +2,7 @@
 
 mod auth;
 mod conflicts;
+mod delivery;
 mod contact;
 mod hostile_input;
 mod limits;

@@ -311,6 +311,10 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/profile/upload-photo"),
     ("delete", "/api/v1/profile/photo"),
     ("get", "/api/v1/events"),
+    ("post", "/api/v1/auth/verify-email/request"),
+    ("post", "/api/v1/auth/verify-email"),
+    ("post", "/api/v1/auth/password/forgot"),
+    ("post", "/api/v1/auth/password/reset"),
     ("get", "/health"),
     ("get", "/health/live"),
 ];

@@ -20,7 +20,7 @@ backend_tests!(
     every_profile_route_requires_a_token,
 );
 
-const PROFILE_KEYS: [&str; 16] = [
+const PROFILE_KEYS: [&str; 17] = [
     "id",
     "name",
     "email",
@@ -35,6 +35,7 @@ const PROFILE_KEYS: [&str; 16] = [
     "bio",
     "profile_photo_url",
     "is_email_verified",
+    "email_reminders",
     "created_at",
     "updated_at",
 ];
