@@ -17,6 +17,7 @@
 pub mod auth;
 pub mod config;
 pub mod cpu;
+pub mod delivery;
 pub mod domain;
 pub mod error;
 pub mod http;
