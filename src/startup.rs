@@ -16,10 +16,11 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::auth::{Authenticator, PasswordHasher, TokenChecks, TokenIssuer};
-use crate::delivery::mail::{parse_mailbox, Mailer};
-use crate::delivery::{DeliveryWorker, Links, Presence};
 use crate::config::{BusKind, Config, Secret};
 use crate::cpu::CpuPool;
+use crate::delivery::mail::{parse_mailbox, Mailer};
+use crate::delivery::push::{PushSender, VapidKey};
+use crate::delivery::{DeliveryWorker, Links, Presence};
 use crate::http;
 use crate::limits::RateLimiter;
 use crate::realtime::bus::{BusKey, EventBus, MemoryBus, PostgresBus, RedisBus};
@@ -106,6 +107,8 @@ impl App {
         let cpu = Arc::new(CpuPool::new(cores).context("starting the CPU pool")?);
         let deliveries_wake = Arc::new(tokio::sync::Notify::new());
         let delivery = &config.delivery;
+        let vapid = vapid_key(config, &secret)?;
+        let push_public_key: Arc<str> = Arc::from(vapid.public_key_base64url());
         let services = Services {
             writes: Arc::new(WriteFunnel::new(
                 store.clone(),
@@ -132,11 +135,14 @@ impl App {
             reminder_lead: chrono::Duration::from_std(delivery.reminder_lead)
                 .context("REMINDER_LEAD is too long")?,
             contact_email: delivery.contact_email.clone(),
+            push_public_key,
+            push_allow_http: delivery.push_allow_http,
         };
         let deliveries = Arc::new(delivery_worker(
             config,
             &listener,
             services.store.clone(),
+            vapid,
             Arc::new(HubPresence(realtime.hub().clone())),
             deliveries_wake,
         )?);
@@ -198,7 +204,11 @@ impl App {
         )));
         // Several reminder loops on PostgreSQL (each takes a different task); SQLite has
         // one writer at a time anyway.
-        let reminder_loops = if self.services.store.backend() == "postgres" { 4 } else { 1 };
+        let reminder_loops = if self.services.store.backend() == "postgres" {
+            4
+        } else {
+            1
+        };
         background.push(tokio::spawn(crate::delivery::run_reminders(
             self.services.clone(),
             reminder_loops,
@@ -271,6 +281,7 @@ fn delivery_worker(
     config: &Config,
     listener: &TcpListener,
     store: Arc<dyn Store>,
+    vapid: VapidKey,
     presence: Arc<dyn Presence>,
     wake: Arc<tokio::sync::Notify>,
 ) -> anyhow::Result<DeliveryWorker> {
@@ -297,13 +308,19 @@ fn delivery_worker(
             format!("http://{host}:{}", address.port())
         }
     };
+    let subject = match &settings.vapid_subject {
+        Some(subject) => subject.clone(),
+        None => format!("mailto:{}", from.email),
+    };
+    let push = PushSender::new(vapid, subject, settings.push_allow_http, PUSH_TIMEOUT)
+        .context("VAPID_SUBJECT")?;
     tracing::info!(mail = %mailer.describe(), links = %base, "deliveries ready");
     Ok(DeliveryWorker::new(
         store,
         mailer,
         from,
         contact,
-        None,
+        push,
         presence,
         Links { base },
         settings.clone(),
@@ -402,6 +419,39 @@ async fn sweep_expired_notifications(svc: Services) {
             }
         }
     }
+}
+
+/// How long one push to a push service may take (connect to answer); well within the
+/// delivery lease.
+const PUSH_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The web-push key: VAPID_PRIVATE_KEY; else, on PostgreSQL, one derived from the JWT
+/// secret (every instance must push with the same key, since browsers bind their
+/// subscriptions to it, and they already share that secret); else one generated and
+/// kept in DATA_DIR, like the JWT secret.
+fn vapid_key(config: &Config, jwt_secret: &Secret) -> anyhow::Result<VapidKey> {
+    use hmac::{Hmac, Mac};
+    if let Some(key) = &config.delivery.vapid_private_key {
+        return VapidKey::from_base64url(key.expose()).context("VAPID_PRIVATE_KEY");
+    }
+    if !config.database_url().is_postgres() {
+        return VapidKey::load_or_create(&config.data_dir.join("vapid.key"));
+    }
+    // A P-256 scalar from the secret; the rare digest that is not a valid scalar (zero or
+    // past the group order) moves on to the next counter.
+    for counter in 0u8..=255 {
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(jwt_secret.expose().as_bytes())
+            .context("deriving the VAPID key")?;
+        mac.update(b"taskstream vapid key");
+        mac.update(&[counter]);
+        let scalar = mac.finalize().into_bytes();
+        use base64::Engine as _;
+        let encoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(scalar);
+        if let Ok(key) = VapidKey::from_base64url(&encoded) {
+            return Ok(key);
+        }
+    }
+    anyhow::bail!("cannot derive a VAPID key from the JWT secret; set VAPID_PRIVATE_KEY")
 }
 
 /// The configured secret; on the embedded database without one, a random secret kept in

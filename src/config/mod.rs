@@ -16,8 +16,9 @@ use clap::{Args, FromArgMatches, Parser, Subcommand};
 
 pub use self::rate_limits::{Limit, Policy, Quota};
 pub use self::settings::{
-    AuthSettings, DatabaseSettings, DeliverySettings, EventBusSettings, HttpSettings, HubLimits, LimitSettings,
-    MediaSettings, MetricsSettings, PasswordParams, PoolSizes, QuotaSettings, RealtimeSettings,
+    AuthSettings, DatabaseSettings, DeliverySettings, EventBusSettings, HttpSettings, HubLimits,
+    LimitSettings, MediaSettings, MetricsSettings, PasswordParams, PoolSizes, QuotaSettings,
+    RealtimeSettings,
 };
 pub use self::values::{BusKind, DatabaseUrl, HumanDuration, LogFormat, Secret};
 

@@ -422,7 +422,11 @@ pub struct DeliverySettings {
     pub smtp_url: Option<Secret>,
 
     /// The sender of every message.
-    #[arg(long, env = "MAIL_FROM", default_value = "taskstream <noreply@localhost>")]
+    #[arg(
+        long,
+        env = "MAIL_FROM",
+        default_value = "taskstream <noreply@localhost>"
+    )]
     pub mail_from: String,
 
     /// Where contact-form messages are sent (unset: they are only stored).
@@ -449,7 +453,13 @@ pub struct DeliverySettings {
     pub push_allow_http: bool,
 
     /// Deliveries each instance sends at once.
-    #[arg(id = "delivery_concurrency", long = "delivery-concurrency", value_name = "DELIVERY_CONCURRENCY", env = "DELIVERY_CONCURRENCY", default_value_t = 16)]
+    #[arg(
+        id = "delivery_concurrency",
+        long = "delivery-concurrency",
+        value_name = "DELIVERY_CONCURRENCY",
+        env = "DELIVERY_CONCURRENCY",
+        default_value_t = 16
+    )]
     pub concurrency: usize,
 
     /// How long a claimed delivery is held by the worker that claimed it: one that dies
@@ -463,6 +473,12 @@ pub struct DeliverySettings {
     pub retry_base: Duration,
 
     /// Attempts before a delivery is marked `failed` for good.
-    #[arg(id = "delivery_max_attempts", long = "delivery-max-attempts", value_name = "DELIVERY_MAX_ATTEMPTS", env = "DELIVERY_MAX_ATTEMPTS", default_value_t = 10)]
+    #[arg(
+        id = "delivery_max_attempts",
+        long = "delivery-max-attempts",
+        value_name = "DELIVERY_MAX_ATTEMPTS",
+        env = "DELIVERY_MAX_ATTEMPTS",
+        default_value_t = 10
+    )]
     pub max_attempts: u32,
 }

@@ -60,7 +60,9 @@ impl Mailer {
         if let Some(reply_to) = mail.reply_to {
             builder = builder.reply_to(reply_to);
         }
-        let message = match builder.multipart(MultiPart::alternative_plain_html(mail.text, mail.html)) {
+        let message = match builder
+            .multipart(MultiPart::alternative_plain_html(mail.text, mail.html))
+        {
             Ok(message) => message,
             Err(err) => return DeliveryOutcome::Failed(format!("cannot build the message: {err}")),
         };
@@ -163,9 +165,9 @@ fn smtp_transport(url: &str) -> anyhow::Result<AsyncSmtpTransport<Tokio1Executor
 
 /// A mailbox from configuration (`MAIL_FROM`, `CONTACT_EMAIL`).
 pub fn parse_mailbox(value: &str, setting: &str) -> anyhow::Result<Mailbox> {
-    value
-        .parse::<Mailbox>()
-        .with_context(|| format!("{setting} is not an e-mail address (e.g. `taskstream <noreply@example.com>`)"))
+    value.parse::<Mailbox>().with_context(|| {
+        format!("{setting} is not an e-mail address (e.g. `taskstream <noreply@example.com>`)")
+    })
 }
 
 /// A template with `{{key}}` placeholders. Values go into the HTML part escaped.

@@ -21,7 +21,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use argon2::password_hash::rand_core::{OsRng, RngCore};
-use async_trait::async_trait;
 use lettre::message::Mailbox;
 use tokio::sync::{Notify, Semaphore};
 use uuid::Uuid;
@@ -31,27 +30,24 @@ use crate::domain::{
     ClaimedDelivery, DeliveryJob, DeliveryOutcome, Email, MailToken, PushMessage, TokenPurpose,
 };
 use crate::service::Services;
-use crate::store::{PushSubscriptionRecord, Settlement, Store};
+use crate::store::{Settlement, Store};
 
 use self::mail::{Mail, Mailer, Template};
+use self::push::{PushError, PushSender, PushSubscription};
 
 /// How often an idle worker looks for deliveries other instances wrote (its own commits
 /// wake it at once).
 const POLL: Duration = Duration::from_secs(1);
 /// The longest wait between two attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(3600);
+/// How long a push service keeps a message for a device that is offline.
+const PUSH_TTL: Duration = Duration::from_secs(24 * 3600);
 /// Settled deliveries are kept this long (their status and error, not their content).
 const KEEP_SETTLED: chrono::Duration = chrono::Duration::days(7);
 
 /// Whether a user has a socket open anywhere (the real-time layer answers).
 pub trait Presence: Send + Sync + 'static {
     fn is_connected(&self, user_id: Uuid) -> bool;
-}
-
-/// Sends one push message to one subscription.
-#[async_trait]
-pub trait PushTransport: Send + Sync + 'static {
-    async fn send(&self, subscription: &PushSubscriptionRecord, payload: &[u8]) -> DeliveryOutcome;
 }
 
 /// The addresses mails link to: the dashboard's pages for verification and reset.
@@ -73,7 +69,7 @@ pub struct DeliveryWorker {
     mailer: Mailer,
     from: Mailbox,
     contact: Option<Mailbox>,
-    push: Option<Arc<dyn PushTransport>>,
+    push: PushSender,
     presence: Arc<dyn Presence>,
     links: Links,
     settings: DeliverySettings,
@@ -87,7 +83,7 @@ impl DeliveryWorker {
         mailer: Mailer,
         from: Mailbox,
         contact: Option<Mailbox>,
-        push: Option<Arc<dyn PushTransport>>,
+        push: PushSender,
         presence: Arc<dyn Presence>,
         links: Links,
         settings: DeliverySettings,
@@ -143,7 +139,8 @@ impl DeliveryWorker {
 
     async fn claim(&self, limit: usize) -> Vec<ClaimedDelivery> {
         let now = crate::domain::now();
-        let lease = chrono::Duration::from_std(self.settings.lease).unwrap_or(chrono::Duration::minutes(2));
+        let lease =
+            chrono::Duration::from_std(self.settings.lease).unwrap_or(chrono::Duration::minutes(2));
         match self
             .store
             .claim_deliveries(Uuid::new_v4(), now, now + lease, limit as i64)
@@ -166,7 +163,10 @@ impl DeliveryWorker {
             .record(started.elapsed().as_secs_f64());
         let outcome = match outcome {
             DeliveryOutcome::Retry(error) if delivery.attempt >= self.settings.max_attempts => {
-                DeliveryOutcome::Failed(format!("gave up after {} attempts: {error}", delivery.attempt))
+                DeliveryOutcome::Failed(format!(
+                    "gave up after {} attempts: {error}",
+                    delivery.attempt
+                ))
             }
             other => other,
         };
@@ -176,6 +176,10 @@ impl DeliveryWorker {
             DeliveryOutcome::Failed(error) => tracing::warn!(
                 delivery = delivery.id, kind = delivery.job.kind(), %error, "delivery failed for good"
             ),
+            DeliveryOutcome::Gone => tracing::info!(
+                delivery = delivery.id,
+                "push subscription gone at its push service; removed"
+            ),
             DeliveryOutcome::Retry(error) => tracing::info!(
                 delivery = delivery.id, kind = delivery.job.kind(), attempt = delivery.attempt, %error,
                 "delivery failed; will retry"
@@ -183,8 +187,24 @@ impl DeliveryWorker {
             _ => {}
         }
         let now = crate::domain::now();
+        if outcome == DeliveryOutcome::Gone {
+            // Its deliveries, this one included, go with it.
+            if let Some(subscription) = delivery.subscription_id {
+                if let Err(err) = self
+                    .store
+                    .delete_push_subscription_by_id(subscription)
+                    .await
+                {
+                    tracing::warn!(error = %err, "removing a gone push subscription failed");
+                }
+                return;
+            }
+        }
         let settlement = match outcome {
-            DeliveryOutcome::Sent => Settlement::Final { status: "sent", error: None },
+            DeliveryOutcome::Sent => Settlement::Final {
+                status: "sent",
+                error: None,
+            },
             DeliveryOutcome::Skipped(reason) => Settlement::Final {
                 status: "skipped",
                 error: Some(reason.to_string()),
@@ -192,6 +212,10 @@ impl DeliveryWorker {
             DeliveryOutcome::Failed(error) => Settlement::Final {
                 status: "failed",
                 error: Some(error),
+            },
+            DeliveryOutcome::Gone => Settlement::Final {
+                status: "failed",
+                error: Some("the push subscription is gone".into()),
             },
             DeliveryOutcome::Retry(error) => Settlement::RetryAt {
                 at: now + backoff(self.settings.retry_base, delivery.attempt),
@@ -209,7 +233,9 @@ impl DeliveryWorker {
                 "a delivery's lease passed before it was settled; another worker may send it again"
             ),
             // The row stays claimed; once the lease passes it is sent again.
-            Err(err) => tracing::warn!(delivery = delivery.id, error = %err, "settling a delivery failed"),
+            Err(err) => {
+                tracing::warn!(delivery = delivery.id, error = %err, "settling a delivery failed")
+            }
         }
     }
 
@@ -229,7 +255,9 @@ impl DeliveryWorker {
                 let Some(user) = self.recipient(delivery).await else {
                     return DeliveryOutcome::Skipped("the account is gone");
                 };
-                let at = crate::domain::now().format("%Y-%m-%d %H:%M UTC").to_string();
+                let at = crate::domain::now()
+                    .format("%Y-%m-%d %H:%M UTC")
+                    .to_string();
                 self.mail(
                     &user,
                     "Your taskstream password was changed",
@@ -255,7 +283,10 @@ impl DeliveryWorker {
                     ("name", sender),
                     ("email", email),
                     ("subject", subject),
-                    ("at", &received_at.format("%Y-%m-%d %H:%M:%S UTC").to_string()),
+                    (
+                        "at",
+                        &received_at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+                    ),
                     ("id", &id.to_string()),
                     ("message", message),
                 ]);
@@ -332,7 +363,10 @@ impl DeliveryWorker {
         if user.is_email_verified && !welcome {
             return DeliveryOutcome::Skipped("the address is verified already");
         }
-        let token = match self.new_token(user.id, TokenPurpose::VerifyEmail, &user.email).await {
+        let token = match self
+            .new_token(user.id, TokenPurpose::VerifyEmail, &user.email)
+            .await
+        {
             Ok(token) => token,
             Err(outcome) => return outcome,
         };
@@ -342,8 +376,14 @@ impl DeliveryWorker {
         } else {
             ("Verify your e-mail address", &mail::VERIFY_EMAIL)
         };
-        self.mail(&user, subject, template, &[("link", &link), ("token", &token)], name)
-            .await
+        self.mail(
+            &user,
+            subject,
+            template,
+            &[("link", &link), ("token", &token)],
+            name,
+        )
+        .await
     }
 
     /// A password-reset mail, if an account holds the address.
@@ -361,7 +401,10 @@ impl DeliveryWorker {
         let Ok(Some(user)) = self.store.profile(account.user.id).await else {
             return DeliveryOutcome::Retry("the account could not be read".into());
         };
-        let token = match self.new_token(user.id, TokenPurpose::PasswordReset, &user.email).await {
+        let token = match self
+            .new_token(user.id, TokenPurpose::PasswordReset, &user.email)
+            .await
+        {
             Ok(token) => token,
             Err(outcome) => return outcome,
         };
@@ -396,9 +439,6 @@ impl DeliveryWorker {
         message: &PushMessage,
         only_if_offline: bool,
     ) -> DeliveryOutcome {
-        let Some(push) = &self.push else {
-            return DeliveryOutcome::Skipped("web push is not set up");
-        };
         let Some(subscription_id) = delivery.subscription_id else {
             return DeliveryOutcome::Skipped("the subscription is gone");
         };
@@ -414,7 +454,17 @@ impl DeliveryWorker {
             Ok(payload) => payload,
             Err(err) => return DeliveryOutcome::Failed(err.to_string()),
         };
-        push.send(&subscription, &payload).await
+        let target = PushSubscription {
+            endpoint: subscription.endpoint,
+            p256dh: subscription.p256dh,
+            auth: subscription.auth,
+        };
+        match self.push.send(&target, &payload, PUSH_TTL).await {
+            Ok(()) => DeliveryOutcome::Sent,
+            Err(PushError::Gone) => DeliveryOutcome::Gone,
+            Err(PushError::Permanent(error)) => DeliveryOutcome::Failed(error),
+            Err(PushError::Transient(error)) => DeliveryOutcome::Retry(error),
+        }
     }
 
     /// Reports the backlog (pending deliveries, the oldest one's age) every few seconds,

@@ -147,6 +147,9 @@ pub enum DeliveryOutcome {
     Failed(String),
     /// Might work later (server down, timeout).
     Retry(String),
+    /// The push subscription no longer exists at its push service (404, 410): it is
+    /// removed, with what was still on its way to it.
+    Gone,
 }
 
 impl DeliveryOutcome {
@@ -154,7 +157,7 @@ impl DeliveryOutcome {
         match self {
             Self::Sent => "sent",
             Self::Skipped(_) => "skipped",
-            Self::Failed(_) => "failed",
+            Self::Failed(_) | Self::Gone => "failed",
             Self::Retry(_) => "retried",
         }
     }
@@ -229,13 +232,21 @@ mod tests {
     fn a_generated_token_is_recognised_and_its_hash_matches() {
         let token = MailToken::generate();
         assert_eq!(token.secret.len(), 43);
-        assert_eq!(MailToken::parse_presented(&token.secret), Some(token.hash.clone()));
+        assert_eq!(
+            MailToken::parse_presented(&token.secret),
+            Some(token.hash.clone())
+        );
         assert_ne!(token.secret, token.hash);
     }
 
     #[test]
     fn malformed_tokens_are_not_looked_up() {
-        for presented in ["", "short", &"a".repeat(44), &format!("{}!", "a".repeat(42))] {
+        for presented in [
+            "",
+            "short",
+            &"a".repeat(44),
+            &format!("{}!", "a".repeat(42)),
+        ] {
             assert_eq!(MailToken::parse_presented(presented), None, "{presented:?}");
         }
     }
@@ -253,7 +264,10 @@ mod tests {
             only_if_offline: false,
         };
         let json = serde_json::to_string(&job).expect("serialises");
-        assert_eq!(serde_json::from_str::<DeliveryJob>(&json).expect("parses"), job);
+        assert_eq!(
+            serde_json::from_str::<DeliveryJob>(&json).expect("parses"),
+            job
+        );
         assert_eq!(job.channel(), Channel::Push);
         assert_eq!(DeliveryJob::Welcome.channel(), Channel::Email);
     }

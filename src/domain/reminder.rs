@@ -83,7 +83,12 @@ impl ReminderSchedule {
     }
 
     /// The schedule after `task` changed from `before` (same task, any change).
-    pub fn after_change(before: &Task, task: &Task, lead: chrono::Duration, now: DateTime<Utc>) -> Self {
+    pub fn after_change(
+        before: &Task,
+        task: &Task,
+        lead: chrono::Duration,
+        now: DateTime<Utc>,
+    ) -> Self {
         let pending = task.is_pending();
         if before.due_date != task.due_date {
             Self::for_new_due_date(task.due_date, pending, lead, now)
@@ -97,7 +102,11 @@ impl ReminderSchedule {
 /// due date, `TASK_DUE_SOON`; at or after it, `TASK_OVERDUE` (a task reopened after its
 /// due date, or a reminder that fires late, skips straight to it). `None` when nothing is
 /// due (the schedule moved meanwhile).
-pub fn fire(task: &Task, lead: chrono::Duration, now: DateTime<Utc>) -> Option<(NotificationKind, ReminderSchedule)> {
+pub fn fire(
+    task: &Task,
+    lead: chrono::Duration,
+    now: DateTime<Utc>,
+) -> Option<(NotificationKind, ReminderSchedule)> {
     let due = task.due_date?;
     if !task.is_pending() || task.remind_at.is_none_or(|at| at > now) {
         return None;

@@ -64,7 +64,10 @@ pub struct ResetPasswordResponse {
 
 /// The token field, present and not blank.
 fn token(v: &mut Violations, value: Option<String>) -> Option<String> {
-    match value.map(|t| t.trim().to_string()).filter(|t| !t.is_empty()) {
+    match value
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+    {
         Some(token) => Some(token),
         None => {
             v.add("token", "token is required");

@@ -12,6 +12,7 @@ pub mod extract;
 pub mod health;
 pub mod notifications;
 pub mod profile;
+pub mod push;
 pub mod serve;
 pub mod tasks;
 pub mod ws;
@@ -67,6 +68,7 @@ pub use crate::config::HttpSettings;
         (name = "profile", description = "Profile fields and photo"),
         (name = "events", description = "The user's event stream (also live over the WebSocket at /api/v1/ws, see protocol/asyncapi.yaml)"),
         (name = "contact", description = "The public contact form"),
+        (name = "push", description = "Web push subscriptions of the user's browsers"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]
@@ -98,6 +100,7 @@ fn api_routes() -> OpenApiRouter<Services> {
         .merge(profile::router())
         .merge(events::router())
         .merge(contact::router())
+        .merge(push::router())
 }
 
 /// The OpenAPI document, as served at `/api/v1/openapi.json`.

@@ -44,4 +44,8 @@ pub struct Services {
     pub reminder_lead: chrono::Duration,
     /// Where contact-form messages are mailed (none: they are only stored).
     pub contact_email: Option<String>,
+    /// The VAPID public key browsers subscribe with.
+    pub push_public_key: Arc<str>,
+    /// Whether `http://` (and local) push endpoints are accepted: tests only.
+    pub push_allow_http: bool,
 }

@@ -29,8 +29,14 @@ pub async fn fire_due(svc: &Services, batch: usize) -> Result<usize> {
                 task.reminder_stage,
                 svc.reminder_lead,
             );
-            tx.set_reminder(task.id, ReminderSchedule { remind_at: None, ..schedule })
-                .await?;
+            tx.set_reminder(
+                task.id,
+                ReminderSchedule {
+                    remind_at: None,
+                    ..schedule
+                },
+            )
+            .await?;
             svc.writes
                 .commit(tx, task.user_id, &[], now, Vec::new())
                 .await?;

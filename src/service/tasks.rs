@@ -90,8 +90,12 @@ pub async fn get(svc: &Services, user_id: Uuid, id: i64) -> Result<Task> {
 pub async fn create(svc: &Services, user_id: Uuid, input: &NewTask) -> Result<Task> {
     let (mut tx, now) = svc.writes.begin().await?;
     let max = svc.quotas.max_tasks_per_user;
-    let schedule =
-        ReminderSchedule::for_new_due_date(input.due_date, !input.completed, svc.reminder_lead, now);
+    let schedule = ReminderSchedule::for_new_due_date(
+        input.due_date,
+        !input.completed,
+        svc.reminder_lead,
+        now,
+    );
     let task = tx
         .insert_task(user_id, input, schedule, now, max)
         .await?

@@ -246,8 +246,7 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> StoreResult<()>;
     async fn push_subscription(&self, id: Uuid) -> StoreResult<Option<PushSubscriptionRecord>>;
-    async fn push_subscriptions(&self, user_id: Uuid)
-        -> StoreResult<Vec<PushSubscriptionRecord>>;
+    async fn push_subscriptions(&self, user_id: Uuid) -> StoreResult<Vec<PushSubscriptionRecord>>;
     /// Forgets a subscription its push service says is gone (and what was on its way).
     async fn delete_push_subscription_by_id(&self, id: Uuid) -> StoreResult<()>;
     /// Whether the user asked for reminders by e-mail; `None` if no such user.
@@ -300,8 +299,7 @@ pub trait StoreTx: Send {
         now: DateTime<Utc>,
     ) -> StoreResult<(Notification, i64)>;
     /// Stores a contact-form message.
-    async fn insert_contact_message(&mut self, message: NewContactMessage<'_>)
-        -> StoreResult<()>;
+    async fn insert_contact_message(&mut self, message: NewContactMessage<'_>) -> StoreResult<()>;
     /// Adds a delivery (a mail) to the outbox, due at `now`.
     async fn enqueue_delivery(
         &mut self,
@@ -348,8 +346,11 @@ pub trait StoreTx: Send {
         keep: i64,
     ) -> StoreResult<PushSubscriptionRecord>;
     /// Removes the user's subscription of this endpoint; `false` if there was none.
-    async fn delete_push_subscription(&mut self, user_id: Uuid, endpoint: &str)
-        -> StoreResult<bool>;
+    async fn delete_push_subscription(
+        &mut self,
+        user_id: Uuid,
+        endpoint: &str,
+    ) -> StoreResult<bool>;
 
     /// Deletes the user's `count` oldest notifications; returns their ids.
     async fn delete_oldest_notifications(

@@ -261,8 +261,7 @@ const DUE_REMINDER: &str = sql(&join(&[
     " FROM tasks WHERE remind_at <= $1 ORDER BY remind_at LIMIT 1",
 ]));
 
-pub const SET_REMINDER: &str =
-    "UPDATE tasks SET remind_at = $2, reminder_stage = $3 WHERE id = $1";
+pub const SET_REMINDER: &str = "UPDATE tasks SET remind_at = $2, reminder_stage = $3 WHERE id = $1";
 
 // Deliveries.
 
@@ -306,8 +305,7 @@ pub const INSERT_MAIL_TOKEN: &str = "INSERT INTO email_tokens (token_hash, user_
 pub const USE_MAIL_TOKEN: &str = "DELETE FROM email_tokens WHERE token_hash = $1 \
      AND purpose = $2 RETURNING user_id, email, expires_at";
 
-pub const DELETE_MAIL_TOKENS: &str =
-    "DELETE FROM email_tokens WHERE user_id = $1 AND purpose = $2";
+pub const DELETE_MAIL_TOKENS: &str = "DELETE FROM email_tokens WHERE user_id = $1 AND purpose = $2";
 
 pub const PRUNE_MAIL_TOKENS: &str = "DELETE FROM email_tokens WHERE expires_at < $1";
 

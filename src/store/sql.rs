@@ -381,21 +381,25 @@ where
     ) -> StoreResult<bool> {
         let mut tx = B::begin_write(&self.write).await.map_err(B::store_error)?;
         let done = match settlement {
-            Settlement::Final { status, error } => sqlx::query(q::SETTLE_DELIVERY)
-                .bind(id)
-                .bind(claim_id)
-                .bind(status)
-                .bind(error.map(|e| truncate(e, 500)).as_deref())
-                .bind(now)
-                .execute(&mut *tx)
-                .await,
-            Settlement::RetryAt { at, error } => sqlx::query(q::RETRY_DELIVERY)
-                .bind(id)
-                .bind(claim_id)
-                .bind(at)
-                .bind(truncate(error, 500).as_str())
-                .execute(&mut *tx)
-                .await,
+            Settlement::Final { status, error } => {
+                sqlx::query(q::SETTLE_DELIVERY)
+                    .bind(id)
+                    .bind(claim_id)
+                    .bind(status)
+                    .bind(error.map(|e| truncate(e, 500)).as_deref())
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+            }
+            Settlement::RetryAt { at, error } => {
+                sqlx::query(q::RETRY_DELIVERY)
+                    .bind(id)
+                    .bind(claim_id)
+                    .bind(at)
+                    .bind(truncate(error, 500).as_str())
+                    .execute(&mut *tx)
+                    .await
+            }
         }
         .map_err(B::store_error)?;
         tx.commit().await.map_err(B::store_error)?;
@@ -459,10 +463,7 @@ where
             .map_err(B::store_error)
     }
 
-    async fn push_subscriptions(
-        &self,
-        user_id: Uuid,
-    ) -> StoreResult<Vec<PushSubscriptionRecord>> {
+    async fn push_subscriptions(&self, user_id: Uuid) -> StoreResult<Vec<PushSubscriptionRecord>> {
         sqlx::query_as(q::PUSH_SUBSCRIPTIONS_OF)
             .bind(user_id)
             .fetch_all(&self.read)
@@ -702,7 +703,8 @@ where
         job: &DeliveryJob,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
-        let json = serde_json::to_string(job).map_err(|e| StoreError::Other(sqlx::Error::Encode(e.into())))?;
+        let json = serde_json::to_string(job)
+            .map_err(|e| StoreError::Other(sqlx::Error::Encode(e.into())))?;
         sqlx::query(q::INSERT_DELIVERY)
             .bind(job.channel().as_str())
             .bind(job.kind())
@@ -727,7 +729,8 @@ where
             message: message.clone(),
             only_if_offline,
         };
-        let json = serde_json::to_string(&job).map_err(|e| StoreError::Other(sqlx::Error::Encode(e.into())))?;
+        let json = serde_json::to_string(&job)
+            .map_err(|e| StoreError::Other(sqlx::Error::Encode(e.into())))?;
         let done = sqlx::query(q::INSERT_PUSH_DELIVERIES)
             .bind(user_id)
             .bind(job.kind())

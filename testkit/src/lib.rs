@@ -9,6 +9,8 @@
 //!   `protocol/schemas`.
 //! - [`PgDatabase`]: a throwaway PostgreSQL database.
 //! - [`process`]: server child processes, for multi-instance and fault tests.
+//! - [`push::PushReceiver`]: a real Web Push receiver on loopback that checks VAPID and
+//!   decrypts what it receives.
 //! - [`RedisServer`]: a private `redis-server` child, for tests that stop Redis (never the
 //!   machine's shared one).
 //! - [`SmtpServer`]: a real SMTP server that receives and parses what taskstream mails,
@@ -20,6 +22,7 @@ pub mod api;
 mod app;
 mod postgres;
 pub mod process;
+pub mod push;
 mod redis;
 mod smtp;
 pub mod ws;

@@ -43,7 +43,10 @@ impl ReceivedMail {
         let (subject, from, to, reply_to, text, html) = match &parsed {
             Some(message) => (
                 message.subject().unwrap_or_default().to_string(),
-                addresses(message.from()).into_iter().next().unwrap_or_default(),
+                addresses(message.from())
+                    .into_iter()
+                    .next()
+                    .unwrap_or_default(),
                 addresses(message.to()),
                 addresses(message.reply_to()).into_iter().next(),
                 message

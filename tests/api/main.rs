@@ -2,8 +2,8 @@
 
 mod auth;
 mod conflicts;
-mod delivery;
 mod contact;
+mod delivery;
 mod hostile_input;
 mod limits;
 mod notifications;

@@ -315,6 +315,11 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/auth/verify-email"),
     ("post", "/api/v1/auth/password/forgot"),
     ("post", "/api/v1/auth/password/reset"),
+    ("post", "/api/v1/push/subscribe"),
+    ("delete", "/api/v1/push/unsubscribe"),
+    ("get", "/api/v1/push/subscriptions"),
+    ("post", "/api/v1/push/test"),
+    ("get", "/api/v1/push/vapid-public-key"),
     ("get", "/health"),
     ("get", "/health/live"),
 ];

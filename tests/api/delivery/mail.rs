@@ -22,7 +22,12 @@ per_backend!(
     without_smtp_mail_is_written_to_files,
 );
 
-async fn post(app: &TestApp, path: &str, token: Option<&str>, body: serde_json::Value) -> reqwest::Response {
+async fn post(
+    app: &TestApp,
+    path: &str,
+    token: Option<&str>,
+    body: serde_json::Value,
+) -> reqwest::Response {
     app.api(Method::POST, path, token)
         .json(&body)
         .send()
@@ -37,11 +42,21 @@ async fn signup_mails_a_welcome_whose_link_verifies_the_address(backend: Backend
 
     let welcome = smtp.wait_for_mail(&ada.email, "Welcome").await;
     assert_eq!(welcome.from, "noreply@taskstream.test");
-    assert!(welcome.text.contains("Hello Ada Tester"), "{}", welcome.text);
-    assert!(welcome.html.contains("Verify my e-mail address"), "{}", welcome.html);
+    assert!(
+        welcome.text.contains("Hello Ada Tester"),
+        "{}",
+        welcome.text
+    );
+    assert!(
+        welcome.html.contains("Verify my e-mail address"),
+        "{}",
+        welcome.html
+    );
     let token = welcome.link_token().expect("a link with a token");
     assert!(
-        welcome.text.contains(&format!("{}/verify-email?token={token}", app.address)),
+        welcome
+            .text
+            .contains(&format!("{}/verify-email?token={token}", app.address)),
         "{}",
         welcome.text
     );
@@ -88,7 +103,13 @@ async fn verification_can_be_asked_for_again_until_verified(backend: Backend) {
     let welcome = smtp.wait_for_mail(&ada.email, "Welcome").await;
 
     let asked = expect_json(
-        post(&app, "/auth/verify-email/request", Some(&ada.token), json!({})).await,
+        post(
+            &app,
+            "/auth/verify-email/request",
+            Some(&ada.token),
+            json!({}),
+        )
+        .await,
         StatusCode::ACCEPTED,
     )
     .await;
@@ -137,7 +158,13 @@ async fn verification_can_be_asked_for_again_until_verified(backend: Backend) {
     )
     .await;
     expect_error(
-        post(&app, "/auth/verify-email/request", Some(&ada.token), json!({})).await,
+        post(
+            &app,
+            "/auth/verify-email/request",
+            Some(&ada.token),
+            json!({}),
+        )
+        .await,
         StatusCode::CONFLICT,
         "CONFLICT",
     )
@@ -156,13 +183,23 @@ async fn a_reset_link_sets_the_password_and_ends_every_session(backend: Backend)
     let ada = app.signup("Ada").await;
 
     expect_json(
-        post(&app, "/auth/password/forgot", None, json!({ "email": "ADA@example.com" })).await,
+        post(
+            &app,
+            "/auth/password/forgot",
+            None,
+            json!({ "email": "ADA@example.com" }),
+        )
+        .await,
         StatusCode::ACCEPTED,
     )
     .await;
-    let mail = smtp.wait_for_mail(&ada.email, "Reset your taskstream password").await;
+    let mail = smtp
+        .wait_for_mail(&ada.email, "Reset your taskstream password")
+        .await;
     let token = mail.link_token().expect("token");
-    assert!(mail.text.contains(&format!("/reset-password?token={token}")));
+    assert!(mail
+        .text
+        .contains(&format!("/reset-password?token={token}")));
 
     // A weak password is refused before the token is spent.
     let weak = expect_error(
@@ -192,7 +229,12 @@ async fn a_reset_link_sets_the_password_and_ends_every_session(backend: Backend)
     )
     .await;
     assert_eq!(reset["sessions_ended"], 1, "{reset}");
-    expect_error(auth::me(&app, &ada).await, StatusCode::UNAUTHORIZED, "INVALID_TOKEN").await;
+    expect_error(
+        auth::me(&app, &ada).await,
+        StatusCode::UNAUTHORIZED,
+        "INVALID_TOKEN",
+    )
+    .await;
     // The link works once.
     expect_error(
         post(
@@ -237,7 +279,13 @@ async fn forgot_answers_alike_whether_or_not_the_address_has_an_account(backend:
 
     let app = &app;
     let answer = |email: &'static str| async move {
-        let response = post(app, "/auth/password/forgot", None, json!({ "email": email })).await;
+        let response = post(
+            app,
+            "/auth/password/forgot",
+            None,
+            json!({ "email": email }),
+        )
+        .await;
         let status = response.status();
         let mut headers: Vec<(String, String)> = response
             .headers()
@@ -253,7 +301,7 @@ async fn forgot_answers_alike_whether_or_not_the_address_has_an_account(backend:
     assert_eq!(known.0, StatusCode::ACCEPTED);
     assert_eq!(known, unknown);
 
-    wait_until_settled(&app).await;
+    wait_until_settled(app).await;
     let mails = smtp.messages();
     assert_eq!(
         mails
@@ -263,9 +311,17 @@ async fn forgot_answers_alike_whether_or_not_the_address_has_an_account(backend:
             .collect::<Vec<_>>(),
         vec![vec![ada.email.clone()]]
     );
-    assert!(mails.iter().all(|m| !m.to.contains(&"nobody@example.com".to_string())));
+    assert!(mails
+        .iter()
+        .all(|m| !m.to.contains(&"nobody@example.com".to_string())));
     expect_error(
-        post(&app, "/auth/password/forgot", None, json!({ "email": "not an address" })).await,
+        post(
+            app,
+            "/auth/password/forgot",
+            None,
+            json!({ "email": "not an address" }),
+        )
+        .await,
         StatusCode::UNPROCESSABLE_ENTITY,
         "VALIDATION_ERROR",
     )
@@ -345,7 +401,10 @@ async fn without_smtp_mail_is_written_to_files(backend: Backend) {
     assert_eq!(files.len(), 1, "{files:?}");
     assert_eq!(files[0].extension().and_then(|e| e.to_str()), Some("eml"));
     let raw = std::fs::read_to_string(&files[0]).expect("read");
-    assert!(raw.contains(&format!("To: \"Ada Tester\" <{}>", ada.email)) || raw.contains(&ada.email), "{raw}");
+    assert!(
+        raw.contains(&format!("To: \"Ada Tester\" <{}>", ada.email)) || raw.contains(&ada.email),
+        "{raw}"
+    );
     assert!(raw.contains("Subject: Welcome to taskstream"), "{raw}");
     assert!(raw.contains("verify-email?token="), "{raw}");
 }

@@ -2,6 +2,7 @@
 //! files without one), due-date reminders, and web push to a real push receiver.
 
 mod mail;
+mod push;
 mod reminders;
 
 use testkit::{Backend, SmtpServer, TestApp};

@@ -51,7 +51,10 @@ async fn wait_for_kind(app: &TestApp, user: &TestUser, kind: &str, count: usize)
         if found.len() >= count {
             return found;
         }
-        assert!(tokio::time::Instant::now() < deadline, "no {kind} notification");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no {kind} notification"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -64,7 +67,9 @@ async fn schedule(app: &TestApp, user: &TestUser, task: i64) -> (bool, i64) {
         ))
         .await;
     let stage = app
-        .sql_number(&format!("SELECT reminder_stage FROM tasks WHERE id = {task}"))
+        .sql_number(&format!(
+            "SELECT reminder_stage FROM tasks WHERE id = {task}"
+        ))
         .await;
     let _ = user;
     (pending == 1, stage)
@@ -115,7 +120,11 @@ async fn completing_cancels_and_a_new_due_date_rearms(backend: Backend) {
     // Completing cancels; reopening re-arms; deleting cancels; restoring re-arms.
     let complete_path = format!("/tasks/{task}/complete");
     let complete = |completed: bool| {
-        send(&app, Method::PATCH, &complete_path, &ada,
+        send(
+            &app,
+            Method::PATCH,
+            &complete_path,
+            &ada,
             Some(json!({ "completed": completed })),
         )
     };
@@ -126,25 +135,44 @@ async fn completing_cancels_and_a_new_due_date_rearms(backend: Backend) {
     let deleted = send(&app, Method::DELETE, &format!("/tasks/{task}"), &ada, None).await;
     assert!(deleted.status().is_success());
     assert_eq!(schedule(&app, &ada, task).await, (false, 0));
-    let restored = send(&app, Method::POST, &format!("/tasks/{task}/restore"), &ada, None).await;
+    let restored = send(
+        &app,
+        Method::POST,
+        &format!("/tasks/{task}/restore"),
+        &ada,
+        None,
+    )
+    .await;
     assert!(restored.status().is_success(), "{}", restored.status());
     assert_eq!(schedule(&app, &ada, task).await, (true, 0));
 
     // A due date within the lead fires soon; after it fired, a new due date starts over.
-    let patched = send(&app, Method::PATCH, &format!("/tasks/{task}"), &ada,
+    let patched = send(
+        &app,
+        Method::PATCH,
+        &format!("/tasks/{task}"),
+        &ada,
         Some(json!({ "due_date": due_in(30) })),
     )
     .await;
     expect_json(patched, StatusCode::OK).await;
     // 30 s ahead with a 2 s lead: not yet.
     assert_eq!(schedule(&app, &ada, task).await, (true, 0));
-    let patched = send(&app, Method::PATCH, &format!("/tasks/{task}"), &ada,
+    let patched = send(
+        &app,
+        Method::PATCH,
+        &format!("/tasks/{task}"),
+        &ada,
         Some(json!({ "due_date": due_in(2) })),
     )
     .await;
     expect_json(patched, StatusCode::OK).await;
     wait_for_kind(&app, &ada, "TASK_DUE_SOON", 1).await;
-    let patched = send(&app, Method::PATCH, &format!("/tasks/{task}"), &ada,
+    let patched = send(
+        &app,
+        Method::PATCH,
+        &format!("/tasks/{task}"),
+        &ada,
         Some(json!({ "due_date": due_in(3600) })),
     )
     .await;
@@ -154,10 +182,17 @@ async fn completing_cancels_and_a_new_due_date_rearms(backend: Backend) {
 
 async fn reminders_are_mailed_to_those_who_asked(backend: Backend) {
     let smtp = SmtpServer::start().await;
-    let app = app_with_smtp(backend, &smtp, |config| config.delivery.reminder_lead = LEAD).await;
+    let app = app_with_smtp(backend, &smtp, |config| {
+        config.delivery.reminder_lead = LEAD
+    })
+    .await;
     let ada = app.signup("Ada").await;
     let grace = app.signup("Grace").await;
-    let profile = send(&app, Method::PUT, "/profile", &ada,
+    let profile = send(
+        &app,
+        Method::PUT,
+        "/profile",
+        &ada,
         Some(json!({ "email_reminders": true })),
     )
     .await;
