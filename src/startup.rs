@@ -24,7 +24,6 @@ use crate::delivery::{DeliveryWorker, Links, Presence};
 use crate::http;
 use crate::limits::RateLimiter;
 use crate::realtime::bus::{BusKey, EventBus, MemoryBus, PostgresBus, RedisBus};
-use crate::realtime::hub::Hub;
 use crate::realtime::Realtime;
 use crate::service::{MediaStore, Services, WriteFunnel};
 use crate::store::{self, Store};
@@ -143,7 +142,7 @@ impl App {
             &listener,
             services.store.clone(),
             vapid,
-            Arc::new(HubPresence(realtime.hub().clone())),
+            realtime.clone(),
             deliveries_wake,
         )?);
         let clients = http::client::ClientPolicy {
@@ -243,6 +242,7 @@ impl App {
             .wait_empty(spread + Duration::from_secs(5))
             .await;
         drop(background);
+        realtime.leave().await;
         Ok(())
     }
 }
@@ -262,16 +262,6 @@ impl Drop for BackgroundTasks {
         for task in &self.0 {
             task.abort();
         }
-    }
-}
-
-/// Whether a user has a socket open, for the push deliveries that are skipped then.
-/// Answers for this instance's sockets.
-struct HubPresence(Arc<Hub>);
-
-impl Presence for HubPresence {
-    fn is_connected(&self, user_id: Uuid) -> bool {
-        self.0.is_connected(user_id)
     }
 }
 
@@ -355,6 +345,7 @@ fn realtime(
     };
     Ok(Realtime::new(
         bus,
+        instance,
         config.realtime.clone(),
         store,
         authenticator,

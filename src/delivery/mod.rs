@@ -45,9 +45,10 @@ const PUSH_TTL: Duration = Duration::from_secs(24 * 3600);
 /// Settled deliveries are kept this long (their status and error, not their content).
 const KEEP_SETTLED: chrono::Duration = chrono::Duration::days(7);
 
-/// Whether a user has a socket open anywhere (the real-time layer answers).
+/// Whether a user has a socket open on any instance (the real-time layer answers).
+#[async_trait::async_trait]
 pub trait Presence: Send + Sync + 'static {
-    fn is_connected(&self, user_id: Uuid) -> bool;
+    async fn is_connected(&self, user_id: Uuid) -> bool;
 }
 
 /// The addresses mails link to: the dashboard's pages for verification and reset.
@@ -108,16 +109,26 @@ impl DeliveryWorker {
         let slots = Arc::new(Semaphore::new(self.settings.concurrency));
         tokio::pin!(shutdown);
         loop {
-            let free = slots.available_permits();
-            let claimed = if free == 0 {
-                Vec::new()
-            } else {
-                self.claim(free).await
+            // A free slot first (a send finishing frees one at once), then as many rows as
+            // there are free slots.
+            let first = tokio::select! {
+                () = &mut shutdown => break,
+                slot = slots.clone().acquire_owned() => match slot {
+                    Ok(slot) => slot,
+                    Err(_) => break,
+                },
             };
+            let free = slots.available_permits() + 1;
+            let claimed = self.claim(free).await;
             let drained = claimed.len() < free;
+            let mut spare = Some(first);
             for delivery in claimed {
-                let Ok(slot) = slots.clone().acquire_owned().await else {
-                    return;
+                let slot = match spare.take() {
+                    Some(slot) => slot,
+                    None => match slots.clone().acquire_owned().await {
+                        Ok(slot) => slot,
+                        Err(_) => return,
+                    },
                 };
                 let worker = self.clone();
                 tokio::spawn(async move {
@@ -125,7 +136,8 @@ impl DeliveryWorker {
                     drop(slot);
                 });
             }
-            if drained || free == 0 {
+            drop(spare);
+            if drained {
                 tokio::select! {
                     () = &mut shutdown => break,
                     () = self.wake.notified() => {}
@@ -447,7 +459,7 @@ impl DeliveryWorker {
             Ok(None) => return DeliveryOutcome::Skipped("the subscription is gone"),
             Err(err) => return DeliveryOutcome::Retry(err.to_string()),
         };
-        if only_if_offline && self.presence.is_connected(subscription.user_id) {
+        if only_if_offline && self.presence.is_connected(subscription.user_id).await {
             return DeliveryOutcome::Skipped("the user was online");
         }
         let payload = match serde_json::to_vec(message) {

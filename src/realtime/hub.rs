@@ -64,6 +64,10 @@ pub struct Hub {
     shutting_down: AtomicBool,
     emptied: Notify,
     stagger: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Users whose first socket opened (`true`) or last closed (`false`) here since the
+    /// last [`Hub::take_presence_changes`]; kept only while other instances need to
+    /// know ([`Hub::track_presence`]).
+    presence_changes: Option<Mutex<std::collections::HashMap<Uuid, bool>>>,
 }
 
 /// A connection slot under the global limit; released when dropped.
@@ -155,6 +159,45 @@ impl Hub {
             shutting_down: AtomicBool::new(false),
             emptied: Notify::new(),
             stagger: Mutex::new(None),
+            presence_changes: None,
+        }
+    }
+
+    /// Keeps the changes of who is connected here for [`Hub::take_presence_changes`] (when
+    /// several instances share the database).
+    pub fn track_presence(mut self) -> Self {
+        self.presence_changes = Some(Mutex::new(std::collections::HashMap::new()));
+        self
+    }
+
+    /// The users who got their first socket (`true`) or lost their last (`false`) here
+    /// since the last call.
+    pub fn take_presence_changes(&self) -> std::collections::HashMap<Uuid, bool> {
+        match &self.presence_changes {
+            Some(changes) => {
+                std::mem::take(&mut *changes.lock().unwrap_or_else(|e| e.into_inner()))
+            }
+            None => std::collections::HashMap::new(),
+        }
+    }
+
+    /// Puts back a change that could not be written (unless a newer one came meanwhile).
+    pub fn restore_presence_change(&self, user_id: Uuid, connected: bool) {
+        if let Some(changes) = &self.presence_changes {
+            changes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(user_id)
+                .or_insert(connected);
+        }
+    }
+
+    fn presence_changed(&self, user_id: Uuid, connected: bool) {
+        if let Some(changes) = &self.presence_changes {
+            changes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(user_id, connected);
         }
     }
 
@@ -191,8 +234,12 @@ impl Hub {
         if entry.conns.len() >= self.limits.per_user {
             return Err(RegisterError::TooManyForUser);
         }
+        let first = entry.conns.is_empty();
         entry.conns.push(handle.clone());
         drop(entry);
+        if first {
+            self.presence_changed(user_id, true);
+        }
         self.connections.fetch_add(1, Ordering::Relaxed);
         metrics::gauge!(crate::metrics::WS_CONNECTIONS).increment(1.0);
         metrics::counter!(crate::metrics::WS_OPENED).increment(1);
@@ -208,8 +255,13 @@ impl Hub {
             entry.conns.retain(|c| c.id != conn_id);
             before != entry.conns.len()
         };
-        self.users
-            .remove_if(&user_id, |_, entry| entry.conns.is_empty());
+        if self
+            .users
+            .remove_if(&user_id, |_, entry| entry.conns.is_empty())
+            .is_some()
+        {
+            self.presence_changed(user_id, false);
+        }
         if removed {
             metrics::gauge!(crate::metrics::WS_CONNECTIONS).decrement(1.0);
             if self.connections.fetch_sub(1, Ordering::Relaxed) == 1 {

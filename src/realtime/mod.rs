@@ -41,6 +41,11 @@ pub use crate::config::RealtimeSettings;
 pub struct Realtime {
     sockets: SocketContext,
     bus: Arc<dyn EventBus>,
+    /// This instance, as the bus and the presence table name it.
+    instance: Uuid,
+    /// Whether other instances share the database (any bus but the in-process one): then
+    /// who is connected here is written down for them.
+    cluster: bool,
     /// Wakes the catch-up at once when a bus reconnects.
     resync: Notify,
 }
@@ -48,18 +53,24 @@ pub struct Realtime {
 impl Realtime {
     pub fn new(
         bus: Arc<dyn EventBus>,
+        instance: Uuid,
         settings: RealtimeSettings,
         store: Arc<dyn Store>,
         authenticator: Arc<Authenticator>,
     ) -> Self {
+        let cluster = bus.name() != "memory";
+        let hub = Hub::new(settings.limits);
+        let hub = if cluster { hub.track_presence() } else { hub };
         Self {
             sockets: SocketContext {
                 store,
                 authenticator,
-                hub: Arc::new(Hub::new(settings.limits)),
+                hub: Arc::new(hub),
                 settings: Arc::new(settings),
             },
             bus,
+            instance,
+            cluster,
             resync: Notify::new(),
         }
     }
@@ -81,11 +92,16 @@ impl Realtime {
         self.bus.name()
     }
 
-    /// Starts the bus subscription, the periodic catch-up and the retention pruner.
+    /// Starts the bus subscription, the periodic catch-up, the retention pruner and, with
+    /// other instances, the presence record.
     pub fn spawn_background(self: &Arc<Self>) -> Vec<JoinHandle<()>> {
         let settings = self.settings();
         let store = self.sockets.store.clone();
-        vec![
+        let mut tasks = Vec::new();
+        if self.cluster {
+            tasks.push(tokio::spawn(self.clone().record_presence()));
+        }
+        tasks.extend([
             tokio::spawn(self.bus.clone().run(self.clone())),
             tokio::spawn(self.clone().catch_up(settings.catch_up_interval)),
             tokio::spawn(prune_events(
@@ -93,7 +109,66 @@ impl Realtime {
                 settings.retention,
                 settings.retention_min_events,
             )),
-        ]
+        ]);
+        tasks
+    }
+
+    /// Writes down, every second, which users got their first socket here or lost their
+    /// last, and marks this instance alive every few seconds; forgets instances that
+    /// stopped doing so.
+    async fn record_presence(self: Arc<Self>) {
+        let store = &self.sockets.store;
+        let mut tick = tokio::time::interval(PRESENCE_FLUSH);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut ticks: u64 = 0;
+        loop {
+            tick.tick().await;
+            let changes = self.sockets.hub.take_presence_changes();
+            if changes.is_empty() && ticks % PRESENCE_ALIVE_TICKS != 0 {
+                ticks += 1;
+                continue;
+            }
+            let (joined, left): (Vec<_>, Vec<_>) = changes.iter().partition(|(_, on)| **on);
+            let joined: Vec<Uuid> = joined.into_iter().map(|(id, _)| *id).collect();
+            let left: Vec<Uuid> = left.into_iter().map(|(id, _)| *id).collect();
+            let now = crate::domain::now();
+            if let Err(err) = store
+                .record_presence(self.instance, &joined, &left, now)
+                .await
+            {
+                tracing::warn!(error = %err, "recording presence failed");
+                // Tried again with the next changes: what is connected now is what counts.
+                let mut again = self.sockets.hub.take_presence_changes();
+                for (user, on) in changes {
+                    again.entry(user).or_insert(on);
+                }
+                for (user, on) in again {
+                    self.sockets.hub.restore_presence_change(user, on);
+                }
+            }
+            if ticks % 600 == 0 {
+                let stale = now - chrono::Duration::minutes(10);
+                if let Err(err) = store.forget_instances(stale, None).await {
+                    tracing::warn!(error = %err, "forgetting stopped instances failed");
+                }
+            }
+            ticks += 1;
+        }
+    }
+
+    /// Removes this instance's presence (it is stopping; its sockets are closed).
+    pub async fn leave(&self) {
+        if self.cluster {
+            let stale = crate::domain::now() - chrono::Duration::minutes(10);
+            if let Err(err) = self
+                .sockets
+                .store
+                .forget_instances(stale, Some(self.instance))
+                .await
+            {
+                tracing::warn!(error = %err, "removing this instance's presence failed");
+            }
+        }
     }
 
     /// Compares the latest seq of every connected user with what the hub has seen, and
@@ -144,6 +219,32 @@ impl Publisher for Realtime {
     }
 }
 
+#[async_trait]
+impl crate::delivery::Presence for Realtime {
+    async fn is_connected(&self, user_id: Uuid) -> bool {
+        if self.sockets.hub.is_connected(user_id) {
+            return true;
+        }
+        if !self.cluster {
+            return false;
+        }
+        let fresh_since = crate::domain::now() - PRESENCE_STALE;
+        match self
+            .sockets
+            .store
+            .connected_elsewhere(user_id, self.instance, fresh_since)
+            .await
+        {
+            Ok(connected) => connected,
+            // Unknown: pushing is the safer mistake (a buzz too many, not a missed one).
+            Err(err) => {
+                tracing::warn!(error = %err, "reading presence failed");
+                false
+            }
+        }
+    }
+}
+
 impl BusHandler for Realtime {
     fn on_update(&self, update: StreamUpdate) {
         self.sockets.authenticator.forget(&update.revoked);
@@ -157,6 +258,13 @@ impl BusHandler for Realtime {
         self.resync.notify_one();
     }
 }
+
+/// How often the presence record is written (what others see lags this much).
+const PRESENCE_FLUSH: Duration = Duration::from_secs(1);
+/// Every this many flushes an instance marks itself alive even without changes.
+const PRESENCE_ALIVE_TICKS: u64 = 5;
+/// An instance not marked alive for this long is taken for dead: its sockets are gone.
+const PRESENCE_STALE: chrono::Duration = chrono::Duration::seconds(20);
 
 /// Deletes events past retention (older than `retention` and not among their user's last
 /// `keep`), hourly, in small batches so writers are never held up for long.

@@ -252,6 +252,30 @@ pub trait Store: Send + Sync + 'static {
     /// Whether the user asked for reminders by e-mail; `None` if no such user.
     async fn email_reminders(&self, user_id: Uuid) -> StoreResult<Option<bool>>;
 
+    /// Marks `instance` alive at `now`, and records which users got their first socket on
+    /// it (`joined`) and closed their last (`left`), in one transaction.
+    async fn record_presence(
+        &self,
+        instance: Uuid,
+        joined: &[Uuid],
+        left: &[Uuid],
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// Forgets instances not seen since `stale_before`, and `leaving` (this one, stopping),
+    /// with their presence.
+    async fn forget_instances(
+        &self,
+        stale_before: DateTime<Utc>,
+        leaving: Option<Uuid>,
+    ) -> StoreResult<()>;
+    /// Whether the user has a socket on another instance seen since `fresh_since`.
+    async fn connected_elsewhere(
+        &self,
+        user_id: Uuid,
+        instance: Uuid,
+        fresh_since: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+
     /// Up to `limit` users holding notifications created before `cutoff`.
     async fn users_with_notifications_before(
         &self,

@@ -349,6 +349,27 @@ pub const DELETE_PUSH_SUBSCRIPTION: &str =
 
 pub const DELETE_PUSH_SUBSCRIPTION_BY_ID: &str = "DELETE FROM push_subscriptions WHERE id = $1";
 
+// Presence across instances.
+
+pub const TOUCH_INSTANCE: &str = "INSERT INTO instances (id, seen_at) VALUES ($1, $2) \
+     ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at";
+
+pub const PRESENCE_JOINED: &str = "INSERT INTO socket_presence (user_id, instance_id) \
+     SELECT $1, $2 WHERE EXISTS (SELECT 1 FROM users WHERE id = $1) \
+     ON CONFLICT (user_id, instance_id) DO NOTHING";
+
+pub const PRESENCE_LEFT: &str =
+    "DELETE FROM socket_presence WHERE user_id = $1 AND instance_id = $2";
+
+/// Instances that stopped marking themselves alive before `$1` (their presence goes with
+/// them), and `$2` (an instance leaving) whatever its time.
+pub const FORGET_INSTANCES: &str = "DELETE FROM instances WHERE seen_at < $1 OR id = $2";
+
+/// Whether the user `$1` has a socket on an instance other than `$2` seen since `$3`.
+pub const CONNECTED_ELSEWHERE: &str = "SELECT EXISTS (SELECT 1 FROM socket_presence p \
+     JOIN instances i ON i.id = p.instance_id \
+     WHERE p.user_id = $1 AND p.instance_id <> $2 AND i.seen_at >= $3)";
+
 // Events.
 
 pub const EVENTS_AFTER: &str = "SELECT seq, kind, at, data FROM events \

@@ -489,6 +489,69 @@ where
             .map_err(B::store_error)
     }
 
+    async fn record_presence(
+        &self,
+        instance: Uuid,
+        joined: &[Uuid],
+        left: &[Uuid],
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let mut tx = B::begin_write(&self.write).await.map_err(B::store_error)?;
+        sqlx::query(q::TOUCH_INSTANCE)
+            .bind(instance)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(B::store_error)?;
+        for user_id in joined {
+            sqlx::query(q::PRESENCE_JOINED)
+                .bind(*user_id)
+                .bind(instance)
+                .execute(&mut *tx)
+                .await
+                .map_err(B::store_error)?;
+        }
+        for user_id in left {
+            sqlx::query(q::PRESENCE_LEFT)
+                .bind(*user_id)
+                .bind(instance)
+                .execute(&mut *tx)
+                .await
+                .map_err(B::store_error)?;
+        }
+        tx.commit().await.map_err(B::store_error)
+    }
+
+    async fn forget_instances(
+        &self,
+        stale_before: DateTime<Utc>,
+        leaving: Option<Uuid>,
+    ) -> StoreResult<()> {
+        let mut tx = B::begin_write(&self.write).await.map_err(B::store_error)?;
+        sqlx::query(q::FORGET_INSTANCES)
+            .bind(stale_before)
+            .bind(leaving)
+            .execute(&mut *tx)
+            .await
+            .map_err(B::store_error)?;
+        tx.commit().await.map_err(B::store_error)
+    }
+
+    async fn connected_elsewhere(
+        &self,
+        user_id: Uuid,
+        instance: Uuid,
+        fresh_since: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        sqlx::query_scalar(q::CONNECTED_ELSEWHERE)
+            .bind(user_id)
+            .bind(instance)
+            .bind(fresh_since)
+            .fetch_one(&self.read)
+            .await
+            .map_err(B::store_error)
+    }
+
     async fn users_with_notifications_before(
         &self,
         cutoff: DateTime<Utc>,

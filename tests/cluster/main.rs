@@ -3,6 +3,8 @@
 //! LISTEN connection terminated. Every test has its own database, and every test on the
 //! Redis bus its own Redis server, so they run side by side.
 
+mod delivery;
+
 use std::time::Duration;
 
 use reqwest::StatusCode;
