@@ -38,6 +38,22 @@ function psql(sql) {
   execFileSync('psql', [POSTGRES, '-qc', sql], { stdio: ['ignore', 'ignore', 'pipe'] });
 }
 
+/** Servers not stopped yet: a test run that ends abruptly still takes them down. */
+const running = new Set();
+process.on('exit', () => {
+  for (const server of running) {
+    server.process?.kill('SIGKILL');
+    rmSync(server.dataDir, { recursive: true, force: true });
+    if (server.database) {
+      try {
+        psql(`DROP DATABASE IF EXISTS ${server.database} WITH (FORCE)`);
+      } catch {
+        // Best effort on the way out.
+      }
+    }
+  }
+});
+
 /**
  * A taskstream server process on a free port with a temporary DATA_DIR (also its working
  * directory, so no .env is read), cheap password hashing and no rate limits. `restart()`
@@ -48,6 +64,7 @@ export class Server {
   static async start({ backend = 'sqlite', env = {} } = {}) {
     if (!existsSync(SERVER_BIN)) throw new Error(`no server binary at ${SERVER_BIN}: build it (cargo build --bin taskstream) or set TASKSTREAM_BIN`);
     const server = new Server(backend, await freePort(), env);
+    running.add(server);
     if (backend === 'postgres') {
       server.database = `taskstream_js_${process.pid}_${randomBytes(4).toString('hex')}`;
       psql(`CREATE DATABASE ${server.database}`);
@@ -150,6 +167,7 @@ export class Server {
 
   /** Stops the process and removes its data (and database). */
   async stop() {
+    running.delete(this);
     this.signal('SIGCONT');
     await this.kill();
     rmSync(this.dataDir, { recursive: true, force: true });

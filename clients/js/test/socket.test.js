@@ -42,6 +42,29 @@ perBackend('a crash and a restart mid-stream: the app sees every seq once, in or
   assert.deepEqual(checkFrames(record.frames), []);
 });
 
+perBackend('while the server is down, attempts back off exponentially with jitter, capped', async ({ start, own }) => {
+  const server = await start();
+  const api = await server.signup();
+  const backoff = { initialMs: 10, maxMs: 80 };
+  const socket = own(api.connect({ WebSocket: recordingWebSocket().WebSocket, backoff }));
+  await live(socket);
+  const waits = [];
+  socket.on('status', (status) => {
+    if (status.state === 'reconnecting' && status.retryAt !== null) waits.push({ attempt: status.attempt, wait: status.retryAt - Date.now() });
+  });
+  await server.kill();
+  await until(socket, 'status', () => socket.status.attempt >= 8);
+  // Attempt n waited a random time up to min(maxMs, initialMs * 2^(n-1)).
+  assert.deepEqual(waits.map((w) => w.attempt), range(1, waits.length));
+  for (const { attempt, wait } of waits) {
+    assert.ok(wait <= Math.min(backoff.maxMs, backoff.initialMs * 2 ** (attempt - 1)), `attempt ${attempt} waits ${wait} ms`);
+  }
+  assert.ok(new Set(waits.map((w) => Math.round(w.wait))).size > 1, 'the waits are jittered');
+  await server.run();
+  await live(socket);
+  assert.equal(socket.status.attempt, 0, 'a connection that is ready starts the count again');
+});
+
 perBackend('a replayed stretch of the stream reaches the app once', async ({ start, own }) => {
   const server = await start();
   const api = await server.signup();
