@@ -2,8 +2,8 @@
 // test/messages.test.js checks that this file matches the schemas.
 
 /** @typedef {{ id: number, user_id: string, title: string, description: string | null, completed: boolean, priority: 'LOW' | 'MEDIUM' | 'HIGH', due_date: string | null, is_deleted: boolean, deleted_at: string | null, created_at: string, updated_at: string }} Task */
-/** @typedef {{ id: number, user_id: string, type: 'TASK_CREATED' | 'TASK_UPDATED' | 'TASK_DELETED' | 'TASK_RESTORED' | 'TASK_COMPLETED' | 'TASK_PENDING' | 'LOGIN' | 'LOGOUT' | 'SIGNUP' | 'PROFILE_UPDATED', title: string, message: string, is_read: boolean, task_id: number | null, created_at: string }} Notification */
-/** @typedef {{ id: string, name: string, email: string, first_name: string | null, last_name: string | null, phone: string | null, date_of_birth: string | null, gender: string | null, address: string | null, city: string | null, country: string | null, bio: string | null, profile_photo_url: string | null, is_email_verified: boolean, created_at: string, updated_at: string }} Profile */
+/** @typedef {{ id: number, user_id: string, type: 'TASK_CREATED' | 'TASK_UPDATED' | 'TASK_DELETED' | 'TASK_RESTORED' | 'TASK_COMPLETED' | 'TASK_PENDING' | 'LOGIN' | 'LOGOUT' | 'SIGNUP' | 'PROFILE_UPDATED' | 'TASK_DUE_SOON' | 'TASK_OVERDUE', title: string, message: string, is_read: boolean, task_id: number | null, created_at: string }} Notification */
+/** @typedef {{ id: string, name: string, email: string, first_name: string | null, last_name: string | null, phone: string | null, date_of_birth: string | null, gender: string | null, address: string | null, city: string | null, country: string | null, bio: string | null, profile_photo_url: string | null, is_email_verified: boolean, email_reminders: boolean, created_at: string, updated_at: string }} Profile */
 /** @typedef {{ id: number }} Ref */
 /** @typedef {{ ids: Array<number>, count: number }} ReadAll */
 
