@@ -1,0 +1,17 @@
+// @taskstream/client: the taskstream WebSocket protocol and REST API, for browsers and node.
+export { TaskstreamSocket, USER_STREAM, CLOSE, HANDLED_MESSAGE_TYPES, socketUrl } from './socket.js';
+export { TaskstreamApi, ApiError } from './api.js';
+export { SERVER_MESSAGE_TYPES, CLIENT_MESSAGE_TYPES, EVENT_NAMES, ERROR_CODES } from './messages.js';
+
+/** @typedef {import('./messages.js').Task} Task */
+/** @typedef {import('./messages.js').Notification} Notification */
+/** @typedef {import('./messages.js').Profile} Profile */
+/** @typedef {import('./messages.js').EventMessage} EventMessage */
+/** @typedef {import('./messages.js').EventName} EventName */
+/** @typedef {import('./messages.js').ServerMessage} ServerMessage */
+/** @typedef {import('./messages.js').ClientMessage} ClientMessage */
+/** @typedef {import('./socket.js').SocketOptions} SocketOptions */
+/** @typedef {import('./socket.js').SocketStatus} SocketStatus */
+/** @typedef {import('./socket.js').ConnectionState} ConnectionState */
+/** @typedef {import('./socket.js').ReloadRequest} ReloadRequest */
+/** @typedef {import('./api.js').User} User */
