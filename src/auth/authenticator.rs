@@ -60,6 +60,16 @@ impl Authenticator {
         })
     }
 
+    /// Whether the token's session is still open (whatever its current token): a socket
+    /// whose token was replaced by a refresh may still move to the new one.
+    pub async fn session_open(&self, claims: &Claims) -> Result<bool> {
+        Ok(self
+            .store
+            .session(claims.sid)
+            .await?
+            .is_some_and(|s| s.user_id == claims.sub && s.ended_at.is_none()))
+    }
+
     /// Tokens stopped working (sessions ended or refreshed, here or on another instance
     /// as the bus tells).
     pub fn forget(&self, jtis: &[Uuid]) {

@@ -501,6 +501,7 @@ mod tests {
             "WS_MAX_UNAUTHENTICATED",
             "WS_MAX_UNAUTHENTICATED_PER_IP",
             "WS_QUEUE_CAPACITY",
+            "WS_REFRESH_GRACE",
         ]
         .map(|env| (env.to_lowercase().replace('_', "-"), env.to_string()));
         expected.sort();

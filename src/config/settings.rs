@@ -317,6 +317,19 @@ pub struct RealtimeSettings {
     #[command(flatten)]
     pub limits: HubLimits,
 
+    /// After a REST refresh replaces a socket's token, how long the socket has to send
+    /// `auth.refresh` with a token of the user before it closes with 4003 (a client
+    /// refreshing its own token moves its socket at once; a stolen token's socket cannot).
+    #[arg(
+        id = "ws_refresh_grace",
+        long = "ws-refresh-grace",
+        value_name = "WS_REFRESH_GRACE",
+        env = "WS_REFRESH_GRACE",
+        default_value = "30s",
+        value_parser = parse_duration
+    )]
+    pub refresh_grace: Duration,
+
     /// How often connected users are checked for events a bus may have dropped.
     #[arg(
         id = "event_catch_up_interval",

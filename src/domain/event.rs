@@ -158,9 +158,12 @@ pub struct StreamUpdate {
     /// The user's latest seq after this write.
     pub last_seq: i64,
     pub events: Vec<Event>,
-    /// The tokens (`jti`) this write stopped (sessions ended, a token refreshed): their
-    /// sockets close with 4003.
+    /// The tokens (`jti`) this write stopped (sessions ended): their sockets close with
+    /// 4003.
     pub revoked: Vec<uuid::Uuid>,
+    /// The tokens a refresh replaced: REST refuses them at once; their sockets have
+    /// `WS_REFRESH_GRACE` to move to the new token (`auth.refresh`) before closing with 4003.
+    pub rotated: Vec<uuid::Uuid>,
 }
 
 impl StreamUpdate {
@@ -171,6 +174,7 @@ impl StreamUpdate {
             last_seq,
             events: Vec::new(),
             revoked: Vec::new(),
+            rotated: Vec::new(),
         }
     }
 }

@@ -20,7 +20,7 @@ use super::hub::{ConnInbox, Hub, RegisterError, Signal, Slot, UnauthenticatedSlo
 use super::protocol::{ClientMessage, CloseKind, CloseReason, ServerMessage, MAX_CLIENT_MESSAGE};
 use crate::auth::{Authenticated, Authenticator, Claims};
 use crate::config::RealtimeSettings;
-use crate::domain::{Event, EventKind};
+use crate::domain::{Event, EventKind, StreamUpdate};
 use crate::store::{Store, TokenState};
 
 /// A write that takes longer than this means the client is gone or hopelessly slow.
@@ -119,6 +119,7 @@ pub async fn serve(
         claims: auth.claims,
         last_sent: 0,
         resumes: resume_budget(),
+        rotation_deadline: None,
     };
     let end = conn.run(since).await;
     let code = match &end {
@@ -229,6 +230,9 @@ struct Connection<'a> {
     claims: Claims,
     last_sent: i64,
     resumes: ResumeBudget,
+    /// Set when a refresh replaced this socket's token: it closes with 4003 unless it
+    /// moves to a new token (`auth.refresh`) by then.
+    rotation_deadline: Option<Instant>,
 }
 
 impl Connection<'_> {
@@ -283,9 +287,13 @@ impl Connection<'_> {
         let (mut warn_at, mut expire_at) = token_deadlines(&self.claims);
         let mut warned = false;
         loop {
+            let rotation_deadline = self.rotation_deadline;
             tokio::select! {
                 biased;
                 Some(reason) = self.inbox.close.recv() => return End::Close(*reason),
+                () = sleep_until(rotation_deadline.unwrap_or(expire_at)), if rotation_deadline.is_some() => {
+                    return End::Close(revoked());
+                }
                 () = sleep_until(expire_at) => {
                     return End::Close(CloseReason::new(CloseKind::TokenExpired, "The token expired"));
                 }
@@ -313,6 +321,7 @@ impl Connection<'_> {
                         Ok(Flow::Refreshed) => {
                             (warn_at, expire_at) = token_deadlines(&self.claims);
                             warned = false;
+                            self.rotation_deadline = None;
                         }
                         Ok(Flow::PeerClosed(code)) => return End::PeerClosed(code),
                         Err(end) => return end,
@@ -430,17 +439,43 @@ impl Connection<'_> {
         }
         // A logout of this user may have ended this very session; the bus says so too, but
         // the event is durable and the bus is not.
-        if logout_seen && self.token_revoked().await {
-            return Err(End::Close(revoked()));
+        if logout_seen {
+            match self.ctx.authenticator.token_state(&self.claims).await {
+                Ok(TokenState::UserGone) => return Err(End::Close(revoked())),
+                // Replaced by a refresh while its session goes on: the grace applies.
+                Ok(TokenState::Revoked) => {
+                    if matches!(
+                        self.ctx.authenticator.session_open(&self.claims).await,
+                        Ok(true)
+                    ) {
+                        self.token_rotated();
+                    } else {
+                        return Err(End::Close(revoked()));
+                    }
+                }
+                _ => {}
+            }
         }
         Ok(())
     }
 
-    async fn token_revoked(&self) -> bool {
-        matches!(
-            self.ctx.authenticator.token_state(&self.claims).await,
-            Ok(TokenState::Revoked | TokenState::UserGone)
-        )
+    /// This socket's token was replaced by a refresh: it has `WS_REFRESH_GRACE` to move to
+    /// the new one.
+    fn token_rotated(&mut self) {
+        if self.rotation_deadline.is_none() {
+            self.rotation_deadline = Some(Instant::now() + self.ctx.settings.refresh_grace);
+        }
+    }
+
+    /// What an update says of this socket's token: ended (close), or replaced (grace).
+    fn check_token(&mut self, message: &StreamUpdate) -> Result<(), End> {
+        if message.revoked.contains(&self.claims.jti) {
+            return Err(End::Close(revoked()));
+        }
+        if message.rotated.contains(&self.claims.jti) {
+            self.token_rotated();
+        }
+        Ok(())
     }
 
     /// Empties the wake-up queue while reading from the table: everything it announces is
@@ -448,18 +483,14 @@ impl Connection<'_> {
     /// history from being taken for a slow consumer.
     fn absorb_queued_signals(&mut self) -> Result<(), End> {
         while let Ok(Signal::Events(message)) = self.inbox.signals.try_recv() {
-            if message.revoked.contains(&self.claims.jti) {
-                return Err(End::Close(revoked()));
-            }
+            self.check_token(&message)?;
         }
         Ok(())
     }
 
     async fn handle_signal(&mut self, signal: Signal) -> Result<(), End> {
         let Signal::Events(message) = signal;
-        if message.revoked.contains(&self.claims.jti) {
-            return Err(End::Close(revoked()));
-        }
+        self.check_token(&message)?;
         if message.last_seq <= self.last_sent {
             return Ok(());
         }

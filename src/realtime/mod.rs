@@ -248,6 +248,7 @@ impl crate::delivery::Presence for Realtime {
 impl BusHandler for Realtime {
     fn on_update(&self, update: StreamUpdate) {
         self.sockets.authenticator.forget(&update.revoked);
+        self.sockets.authenticator.forget(&update.rotated);
         self.sockets.hub.deliver(&Arc::new(update));
     }
 

@@ -370,7 +370,7 @@ pub async fn refresh(svc: &Services, token: &str, origin: &str) -> Result<AuthSe
     tx.rotate_session(session.id, issued.claims.jti, now)
         .await?;
     svc.writes
-        .commit(tx, claims.sub, &[], now, vec![claims.jti])
+        .commit_rotation(tx, claims.sub, now, claims.jti)
         .await?;
     let user = svc
         .store

@@ -81,16 +81,42 @@ impl WriteFunnel {
     /// is announced even without events (`last_seq` 0 then, which no socket acts on).
     pub async fn commit(
         &self,
-        mut tx: Box<dyn StoreTx>,
+        tx: Box<dyn StoreTx>,
         user_id: Uuid,
         events: &[EventDraft],
         at: DateTime<Utc>,
         revoked: Vec<Uuid>,
     ) -> Result<()> {
+        self.finish(tx, user_id, events, at, revoked, Vec::new())
+            .await
+    }
+
+    /// Commits a token refresh: the replaced token `old` stops working for REST on every
+    /// instance at once, and its sockets are told to move to the new one.
+    pub async fn commit_rotation(
+        &self,
+        tx: Box<dyn StoreTx>,
+        user_id: Uuid,
+        at: DateTime<Utc>,
+        old: Uuid,
+    ) -> Result<()> {
+        self.finish(tx, user_id, &[], at, Vec::new(), vec![old])
+            .await
+    }
+
+    async fn finish(
+        &self,
+        mut tx: Box<dyn StoreTx>,
+        user_id: Uuid,
+        events: &[EventDraft],
+        at: DateTime<Utc>,
+        revoked: Vec<Uuid>,
+        rotated: Vec<Uuid>,
+    ) -> Result<()> {
         let events = tx.append_events(user_id, events, at).await?;
         let last_seq = events.last().map_or(0, |e| e.seq);
         let enqueued = tx.enqueued_deliveries();
-        if events.is_empty() && revoked.is_empty() {
+        if events.is_empty() && revoked.is_empty() && rotated.is_empty() {
             tx.commit().await?;
             if enqueued {
                 self.deliveries.notify_one();
@@ -105,6 +131,7 @@ impl WriteFunnel {
             last_seq,
             events,
             revoked,
+            rotated,
         };
         self.publisher.before_commit(tx.as_mut(), &update).await?;
         tx.commit().await?;
@@ -112,6 +139,7 @@ impl WriteFunnel {
             self.deliveries.notify_one();
         }
         self.authenticator.forget(&update.revoked);
+        self.authenticator.forget(&update.rotated);
         self.publisher.publish(update);
         Ok(())
     }

@@ -10,7 +10,6 @@ use testkit::{Backend, TestApp};
 use crate::{backend_tests, per_backend};
 
 backend_tests!(
-    refresh_rotates_and_the_old_token_stops_at_once,
     reusing_a_rotated_token_ends_the_session,
     logout_ends_the_session,
     logout_all_ends_every_session,
@@ -21,6 +20,7 @@ backend_tests!(
 );
 
 per_backend!(
+    refresh_rotates_and_the_old_token_stops_at_once,
     refresh_past_the_absolute_lifetime_is_refused,
     signing_in_past_the_session_quota_ends_the_least_recently_used,
 );
@@ -79,20 +79,43 @@ async fn sessions(app: &TestApp, token: &str) -> Vec<Value> {
         .clone()
 }
 
-async fn refresh_rotates_and_the_old_token_stops_at_once(app: TestApp) {
+/// REST refuses the replaced token at once; its sockets get WS_REFRESH_GRACE to move to
+/// the new token: one that does stays open, one that does not closes with 4003.
+async fn refresh_rotates_and_the_old_token_stops_at_once(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |config| {
+        config.realtime.refresh_grace = std::time::Duration::from_secs(1);
+    })
+    .await;
     let user = app.signup("Ada").await;
-    let mut ws = socket(&app, &user.token).await;
+    let mut idle = socket(&app, &user.token).await;
+    let mut moving = socket(&app, &user.token).await;
     let new = token_of(expect_json(refresh(&app, &user.token).await, StatusCode::OK).await);
     assert_ne!(new, user.token);
     assert_refused(&app, &user.token).await;
     assert_works(&app, &new).await;
-    assert_closed_revoked(&mut ws).await;
+    moving
+        .send(json!({"type": "auth.refresh", "token": new}))
+        .await;
+    assert_eq!(moving.next().await["type"], "auth.refreshed");
+    assert_closed_revoked(&mut idle).await;
+    // The moved socket lives on past the grace and keeps receiving.
+    app.create_task(&user_with_token(&user, &new), json!({"title": "after"}))
+        .await;
+    let events = moving.events(2).await;
+    assert_eq!(events[0]["event"], "task.created", "{events:?}");
     // The new token is the session's: a socket opens with it, and it refreshes in turn.
     let mut ws = socket(&app, &new).await;
     assert!(ws.roundtrip().await.is_empty());
     let newer = token_of(expect_json(refresh(&app, &new).await, StatusCode::OK).await);
     assert_works(&app, &newer).await;
     assert_eq!(sessions(&app, &newer).await.len(), 1);
+}
+
+fn user_with_token(user: &TestUser, token: &str) -> TestUser {
+    TestUser {
+        token: token.to_string(),
+        ..user.clone()
+    }
 }
 
 async fn reusing_a_rotated_token_ends_the_session(app: TestApp) {

@@ -70,6 +70,9 @@ struct Outgoing<'a> {
     /// Tokens stopped by the write.
     #[serde(rename = "r", skip_serializing_if = "<[Uuid]>::is_empty")]
     revoked: &'a [Uuid],
+    /// Tokens replaced by a refresh.
+    #[serde(rename = "t", skip_serializing_if = "<[Uuid]>::is_empty")]
+    rotated: &'a [Uuid],
 }
 
 #[derive(Deserialize)]
@@ -84,6 +87,8 @@ struct Incoming {
     events: Vec<Event>,
     #[serde(rename = "r", default)]
     revoked: Vec<Uuid>,
+    #[serde(rename = "t", default)]
+    rotated: Vec<Uuid>,
 }
 
 /// The update as signed JSON, without the events when it would exceed `max_bytes`.
@@ -100,6 +105,7 @@ pub(crate) fn encode(
         last_seq: update.last_seq,
         events: &update.events,
         revoked: &update.revoked,
+        rotated: &update.rotated,
     };
     let full = serde_json::to_string(&wire).unwrap_or_default();
     if full.len() <= max_bytes {
@@ -141,6 +147,7 @@ pub(crate) fn receive(
                 last_seq: message.last_seq,
                 events: message.events,
                 revoked: message.revoked,
+                rotated: message.rotated,
             });
         }
         Err(err) => tracing::warn!(error = %err, "ignoring a malformed bus message"),

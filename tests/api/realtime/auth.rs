@@ -106,8 +106,8 @@ async fn auth_message_must_arrive_in_time(backend: Backend) {
 async fn refresh_moves_the_socket_to_the_new_token(app: TestApp) {
     let user = app.signup("Ada").await;
     let (mut ws, ready) = WsClient::ready(&url(&app, None), &user.token).await;
-    // A token of another session: a REST refresh would end this socket's token at once
-    // (tests/api/sessions.rs), so the socket moves to a second sign-in's token.
+    // A token of another session (moving to a refreshed token of the same session is in
+    // tests/api/sessions.rs).
     let response = app
         .api(Method::POST, "/auth/signin", None)
         .json(&json!({"email": user.email, "password": user.password}))
