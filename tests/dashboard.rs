@@ -117,6 +117,8 @@ async fn every_panel_queries_metrics_the_server_exports() {
         "taskstream_http_request_duration_seconds_bucket",
         "taskstream_db_pool_connections",
         "taskstream_rate_limited_total",
+        "taskstream_deliveries_total",
+        "taskstream_deliveries_pending",
     ] {
         assert!(used.contains(needed), "no panel shows {needed}");
     }
@@ -144,6 +146,12 @@ async fn exercised_servers_scrape() -> BTreeSet<String> {
         .await
         .expect("list");
     assert_eq!(response.status(), StatusCode::OK);
+    // The welcome mail is sent (to a file: no SMTP here), which times a send.
+    app.wait_for_number(
+        "SELECT count(*) FROM deliveries WHERE status = 'pending'",
+        |pending| pending == 0,
+    )
+    .await;
 
     let url = format!(
         "{}/metrics",
@@ -165,8 +173,10 @@ async fn exercised_servers_scrape() -> BTreeSet<String> {
             .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
             .filter_map(|line| line.split(['{', ' ']).next().map(str::to_string))
             .collect();
-        // The disconnect is counted once the server has seen the close.
-        if names.contains("taskstream_ws_disconnects_total")
+        // The disconnect is counted once the server has seen the close; the backlog gauge
+        // at its next report.
+        if (names.contains("taskstream_ws_disconnects_total")
+            && names.contains("taskstream_delivery_send_seconds_bucket"))
             || tokio::time::Instant::now() > deadline
         {
             return names;
