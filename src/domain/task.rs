@@ -16,7 +16,8 @@ impl TaskTitle {
         if title.is_empty() {
             return Err("title must not be empty".into());
         }
-        if title.chars().count() > 200 {
+        // As sent, surrounding spaces included: what the API documents as the limit.
+        if raw.chars().count() > 200 {
             return Err("title must be at most 200 characters".into());
         }
         let title = plain_text(title).map_err(|e| format!("title {e}"))?;
@@ -36,7 +37,7 @@ impl TaskDescription {
     /// `Ok(None)` for a blank description.
     pub fn parse(raw: &str) -> Result<Option<Self>, String> {
         let description = raw.trim();
-        if description.chars().count() > 1000 {
+        if raw.chars().count() > 1000 {
             return Err("description must be at most 1000 characters".into());
         }
         let description = plain_text(description).map_err(|e| format!("description {e}"))?;

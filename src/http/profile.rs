@@ -62,9 +62,9 @@ pub struct ProfileUpdate {
     #[schema(value_type = Option<String>, max_length = 500, pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$")]
     bio: Option<Option<String>>,
     /// Due-date reminders also by e-mail.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = bool, required = false)]
-    email_reminders: Option<bool>,
+    email_reminders: Option<Option<bool>>,
 }
 
 /// `PUT /profile` needs at least one of its fields: the document says so with an
@@ -149,7 +149,11 @@ impl ProfileUpdate {
         changes.city = field("city", self.city, 100);
         changes.country = field("country", self.country, 100);
         changes.bio = field("bio", self.bio, 500);
-        changes.email_reminders = self.email_reminders;
+        match self.email_reminders {
+            Some(Some(on)) => changes.email_reminders = Some(on),
+            Some(None) => v.add("email_reminders", "email_reminders cannot be null"),
+            None => {}
+        }
         changes.phone = self.phone.and_then(|raw| v.check("phone", phone(raw)));
         changes.date_of_birth = self
             .date_of_birth

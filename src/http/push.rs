@@ -50,7 +50,7 @@ pub struct SubscribeInput {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct UnsubscribeInput {
-    #[schema(value_type = String, required = true, max_length = 2048)]
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 2048)]
     endpoint: Option<String>,
 }
 
