@@ -387,6 +387,18 @@ pub struct InvalidConfig {
     pub problems: Vec<String>,
 }
 
+/// Creates `path` with `contents`, readable by its owner only (a secret the server
+/// generated and keeps in DATA_DIR); fails if the file exists, so that two instances
+/// starting together never overwrite each other's.
+pub fn write_private_file(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(contents.as_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use std::net::SocketAddr;

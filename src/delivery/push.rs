@@ -325,7 +325,7 @@ impl VapidKey {
                     .with_context(|| format!("creating {}", parent.display()))?;
             }
             let key = Self::generate();
-            match write_private(path, &key.to_base64url()) {
+            match crate::config::write_private_file(path, &key.to_base64url()) {
                 Ok(()) => {
                     tracing::info!(path = %path.display(), "generated a VAPID key for web push");
                     return Ok(key);
@@ -379,27 +379,6 @@ impl fmt::Debug for VapidKey {
     }
 }
 
-#[cfg(unix)]
-fn write_private(path: &Path, contents: &str) -> io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    file.write_all(contents.as_bytes())
-}
-
-#[cfg(not(unix))]
-fn write_private(path: &Path, contents: &str) -> io::Result<()> {
-    use std::io::Write;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)?;
-    file.write_all(contents.as_bytes())
-}
 
 /// What became of a push that was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
