@@ -151,6 +151,10 @@ impl DeliveryWorker {
 
     async fn claim(&self, limit: usize) -> Vec<ClaimedDelivery> {
         let now = crate::domain::now();
+        // Nothing due is the usual answer: found on the read pool, without a write.
+        if let Ok(false) = self.store.delivery_due(now).await {
+            return Vec::new();
+        }
         let lease =
             chrono::Duration::from_std(self.settings.lease).unwrap_or(chrono::Duration::minutes(2));
         match self
@@ -520,6 +524,11 @@ pub async fn run_reminders(svc: Services, loops: usize) {
     const BATCH: usize = 200;
     let fire = |svc: Services| async move {
         loop {
+            // An idle instance looks on the read pool, without taking the writer.
+            if let Ok(false) = svc.store.reminder_due(crate::domain::now()).await {
+                tokio::time::sleep(POLL).await;
+                continue;
+            }
             match crate::service::reminders::fire_due(&svc, BATCH).await {
                 Ok(fired) if fired == BATCH => continue,
                 Ok(_) => {}

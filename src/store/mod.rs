@@ -222,6 +222,11 @@ pub trait Store: Send + Sync + 'static {
         lease_until: DateTime<Utc>,
         limit: i64,
     ) -> StoreResult<Vec<ClaimedDelivery>>;
+    /// Whether a delivery is due by `now` (a read: an idle worker looks without taking
+    /// the writer).
+    async fn delivery_due(&self, now: DateTime<Utc>) -> StoreResult<bool>;
+    /// Whether a task's reminder is due by `now` (a read, like `delivery_due`).
+    async fn reminder_due(&self, now: DateTime<Utc>) -> StoreResult<bool>;
     /// Settles a claimed delivery; `false` if the claim was lost (the lease passed and
     /// another worker took it).
     async fn settle_delivery(

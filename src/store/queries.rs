@@ -261,6 +261,9 @@ const DUE_REMINDER: &str = sql(&join(&[
     " FROM tasks WHERE remind_at <= $1 ORDER BY remind_at LIMIT 1",
 ]));
 
+pub const REMINDER_DUE: &str =
+    "SELECT EXISTS (SELECT 1 FROM tasks WHERE remind_at <= $1)";
+
 pub const SET_REMINDER: &str = "UPDATE tasks SET remind_at = $2, reminder_stage = $3 WHERE id = $1";
 
 // Deliveries.
@@ -289,6 +292,9 @@ pub const SETTLE_DELIVERY: &str = "UPDATE deliveries SET status = $3, last_error
 /// Puts a delivery back for another attempt at `$3`.
 pub const RETRY_DELIVERY: &str = "UPDATE deliveries SET due_at = $3, last_error = $4, \
      claim_id = NULL WHERE id = $1 AND claim_id = $2";
+
+pub const DELIVERY_DUE: &str =
+    "SELECT EXISTS (SELECT 1 FROM deliveries WHERE status = 'pending' AND due_at <= $1)";
 
 pub const DELIVERY_BACKLOG: &str =
     "SELECT count(*), min(created_at) FROM deliveries WHERE status = 'pending'";

@@ -372,6 +372,22 @@ where
         Ok(claimed)
     }
 
+    async fn delivery_due(&self, now: DateTime<Utc>) -> StoreResult<bool> {
+        sqlx::query_scalar(q::DELIVERY_DUE)
+            .bind(now)
+            .fetch_one(&self.read)
+            .await
+            .map_err(B::store_error)
+    }
+
+    async fn reminder_due(&self, now: DateTime<Utc>) -> StoreResult<bool> {
+        sqlx::query_scalar(q::REMINDER_DUE)
+            .bind(now)
+            .fetch_one(&self.read)
+            .await
+            .map_err(B::store_error)
+    }
+
     async fn settle_delivery(
         &self,
         id: i64,
