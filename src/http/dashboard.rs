@@ -9,21 +9,26 @@
 //! `<version>` hashes every one of those files, so they are cached for a year
 //! (`immutable`); the page itself is `no-cache` (revalidated by its ETag), so a new binary's
 //! page names its new assets at once. `/assets` and `/protocol` cannot meet the API's
-//! routes (`/api/...`, `/health`, `/docs`, `/media`).
+//! routes (`/api/...`, `/health`, `/docs`, `/media`). Text files go gzipped to clients
+//! that accept it, each compressed once (at its first request).
 
 use std::borrow::Cow;
-use std::sync::LazyLock;
+use std::io::Write;
+use std::sync::{Arc, LazyLock};
 
 use axum::body::Body;
 use axum::extract::Path;
 use axum::http::header::{
-    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, ETAG, IF_NONE_MATCH, REFERRER_POLICY,
-    X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
+    ACCEPT_ENCODING, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_SECURITY_POLICY, CONTENT_TYPE, ETAG,
+    IF_NONE_MATCH, REFERRER_POLICY, VARY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
 };
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use dashmap::DashMap;
+use flate2::write::GzEncoder;
+use flate2::Compression;
 use rust_embed::RustEmbed;
 use sha2::{Digest, Sha256};
 
@@ -67,18 +72,21 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
 /// `index.html` with its assets' version filled in, computed once.
 struct Page {
     version: String,
-    html: Option<(Vec<u8>, HeaderValue)>,
+    html: Option<(Vec<u8>, [u8; 32])>,
 }
 
 static PAGE: LazyLock<Page> = LazyLock::new(|| {
     let version = assets_version();
     let html = PageFiles::get("index.html").map(|file| {
         let html = String::from_utf8_lossy(&file.data).replace(VERSION_MARKER, &version);
-        let etag = etag_of(&Sha256::digest(html.as_bytes()).into());
-        (html.into_bytes(), etag)
+        let hash = Sha256::digest(html.as_bytes()).into();
+        (html.into_bytes(), hash)
     });
     Page { version, html }
 });
+
+/// Gzipped copies of the files served, by content hash: as many as there are files.
+static GZIPPED: LazyLock<DashMap<[u8; 32], Arc<[u8]>>> = LazyLock::new(DashMap::new);
 
 /// A hash of every asset's name and content: it changes whenever one of them does.
 fn assets_version() -> String {
@@ -98,20 +106,22 @@ fn assets_version() -> String {
     hex::encode(&hash.finalize()[..6])
 }
 
-/// A strong ETag from a content hash (its first 16 bytes are plenty).
-fn etag_of(sha256: &[u8; 32]) -> HeaderValue {
+/// A strong ETag from a content hash (its first 16 bytes are plenty) and the encoding:
+/// each representation has its own.
+fn etag_of(sha256: &[u8; 32], gzip: bool) -> HeaderValue {
+    let suffix = if gzip { "-gzip" } else { "" };
     // Hex digits between quotes are always a valid header value.
-    HeaderValue::from_str(&format!("\"{}\"", hex::encode(&sha256[..16])))
+    HeaderValue::from_str(&format!("\"{}{suffix}\"", hex::encode(&sha256[..16])))
         .unwrap_or_else(|_| HeaderValue::from_static("\"\""))
 }
 
 async fn page(headers: HeaderMap) -> Response {
-    let Some((html, etag)) = &PAGE.html else {
+    let Some((html, hash)) = &PAGE.html else {
         return Error::Internal(anyhow::anyhow!("the dashboard's index.html is missing")).into_response();
     };
     let mut response = cached(
         &headers,
-        etag,
+        hash,
         REVALIDATE,
         "text/html; charset=utf-8",
         Cow::Borrowed(html.as_slice()),
@@ -139,32 +149,43 @@ async fn asset(Path((version, path)): Path<(String, String)>, headers: HeaderMap
         None => PageFiles::get(&path),
     };
     match file {
-        Some(file) => {
-            let etag = etag_of(&file.metadata.sha256_hash());
-            cached(&headers, &etag, FOREVER, content_type(&path), file.data)
-        }
+        Some(file) => cached(
+            &headers,
+            &file.metadata.sha256_hash(),
+            FOREVER,
+            content_type(&path),
+            file.data,
+        ),
         None => Error::NotFound("No such asset".into()).into_response(),
     }
 }
 
 async fn protocol(Path(path): Path<String>, headers: HeaderMap) -> Response {
     match ProtocolFiles::get(&path) {
-        Some(file) => {
-            let etag = etag_of(&file.metadata.sha256_hash());
-            cached(&headers, &etag, REVALIDATE, content_type(&path), file.data)
-        }
+        Some(file) => cached(
+            &headers,
+            &file.metadata.sha256_hash(),
+            REVALIDATE,
+            content_type(&path),
+            file.data,
+        ),
         None => Error::NotFound("No such protocol file".into()).into_response(),
     }
 }
 
-/// The file, or 304 when the client's copy (`If-None-Match`) is this one.
+/// The file (gzipped when the client takes it and it is worth it), or 304 when the
+/// client's copy (`If-None-Match`) is this one.
 fn cached(
     request: &HeaderMap,
-    etag: &HeaderValue,
+    hash: &[u8; 32],
     cache_control: &'static str,
     content_type: &'static str,
     body: Cow<'static, [u8]>,
 ) -> Response {
+    let gzipped = (compressible(content_type) && body.len() > 1024 && accepts_gzip(request))
+        .then(|| gzipped(hash, &body))
+        .flatten();
+    let etag = etag_of(hash, gzipped.is_some());
     let fresh = request
         .get_all(IF_NONE_MATCH)
         .iter()
@@ -175,17 +196,66 @@ fn cached(
     let mut response = if fresh {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        let mut response = Body::from(body).into_response();
-        response
-            .headers_mut()
-            .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+        let mut response = match &gzipped {
+            Some(gzipped) => Body::from(gzipped.to_vec()).into_response(),
+            None => Body::from(body).into_response(),
+        };
+        let set = response.headers_mut();
+        set.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+        if gzipped.is_some() {
+            set.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        }
         response
     };
     let set = response.headers_mut();
-    set.insert(ETAG, etag.clone());
+    set.insert(ETAG, etag);
     set.insert(CACHE_CONTROL, HeaderValue::from_static(cache_control));
     set.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    if compressible(content_type) {
+        set.insert(VARY, HeaderValue::from_static("accept-encoding"));
+    }
     response
+}
+
+fn compressible(content_type: &str) -> bool {
+    content_type.starts_with("text/")
+        || content_type.starts_with("application/json")
+        || content_type.starts_with("image/svg+xml")
+}
+
+/// Whether `Accept-Encoding` takes gzip (by name or `*`, with a non-zero weight).
+fn accepts_gzip(request: &HeaderMap) -> bool {
+    request
+        .get_all(ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|coding| {
+            let mut parts = coding.split(';').map(str::trim);
+            let name = parts.next().unwrap_or_default();
+            let refused = parts.any(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
+        })
+}
+
+/// The gzipped copy of `body`, made at its first request; `None` if compressing failed
+/// (the file then goes as it is).
+fn gzipped(hash: &[u8; 32], body: &[u8]) -> Option<Arc<[u8]>> {
+    if let Some(known) = GZIPPED.get(hash) {
+        return Some(known.clone());
+    }
+    let mut encoder = GzEncoder::new(Vec::with_capacity(body.len() / 3), Compression::best());
+    let compressed: Arc<[u8]> = encoder
+        .write_all(body)
+        .and_then(|()| encoder.finish())
+        .ok()?
+        .into();
+    GZIPPED.insert(*hash, compressed.clone());
+    Some(compressed)
 }
 
 /// By extension; the protocol's YAML and Markdown as plain text, so that a browser shows
@@ -238,19 +308,58 @@ mod tests {
 
     #[test]
     fn an_etag_in_if_none_match_gives_304() {
-        let etag = etag_of(&[7; 32]);
+        let hash = [7; 32];
+        let etag = etag_of(&hash, false);
         let mut request = HeaderMap::new();
-        let response = cached(&request, &etag, FOREVER, "text/css", Cow::Borrowed(b"x"));
+        let response = cached(&request, &hash, FOREVER, "text/css", Cow::Borrowed(b"x"));
         assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()[ETAG], etag);
         request.insert(IF_NONE_MATCH, HeaderValue::from_static("\"other\", W/\"0707\""));
-        let other = cached(&request, &etag, FOREVER, "text/css", Cow::Borrowed(b"x"));
+        let other = cached(&request, &hash, FOREVER, "text/css", Cow::Borrowed(b"x"));
         assert_eq!(other.status(), StatusCode::OK);
         request.insert(
             IF_NONE_MATCH,
             HeaderValue::from_str(&format!("\"other\", {}", etag.to_str().unwrap())).unwrap(),
         );
-        let response = cached(&request, &etag, FOREVER, "text/css", Cow::Borrowed(b"x"));
+        let response = cached(&request, &hash, FOREVER, "text/css", Cow::Borrowed(b"x"));
         assert_eq!(response.status(), StatusCode::NOT_MODIFIED);
         assert_eq!(response.headers()[ETAG], etag);
+    }
+
+    #[test]
+    fn gzip_when_accepted_with_its_own_etag() {
+        use std::io::Read;
+
+        let text = "body { color: red; }\n".repeat(100);
+        let hash: [u8; 32] = Sha256::digest(text.as_bytes()).into();
+        let body = || Cow::Owned(text.clone().into_bytes());
+        let mut request = HeaderMap::new();
+        let plain = cached(&request, &hash, FOREVER, "text/css", body());
+        assert!(plain.headers().get(CONTENT_ENCODING).is_none());
+        assert_eq!(plain.headers()[VARY], "accept-encoding");
+
+        request.insert(ACCEPT_ENCODING, HeaderValue::from_static("gzip;q=0, br"));
+        let refused = cached(&request, &hash, FOREVER, "text/css", body());
+        assert!(refused.headers().get(CONTENT_ENCODING).is_none());
+
+        request.insert(ACCEPT_ENCODING, HeaderValue::from_static("deflate, GZIP;q=0.5"));
+        let gzipped = cached(&request, &hash, FOREVER, "text/css", body());
+        assert_eq!(gzipped.headers()[CONTENT_ENCODING], "gzip");
+        let etag = gzipped.headers()[ETAG].clone();
+        assert_ne!(etag, plain.headers()[ETAG]);
+        let bytes = GZIPPED.get(&hash).expect("kept").clone();
+        assert!(bytes.len() < text.len() / 10, "{} bytes", bytes.len());
+        let mut unzipped = String::new();
+        flate2::read::GzDecoder::new(&bytes[..])
+            .read_to_string(&mut unzipped)
+            .expect("gzip");
+        assert_eq!(unzipped, text);
+
+        request.insert(IF_NONE_MATCH, etag);
+        let fresh = cached(&request, &hash, FOREVER, "text/css", body());
+        assert_eq!(fresh.status(), StatusCode::NOT_MODIFIED);
+        // Small files and images go as they are.
+        let small = cached(&request, &[1; 32], FOREVER, "text/css", Cow::Borrowed(b"x"));
+        assert!(small.headers().get(CONTENT_ENCODING).is_none());
     }
 }
