@@ -40,6 +40,8 @@ export function useBrowser() {
   before(async () => {
     if (!existsSync(CHROMIUM)) throw new Error(`no browser at ${CHROMIUM}: apt-get install -y chromium (or set CHROMIUM_BIN)`);
     if (!existsSync(SERVER_BIN)) throw new Error(`no server binary at ${SERVER_BIN}: cargo build --bin taskstream (or set TASKSTREAM_BIN)`);
+    // Only this run's failures are left there.
+    rmSync(SCREENSHOTS, { recursive: true, force: true });
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: [

@@ -91,7 +91,9 @@ static GZIPPED: LazyLock<DashMap<[u8; 32], Arc<[u8]>>> = LazyLock::new(DashMap::
 /// A hash of every asset's name and content: it changes whenever one of them does.
 fn assets_version() -> String {
     let mut files: Vec<(String, [u8; 32])> = PageFiles::iter()
-        .filter_map(|name| PageFiles::get(&name).map(|f| (name.into_owned(), f.metadata.sha256_hash())))
+        .filter_map(|name| {
+            PageFiles::get(&name).map(|f| (name.into_owned(), f.metadata.sha256_hash()))
+        })
         .chain(ClientFiles::iter().filter_map(|name| {
             ClientFiles::get(&name).map(|f| (format!("client/{name}"), f.metadata.sha256_hash()))
         }))
@@ -117,7 +119,8 @@ fn etag_of(sha256: &[u8; 32], gzip: bool) -> HeaderValue {
 
 async fn page(headers: HeaderMap) -> Response {
     let Some((html, hash)) = &PAGE.html else {
-        return Error::Internal(anyhow::anyhow!("the dashboard's index.html is missing")).into_response();
+        return Error::Internal(anyhow::anyhow!("the dashboard's index.html is missing"))
+            .into_response();
     };
     let mut response = cached(
         &headers,
@@ -127,7 +130,10 @@ async fn page(headers: HeaderMap) -> Response {
         Cow::Borrowed(html.as_slice()),
     );
     let set = response.headers_mut();
-    set.insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static(PAGE_POLICY));
+    set.insert(
+        CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(PAGE_POLICY),
+    );
     set.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     // The mail links carry their token in the query: it must not travel any further.
     set.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
@@ -141,7 +147,8 @@ async fn page(headers: HeaderMap) -> Response {
 async fn asset(Path((version, path)): Path<(String, String)>, headers: HeaderMap) -> Response {
     // Another version's file would be cached forever under the wrong name.
     if version != PAGE.version {
-        return Error::NotFound("No such asset (the page was updated: reload it)".into()).into_response();
+        return Error::NotFound("No such asset (the page was updated: reload it)".into())
+            .into_response();
     }
     let file = match path.strip_prefix("client/") {
         Some(client) => ClientFiles::get(client),
@@ -287,7 +294,10 @@ mod tests {
             .skip(1)
             .filter_map(|rest| rest.split('"').next())
             .collect();
-        assert!(named.contains(&"app.js") && named.contains(&"style.css"), "{named:?}");
+        assert!(
+            named.contains(&"app.js") && named.contains(&"style.css"),
+            "{named:?}"
+        );
         for name in named {
             let found = match name.strip_prefix("client/") {
                 Some(client) => ClientFiles::get(client).is_some(),
@@ -300,9 +310,15 @@ mod tests {
     #[test]
     fn types_by_extension() {
         assert_eq!(content_type("app.js"), "text/javascript; charset=utf-8");
-        assert_eq!(content_type("client/socket.js"), "text/javascript; charset=utf-8");
+        assert_eq!(
+            content_type("client/socket.js"),
+            "text/javascript; charset=utf-8"
+        );
         assert_eq!(content_type("asyncapi.yaml"), "text/plain; charset=utf-8");
-        assert_eq!(content_type("schemas/server/ready.json"), "application/json");
+        assert_eq!(
+            content_type("schemas/server/ready.json"),
+            "application/json"
+        );
         assert_eq!(content_type("noextension"), "application/octet-stream");
     }
 
@@ -314,7 +330,10 @@ mod tests {
         let response = cached(&request, &hash, FOREVER, "text/css", Cow::Borrowed(b"x"));
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(response.headers()[ETAG], etag);
-        request.insert(IF_NONE_MATCH, HeaderValue::from_static("\"other\", W/\"0707\""));
+        request.insert(
+            IF_NONE_MATCH,
+            HeaderValue::from_static("\"other\", W/\"0707\""),
+        );
         let other = cached(&request, &hash, FOREVER, "text/css", Cow::Borrowed(b"x"));
         assert_eq!(other.status(), StatusCode::OK);
         request.insert(
@@ -342,7 +361,10 @@ mod tests {
         let refused = cached(&request, &hash, FOREVER, "text/css", body());
         assert!(refused.headers().get(CONTENT_ENCODING).is_none());
 
-        request.insert(ACCEPT_ENCODING, HeaderValue::from_static("deflate, GZIP;q=0.5"));
+        request.insert(
+            ACCEPT_ENCODING,
+            HeaderValue::from_static("deflate, GZIP;q=0.5"),
+        );
         let gzipped = cached(&request, &hash, FOREVER, "text/css", body());
         assert_eq!(gzipped.headers()[CONTENT_ENCODING], "gzip");
         let etag = gzipped.headers()[ETAG].clone();
