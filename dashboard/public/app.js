@@ -251,6 +251,8 @@ async function unreadIds() {
 }
 
 function onTask(event) {
+  // Project streams (once the server has them) are for a project board, not this list.
+  if (event.stream && event.stream !== 'user') return;
   const { id } = event.data;
   if (event.event === 'task.purged') state.tasks.delete(id);
   else state.tasks.set(id, event.data);
