@@ -6,6 +6,7 @@ pub mod auth;
 pub mod auth_mail;
 pub mod client;
 pub mod contact;
+pub mod dashboard;
 pub mod doc;
 pub mod events;
 pub mod extract;
@@ -369,6 +370,7 @@ pub fn router(
             client::client_middleware,
         ))
         .merge(health::router())
+        .merge(dashboard::router())
         .merge(SwaggerUi::new("/docs").url("/api/v1/openapi.json", openapi))
         .nest_service("/media", media)
         .fallback(not_found)

@@ -6,7 +6,7 @@
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::State;
-use axum::http::header::{AUTHORIZATION, ORIGIN};
+use axum::http::header::{AUTHORIZATION, HOST, ORIGIN};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
@@ -66,16 +66,29 @@ impl AllowedOrigins {
     }
 
     /// Whether an upgrade with these headers may go on. Without `Origin` the client is no
-    /// browser (browsers always send it on upgrades), and nothing is at stake.
+    /// browser (browsers always send it on upgrades), and nothing is at stake. A page of
+    /// this server itself (the dashboard: `Origin` names the `Host` asked for) may always
+    /// connect: same-origin is what the check is there to allow.
     fn allows(&self, headers: &HeaderMap) -> bool {
         let (Some(origins), Some(origin)) = (&self.0, headers.get(ORIGIN)) else {
             return true;
         };
         origin.to_str().is_ok_and(|origin| {
             let origin = origin.trim().to_ascii_lowercase();
-            origins.contains(&origin)
+            origins.contains(&origin) || same_origin(&origin, headers)
         })
     }
+}
+
+/// Whether `origin` (lowercase) is the scheme plus the `Host` header of the request.
+fn same_origin(origin: &str, headers: &HeaderMap) -> bool {
+    let Some(host) = headers.get(HOST).and_then(|h| h.to_str().ok()) else {
+        return false;
+    };
+    origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+        .is_some_and(|authority| authority.eq_ignore_ascii_case(host.trim()))
 }
 
 /// tungstenite's own cap; messages between 64 KiB and this are refused by the protocol

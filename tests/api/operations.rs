@@ -18,6 +18,7 @@ backend_tests!(
     cors_allows_configured_origins_only,
     openapi_document_lists_every_route,
     docs_page_is_served,
+    dashboard_is_served,
     instances_share_the_secret_and_the_data,
 );
 
@@ -415,6 +416,93 @@ async fn docs_page_is_served(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
+}
+
+/// The dashboard (`/`, and the pages mails link to) is a page, not an API operation: it is
+/// not in the OpenAPI document, and it never takes the API's routes. Its behaviour is
+/// tested in a real browser (dashboard/test).
+async fn dashboard_is_served(app: TestApp) {
+    let header = |response: &reqwest::Response, name: &str| {
+        response
+            .headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default()
+    };
+    let mut assets = BTreeSet::new();
+    for path in ["/", "/verify-email?token=abc", "/reset-password?token=abc"] {
+        let response = app.client.get(app.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        assert_eq!(
+            header(&response, "content-type"),
+            "text/html; charset=utf-8"
+        );
+        assert_eq!(header(&response, "cache-control"), "no-cache");
+        assert_eq!(header(&response, "x-content-type-options"), "nosniff");
+        assert_eq!(header(&response, "x-frame-options"), "DENY");
+        assert_eq!(header(&response, "referrer-policy"), "no-referrer");
+        let policy = header(&response, "content-security-policy");
+        for directive in [
+            "default-src 'self'",
+            "script-src 'self'",
+            "connect-src 'self'",
+        ] {
+            assert!(policy.contains(directive), "{policy}");
+        }
+        assert!(!policy.contains("unsafe-inline"), "{policy}");
+        let html = response.text().await.unwrap();
+        assert!(!html.contains("https://"), "nothing from elsewhere: {html}");
+        assets.extend(
+            html.split("\"assets/")
+                .skip(1)
+                .filter_map(|rest| rest.split('"').next())
+                .map(|asset| format!("/assets/{asset}")),
+        );
+    }
+    assert!(assets.iter().any(|a| a.ends_with("/app.js")), "{assets:?}");
+    for asset in &assets {
+        let response = app.client.get(app.url(asset)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{asset}");
+        assert_eq!(
+            header(&response, "cache-control"),
+            "public, max-age=31536000, immutable"
+        );
+        let etag = header(&response, "etag");
+        let again = app
+            .client
+            .get(app.url(asset))
+            .header("if-none-match", &etag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(again.status(), StatusCode::NOT_MODIFIED, "{asset}");
+    }
+    let script = assets.iter().find(|a| a.ends_with("/app.js")).unwrap();
+    let response = app.client.get(app.url(script)).send().await.unwrap();
+    assert_eq!(
+        header(&response, "content-type"),
+        "text/javascript; charset=utf-8"
+    );
+    // Another version's name is not this file (it would be cached for good).
+    let stale = script.replacen("/assets/", "/assets/0", 1);
+    let response = app.client.get(app.url(&stale)).send().await.unwrap();
+    expect_error(response, StatusCode::NOT_FOUND, "RESOURCE_NOT_FOUND").await;
+    // The protocol, read-only, for the page's link.
+    let response = app
+        .client
+        .get(app.url("/protocol/asyncapi.yaml"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.text().await.unwrap().starts_with("asyncapi: 3"));
+    let response = app.client.post(app.url("/")).send().await.unwrap();
+    expect_error(
+        response,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "METHOD_NOT_ALLOWED",
+    )
+    .await;
 }
 
 async fn instances_share_the_secret_and_the_data(app: TestApp) {

@@ -222,6 +222,15 @@ async fn browser_upgrades_from_other_origins_are_refused(app: TestApp) {
             "{origin}"
         );
     }
+    // A page the server serves itself (the dashboard) is same-origin: its `Origin` is the
+    // `Host` it asked for, which ALLOWED_ORIGINS need not list.
+    assert_eq!(upgrade_from(&app, Some(&app.address)).await, (101, None));
+    let other_port = app.address.replace("127.0.0.1:", "127.0.0.1:1");
+    assert_eq!(
+        upgrade_from(&app, Some(&other_port)).await,
+        (403, Some("FORBIDDEN".to_owned())),
+        "{other_port}"
+    );
 }
 
 async fn any_origin_may_upgrade_when_allowed_origins_is_star(backend: Backend) {

@@ -1,0 +1,436 @@
+// The browser tests' kit: headless Chromium from the system (Debian's `chromium`) driven by
+// playwright-core, real taskstream server processes (SQLite or a fresh PostgreSQL
+// database), the mails those servers write, and scenarios that keep a screenshot of every
+// page at each step and write them out when the scenario fails.
+
+import { spawn, execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, before, test } from 'node:test';
+
+import { chromium } from 'playwright-core';
+
+import { TaskstreamApi } from '../../clients/js/src/api.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = resolve(here, '..', '..');
+export const SERVER_BIN = resolve(root, process.env.TASKSTREAM_BIN ?? join('target', 'debug', 'taskstream'));
+const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
+/** Where failing scenarios leave their screenshots (CI keeps target/). */
+export const SCREENSHOTS = resolve(root, process.env.SCREENSHOT_DIR ?? join('target', 'browser-screenshots'));
+const POSTGRES = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+export const BACKENDS = ['sqlite', 'postgres'];
+export const PASSWORD = 'Correct-Horse-9!';
+
+// --- the browser ----------------------------------------------------------------------
+
+/** @type {import('playwright-core').Browser} */
+let browser;
+
+/**
+ * One headless Chromium for the file, each scenario in contexts of its own (separate
+ * cookies and storage, like two browsers). `launch` starts it on a fresh temporary
+ * user-data-dir, removed when it closes.
+ */
+export function useBrowser() {
+  before(async () => {
+    if (!existsSync(CHROMIUM)) throw new Error(`no browser at ${CHROMIUM}: apt-get install -y chromium (or set CHROMIUM_BIN)`);
+    if (!existsSync(SERVER_BIN)) throw new Error(`no server binary at ${SERVER_BIN}: cargo build --bin taskstream (or set TASKSTREAM_BIN)`);
+    // Only this run's failures are left there.
+    rmSync(SCREENSHOTS, { recursive: true, force: true });
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+    });
+  });
+  after(async () => {
+    await browser?.close();
+  });
+}
+
+// --- servers --------------------------------------------------------------------------
+
+async function freePort() {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolvePort(port));
+    });
+  });
+}
+
+function psql(sql) {
+  execFileSync('psql', [POSTGRES, '-qc', sql], { stdio: ['ignore', 'ignore', 'pipe'] });
+}
+
+/** Servers not stopped yet: a run that ends abruptly still takes them down. */
+const running = new Set();
+process.on('exit', () => {
+  for (const server of running) server.cleanUp();
+});
+
+/**
+ * A taskstream process on a free port, with a temporary DATA_DIR as its working directory
+ * (so no .env is read), cheap hashing, no rate limits, no metrics listener, no SMTP (mails
+ * become files in DATA_DIR/mail). `restart()` brings it back on the same port and data.
+ */
+export class Server {
+  static async start({ backend = 'sqlite', env = {} } = {}) {
+    const server = new Server(backend, await freePort(), env);
+    running.add(server);
+    if (backend === 'postgres') {
+      server.database = `taskstream_browser_${process.pid}_${randomBytes(4).toString('hex')}`;
+      psql(`CREATE DATABASE ${server.database}`);
+    }
+    await server.run();
+    return server;
+  }
+
+  constructor(backend, port, env) {
+    this.backend = backend;
+    this.port = port;
+    this.env = env;
+    this.dataDir = mkdtempSync(join(tmpdir(), 'taskstream-browser-'));
+    this.secret = randomBytes(32).toString('hex');
+    this.baseUrl = `http://127.0.0.1:${port}`;
+    this.database = null;
+    this.process = null;
+    this.log = '';
+  }
+
+  async run() {
+    const env = {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      BIND: `127.0.0.1:${this.port}`,
+      DATA_DIR: this.dataDir,
+      JWT_SECRET: this.secret,
+      RATE_LIMITS: 'off',
+      ARGON2_MEMORY_KIB: '256',
+      ARGON2_ITERATIONS: '1',
+      METRICS_BIND: 'off',
+      SHUTDOWN_SPREAD: '0s',
+      ...(this.database ? { DATABASE_URL: POSTGRES.replace(/\/[^/]*$/, `/${this.database}`) } : {}),
+      ...this.env,
+    };
+    const child = spawn(SERVER_BIN, [], { cwd: this.dataDir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.process = child;
+    this._exited = new Promise((resolveExit) => child.once('exit', (code, signal) => resolveExit({ code, signal })));
+    const keep = (chunk) => (this.log += chunk.toString());
+    child.stdout.on('data', keep);
+    child.stderr.on('data', keep);
+    const early = this._exited.then(({ code, signal }) => {
+      throw new Error(`taskstream exited at start-up (${code ?? signal}):\n${this.log}`);
+    });
+    await Promise.race([early, this._answering()]);
+    early.catch(() => {});
+  }
+
+  async _answering() {
+    for (;;) {
+      try {
+        if ((await fetch(`${this.baseUrl}/health/live`)).ok) return;
+      } catch {
+        // Not listening yet.
+      }
+      await sleep(25);
+    }
+  }
+
+  /** SIGKILL: a crash. SIGTERM: a graceful shutdown (sockets closed with 1012). */
+  async kill(signal = 'SIGKILL') {
+    if (!this.process) return;
+    this.process.kill(signal);
+    await this._exited;
+    this.process = null;
+  }
+
+  async stop() {
+    running.delete(this);
+    await this.kill();
+    this.cleanUp();
+  }
+
+  cleanUp() {
+    this.process?.kill('SIGKILL');
+    rmSync(this.dataDir, { recursive: true, force: true });
+    if (this.database) {
+      try {
+        psql(`DROP DATABASE IF EXISTS ${this.database} WITH (FORCE)`);
+      } catch {
+        // Best effort on the way out.
+      }
+      this.database = null;
+    }
+  }
+
+  /** A REST client of this server (node's fetch), signed in as `credentials`. */
+  async api(credentials) {
+    const api = new TaskstreamApi({ baseUrl: this.baseUrl });
+    await api.signin({ email: credentials.email, password: credentials.password });
+    return api;
+  }
+
+  /**
+   * The link of the newest mail of `kind` (`welcome`, `password_reset`, …) sent to
+   * `email`, once the server has written it (the delivery worker sends within a second).
+   */
+  async mailLink(kind, email) {
+    const folder = join(this.dataDir, 'mail');
+    for (;;) {
+      const names = existsSync(folder) ? readdirSync(folder).filter((n) => n.endsWith(`-${kind}.eml`)).sort().reverse() : [];
+      for (const name of names) {
+        const text = decodeQuotedPrintable(readFileSync(join(folder, name), 'utf8'));
+        if (!text.includes(`<${email}>`)) continue;
+        const link = text.match(/https?:\/\/\S+?\?token=[A-Za-z0-9_-]{43}/);
+        if (link) return link[0];
+      }
+      await sleep(50);
+    }
+  }
+}
+
+/** Mails are quoted-printable (long lines are split with `=` and `=` is `=3D`). */
+function decodeQuotedPrintable(text) {
+  return text
+    .replace(/=\r?\n/g, '')
+    .replace(/=([0-9A-F]{2})/g, (_, hex) => String.fromCharCode(Number.parseInt(hex, 16)));
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Names allow letters only: hex digits become letters. */
+export function tag() {
+  return [...randomBytes(4).toString('hex')].map((c) => String.fromCharCode(97 + Number.parseInt(c, 16))).join('');
+}
+
+// --- scenarios ------------------------------------------------------------------------
+
+/**
+ * One scenario, run on SQLite and on PostgreSQL side by side. `fn` gets a Run: its
+ * servers, pages and steps; whatever happens they are closed at the end, and on failure the
+ * screenshot taken after each step (and one of the moment it failed) is written to
+ * SCREENSHOTS, whose path is printed.
+ */
+export function scenario(name, fn, { backends = BACKENDS, timeout = 50_000 } = {}) {
+  test(name, { timeout, concurrency: true }, async (t) => {
+    await Promise.all(
+      backends.map((backend) =>
+        t.test(backend, async () => {
+          const run = new Run(name, backend);
+          try {
+            await fn(run);
+            run.checkPageErrors();
+          } catch (error) {
+            const written = await run.saveScreenshots();
+            console.error(`screenshots of "${name}" on ${backend}: ${written}`);
+            throw error;
+          } finally {
+            await run.close();
+          }
+        }),
+      ),
+    );
+  });
+}
+
+class Run {
+  constructor(name, backend) {
+    this.name = name;
+    this.backend = backend;
+    this.servers = [];
+    this.contexts = [];
+    /** @type {{ label: string, page: import('playwright-core').Page }[]} */
+    this.pages = [];
+    this.shots = [];
+    this.pageErrors = [];
+    this.stepCount = 0;
+  }
+
+  /** A server on this run's backend. */
+  async server(options = {}) {
+    const server = await Server.start({ backend: this.backend, ...options });
+    this.servers.push(server);
+    return server;
+  }
+
+  /** A page in a browser context of its own (its own storage: another browser, in effect). */
+  async page(label) {
+    const context = await browser.newContext({ viewport: { width: 1100, height: 800 } });
+    // A bound on every wait, so that a failure names what it waited for (the test
+    // runner's timeout would only say that time ran out).
+    context.setDefaultTimeout(20_000);
+    this.contexts.push(context);
+    const page = await context.newPage();
+    return this.adopt(label, page);
+  }
+
+  /** Another page (tab) in the context of `of`. */
+  async tab(label, of) {
+    return this.adopt(label, await of.context().newPage());
+  }
+
+  adopt(label, page) {
+    page.on('pageerror', (error) => this.pageErrors.push(`${label}: ${error.message}`));
+    // Dialogs (the permanent delete's confirm) are accepted, as the user would.
+    page.on('dialog', (dialog) => dialog.accept());
+    this.pages.push({ label, page });
+    return page;
+  }
+
+  /** Runs a step, then keeps a screenshot of every page as it left them. */
+  async step(label, fn) {
+    this.stepCount += 1;
+    const result = await fn();
+    await this.snapshot(`${String(this.stepCount).padStart(2, '0')}-${label}`);
+    return result;
+  }
+
+  async snapshot(label) {
+    for (const { label: pageLabel, page } of this.pages) {
+      if (page.isClosed()) continue;
+      try {
+        this.shots.push({ name: `${label}-${pageLabel}.png`, png: await page.screenshot({ fullPage: true }) });
+      } catch {
+        // A page that cannot be drawn (closing) has nothing to show.
+      }
+    }
+  }
+
+  async saveScreenshots() {
+    await this.snapshot('failed');
+    const folder = join(SCREENSHOTS, `${slug(this.name)}-${this.backend}`);
+    rmSync(folder, { recursive: true, force: true });
+    mkdirSync(folder, { recursive: true });
+    for (const { name, png } of this.shots) writeFileSync(join(folder, slug(name, '.png')), png);
+    for (const server of this.servers) writeFileSync(join(folder, `server-${server.port}.log`), server.log);
+    return folder;
+  }
+
+  /** An uncaught exception in a page is a bug of the page, whatever the scenario saw. */
+  checkPageErrors() {
+    if (this.pageErrors.length) throw new Error(`errors in the pages:\n${this.pageErrors.join('\n')}`);
+  }
+
+  async close() {
+    await Promise.all(this.contexts.map((context) => context.close().catch(() => {})));
+    await Promise.all(this.servers.map((server) => server.stop()));
+  }
+}
+
+function slug(text, keep = '') {
+  const base = keep && text.endsWith(keep) ? text.slice(0, -keep.length) : text;
+  return `${base.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '')}${keep}`;
+}
+
+// --- the page, as a user drives it ----------------------------------------------------
+
+/** Waits until the board is live and its state loaded (the counts appear with it). */
+export async function boardReady(page) {
+  await page.locator('#connection[data-state="live"]').waitFor();
+  await page.locator('#filters [data-filter="all"] .count:not(:empty)').waitFor();
+}
+
+/** Signs a new account up through the page; returns its credentials. */
+export async function signUp(page, server) {
+  const credentials = { name: `Ada ${tag()}`, email: `ada-${tag()}@example.com`, password: PASSWORD };
+  await page.goto(server.baseUrl);
+  await page.getByRole('button', { name: 'Sign up' }).click();
+  const form = page.locator('#signup');
+  await form.getByLabel('Name').fill(credentials.name);
+  await form.getByLabel('E-mail').fill(credentials.email);
+  await form.getByLabel('Password').fill(credentials.password);
+  await form.getByRole('button', { name: 'Create my account' }).click();
+  await boardReady(page);
+  return credentials;
+}
+
+export async function signIn(page, server, credentials) {
+  await page.goto(server.baseUrl);
+  const form = page.locator('#signin');
+  await form.getByLabel('E-mail').fill(credentials.email);
+  await form.getByLabel('Password').fill(credentials.password);
+  await form.getByRole('button', { name: 'Sign in' }).click();
+  await boardReady(page);
+}
+
+export async function addTask(page, title) {
+  const form = page.locator('#new-task');
+  await form.getByLabel('Title').fill(title);
+  await form.getByRole('button', { name: 'Add' }).click();
+}
+
+export async function showTasks(page, filter) {
+  await page.locator(`#filters [data-filter="${filter}"]`).click();
+}
+
+/** The row of the task titled `title` in the list shown. */
+export const taskRow = (page, title) => page.locator('#tasks li.task').filter({ has: page.locator('.title', { hasText: exactly(title) }) });
+
+/** The titles of the list shown, in order. */
+export const titles = (page) => page.locator('#tasks li.task .title').allTextContents();
+
+/** Resolves once the list shown holds exactly `expected` (in any order). */
+export async function waitForTitles(page, expected) {
+  const want = [...expected].sort();
+  await page.waitForFunction(
+    (want) => {
+      const have = [...document.querySelectorAll('#tasks li.task .title')].map((e) => e.textContent).sort();
+      return JSON.stringify(have) === JSON.stringify(want);
+    },
+    want,
+    { polling: 'raf' },
+  );
+}
+
+/** The stream position the page's indicator shows (`user #N`). */
+export async function shownPosition(page) {
+  const text = await page.locator('#connection .positions').textContent();
+  const match = /user #(\d+)/.exec(text ?? '');
+  return match ? Number(match[1]) : null;
+}
+
+/** The user's latest seq, from the polling endpoint. */
+export async function latestSeq(api) {
+  return (await api.events(0, 1)).last_seq;
+}
+
+function exactly(text) {
+  return new RegExp(`^${text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`);
+}
+
+/**
+ * Records, in the page, every state the connection indicator takes and whether the
+ * sign-in form ever shows, from now on: what a user would have seen.
+ */
+export async function watchIndicator(page) {
+  await page.evaluate(() => {
+    const seen = (window.__seen = { states: [], signIn: false });
+    const indicator = document.querySelector('#connection');
+    const auth = document.querySelector('#auth');
+    const note = () => {
+      const state = indicator.dataset.state;
+      if (seen.states.at(-1) !== state) seen.states.push(state);
+      if (!auth.hidden) seen.signIn = true;
+    };
+    note();
+    new MutationObserver(note).observe(indicator, { attributes: true, attributeFilter: ['data-state'] });
+    new MutationObserver(note).observe(auth, { attributes: true, attributeFilter: ['hidden'] });
+  });
+  return () => page.evaluate(() => window.__seen);
+}
