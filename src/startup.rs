@@ -470,11 +470,11 @@ fn load_or_create_secret(path: &Path) -> anyhow::Result<Secret> {
     let mut bytes = [0u8; 32];
     OsRng.fill_bytes(&mut bytes);
     let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    crate::config::write_private_file(path, &secret).with_context(|| format!("writing {}", path.display()))?;
+    crate::config::write_private_file(path, &secret)
+        .with_context(|| format!("writing {}", path.display()))?;
     tracing::info!(path = %path.display(), "generated a JWT secret for the embedded database");
     Ok(Secret::new(secret))
 }
-
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.
 pub async fn shutdown_signal() {

@@ -490,10 +490,13 @@ impl DeliveryWorker {
         let mut ticks: u64 = 0;
         loop {
             every.tick().await;
-            if let Ok((pending, oldest)) = store.delivery_backlog().await {
-                metrics::gauge!(crate::metrics::DELIVERIES_PENDING).set(pending as f64);
-                let age = oldest.map_or(0.0, crate::metrics::seconds_since);
-                metrics::gauge!(crate::metrics::DELIVERY_OLDEST_PENDING).set(age);
+            match store.delivery_backlog().await {
+                Ok((pending, oldest)) => {
+                    metrics::gauge!(crate::metrics::DELIVERIES_PENDING).set(pending as f64);
+                    let age = oldest.map_or(0.0, crate::metrics::seconds_since);
+                    metrics::gauge!(crate::metrics::DELIVERY_OLDEST_PENDING).set(age);
+                }
+                Err(err) => tracing::warn!(error = %err, "reading the delivery backlog failed"),
             }
             if ticks % 720 == 0 {
                 let now = crate::domain::now();
@@ -524,10 +527,22 @@ pub async fn run_reminders(svc: Services, loops: usize) {
     const BATCH: usize = 200;
     let fire = |svc: Services| async move {
         loop {
-            // An idle instance looks on the read pool, without taking the writer.
-            if let Ok(false) = svc.store.reminder_due(crate::domain::now()).await {
-                tokio::time::sleep(POLL).await;
-                continue;
+            // An idle instance looks on the read pool, without taking the writer, and
+            // sleeps until the next reminder is due (looking again within a second, for
+            // reminders scheduled meanwhile).
+            match svc.store.next_reminder_at().await {
+                Ok(None) => {
+                    tokio::time::sleep(POLL).await;
+                    continue;
+                }
+                Ok(Some(at)) => {
+                    let wait = (at - crate::domain::now()).to_std().unwrap_or_default();
+                    if !wait.is_zero() {
+                        tokio::time::sleep(wait.min(POLL)).await;
+                        continue;
+                    }
+                }
+                Err(err) => tracing::warn!(error = %err, "reading the next reminder's time failed"),
             }
             match crate::service::reminders::fire_due(&svc, BATCH).await {
                 Ok(fired) if fired == BATCH => continue,

@@ -379,7 +379,6 @@ impl fmt::Debug for VapidKey {
     }
 }
 
-
 /// What became of a push that was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PushError {

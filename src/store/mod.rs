@@ -225,8 +225,8 @@ pub trait Store: Send + Sync + 'static {
     /// Whether a delivery is due by `now` (a read: an idle worker looks without taking
     /// the writer).
     async fn delivery_due(&self, now: DateTime<Utc>) -> StoreResult<bool>;
-    /// Whether a task's reminder is due by `now` (a read, like `delivery_due`).
-    async fn reminder_due(&self, now: DateTime<Utc>) -> StoreResult<bool>;
+    /// When the next reminder fires, if any is scheduled (a read, like `delivery_due`).
+    async fn next_reminder_at(&self) -> StoreResult<Option<DateTime<Utc>>>;
     /// Settles a claimed delivery; `false` if the claim was lost (the lease passed and
     /// another worker took it).
     async fn settle_delivery(

@@ -261,8 +261,8 @@ const DUE_REMINDER: &str = sql(&join(&[
     " FROM tasks WHERE remind_at <= $1 ORDER BY remind_at LIMIT 1",
 ]));
 
-pub const REMINDER_DUE: &str =
-    "SELECT EXISTS (SELECT 1 FROM tasks WHERE remind_at <= $1)";
+/// When the next reminder fires (the partial index on `remind_at` answers it).
+pub const NEXT_REMINDER_AT: &str = "SELECT min(remind_at) FROM tasks WHERE remind_at IS NOT NULL";
 
 pub const SET_REMINDER: &str = "UPDATE tasks SET remind_at = $2, reminder_stage = $3 WHERE id = $1";
 

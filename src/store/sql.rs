@@ -380,9 +380,8 @@ where
             .map_err(B::store_error)
     }
 
-    async fn reminder_due(&self, now: DateTime<Utc>) -> StoreResult<bool> {
-        sqlx::query_scalar(q::REMINDER_DUE)
-            .bind(now)
+    async fn next_reminder_at(&self) -> StoreResult<Option<DateTime<Utc>>> {
+        sqlx::query_scalar(q::NEXT_REMINDER_AT)
             .fetch_one(&self.read)
             .await
             .map_err(B::store_error)
