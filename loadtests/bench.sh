@@ -16,14 +16,21 @@
 #   loadtests/bench.sh abuse                 honest users' p99 alone and under a sign-in flood, an anonymous
 #                                            socket flood and upload bombs (PostgreSQL, default limits and argon2)
 #   loadtests/bench.sh abuse-embedded        the same on SQLite
+#   loadtests/bench.sh reminders             100,000 tasks whose TASK_DUE_SOON reminders fall within one minute,
+#                                            1,000 users (one socket each) over 2 instances, PostgreSQL
+#   loadtests/bench.sh reminders-embedded    the same on one SQLite instance
 #
 # DURATION (seconds, default 30) shortens or lengthens the timed scenarios; CONCURRENCY
 # (default 64) sets the clients of `rest`; ROUNDS (default 1) repeats the variants of
-# `rest-limits*` alternately (off, on, off, on, ...).
+# `rest-limits*` alternately (off, on, off, on, ...). For `reminders*`: TASKS (default
+# 100000), USERS (1000), WINDOW (seconds the reminders are due over, 60), SETUP (seconds
+# from the start of task creation to the window, 180), LEAD (the servers' REMINDER_LEAD in
+# seconds, 3600) and OVERDUE=1 to wait for the TASK_OVERDUE reminders too (with a short
+# LEAD, e.g. 120).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SCENARIO=${1:?usage: loadtests/bench.sh connections|fanout-embedded|fanout-postgres|fanout-redis|fanout-redis-restart|rest|rest-embedded|limit|rest-limits|rest-limits-embedded|abuse|abuse-embedded}
+SCENARIO=${1:?usage: loadtests/bench.sh connections|fanout-embedded|fanout-postgres|fanout-redis|fanout-redis-restart|rest|rest-embedded|limit|rest-limits|rest-limits-embedded|abuse|abuse-embedded|reminders|reminders-embedded}
 DURATION=${DURATION:-30}
 OUT=bench-results
 mkdir -p "$OUT"
@@ -197,6 +204,30 @@ case "$SCENARIO" in
     fi
     "$LOAD" abuse --url http://127.0.0.1:18080 --baseline "${BASELINE:-20}" --attack "${ATTACK:-20}" \
       --out "$OUT/$SCENARIO-$STAMP.json" --plot "$OUT/$SCENARIO-$STAMP.png"
+    ;;
+  reminders | reminders-embedded)
+    LEAD=${LEAD:-3600}
+    REMIND=(REMINDER_LEAD="${LEAD}s")
+    if [ "$SCENARIO" = reminders ]; then
+      URL=$(fresh_database)
+      start 18080 19091 DATABASE_URL="$URL" EVENT_BUS=postgres DATABASE_MAX_CONNECTIONS=20 "${REMIND[@]}"
+      start 18081 19092 DATABASE_URL="$URL" EVENT_BUS=postgres DATABASE_MAX_CONNECTIONS=20 "${REMIND[@]}"
+      TARGETS=(--instances http://127.0.0.1:18080,http://127.0.0.1:18081
+        --metrics http://127.0.0.1:19091,http://127.0.0.1:19092)
+    else
+      DATA=$(mktemp -d)
+      start 18080 19091 DATA_DIR="$DATA" "${REMIND[@]}"
+      TARGETS=(--instances http://127.0.0.1:18080 --metrics http://127.0.0.1:19091)
+    fi
+    EXTRA=()
+    if [ -n "${OVERDUE:-}" ]; then EXTRA+=(--overdue); fi
+    echo "machine before: $(uptime)" | tee "$OUT/$SCENARIO-$STAMP.machine"
+    STATUS=0
+    "$LOAD" reminders --tasks "${TASKS:-100000}" --users "${USERS:-1000}" --window "${WINDOW:-60}" \
+      --lead "$LEAD" --setup "${SETUP:-180}" "${TARGETS[@]}" "${EXTRA[@]}" \
+      --out "$OUT/$SCENARIO-$STAMP.json" --plot "$OUT/$SCENARIO-$STAMP.png" || STATUS=$?
+    echo "machine after: $(uptime)" | tee -a "$OUT/$SCENARIO-$STAMP.machine"
+    exit "$STATUS"
     ;;
   *)
     echo "unknown scenario $SCENARIO" >&2
