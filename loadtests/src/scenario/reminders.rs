@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::bail;
+use anyhow::{bail, Context};
 use chrono::{DateTime, Utc};
 use clap::Args;
 use futures_util::StreamExt;
@@ -25,7 +25,8 @@ use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::client::{
-    close_ws, connect_ws, sign_up_users, Account, Api, Seen, StreamChecker, Ws, WsTarget,
+    close_ws, connect_ws, sign_up_users, Account, Api, ConnectError, Seen, StreamChecker, Ws,
+    WsTarget,
 };
 use crate::metrics::metric;
 use crate::progress::{warn, Progress, Ui};
@@ -466,6 +467,21 @@ pub async fn run(args: &RemindersArgs, ui: Ui) -> anyhow::Result<(RemindersRepor
     let signup_start = std::time::Instant::now();
     let accounts = sign_up_users(&apis, args.users, args.signup_concurrency, ui).await?;
     let signup_seconds = signup_start.elapsed().as_secs_f64();
+    // Task ids identify the reminders: every instance must serve the one database.
+    if instances > 1 {
+        for api in &apis {
+            api.latest_seq(&accounts[0].token, 0)
+                .await
+                .with_context(|| {
+                    format!(
+                        "{} does not know a user signed up on {}: the instances must share one \
+                     database",
+                        api.base(),
+                        apis[0].base()
+                    )
+                })?;
+        }
+    }
 
     // Sockets first: a reminder can then never fire before its owner listens, however
     // long creation takes.
@@ -883,7 +899,13 @@ async fn client_task(
                         );
                     }
                     attempt += 1;
-                    if attempt >= MAX_RECONNECT_ATTEMPTS {
+                    // Refused for the token, or an error instead of `ready`: trying
+                    // again cannot help.
+                    let hopeless = matches!(
+                        err,
+                        ConnectError::Refused(401 | 403) | ConnectError::Rejected(_)
+                    );
+                    if hopeless || attempt >= MAX_RECONNECT_ATTEMPTS {
                         return;
                     }
                     instance = (instance + 1) % targets.len();
