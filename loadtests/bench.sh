@@ -114,7 +114,7 @@ drop_database() {
 rest_variant() {
   local name=$1 block=$2; shift 2
   if [ "$BACKEND" = postgres ]; then
-    URL=$(fresh_database)
+    fresh_database
     start $API0 $METRICS0 DATABASE_URL="$URL" DATABASE_MAX_CONNECTIONS=16 "$@"
   else
     DATA=$(mktemp -d)
@@ -127,10 +127,12 @@ rest_variant() {
   if [ -n "$DATA" ]; then rm -rf "$DATA"; DATA=""; fi
 }
 
+# Sets DB (dropped by cleanup and drop_database) and URL; called directly, not in $(...),
+# whose subshell would keep DB from the cleanup.
 fresh_database() {
-  DB=bench_$(date +%s)
+  DB=bench_$(date +%s)_$$
   psql -h 127.0.0.1 -U postgres -q -c "CREATE DATABASE $DB" postgres
-  echo "postgres://postgres@127.0.0.1:5432/$DB"
+  URL="postgres://postgres@127.0.0.1:5432/$DB"
 }
 
 case "$SCENARIO" in
@@ -150,7 +152,7 @@ case "$SCENARIO" in
   fanout-postgres | fanout-redis | fanout-redis-restart)
     BUS=${SCENARIO#fanout-}
     BUS=${BUS%-restart}
-    URL=$(fresh_database)
+    fresh_database
     start $API0 $METRICS0 DATABASE_URL="$URL" EVENT_BUS="$BUS" DATABASE_MAX_CONNECTIONS=20
     start $API1 $METRICS1 DATABASE_URL="$URL" EVENT_BUS="$BUS" DATABASE_MAX_CONNECTIONS=20
     if [ "$SCENARIO" = fanout-redis-restart ]; then
@@ -167,7 +169,7 @@ case "$SCENARIO" in
       --out "$OUT/fanout-$BUS-$STAMP.json" --plot "$OUT/fanout-$BUS-$STAMP.png"
     ;;
   rest)
-    URL=$(fresh_database)
+    fresh_database
     start $API0 $METRICS0 DATABASE_URL="$URL" DATABASE_MAX_CONNECTIONS=16
     "$LOAD" rest --concurrency "${CONCURRENCY:-64}" --duration "$DURATION" --url http://127.0.0.1:$API0 \
       --out "$OUT/rest-$STAMP.json"
@@ -179,7 +181,7 @@ case "$SCENARIO" in
       --out "$OUT/rest-embedded-$STAMP.json"
     ;;
   limit)
-    URL=$(fresh_database)
+    fresh_database
     start $API0 $METRICS0 DATABASE_URL="$URL" DATABASE_MAX_CONNECTIONS=32
     "$LOAD" limit --database-url "$URL" --concurrency 16 --duration "$DURATION" \
       --url http://127.0.0.1:$API0 --out "$OUT/limit-$STAMP.json"
@@ -214,7 +216,7 @@ case "$SCENARIO" in
     # The defences as shipped: default RATE_LIMITS, argon2 parameters, hashing queue.
     UNSET=(RATE_LIMITS ARGON2_MEMORY_KIB ARGON2_ITERATIONS PASSWORD_HASH_QUEUE)
     if [ "$SCENARIO" = abuse ]; then
-      URL=$(fresh_database)
+      fresh_database
       start $API0 $METRICS0 DATABASE_URL="$URL" DATABASE_MAX_CONNECTIONS=16
     else
       DATA=$(mktemp -d)
@@ -227,7 +229,7 @@ case "$SCENARIO" in
     LEAD=${LEAD:-3600}
     REMIND=(REMINDER_LEAD="${LEAD}s")
     if [ "$SCENARIO" = reminders ]; then
-      URL=$(fresh_database)
+      fresh_database
       start $API0 $METRICS0 DATABASE_URL="$URL" EVENT_BUS=postgres DATABASE_MAX_CONNECTIONS=20 "${REMIND[@]}"
       start $API1 $METRICS1 DATABASE_URL="$URL" EVENT_BUS=postgres DATABASE_MAX_CONNECTIONS=20 "${REMIND[@]}"
       TARGETS=(--instances http://127.0.0.1:$API0,http://127.0.0.1:$API1
