@@ -27,6 +27,7 @@
 # from the start of task creation to the window, 180), LEAD (the servers' REMINDER_LEAD in
 # seconds, 3600) and OVERDUE=1 to wait for the TASK_OVERDUE reminders too (with a short
 # LEAD, e.g. 120).
+# DB_SET="name=value ..." sets PostgreSQL parameters on the benchmark database only.
 # PORT_BASE (default 18080) moves the servers' ports (API on PORT_BASE and PORT_BASE+1,
 # metrics on PORT_BASE+1011 and +1012) away from other sessions' servers.
 set -euo pipefail
@@ -132,6 +133,11 @@ rest_variant() {
 fresh_database() {
   DB=bench_$(date +%s)_$$
   psql -h 127.0.0.1 -U postgres -q -c "CREATE DATABASE $DB" postgres
+  # DB_SET="name=value ..." sets PostgreSQL parameters on this database only (profiling,
+  # e.g. synchronous_commit=off); never on the cluster, which other sessions share.
+  for setting in ${DB_SET:-}; do
+    psql -h 127.0.0.1 -U postgres -q -c "ALTER DATABASE $DB SET ${setting%%=*} = '${setting#*=}'" postgres
+  done
   URL="postgres://postgres@127.0.0.1:5432/$DB"
 }
 
