@@ -195,6 +195,16 @@ fn assert_reminded_once(report: &RemindersReport) {
     assert_eq!(report.audit.due_soon_fired_twice, 0, "{summary}");
     assert_eq!(report.stream.connected, 6, "{report:#?}");
     assert_eq!(report.stream.lost, 0, "{report:#?}");
+    // The REST probe ran alongside and was answered.
+    let p = &report.probe;
+    assert!(
+        p.before.reads.count + p.during.reads.count > 0,
+        "{report:#?}"
+    );
+    assert!(
+        p.before.errors.is_empty() && p.during.errors.is_empty(),
+        "{report:#?}"
+    );
     assert!(report.passed(), "{summary}");
 }
 

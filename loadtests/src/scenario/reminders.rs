@@ -34,6 +34,7 @@ use crate::report::{
     self, bump, histogram, Counts, Histogram, LatencySummary, PlotData, ScenarioReport, Timeline,
 };
 use crate::sys::{load_average, CpuTimes, Rng};
+use crate::workload::Call;
 use crate::DEFAULT_URL;
 
 #[derive(Debug, Clone, Args)]
@@ -73,6 +74,11 @@ pub struct RemindersArgs {
     /// many reminders each fired and its CPU time during the burst; none by default.
     #[arg(long, value_delimiter = ',')]
     pub metrics: Vec<String>,
+    /// REST calls per second (a task list and a task creation, alternately, by a few of
+    /// the users) timed from the end of creation to the end of the burst: what the burst
+    /// does to the API. 0: none.
+    #[arg(long, default_value_t = 20.0)]
+    pub probe_rate: f64,
     /// Task creations in flight at once.
     #[arg(long, default_value_t = 32)]
     pub create_concurrency: usize,
@@ -97,6 +103,7 @@ impl RemindersArgs {
             overdue: false,
             instances,
             metrics: Vec::new(),
+            probe_rate: 20.0,
             create_concurrency: 32,
             signup_concurrency: 16,
             connect_concurrency: 256,
@@ -221,6 +228,25 @@ pub struct AuditStats {
     pub overdue_fired_twice: u64,
 }
 
+/// The API's latency in one phase of the run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ProbePhase {
+    /// `GET /tasks?limit=50`.
+    pub reads: LatencySummary,
+    /// `POST /tasks` (no due date).
+    pub writes: LatencySummary,
+    /// Failed calls, by route and status or transport failure.
+    pub errors: Counts,
+}
+
+/// The REST probe: before the window (creation done, nothing due) and during the burst.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ProbeStats {
+    pub rate: f64,
+    pub before: ProbePhase,
+    pub during: ProbePhase,
+}
+
 /// Each instance's own count, from its metrics listener.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct InstanceStats {
@@ -251,6 +277,7 @@ pub struct RemindersReport {
     pub overdue: Option<KindStats>,
     pub stream: StreamStats,
     pub audit: AuditStats,
+    pub probe: ProbeStats,
     pub servers: Vec<InstanceStats>,
     pub passed: bool,
 }
@@ -277,7 +304,7 @@ impl ScenarioReport for RemindersReport {
             "reminders: {} tasks/{} users on {} instance(s), created in {:.1} s ({:.0}/s, \
              margin {:.1} s); due-soon {}/{} lost {} dup {} redelivered {} early {}; lag {}; \
              fired {:.0}/s (peak {}/s, {:.0}/s due){overdue}; audit: {} fired twice, {} not \
-             fired => {}",
+             fired; API p99 before/during the burst: reads {}/{}, writes {}/{} => {}",
             c.created,
             self.users,
             self.instances.len(),
@@ -296,6 +323,10 @@ impl ScenarioReport for RemindersReport {
             d.due_per_second,
             self.audit.due_soon_fired_twice + self.audit.overdue_fired_twice,
             self.audit.due_soon_not_fired,
+            report::fmt_ms(self.probe.before.reads.p99_ms),
+            report::fmt_ms(self.probe.during.reads.p99_ms),
+            report::fmt_ms(self.probe.before.writes.p99_ms),
+            report::fmt_ms(self.probe.during.writes.p99_ms),
             if self.passed { "PASS" } else { "FAIL" }
         )
     }
@@ -431,6 +462,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_RECONNECT_ATTEMPTS: u32 = 30;
 /// Attempts at one task creation (a transport failure, 429 or 5xx is tried again).
 const CREATE_ATTEMPTS: u32 = 4;
+/// The users whose sockets also make the probe's REST calls.
+const PROBE_USERS: usize = 8;
 /// After the last reminder arrived: time for a late duplicate to show itself.
 const SETTLE: Duration = Duration::from_secs(3);
 
@@ -539,6 +572,17 @@ pub async fn run(args: &RemindersArgs, ui: Ui) -> anyhow::Result<(RemindersRepor
         ));
     }
 
+    let (probe_stop, probe_stopped) = watch::channel(false);
+    let probe = (args.probe_rate > 0.0).then(|| {
+        let probes: Vec<(Api, String)> = accounts
+            .iter()
+            .enumerate()
+            .take(PROBE_USERS)
+            .map(|(user, a)| (apis[user % instances].clone(), a.token.clone()))
+            .collect();
+        tokio::spawn(run_probe(probes, args.probe_rate, probe_stopped))
+    });
+
     // Until the window: then the "before" samples, then the burst.
     let countdown = Progress::new(ui, "wait", None);
     while Utc::now() < window_start - secs(1.0) {
@@ -578,6 +622,8 @@ pub async fn run(args: &RemindersArgs, ui: Ui) -> anyhow::Result<(RemindersRepor
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let burst_end = Utc::now();
+    let _ = probe_stop.send(true);
     let cpu_after = CpuTimes::read();
     let server_after = sample_servers(&args.metrics).await;
     machine.load_at_end = load_average();
@@ -608,6 +654,11 @@ pub async fn run(args: &RemindersArgs, ui: Ui) -> anyhow::Result<(RemindersRepor
         sockets.abort_all();
     }
     let stream = tally_streams(&states, &finals);
+    let probe_samples = match probe {
+        Some(task) => task.await.unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let probe = probe_stats(&probe_samples, args.probe_rate, window_start, burst_end);
 
     let tracks: HashMap<i64, TaskTrack> = shared
         .tasks
@@ -678,7 +729,9 @@ pub async fn run(args: &RemindersArgs, ui: Ui) -> anyhow::Result<(RemindersRepor
         && audit.users_read == args.users as u64
         && audit.due_soon_fired_twice == 0
         && audit.overdue_fired_twice == 0
-        && audit.due_soon_not_fired == 0;
+        && audit.due_soon_not_fired == 0
+        && probe.before.errors.is_empty()
+        && probe.during.errors.is_empty();
     let report = RemindersReport {
         scenario: "reminders",
         started_at,
@@ -697,6 +750,7 @@ pub async fn run(args: &RemindersArgs, ui: Ui) -> anyhow::Result<(RemindersRepor
         overdue,
         stream,
         audit,
+        probe,
         servers,
         passed,
     };
@@ -1203,6 +1257,92 @@ async fn audit(
     stats
 }
 
+/// One probe call: when it started, whether it wrote, how long it took, how it ended.
+#[derive(Debug, Clone)]
+struct ProbeSample {
+    started: DateTime<Utc>,
+    write: bool,
+    micros: u64,
+    error: Option<String>,
+}
+
+/// Open loop: call k starts at k/rate seconds (a list, then a creation, alternately, over
+/// the probe users) whatever the earlier ones are doing, until `stop`.
+async fn run_probe(
+    probes: Vec<(Api, String)>,
+    rate: f64,
+    stop: watch::Receiver<bool>,
+) -> Vec<ProbeSample> {
+    let samples = Arc::new(Mutex::new(Vec::new()));
+    let mut calls = JoinSet::new();
+    let start = tokio::time::Instant::now();
+    let mut rng = Rng::from_entropy(probes.len() as u64);
+    for k in 0u64.. {
+        tokio::time::sleep_until(start + Duration::from_secs_f64(k as f64 / rate)).await;
+        if *stop.borrow() || probes.is_empty() {
+            break;
+        }
+        let (api, token) = probes[(k / 2) as usize % probes.len()].clone();
+        let write = k % 2 == 1;
+        let call = if write {
+            Call::CreateTask
+        } else {
+            Call::ListTasks
+        };
+        let word = rng.next_u64();
+        let samples = samples.clone();
+        calls.spawn(async move {
+            let started = Utc::now();
+            let t0 = std::time::Instant::now();
+            let outcome = api.perform(&token, call, word).await;
+            let sample = ProbeSample {
+                started,
+                write,
+                micros: t0.elapsed().as_micros() as u64,
+                error: (!outcome.ok)
+                    .then(|| format!("{} {}", call.route().name(), outcome.error_key())),
+            };
+            if let Ok(mut samples) = samples.lock() {
+                samples.push(sample);
+            }
+        });
+        while calls.try_join_next().is_some() {}
+    }
+    while calls.join_next().await.is_some() {}
+    let samples = samples.lock().map(|mut s| std::mem::take(&mut *s));
+    samples.unwrap_or_default()
+}
+
+/// The probe's calls started before the window, and between its start and `burst_end`.
+fn probe_stats(
+    samples: &[ProbeSample],
+    rate: f64,
+    window_start: DateTime<Utc>,
+    burst_end: DateTime<Utc>,
+) -> ProbeStats {
+    let phase = |keep: &dyn Fn(DateTime<Utc>) -> bool| {
+        let (mut reads, mut writes) = (histogram(), histogram());
+        let mut errors = Counts::new();
+        for sample in samples.iter().filter(|s| keep(s.started)) {
+            match &sample.error {
+                Some(error) => bump(&mut errors, error.clone()),
+                None if sample.write => report::record(&mut writes, sample.micros),
+                None => report::record(&mut reads, sample.micros),
+            }
+        }
+        ProbePhase {
+            reads: LatencySummary::of(&reads),
+            writes: LatencySummary::of(&writes),
+            errors,
+        }
+    };
+    ProbeStats {
+        rate,
+        before: phase(&|t| t < window_start),
+        during: phase(&|t| t >= window_start && t <= burst_end),
+    }
+}
+
 /// One instance's counters at one moment.
 #[derive(Debug, Clone, Default)]
 struct ServerCounters {
@@ -1300,6 +1440,31 @@ mod tests {
         let stats = kind_stats(&tracks, Kind::DueSoon, lead, at(0), 60, None);
         assert_eq!(stats.early, 1);
         assert_eq!(stats.fired_by_second, vec![1]);
+    }
+
+    #[test]
+    fn probe_calls_fall_in_their_phase() {
+        let sample = |second: i64, write: bool, error: Option<&str>| ProbeSample {
+            started: at(second),
+            write,
+            micros: 1_000 * (second.unsigned_abs() + 1),
+            error: error.map(str::to_string),
+        };
+        let samples = [
+            sample(-5, false, None),
+            sample(-4, true, None),
+            sample(1, false, None),
+            sample(2, true, Some("create_task 503")),
+            sample(3, true, None),
+            sample(90, false, None), // after the burst: neither
+        ];
+        let stats = probe_stats(&samples, 2.0, at(0), at(60));
+        assert_eq!(stats.before.reads.count, 1);
+        assert_eq!(stats.before.writes.count, 1);
+        assert_eq!(stats.during.reads.count, 1);
+        assert_eq!(stats.during.writes.count, 1);
+        assert_eq!(stats.during.errors.get("create_task 503"), Some(&1));
+        assert!(stats.before.errors.is_empty());
     }
 
     #[test]
