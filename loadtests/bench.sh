@@ -16,14 +16,24 @@
 #   loadtests/bench.sh abuse                 honest users' p99 alone and under a sign-in flood, an anonymous
 #                                            socket flood and upload bombs (PostgreSQL, default limits and argon2)
 #   loadtests/bench.sh abuse-embedded        the same on SQLite
+#   loadtests/bench.sh reminders             100,000 tasks whose TASK_DUE_SOON reminders fall within one minute,
+#                                            1,000 users (one socket each) over 2 instances, PostgreSQL
+#   loadtests/bench.sh reminders-embedded    the same on one SQLite instance
 #
 # DURATION (seconds, default 30) shortens or lengthens the timed scenarios; CONCURRENCY
 # (default 64) sets the clients of `rest`; ROUNDS (default 1) repeats the variants of
-# `rest-limits*` alternately (off, on, off, on, ...).
+# `rest-limits*` alternately (off, on, off, on, ...). For `reminders*`: TASKS (default
+# 100000), USERS (1000), WINDOW (seconds the reminders are due over, 60), SETUP (seconds
+# from the start of task creation to the window, 180), LEAD (the servers' REMINDER_LEAD in
+# seconds, 3600) and OVERDUE=1 to wait for the TASK_OVERDUE reminders too (with a short
+# LEAD, e.g. 120).
+# DB_SET="name=value ..." sets PostgreSQL parameters on the benchmark database only.
+# PORT_BASE (default 18080) moves the servers' ports (API on PORT_BASE and PORT_BASE+1,
+# metrics on PORT_BASE+1011 and +1012) away from other sessions' servers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SCENARIO=${1:?usage: loadtests/bench.sh connections|fanout-embedded|fanout-postgres|fanout-redis|fanout-redis-restart|rest|rest-embedded|limit|rest-limits|rest-limits-embedded|abuse|abuse-embedded}
+SCENARIO=${1:?usage: loadtests/bench.sh connections|fanout-embedded|fanout-postgres|fanout-redis|fanout-redis-restart|rest|rest-embedded|limit|rest-limits|rest-limits-embedded|abuse|abuse-embedded|reminders|reminders-embedded}
 DURATION=${DURATION:-30}
 OUT=bench-results
 mkdir -p "$OUT"
@@ -58,14 +68,30 @@ export ARGON2_MEMORY_KIB=256 ARGON2_ITERATIONS=1 RUST_LOG=warn RATE_LIMITS=${RAT
   PASSWORD_HASH_QUEUE=${PASSWORD_HASH_QUEUE:-10000}
 export JWT_SECRET=benchmark-secret-0123456789abcdef0123456789abcdef
 export WS_MAX_CONNECTIONS=30000
+# The servers' ports: API on PORT_BASE and PORT_BASE+1, metrics 1011 above them.
+API0=${PORT_BASE:-18080}
+API1=$((API0 + 1))
+METRICS0=$((API0 + 1011))
+METRICS1=$((API0 + 1012))
 
 start() { # port metrics-port [env...]
-  local port=$1 metrics=$2; shift 2
+  local port=$1 metrics=$2 p; shift 2
+  # Another session's server on the port would answer the health check below, and the
+  # load would go to it: refuse instead.
+  for p in "$port" "$metrics"; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+      echo "port $p is already in use; choose others with PORT_BASE" >&2
+      exit 1
+    fi
+  done
   env "${UNSET[@]/#/-u}" BIND=127.0.0.1:$port METRICS_BIND=127.0.0.1:$metrics "$@" "$SERVER" \
     >"$OUT/server-$port.log" 2>&1 &
-  PIDS+=($!)
+  local pid=$!
+  PIDS+=("$pid")
   for _ in $(seq 1 100); do
-    curl -fs "http://127.0.0.1:$port/health" >/dev/null 2>&1 && return 0
+    if curl -fs "http://127.0.0.1:$port/health" >/dev/null 2>&1 && kill -0 "$pid" 2>/dev/null; then
+      return 0
+    fi
     sleep 0.1
   done
   echo "server on $port did not start; see $OUT/server-$port.log" >&2
@@ -89,45 +115,52 @@ drop_database() {
 rest_variant() {
   local name=$1 block=$2; shift 2
   if [ "$BACKEND" = postgres ]; then
-    URL=$(fresh_database)
-    start 18080 19091 DATABASE_URL="$URL" DATABASE_MAX_CONNECTIONS=16 "$@"
+    fresh_database
+    start $API0 $METRICS0 DATABASE_URL="$URL" DATABASE_MAX_CONNECTIONS=16 "$@"
   else
     DATA=$(mktemp -d)
-    start 18080 19091 DATA_DIR="$DATA" "$@"
+    start $API0 $METRICS0 DATA_DIR="$DATA" "$@"
   fi
-  "$LOAD" rest --concurrency "${CONCURRENCY:-64}" --duration "$DURATION" --url http://127.0.0.1:18080 \
+  "$LOAD" rest --concurrency "${CONCURRENCY:-64}" --duration "$DURATION" --url http://127.0.0.1:$API0 \
     --source-block "$block" --quiet --out "$OUT/$SCENARIO-$name-$STAMP-r$ROUND.json" || true
   stop_servers
   drop_database
   if [ -n "$DATA" ]; then rm -rf "$DATA"; DATA=""; fi
 }
 
+# Sets DB (dropped by cleanup and drop_database) and URL; called directly, not in $(...),
+# whose subshell would keep DB from the cleanup.
 fresh_database() {
-  DB=bench_$(date +%s)
+  DB=bench_$(date +%s)_$$
   psql -h 127.0.0.1 -U postgres -q -c "CREATE DATABASE $DB" postgres
-  echo "postgres://postgres@127.0.0.1:5432/$DB"
+  # DB_SET="name=value ..." sets PostgreSQL parameters on this database only (profiling,
+  # e.g. synchronous_commit=off); never on the cluster, which other sessions share.
+  for setting in ${DB_SET:-}; do
+    psql -h 127.0.0.1 -U postgres -q -c "ALTER DATABASE $DB SET ${setting%%=*} = '${setting#*=}'" postgres
+  done
+  URL="postgres://postgres@127.0.0.1:5432/$DB"
 }
 
 case "$SCENARIO" in
   connections)
     DATA=$(mktemp -d)
-    start 18080 19091 DATA_DIR="$DATA"
-    "$LOAD" connections --count 19000 --workers 2 --url http://127.0.0.1:18080 \
-      --metrics http://127.0.0.1:19091 --out "$OUT/connections-$STAMP.json"
+    start $API0 $METRICS0 DATA_DIR="$DATA"
+    "$LOAD" connections --count 19000 --workers 2 --url http://127.0.0.1:$API0 \
+      --metrics http://127.0.0.1:$METRICS0 --out "$OUT/connections-$STAMP.json"
     ;;
   fanout-embedded)
     DATA=$(mktemp -d)
-    start 18080 19091 DATA_DIR="$DATA"
+    start $API0 $METRICS0 DATA_DIR="$DATA"
     "$LOAD" fanout --clients 10000 --users 2000 --rate 500 --duration "$DURATION" \
-      --instances http://127.0.0.1:18080 \
+      --instances http://127.0.0.1:$API0 \
       --out "$OUT/fanout-embedded-$STAMP.json" --plot "$OUT/fanout-embedded-$STAMP.png"
     ;;
   fanout-postgres | fanout-redis | fanout-redis-restart)
     BUS=${SCENARIO#fanout-}
     BUS=${BUS%-restart}
-    URL=$(fresh_database)
-    start 18080 19091 DATABASE_URL="$URL" EVENT_BUS="$BUS" DATABASE_MAX_CONNECTIONS=20
-    start 18081 19092 DATABASE_URL="$URL" EVENT_BUS="$BUS" DATABASE_MAX_CONNECTIONS=20
+    fresh_database
+    start $API0 $METRICS0 DATABASE_URL="$URL" EVENT_BUS="$BUS" DATABASE_MAX_CONNECTIONS=20
+    start $API1 $METRICS1 DATABASE_URL="$URL" EVENT_BUS="$BUS" DATABASE_MAX_CONNECTIONS=20
     if [ "$SCENARIO" = fanout-redis-restart ]; then
       # Stop Redis in the middle of the writes (sign-ups and connects take about 8 s
       # first) and start it again 3 s later: nothing may be lost.
@@ -138,26 +171,26 @@ case "$SCENARIO" in
         echo "redis restarted at $(date +%T)" >>"$OUT/fanout-redis-$STAMP.events" ) &
     fi
     "$LOAD" fanout --clients 10000 --users 2000 --rate 500 --duration "$DURATION" \
-      --instances http://127.0.0.1:18080,http://127.0.0.1:18081 \
+      --instances http://127.0.0.1:$API0,http://127.0.0.1:$API1 \
       --out "$OUT/fanout-$BUS-$STAMP.json" --plot "$OUT/fanout-$BUS-$STAMP.png"
     ;;
   rest)
-    URL=$(fresh_database)
-    start 18080 19091 DATABASE_URL="$URL" DATABASE_MAX_CONNECTIONS=16
-    "$LOAD" rest --concurrency "${CONCURRENCY:-64}" --duration "$DURATION" --url http://127.0.0.1:18080 \
+    fresh_database
+    start $API0 $METRICS0 DATABASE_URL="$URL" DATABASE_MAX_CONNECTIONS=16
+    "$LOAD" rest --concurrency "${CONCURRENCY:-64}" --duration "$DURATION" --url http://127.0.0.1:$API0 \
       --out "$OUT/rest-$STAMP.json"
     ;;
   rest-embedded)
     DATA=$(mktemp -d)
-    start 18080 19091 DATA_DIR="$DATA"
-    "$LOAD" rest --concurrency "${CONCURRENCY:-64}" --duration "$DURATION" --url http://127.0.0.1:18080 \
+    start $API0 $METRICS0 DATA_DIR="$DATA"
+    "$LOAD" rest --concurrency "${CONCURRENCY:-64}" --duration "$DURATION" --url http://127.0.0.1:$API0 \
       --out "$OUT/rest-embedded-$STAMP.json"
     ;;
   limit)
-    URL=$(fresh_database)
-    start 18080 19091 DATABASE_URL="$URL" DATABASE_MAX_CONNECTIONS=32
+    fresh_database
+    start $API0 $METRICS0 DATABASE_URL="$URL" DATABASE_MAX_CONNECTIONS=32
     "$LOAD" limit --database-url "$URL" --concurrency 16 --duration "$DURATION" \
-      --url http://127.0.0.1:18080 --out "$OUT/limit-$STAMP.json"
+      --url http://127.0.0.1:$API0 --out "$OUT/limit-$STAMP.json"
     ;;
   rest-limits | rest-limits-embedded)
     BACKEND=postgres
@@ -189,14 +222,38 @@ case "$SCENARIO" in
     # The defences as shipped: default RATE_LIMITS, argon2 parameters, hashing queue.
     UNSET=(RATE_LIMITS ARGON2_MEMORY_KIB ARGON2_ITERATIONS PASSWORD_HASH_QUEUE)
     if [ "$SCENARIO" = abuse ]; then
-      URL=$(fresh_database)
-      start 18080 19091 DATABASE_URL="$URL" DATABASE_MAX_CONNECTIONS=16
+      fresh_database
+      start $API0 $METRICS0 DATABASE_URL="$URL" DATABASE_MAX_CONNECTIONS=16
     else
       DATA=$(mktemp -d)
-      start 18080 19091 DATA_DIR="$DATA"
+      start $API0 $METRICS0 DATA_DIR="$DATA"
     fi
-    "$LOAD" abuse --url http://127.0.0.1:18080 --baseline "${BASELINE:-20}" --attack "${ATTACK:-20}" \
+    "$LOAD" abuse --url http://127.0.0.1:$API0 --baseline "${BASELINE:-20}" --attack "${ATTACK:-20}" \
       --out "$OUT/$SCENARIO-$STAMP.json" --plot "$OUT/$SCENARIO-$STAMP.png"
+    ;;
+  reminders | reminders-embedded)
+    LEAD=${LEAD:-3600}
+    REMIND=(REMINDER_LEAD="${LEAD}s")
+    if [ "$SCENARIO" = reminders ]; then
+      fresh_database
+      start $API0 $METRICS0 DATABASE_URL="$URL" EVENT_BUS=postgres DATABASE_MAX_CONNECTIONS=20 "${REMIND[@]}"
+      start $API1 $METRICS1 DATABASE_URL="$URL" EVENT_BUS=postgres DATABASE_MAX_CONNECTIONS=20 "${REMIND[@]}"
+      TARGETS=(--instances http://127.0.0.1:$API0,http://127.0.0.1:$API1
+        --metrics http://127.0.0.1:$METRICS0,http://127.0.0.1:$METRICS1)
+    else
+      DATA=$(mktemp -d)
+      start $API0 $METRICS0 DATA_DIR="$DATA" "${REMIND[@]}"
+      TARGETS=(--instances http://127.0.0.1:$API0 --metrics http://127.0.0.1:$METRICS0)
+    fi
+    EXTRA=()
+    if [ -n "${OVERDUE:-}" ]; then EXTRA+=(--overdue); fi
+    echo "machine before: $(uptime)" | tee "$OUT/$SCENARIO-$STAMP.machine"
+    STATUS=0
+    "$LOAD" reminders --tasks "${TASKS:-100000}" --users "${USERS:-1000}" --window "${WINDOW:-60}" \
+      --lead "$LEAD" --setup "${SETUP:-180}" "${TARGETS[@]}" "${EXTRA[@]}" \
+      --out "$OUT/$SCENARIO-$STAMP.json" --plot "$OUT/$SCENARIO-$STAMP.png" || STATUS=$?
+    echo "machine after: $(uptime)" | tee -a "$OUT/$SCENARIO-$STAMP.machine"
+    exit "$STATUS"
     ;;
   *)
     echo "unknown scenario $SCENARIO" >&2

@@ -279,6 +279,100 @@ impl Api {
     }
 }
 
+/// A notification as `GET /notifications` lists it (the fields the load tool reads).
+#[derive(Debug, Clone, Deserialize)]
+pub struct NotificationItem {
+    pub id: i64,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub task_id: Option<i64>,
+}
+
+impl Api {
+    /// `POST /tasks` with a title and a due date; the outcome (with the new id) and the
+    /// due date the server stored (it keeps microseconds).
+    pub async fn create_task_due(
+        &self,
+        token: &str,
+        title: &str,
+        due: DateTime<Utc>,
+    ) -> (Outcome, Option<DateTime<Utc>>) {
+        let request = self
+            .http
+            .post(self.url("/tasks"))
+            .bearer_auth(token)
+            .json(&json!({
+                "title": title,
+                "due_date": due.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            }));
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(err) => {
+                let outcome = Outcome {
+                    status: None,
+                    ok: false,
+                    created: None,
+                    error: Some(transport_error(&err)),
+                };
+                return (outcome, None);
+            }
+        };
+        let status = response.status();
+        let body: Option<Value> = response.json().await.ok();
+        let id = body.as_ref().and_then(|b| b["id"].as_i64());
+        let stored = body
+            .as_ref()
+            .and_then(|b| b["due_date"].as_str())
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc));
+        let ok = status.is_success() && id.is_some();
+        let outcome = Outcome {
+            status: Some(status.as_u16()),
+            ok,
+            created: id,
+            error: (status.is_success() && !ok).then(|| "decode".to_string()),
+        };
+        (outcome, stored)
+    }
+
+    /// One page of the user's notifications, oldest first (so that a notification made
+    /// while paging cannot shift a page), and `X-Total-Count`.
+    pub async fn notifications_page(
+        &self,
+        token: &str,
+        offset: i64,
+        limit: i64,
+    ) -> anyhow::Result<(Vec<NotificationItem>, i64)> {
+        let response = self
+            .http
+            .get(self.url("/notifications"))
+            .bearer_auth(token)
+            .query(&[
+                ("sort", "asc".to_string()),
+                ("offset", offset.to_string()),
+                ("limit", limit.to_string()),
+            ])
+            .send()
+            .await
+            .context("GET /notifications")?;
+        let status = response.status();
+        if !status.is_success() {
+            bail!("GET /notifications answered {status}");
+        }
+        let total = response
+            .headers()
+            .get("x-total-count")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<i64>().ok())
+            .ok_or_else(|| anyhow!("GET /notifications without X-Total-Count"))?;
+        let items = response
+            .json()
+            .await
+            .context("GET /notifications response")?;
+        Ok((items, total))
+    }
+}
+
 /// Signs up `count` users, spread over `apis` round robin, `concurrency` at a time. Names
 /// and e-mails carry a random tag so that runs never collide.
 pub async fn sign_up_users(

@@ -8,6 +8,9 @@
 //! - [`scenario::limit`]: the server against pgbench running its own transaction;
 //! - [`scenario::abuse`]: honest users' latency with and without a sign-in flood, an
 //!   anonymous socket flood and upload bombs ([`bomb`] makes the PNGs).
+//! - [`scenario::reminders`]: many tasks' due-date reminders due in one window, each
+//!   timed from its `remind_at` to its arrival on the owner's socket, and counted (none
+//!   lost, none twice).
 //!
 //! [`client`] talks to the server, [`report`] turns numbers into JSON, a summary line and
 //! what a plot shows, `plot` draws it (with the `plot` feature, which the tests leave

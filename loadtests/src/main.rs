@@ -11,15 +11,17 @@ use taskstream_load::scenario::abuse::{self, AbuseArgs};
 use taskstream_load::scenario::connections::{self, ConnectionsArgs};
 use taskstream_load::scenario::fanout::{self, FanoutArgs};
 use taskstream_load::scenario::limit::{self, LimitArgs};
+use taskstream_load::scenario::reminders::{self, RemindersArgs};
 use taskstream_load::scenario::rest::{self, RestArgs};
 use taskstream_load::sys;
 
 const ABOUT: &str = "Load generator for taskstream: WebSocket connections, event fan-out, \
-                     the REST mix, and the server against its database's limit.";
+                     the REST mix, the server against its database's limit, abuse, and \
+                     due-date reminders.";
 
 const LONG_ABOUT: &str = "\
-Load generator for taskstream: WebSocket connections, event fan-out, the REST mix, and the
-server against its database's limit.
+Load generator for taskstream: WebSocket connections, event fan-out, the REST mix, the
+server against its database's limit, abuse, and due-date reminders.
 
 Every scenario signs up its own users (random names, so runs never collide), shows progress
 on stderr, writes a JSON result (--out, default loadtest-<scenario>-<timestamp>.json) and
@@ -54,6 +56,12 @@ fanout passes when some writes succeeded, every client connected, and every clie
 stream held exactly its user's seqs (none lost, duplicated or out of order); clients closed
 with 4008 or 1012 (or dropped) resume with ?since=<last seq> and are counted as reconnects.
 limit writes real tasks (through pgbench) for the users it signs up on that database.
+reminders gives every task a due date so that its TASK_DUE_SOON reminder (due_date minus
+the servers' REMINDER_LEAD, which --lead must equal) falls in a --window seconds long that
+opens --setup seconds after task creation starts; it passes when every task was created,
+every reminder arrived exactly once (on the sockets, and in the REST audit of the users'
+notifications), none fired early, and every socket's stream was whole. Run the servers with
+RATE_LIMITS=off (each user creates its tasks far above the write budget).
 Plots need a build with the `plot` feature (loadtests/bench.sh builds it) and a TrueType
 font: DejaVu Sans or Liberation Sans from the usual system folders, or
 TASKSTREAM_LOAD_FONT=/path/to/font.ttf (`none`: no text); nothing is downloaded.
@@ -66,7 +74,9 @@ Examples:
   taskstream-load rest --concurrency 32 --duration 20 --plot rest.png
   taskstream-load limit --database-url postgres://postgres@127.0.0.1:5432/taskstream
   taskstream-load rest --concurrency 64 --source-block 50   (one source address per user)
-  taskstream-load abuse --baseline 20 --attack 20            (server with its default limits)";
+  taskstream-load abuse --baseline 20 --attack 20            (server with its default limits)
+  taskstream-load reminders --tasks 100000 --users 1000 --window 60 --lead 3600 --setup 180 \\
+      --instances http://127.0.0.1:8080,http://127.0.0.1:8081";
 
 #[derive(Debug, Parser)]
 #[command(name = "taskstream-load", version, about = ABOUT, long_about = LONG_ABOUT)]
@@ -118,6 +128,14 @@ enum Scenario {
         #[command(flatten)]
         output: OutputArgs,
     },
+    /// T tasks whose due-date reminders all fall in one window, one socket per user:
+    /// lag from `remind_at` to receipt, reminders fired per second, lost and duplicates.
+    Reminders {
+        #[command(flatten)]
+        args: RemindersArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
     /// A `connections` worker process (started by `connections --workers N`).
     #[command(name = "connections-worker", hide = true)]
     ConnectionsWorker,
@@ -159,7 +177,8 @@ async fn run(scenario: Scenario) -> anyhow::Result<bool> {
     | Scenario::Fanout { output, .. }
     | Scenario::Rest { output, .. }
     | Scenario::Limit { output, .. }
-    | Scenario::Abuse { output, .. } = &scenario
+    | Scenario::Abuse { output, .. }
+    | Scenario::Reminders { output, .. } = &scenario
     {
         output.check()?;
     }
@@ -186,6 +205,11 @@ async fn run(scenario: Scenario) -> anyhow::Result<bool> {
         }
         Scenario::Abuse { args, output } => {
             let (report, plot) = abuse::run(&args, ui(&output)).await?;
+            report::finish(&report, &output, Some(&plot))?;
+            Ok(report.passed())
+        }
+        Scenario::Reminders { args, output } => {
+            let (report, plot) = reminders::run(&args, ui(&output)).await?;
             report::finish(&report, &output, Some(&plot))?;
             Ok(report.passed())
         }

@@ -101,6 +101,45 @@ impl SourceAddrs {
     }
 }
 
+/// The load averages (1, 5 and 15 min) from /proc/loadavg (Linux); `None` elsewhere.
+pub fn load_average() -> Option<[f64; 3]> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    let mut fields = text.split_whitespace().map(|f| f.parse::<f64>().ok());
+    Some([fields.next()??, fields.next()??, fields.next()??])
+}
+
+/// The whole machine's CPU time so far, from the first line of /proc/stat (in clock ticks).
+#[derive(Debug, Clone, Copy)]
+pub struct CpuTimes {
+    pub busy: u64,
+    pub total: u64,
+}
+
+impl CpuTimes {
+    pub fn read() -> Option<Self> {
+        let text = std::fs::read_to_string("/proc/stat").ok()?;
+        let line = text.lines().next()?.strip_prefix("cpu ")?;
+        let ticks: Vec<u64> = line
+            .split_whitespace()
+            .filter_map(|f| f.parse().ok())
+            .collect();
+        // user nice system idle iowait irq softirq steal (guest time is inside user).
+        let total: u64 = ticks.iter().take(8).sum();
+        let idle = ticks.get(3)? + ticks.get(4).copied().unwrap_or(0);
+        Some(Self {
+            busy: total.saturating_sub(idle),
+            total,
+        })
+    }
+
+    /// The share of every core that was busy between `self` and `later` (0 to 1).
+    pub fn busy_share(&self, later: &Self) -> Option<f64> {
+        let total = later.total.checked_sub(self.total)?;
+        let busy = later.busy.checked_sub(self.busy)?;
+        (total > 0).then(|| busy as f64 / total as f64)
+    }
+}
+
 /// SplitMix64: small, fast, and good enough to pick operations.
 #[derive(Debug, Clone)]
 pub struct Rng(u64);
@@ -182,6 +221,18 @@ mod tests {
         assert_eq!(addrs.pick(4), Some("127.0.0.3".parse().unwrap()));
         assert!(SourceAddrs::for_target(remote, 3).is_empty());
         assert_eq!(SourceAddrs::default_count(19_000), 2);
+    }
+
+    #[test]
+    fn reads_the_machine_state() {
+        let load = load_average().expect("/proc/loadavg");
+        assert!(load.iter().all(|l| *l >= 0.0));
+        let before = CpuTimes::read().expect("/proc/stat");
+        let after = CpuTimes::read().expect("/proc/stat");
+        assert!(after.total >= before.total && before.total > 0);
+        if let Some(share) = before.busy_share(&after) {
+            assert!((0.0..=1.0).contains(&share));
+        }
     }
 
     #[test]

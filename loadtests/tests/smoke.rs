@@ -1,7 +1,8 @@
 //! Smoke test of the load scenarios against the real server, in process: a few hundred
 //! WebSockets checking their streams under writes, on the embedded database and on two
-//! instances sharing one fresh PostgreSQL database. No timing assertions: only that
-//! events flow and none is lost, duplicated or reordered.
+//! instances sharing one fresh PostgreSQL database, and a handful of due-date reminders.
+//! No timing assertions: only that events flow and none is lost, duplicated or reordered,
+//! and that every reminder arrives exactly once.
 
 use taskstream::config::{BusKind, DatabaseUrl, Secret};
 use taskstream::limits::Policy;
@@ -10,6 +11,7 @@ use taskstream_load::report::ScenarioReport;
 use taskstream_load::scenario::abuse::{self, AbuseArgs};
 use taskstream_load::scenario::connections::{self, ConnectionsArgs};
 use taskstream_load::scenario::fanout::{self, FanoutArgs, FanoutReport};
+use taskstream_load::scenario::reminders::{self, RemindersArgs, RemindersReport};
 use taskstream_load::scenario::rest::{self, RestArgs};
 use testkit::{test_config, PgDatabase, Server};
 
@@ -161,4 +163,86 @@ async fn abuse_is_refused_and_honest_users_are_served() {
         uploads.keys().any(|k| k.ends_with("(declared) 422")),
         "{summary}"
     );
+}
+
+/// The servers' REMINDER_LEAD in the reminder smoke runs (the scenario is told the same).
+const SMOKE_LEAD: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// 60 tasks over 6 users, their reminders due within 2 s of a window opening 3 s after
+/// creation starts.
+fn smoke_reminders(instances: &[&Server]) -> RemindersArgs {
+    let mut args = RemindersArgs::new(60, 6, instances.iter().map(|s| s.address.clone()).collect());
+    args.window = 2;
+    args.setup = 3;
+    args.lead = SMOKE_LEAD.as_secs();
+    args.grace = 60;
+    args
+}
+
+fn assert_reminded_once(report: &RemindersReport) {
+    let summary = report.summary();
+    assert_eq!(report.creation.created, 60, "{summary}");
+    let d = &report.due_soon;
+    assert_eq!(d.expected, 60, "{summary}");
+    assert_eq!(d.received, 60, "{summary}");
+    assert_eq!(d.lost, 0, "{summary}");
+    assert_eq!(d.duplicates, 0, "{summary}");
+    assert_eq!(d.redelivered, 0, "{summary}");
+    assert_eq!(d.early, 0, "{summary}");
+    assert_eq!(d.fired_by_second.iter().sum::<u64>(), 60, "{summary}");
+    assert_eq!(report.audit.users_read, 6, "{report:#?}");
+    assert_eq!(report.audit.due_soon_notifications, 60, "{report:#?}");
+    assert_eq!(report.audit.due_soon_fired_twice, 0, "{summary}");
+    assert_eq!(report.stream.connected, 6, "{report:#?}");
+    assert_eq!(report.stream.lost, 0, "{report:#?}");
+    // The REST probe ran alongside and was answered.
+    let p = &report.probe;
+    assert!(
+        p.before.reads.count + p.during.reads.count > 0,
+        "{report:#?}"
+    );
+    assert!(
+        p.before.errors.is_empty() && p.during.errors.is_empty(),
+        "{report:#?}"
+    );
+    assert!(report.passed(), "{summary}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reminders_arrive_once_on_the_embedded_database() {
+    let _serial = SERIAL.lock().await;
+    let data = tempfile::tempdir().expect("temp dir");
+    let mut config = test_config(data.path());
+    config.delivery.reminder_lead = SMOKE_LEAD;
+    let server = Server::start(&config).await;
+    let (report, _) = reminders::run(&smoke_reminders(&[&server]), Ui::quiet())
+        .await
+        .expect("reminders runs");
+    drop(server);
+    assert_reminded_once(&report);
+}
+
+/// Two instances fire from one database: each reminder still arrives once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reminders_arrive_once_across_two_instances_on_postgres() {
+    let _serial = SERIAL.lock().await;
+    let db = PgDatabase::create().await;
+    let data_a = tempfile::tempdir().expect("temp dir");
+    let data_b = tempfile::tempdir().expect("temp dir");
+    let configure = |dir: &std::path::Path| {
+        let mut config = test_config(dir);
+        config.database.url = Some(db.url.parse::<DatabaseUrl>().expect("url"));
+        config.auth.jwt_secret = Some(Secret::new("load-smoke-secret-".repeat(3)));
+        config.event_bus.kind = Some(BusKind::Postgres);
+        config.delivery.reminder_lead = SMOKE_LEAD;
+        config
+    };
+    let a = Server::start(&configure(data_a.path())).await;
+    let b = Server::start(&configure(data_b.path())).await;
+    let (report, _) = reminders::run(&smoke_reminders(&[&a, &b]), Ui::quiet())
+        .await
+        .expect("reminders runs");
+    drop((a, b));
+    assert_eq!(report.instances.len(), 2);
+    assert_reminded_once(&report);
 }

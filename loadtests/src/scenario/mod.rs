@@ -5,4 +5,5 @@ pub mod abuse;
 pub mod connections;
 pub mod fanout;
 pub mod limit;
+pub mod reminders;
 pub mod rest;
