@@ -3,26 +3,21 @@
 // database), the mails those servers write, and scenarios that keep a screenshot of every
 // page at each step and write them out when the scenario fails.
 
-import { spawn, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
 
 import { chromium } from 'playwright-core';
 
-import { TaskstreamApi } from '../../clients/js/src/api.js';
+import { SERVER_BIN, Server as ProcessServer } from '../../clients/js/support/server.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '..', '..');
-export const SERVER_BIN = resolve(root, process.env.TASKSTREAM_BIN ?? join('target', 'debug', 'taskstream'));
 const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
 /** Where failing scenarios leave their screenshots (CI keeps target/). */
 export const SCREENSHOTS = resolve(root, process.env.SCREENSHOT_DIR ?? join('target', 'browser-screenshots'));
-const POSTGRES = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 export const BACKENDS = ['sqlite', 'postgres'];
 export const PASSWORD = 'Correct-Horse-9!';
 
@@ -63,125 +58,15 @@ export function useBrowser() {
 
 // --- servers --------------------------------------------------------------------------
 
-async function freePort() {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolvePort(port));
-    });
-  });
-}
-
-function psql(sql) {
-  execFileSync('psql', [POSTGRES, '-qc', sql], { stdio: ['ignore', 'ignore', 'pipe'] });
-}
-
-/** Servers not stopped yet: a run that ends abruptly still takes them down. */
-const running = new Set();
-process.on('exit', () => {
-  for (const server of running) server.cleanUp();
-});
-
 /**
- * A taskstream process on a free port, with a temporary DATA_DIR as its working directory
- * (so no .env is read), cheap hashing, no rate limits, no metrics listener, no SMTP (mails
- * become files in DATA_DIR/mail). `restart()` brings it back on the same port and data.
+ * A taskstream process (the JavaScript client's test server: free port, temporary
+ * DATA_DIR, no SMTP, so mails become files in DATA_DIR/mail), with what the browser
+ * scenarios read of it.
  */
-export class Server {
-  static async start({ backend = 'sqlite', env = {} } = {}) {
-    const server = new Server(backend, await freePort(), env);
-    running.add(server);
-    if (backend === 'postgres') {
-      server.database = `taskstream_browser_${process.pid}_${randomBytes(4).toString('hex')}`;
-      psql(`CREATE DATABASE ${server.database}`);
-    }
-    await server.run();
-    return server;
-  }
-
-  constructor(backend, port, env) {
-    this.backend = backend;
-    this.port = port;
-    this.env = env;
-    this.dataDir = mkdtempSync(join(tmpdir(), 'taskstream-browser-'));
-    this.secret = randomBytes(32).toString('hex');
-    this.baseUrl = `http://127.0.0.1:${port}`;
-    this.database = null;
-    this.process = null;
-    this.log = '';
-  }
-
-  async run() {
-    const env = {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
-      BIND: `127.0.0.1:${this.port}`,
-      DATA_DIR: this.dataDir,
-      JWT_SECRET: this.secret,
-      RATE_LIMITS: 'off',
-      ARGON2_MEMORY_KIB: '256',
-      ARGON2_ITERATIONS: '1',
-      METRICS_BIND: 'off',
-      SHUTDOWN_SPREAD: '0s',
-      ...(this.database ? { DATABASE_URL: POSTGRES.replace(/\/[^/]*$/, `/${this.database}`) } : {}),
-      ...this.env,
-    };
-    const child = spawn(SERVER_BIN, [], { cwd: this.dataDir, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    this.process = child;
-    this._exited = new Promise((resolveExit) => child.once('exit', (code, signal) => resolveExit({ code, signal })));
-    const keep = (chunk) => (this.log += chunk.toString());
-    child.stdout.on('data', keep);
-    child.stderr.on('data', keep);
-    const early = this._exited.then(({ code, signal }) => {
-      throw new Error(`taskstream exited at start-up (${code ?? signal}):\n${this.log}`);
-    });
-    await Promise.race([early, this._answering()]);
-    early.catch(() => {});
-  }
-
-  async _answering() {
-    for (;;) {
-      try {
-        if ((await fetch(`${this.baseUrl}/health/live`)).ok) return;
-      } catch {
-        // Not listening yet.
-      }
-      await sleep(25);
-    }
-  }
-
-  /** SIGKILL: a crash. SIGTERM: a graceful shutdown (sockets closed with 1012). */
-  async kill(signal = 'SIGKILL') {
-    if (!this.process) return;
-    this.process.kill(signal);
-    await this._exited;
-    this.process = null;
-  }
-
-  async stop() {
-    running.delete(this);
-    await this.kill();
-    this.cleanUp();
-  }
-
-  cleanUp() {
-    this.process?.kill('SIGKILL');
-    rmSync(this.dataDir, { recursive: true, force: true });
-    if (this.database) {
-      try {
-        psql(`DROP DATABASE IF EXISTS ${this.database} WITH (FORCE)`);
-      } catch {
-        // Best effort on the way out.
-      }
-      this.database = null;
-    }
-  }
-
+export class Server extends ProcessServer {
   /** A REST client of this server (node's fetch), signed in as `credentials`. */
-  async api(credentials) {
-    const api = new TaskstreamApi({ baseUrl: this.baseUrl });
+  async signedIn(credentials) {
+    const api = this.api();
     await api.signin({ email: credentials.email, password: credentials.password });
     return api;
   }

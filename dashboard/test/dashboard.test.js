@@ -94,7 +94,7 @@ scenario('two browsers signed in as one user see each other\'s changes live', as
   // Notifications: both show the account's unread count, and reading all in one clears
   // the other's.
   await run.step('read-all-in-b', async () => {
-    const unread = await (await server.api(credentials)).unreadCount();
+    const unread = await (await server.signedIn(credentials)).unreadCount();
     assert.ok(unread > 0);
     await a.locator(`#unread[data-count="${unread}"]`).waitFor();
     await b.locator(`#unread[data-count="${unread}"]`).waitFor();
@@ -107,7 +107,7 @@ scenario('a restarted server: the page reconnects and catches up, nothing missin
   const server = await run.server();
   const page = await run.page('page');
   const credentials = await run.step('sign-up', () => signUp(page, server));
-  const api = await server.api(credentials);
+  const api = await server.signedIn(credentials);
   const seen = await watchIndicator(page);
   const created = [];
   const create = async (count, label) => {
@@ -167,7 +167,7 @@ scenario('tokens expiring under a short lifetime are refreshed without the user 
       await addTask(page, mine);
       expected.push(mine);
       const theirs = `theirs after refresh ${round}`;
-      await (await server.api(credentials)).createTask({ title: theirs });
+      await (await server.signedIn(credentials)).createTask({ title: theirs });
       expected.push(theirs);
       await waitForTitles(page, expected);
     });
