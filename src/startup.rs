@@ -412,9 +412,10 @@ async fn sweep_expired_notifications(svc: Services) {
     }
 }
 
-/// How long one push to a push service may take (connect to answer); well within the
-/// delivery lease.
-const PUSH_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one push to a push service may take (connect to answer). Push services
+/// answer within a second; a longer bound would let endpoints that never answer (one a
+/// user subscribed on purpose) hold the worker's sending slots longer.
+const PUSH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The web-push key: VAPID_PRIVATE_KEY; else, on PostgreSQL, one derived from the JWT
 /// secret (every instance must push with the same key, since browsers bind their

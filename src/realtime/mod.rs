@@ -137,12 +137,8 @@ impl Realtime {
                 .await
             {
                 tracing::warn!(error = %err, "recording presence failed");
-                // Tried again with the next changes: what is connected now is what counts.
-                let mut again = self.sockets.hub.take_presence_changes();
+                // Tried again with the next changes (a newer change of a user wins).
                 for (user, on) in changes {
-                    again.entry(user).or_insert(on);
-                }
-                for (user, on) in again {
                     self.sockets.hub.restore_presence_change(user, on);
                 }
             }

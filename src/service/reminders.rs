@@ -21,22 +21,13 @@ pub async fn fire_due(svc: &Services, batch: usize) -> Result<usize> {
             break;
         };
         let Some((kind, schedule)) = fire_reminder(&task, svc.reminder_lead, now) else {
-            // Nothing to fire after all (done, in the trash, no due date): the schedule
-            // is put right and the loop goes on.
-            let schedule = ReminderSchedule::at_stage(
-                task.due_date,
-                task.is_pending(),
-                task.reminder_stage,
-                svc.reminder_lead,
-            );
-            tx.set_reminder(
-                task.id,
-                ReminderSchedule {
-                    remind_at: None,
-                    ..schedule
-                },
-            )
-            .await?;
+            // Nothing to fire after all (done, in the trash, no due date): nothing is
+            // scheduled any more, and the loop goes on.
+            let schedule = ReminderSchedule {
+                remind_at: None,
+                stage: task.reminder_stage,
+            };
+            tx.set_reminder(task.id, schedule).await?;
             svc.writes
                 .commit(tx, task.user_id, &[], now, Vec::new())
                 .await?;
