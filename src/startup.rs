@@ -379,7 +379,8 @@ async fn forget_idle_limits(limits: Arc<RateLimiter>) {
     }
 }
 
-/// Forgets sessions past their absolute lifetime (no token of theirs can work), every hour.
+/// Forgets sessions past their absolute lifetime (no token of theirs can work), and
+/// expired project invitations, every hour.
 async fn prune_sessions(svc: Services) {
     let mut every = tokio::time::interval(Duration::from_secs(3600));
     loop {
@@ -388,6 +389,11 @@ async fn prune_sessions(svc: Services) {
             Ok(0) => {}
             Ok(n) => tracing::info!(pruned = n, "expired sessions removed"),
             Err(err) => tracing::warn!(error = %err, "pruning sessions failed"),
+        }
+        match svc.store.prune_invitations(crate::domain::now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(pruned = n, "expired invitations removed"),
+            Err(err) => tracing::warn!(error = %err, "pruning invitations failed"),
         }
     }
 }

@@ -341,6 +341,24 @@ impl Config {
             "MAX_SESSIONS_PER_USER must be at least 1",
         );
         check(
+            quotas.max_tasks_per_project >= 1,
+            "MAX_TASKS_PER_PROJECT must be at least 1",
+        );
+        check(
+            quotas.max_projects_per_user >= 1,
+            "MAX_PROJECTS_PER_USER must be at least 1",
+        );
+        check(
+            quotas.max_members_per_project >= 1,
+            "MAX_MEMBERS_PER_PROJECT must be at least 1",
+        );
+        check(
+            !quotas.invitation_ttl.is_zero()
+                && chrono::Duration::from_std(quotas.invitation_ttl)
+                    .is_ok_and(|ttl| ttl <= chrono::Duration::days(365)),
+            "INVITATION_TTL must be between 1 s and 365 days",
+        );
+        check(
             quotas.max_notifications_per_user >= 1,
             "MAX_NOTIFICATIONS_PER_USER must be at least 1",
         );
@@ -479,6 +497,10 @@ mod tests {
             "MAX_NOTIFICATIONS_PER_USER",
             "MAX_SESSIONS_PER_USER",
             "MAX_TASKS_PER_USER",
+            "MAX_TASKS_PER_PROJECT",
+            "MAX_PROJECTS_PER_USER",
+            "MAX_MEMBERS_PER_PROJECT",
+            "INVITATION_TTL",
             "MEDIA_DIR",
             "METRICS_BIND",
             "NOTIFICATION_RETENTION",

@@ -262,6 +262,23 @@ pub struct QuotaSettings {
     #[arg(long, env = "MAX_NOTIFICATIONS_PER_USER", default_value_t = 1_000)]
     pub max_notifications_per_user: i64,
 
+    /// Tasks a project may hold, the trash included (409 `QUOTA_EXCEEDED` past it).
+    #[arg(long, env = "MAX_TASKS_PER_PROJECT", default_value_t = 10_000)]
+    pub max_tasks_per_project: i64,
+
+    /// Projects an account may belong to (creating or joining one more answers 409
+    /// `QUOTA_EXCEEDED`).
+    #[arg(long, env = "MAX_PROJECTS_PER_USER", default_value_t = 100)]
+    pub max_projects_per_user: i64,
+
+    /// Members a project may have; open invitations count against it too.
+    #[arg(long, env = "MAX_MEMBERS_PER_PROJECT", default_value_t = 1_000)]
+    pub max_members_per_project: i64,
+
+    /// How long an invitation to a project stays open.
+    #[arg(long, env = "INVITATION_TTL", default_value = "7d", value_parser = parse_duration)]
+    pub invitation_ttl: Duration,
+
     /// Open sessions (signed-in devices) an account may have: a sign-in past it ends the
     /// least recently used ones, whose sockets close with 4003.
     #[arg(long, env = "MAX_SESSIONS_PER_USER", default_value_t = 100)]

@@ -2,6 +2,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
+use uuid::Uuid;
 
 /// What happened, as named in the WebSocket protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
@@ -30,10 +31,34 @@ pub enum EventKind {
     NotificationsReadAll,
     #[serde(rename = "profile.updated")]
     ProfileUpdated,
+    /// Project streams: the project's name or description changed.
+    #[serde(rename = "project.updated")]
+    ProjectUpdated,
+    /// Project streams: the project was deleted; its stream ends here.
+    #[serde(rename = "project.deleted")]
+    ProjectDeleted,
+    /// Project streams: someone joined (`{project_id, user_id, name, role}`).
+    #[serde(rename = "member.added")]
+    MemberAdded,
+    /// Project streams: a member's role changed.
+    #[serde(rename = "member.updated")]
+    MemberUpdated,
+    /// Project streams: someone left or was removed (`{project_id, user_id}`); when it
+    /// is the socket's own user, the project's stream ends there for them.
+    #[serde(rename = "member.removed")]
+    MemberRemoved,
+    /// The user's stream: they joined a project (`{project, role, last_seq}`); a socket
+    /// that receives project streams delivers the project's events after `last_seq`.
+    #[serde(rename = "project.joined")]
+    ProjectJoined,
+    /// The user's stream: they are no longer a member (`{project_id}`); the project's
+    /// stream stops.
+    #[serde(rename = "project.left")]
+    ProjectLeft,
 }
 
 impl EventKind {
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 19] = [
         Self::TaskCreated,
         Self::TaskUpdated,
         Self::TaskCompleted,
@@ -46,6 +71,13 @@ impl EventKind {
         Self::NotificationDeleted,
         Self::NotificationsReadAll,
         Self::ProfileUpdated,
+        Self::ProjectUpdated,
+        Self::ProjectDeleted,
+        Self::MemberAdded,
+        Self::MemberUpdated,
+        Self::MemberRemoved,
+        Self::ProjectJoined,
+        Self::ProjectLeft,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -62,6 +94,13 @@ impl EventKind {
             Self::NotificationDeleted => "notification.deleted",
             Self::NotificationsReadAll => "notifications.read_all",
             Self::ProfileUpdated => "profile.updated",
+            Self::ProjectUpdated => "project.updated",
+            Self::ProjectDeleted => "project.deleted",
+            Self::MemberAdded => "member.added",
+            Self::MemberUpdated => "member.updated",
+            Self::MemberRemoved => "member.removed",
+            Self::ProjectJoined => "project.joined",
+            Self::ProjectLeft => "project.left",
         }
     }
 }
@@ -73,6 +112,62 @@ impl TryFrom<String> for EventKind {
             .into_iter()
             .find(|kind| kind.as_str() == value)
             .ok_or_else(|| format!("unknown event kind {value:?}"))
+    }
+}
+
+/// An ordered stream of events: a user's own (`user:<id>`) or a project's
+/// (`project:<id>`), each with its own gap-free `seq`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum StreamKey {
+    User(Uuid),
+    Project(Uuid),
+}
+
+impl StreamKey {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let invalid = || "stream must be user:<id> or project:<id>".to_string();
+        let (kind, id) = raw.split_once(':').ok_or_else(invalid)?;
+        let id = Uuid::parse_str(id).map_err(|_| invalid())?;
+        match kind {
+            "user" => Ok(Self::User(id)),
+            "project" => Ok(Self::Project(id)),
+            _ => Err(invalid()),
+        }
+    }
+
+    pub fn id(self) -> Uuid {
+        match self {
+            Self::User(id) | Self::Project(id) => id,
+        }
+    }
+
+    pub fn project(self) -> Option<Uuid> {
+        match self {
+            Self::Project(id) => Some(id),
+            Self::User(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Display for StreamKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::User(id) => write!(f, "user:{id}"),
+            Self::Project(id) => write!(f, "project:{id}"),
+        }
+    }
+}
+
+impl Serialize for StreamKey {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for StreamKey {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Self::parse(&raw).map_err(serde::de::Error::custom)
     }
 }
 
@@ -116,7 +211,12 @@ pub struct Event {
     #[serde(rename = "type", default = "event_tag")]
     #[schema(value_type = String)]
     pub message_type: EventTag,
-    /// Position in the user's stream: 1, 2, 3, … with no gaps.
+    /// The project stream the event belongs to (`project:<id>`); absent on the user's
+    /// own stream, so a client that knows nothing of projects sees what it always saw.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, example = "project:7c9e6679-7425-40de-944b-e07fc1f90ae7")]
+    pub stream: Option<StreamKey>,
+    /// Position in its stream: 1, 2, 3, … with no gaps.
     pub seq: i64,
     #[serde(rename = "event")]
     pub kind: EventKind,
@@ -131,6 +231,7 @@ impl Event {
     pub fn new(seq: i64, kind: EventKind, at: DateTime<Utc>, data: Value) -> Self {
         Self {
             message_type: EventTag::Event,
+            stream: None,
             seq,
             kind,
             at,
@@ -149,13 +250,13 @@ fn event_tag() -> EventTag {
     EventTag::Event
 }
 
-/// What one committed write added to a user's stream, as handed to the sockets of every
+/// What one committed write added to a stream, as handed to the sockets of every
 /// instance. Without `events` it only says "the stream now ends at `last_seq`": readers
 /// fetch what they miss from the table.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StreamUpdate {
-    pub user_id: uuid::Uuid,
-    /// The user's latest seq after this write.
+    pub stream: StreamKey,
+    /// The stream's latest seq after this write.
     pub last_seq: i64,
     pub events: Vec<Event>,
     /// The tokens (`jti`) this write stopped (sessions ended): their sockets close with
@@ -168,9 +269,9 @@ pub struct StreamUpdate {
 
 impl StreamUpdate {
     /// "The stream now ends at `last_seq`", with nothing else.
-    pub fn position(user_id: uuid::Uuid, last_seq: i64) -> Self {
+    pub fn position(stream: StreamKey, last_seq: i64) -> Self {
         Self {
-            user_id,
+            stream,
             last_seq,
             events: Vec::new(),
             revoked: Vec::new(),

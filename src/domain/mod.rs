@@ -7,6 +7,7 @@ mod contact;
 mod delivery;
 mod event;
 mod notification;
+mod project;
 mod reminder;
 mod task;
 mod user;
@@ -16,11 +17,13 @@ pub use contact::ContactMessage;
 pub use delivery::{
     Channel, ClaimedDelivery, DeliveryJob, DeliveryOutcome, MailToken, PushMessage, TokenPurpose,
 };
-pub use event::{held_deltas, Event, EventDraft, EventKind, StreamUpdate};
+pub use event::{held_deltas, Event, EventDraft, EventKind, StreamKey, StreamUpdate};
 pub use notification::{Notification, NotificationDraft, NotificationKind};
+pub use project::{Invitation, Member, Membership, Project, ProjectName, Role};
 pub use reminder::{fire as fire_reminder, ReminderSchedule, ReminderStage};
 pub use task::{
-    NewTask, Priority, Task, TaskChanges, TaskDescription, TaskFilter, TaskStatus, TaskTitle,
+    NewTask, Priority, Task, TaskChanges, TaskDescription, TaskFilter, TaskScope, TaskStatus,
+    TaskTitle,
 };
 pub use user::{
     media_url, Email, Password, Profile, ProfileChanges, User, UserName, UserWithPassword,

@@ -22,10 +22,18 @@ pub enum NotificationKind {
     TaskDueSoon,
     /// A task's due date passed while it was still pending.
     TaskOverdue,
+    /// Someone invited the user to a project.
+    ProjectInvitation,
+    /// The user joined a project (an invitation accepted, or added by an owner).
+    ProjectAdded,
+    /// The user was removed from a project, or it was deleted.
+    ProjectRemoved,
+    /// Someone assigned a task to the user.
+    TaskAssigned,
 }
 
 impl NotificationKind {
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 16] = [
         Self::TaskCreated,
         Self::TaskUpdated,
         Self::TaskDeleted,
@@ -38,6 +46,10 @@ impl NotificationKind {
         Self::ProfileUpdated,
         Self::TaskDueSoon,
         Self::TaskOverdue,
+        Self::ProjectInvitation,
+        Self::ProjectAdded,
+        Self::ProjectRemoved,
+        Self::TaskAssigned,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -54,6 +66,10 @@ impl NotificationKind {
             Self::ProfileUpdated => "PROFILE_UPDATED",
             Self::TaskDueSoon => "TASK_DUE_SOON",
             Self::TaskOverdue => "TASK_OVERDUE",
+            Self::ProjectInvitation => "PROJECT_INVITATION",
+            Self::ProjectAdded => "PROJECT_ADDED",
+            Self::ProjectRemoved => "PROJECT_REMOVED",
+            Self::TaskAssigned => "TASK_ASSIGNED",
         }
     }
 }
@@ -133,6 +149,29 @@ impl NotificationDraft {
         }
     }
 
+    /// A notification about a project (`kind` one of the project kinds), for `user_id`.
+    pub fn for_project(
+        user_id: Uuid,
+        kind: NotificationKind,
+        message: impl Into<String>,
+        task_id: Option<i64>,
+    ) -> Self {
+        let title = match kind {
+            NotificationKind::ProjectInvitation => "Project invitation",
+            NotificationKind::ProjectAdded => "Added to a project",
+            NotificationKind::ProjectRemoved => "Removed from a project",
+            NotificationKind::TaskAssigned => "Task assigned to you",
+            _ => "Project activity",
+        };
+        Self {
+            user_id,
+            kind,
+            title: title.to_string(),
+            message: truncate_chars(message.into(), 1000),
+            task_id,
+        }
+    }
+
     /// A notification about the account itself (sign-up, sign-in, profile).
     pub fn for_account(user_id: Uuid, kind: NotificationKind, message: impl Into<String>) -> Self {
         let title = match kind {
@@ -149,5 +188,14 @@ impl NotificationDraft {
             message: message.into(),
             task_id: None,
         }
+    }
+}
+
+/// At most `max` characters of `text` (names and titles quoted in a message are bounded,
+/// but several of them together may not be).
+fn truncate_chars(text: String, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => text[..end].to_string(),
+        None => text,
     }
 }

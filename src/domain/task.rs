@@ -106,6 +106,10 @@ pub struct Task {
     #[serde(skip)]
     #[sqlx(try_from = "i64")]
     pub reminder_stage: ReminderStage,
+    /// The project the task belongs to; null for a personal task.
+    pub project_id: Option<Uuid>,
+    /// The member the task is assigned to (project tasks only).
+    pub assignee_id: Option<Uuid>,
 }
 
 impl Task {
@@ -135,6 +139,9 @@ pub struct NewTask {
     pub priority: Priority,
     pub due_date: Option<DateTime<Utc>>,
     pub completed: bool,
+    /// Set for a task created in a project.
+    pub project_id: Option<Uuid>,
+    pub assignee_id: Option<Uuid>,
 }
 
 /// A validated partial update: `None` leaves a field alone; for the nullable fields,
@@ -146,6 +153,10 @@ pub struct TaskChanges {
     pub completed: Option<bool>,
     pub priority: Option<Priority>,
     pub due_date: Option<Option<DateTime<Utc>>>,
+    pub assignee_id: Option<Option<Uuid>>,
+    /// What the request says the task's project is: it cannot change (checked, not
+    /// applied).
+    pub project_id: Option<Option<Uuid>>,
 }
 
 impl TaskChanges {
@@ -157,6 +168,8 @@ impl TaskChanges {
             completed: Some(task.completed),
             priority: Some(task.priority),
             due_date: Some(task.due_date),
+            assignee_id: Some(task.assignee_id),
+            project_id: task.project_id.map(Some),
         }
     }
 
@@ -194,6 +207,12 @@ impl TaskChanges {
                 changed.push("due_date");
             }
         }
+        if let Some(assignee_id) = self.assignee_id {
+            if task.assignee_id != assignee_id {
+                task.assignee_id = assignee_id;
+                changed.push("assignee_id");
+            }
+        }
         changed
     }
 }
@@ -208,9 +227,24 @@ pub enum TaskStatus {
     Deleted,
 }
 
+/// Which tasks a list looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TaskScope {
+    /// The caller's personal tasks (what the seed's API lists).
+    #[default]
+    Personal,
+    /// One project's tasks (the caller is a member).
+    Project(Uuid),
+    /// Tasks in every project the caller belongs to (with an assignee filter).
+    MyProjects,
+}
+
 /// What `GET /tasks` asks for, validated.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskFilter {
+    pub scope: TaskScope,
+    /// Only tasks assigned to this member.
+    pub assignee_id: Option<Uuid>,
     pub status: TaskStatus,
     pub include_deleted: bool,
     /// Inclusive bounds on `created_at`.
@@ -276,6 +310,8 @@ mod tests {
     #[test]
     fn search_pattern_escapes_wildcards() {
         let filter = TaskFilter {
+            scope: TaskScope::Personal,
+            assignee_id: None,
             status: TaskStatus::All,
             include_deleted: false,
             created_from: None,

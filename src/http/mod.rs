@@ -13,6 +13,7 @@ pub mod extract;
 pub mod health;
 pub mod notifications;
 pub mod profile;
+pub mod projects;
 pub mod push;
 pub mod serve;
 pub mod tasks;
@@ -70,6 +71,7 @@ pub use crate::config::HttpSettings;
         (name = "events", description = "The user's event stream (also live over the WebSocket at /api/v1/ws, see protocol/asyncapi.yaml)"),
         (name = "contact", description = "The public contact form"),
         (name = "push", description = "Web push subscriptions of the user's browsers"),
+        (name = "projects", description = "Shared projects: members and roles, invitations; their tasks are under /tasks (project_id) and their streams on the socket (protocol/)"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]
@@ -102,6 +104,7 @@ fn api_routes() -> OpenApiRouter<Services> {
         .merge(events::router())
         .merge(contact::router())
         .merge(push::router())
+        .merge(projects::router())
 }
 
 /// The OpenAPI document, as served at `/api/v1/openapi.json`.

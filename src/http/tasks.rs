@@ -8,13 +8,14 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
 
 use super::doc::DateOrTime;
 use super::extract::{nullable, parse_object, AuthUser, Json, Path, QueryPairs};
 use super::TOTAL_COUNT;
 use crate::domain::{
     parse_time, plain_text, DayEdge, NewTask, Priority, Task, TaskChanges, TaskDescription,
-    TaskFilter, TaskStatus, TaskTitle, Violations,
+    TaskFilter, TaskScope, TaskStatus, TaskTitle, Violations,
 };
 use crate::error::{Error, ErrorEnvelope, Result};
 use crate::service::{tasks, Services};
@@ -47,6 +48,14 @@ pub struct TaskInput {
     due_date: Option<String>,
     /// Only for `PUT`; defaults to false.
     completed: Option<bool>,
+    /// Creates the task in this project (the caller must be an editor or owner); absent
+    /// for a personal task. A task never changes project: on `PUT` it must be absent or
+    /// the task's own.
+    #[schema(value_type = Option<String>, format = Uuid)]
+    project_id: Option<String>,
+    /// A member of the project to assign the task to (project tasks only).
+    #[schema(value_type = Option<String>, format = Uuid)]
+    assignee_id: Option<String>,
 }
 
 impl TaskInput {
@@ -65,6 +74,8 @@ impl TaskInput {
         );
         let priority = v.check("priority", parse_priority(self.priority.as_deref()));
         let due_date = v.check("due_date", parse_due_date(self.due_date.as_deref()));
+        let project_id = v.check("project_id", parse_id(self.project_id.as_deref()));
+        let assignee_id = v.check("assignee_id", parse_id(self.assignee_id.as_deref()));
         v.finish(|| {
             Some(NewTask {
                 title: title?,
@@ -72,9 +83,17 @@ impl TaskInput {
                 priority: priority?,
                 due_date: due_date?,
                 completed: self.completed.unwrap_or(false),
+                project_id: project_id?,
+                assignee_id: assignee_id?,
             })
         })
     }
+}
+
+/// An optional id (a UUID).
+fn parse_id(raw: Option<&str>) -> Result<Option<Uuid>, String> {
+    raw.map(|id| Uuid::parse_str(id.trim()).map_err(|_| "must be a UUID".to_string()))
+        .transpose()
 }
 
 fn parse_description(raw: Option<&str>) -> Result<Option<TaskDescription>, String> {
@@ -113,6 +132,14 @@ pub struct TaskPatch {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(schema_with = super::doc::date_or_time_or_null)]
     due_date: Option<Option<String>>,
+    /// A member of the task's project; `null` unassigns.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, format = Uuid)]
+    assignee_id: Option<Option<String>>,
+    /// A task never changes project: if present, it must be the task's own.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, format = Uuid)]
+    project_id: Option<Option<String>>,
 }
 
 impl TaskPatch {
@@ -142,6 +169,12 @@ impl TaskPatch {
         }
         if let Some(raw) = self.due_date {
             changes.due_date = v.check("due_date", parse_due_date(raw.as_deref()));
+        }
+        if let Some(raw) = self.assignee_id {
+            changes.assignee_id = v.check("assignee_id", parse_id(raw.as_deref()));
+        }
+        if let Some(raw) = self.project_id {
+            changes.project_id = v.check("project_id", parse_id(raw.as_deref()));
         }
         v.finish(|| Some(changes))
     }
@@ -174,6 +207,8 @@ fn parse_task_filter(q: &QueryPairs) -> Result<TaskFilter> {
     let search = q.single_or_record("q", &mut v);
     let limit = q.single_or_record("limit", &mut v);
     let offset = q.single_or_record("offset", &mut v);
+    let project_id = q.single_or_record("project_id", &mut v);
+    let assignee_id = q.single_or_record("assignee_id", &mut v);
 
     let status = v.check(
         "status",
@@ -212,8 +247,18 @@ fn parse_task_filter(q: &QueryPairs) -> Result<TaskFilter> {
     );
     let limit = v.check("limit", super::parse_int(limit, 100, 1, 500));
     let offset = v.check("offset", super::parse_int(offset, 0, 0, i64::MAX));
+    let project_id = v.check("project_id", parse_id(project_id));
+    let assignee_id = v.check("assignee_id", parse_id(assignee_id));
     v.finish(|| {
+        let (project_id, assignee_id) = (project_id?, assignee_id?);
+        let scope = match (project_id, assignee_id) {
+            (Some(project_id), _) => TaskScope::Project(project_id),
+            (None, Some(_)) => TaskScope::MyProjects,
+            (None, None) => TaskScope::Personal,
+        };
         Some(TaskFilter {
+            scope,
+            assignee_id,
             status: status?,
             include_deleted: include_deleted?,
             created_from: created_from?,
@@ -226,7 +271,7 @@ fn parse_task_filter(q: &QueryPairs) -> Result<TaskFilter> {
     })
 }
 
-/// List the caller's tasks, newest first.
+/// List the caller's personal tasks, or a project's, newest first.
 #[utoipa::path(get, path = "/tasks", tag = "tasks",
     params(
         ("status" = inline(Option<TaskStatusParam>), Query, description = "all (default), pending, completed or deleted"),
@@ -237,11 +282,14 @@ fn parse_task_filter(q: &QueryPairs) -> Result<TaskFilter> {
         ("q" = Option<String>, Query, max_length = 200, pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$", description = "Case-insensitive search in title and description"),
         ("limit" = Option<i64>, Query, minimum = 1, maximum = 500, description = "1–500, default 100"),
         ("offset" = Option<i64>, Query, minimum = 0, description = "Default 0"),
+        ("project_id" = Option<String>, Query, format = Uuid, description = "A project's tasks (the caller's project); without it, the caller's personal tasks"),
+        ("assignee_id" = Option<String>, Query, format = Uuid, description = "Only tasks assigned to this member; without `project_id`, across every project of the caller"),
     ),
     responses(
         (status = 200, description = "The tasks", body = [Task],
             headers(("X-Total-Count" = i64, description = "Tasks matching the filters"))),
         (status = 401, description = "Not authenticated", body = ErrorEnvelope),
+        (status = 404, description = "`project_id` names no project of the caller", body = ErrorEnvelope),
         (status = 422, description = "Invalid query", body = ErrorEnvelope),
     ),
     security(("bearer" = [])))]

@@ -114,13 +114,28 @@ async fn upgrade(
     limits.enforce(Limit::WsUpgrade, &client.key()).await?;
     let mut v = Violations::new();
     let since = query.single_or_record("since", &mut v);
+    let projects = query.single_or_record("projects", &mut v);
     let since = v.check(
         "since",
         since
             .map(|s| parse_int(Some(s), 0, 0, i64::MAX))
             .transpose(),
     );
-    let since = v.finish(|| since)?;
+    let projects = v.check(
+        "projects",
+        match projects {
+            None | Some("false") => Ok(false),
+            Some("true") => Ok(true),
+            Some(_) => Err("must be true or false".to_string()),
+        },
+    );
+    let start = v.finish(|| {
+        Some(connection::Start {
+            since: since?,
+            projects: projects?,
+            positions: Default::default(),
+        })
+    })?;
     let auth = if headers.contains_key(AUTHORIZATION) {
         Some(
             ctx.authenticator
@@ -163,5 +178,5 @@ async fn upgrade(
         .max_write_buffer_size(1024 * 1024)
         .max_message_size(MAX_FRAME)
         .max_frame_size(MAX_FRAME)
-        .on_upgrade(move |socket| connection::serve(socket, ctx, auth, waiting, since, slot)))
+        .on_upgrade(move |socket| connection::serve(socket, ctx, auth, waiting, start, slot)))
 }

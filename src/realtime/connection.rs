@@ -1,10 +1,15 @@
 //! One WebSocket, from authentication to close.
 //!
-//! A single task owns the socket. It keeps `last_sent`, the seq of the last event the
-//! client got, and only ever sends `last_sent + 1` next: events that arrive ahead of it
-//! trigger a read of the gap from the table, events at or below it are dropped. That is
-//! what makes delivery gap-free and duplicate-free whatever the bus does.
+//! A single task owns the socket. For each stream it delivers (the user's own, and the
+//! streams of their projects when the client asks for them) it keeps `last_sent`, the seq
+//! of the last event the client got, and only ever sends `last_sent + 1` next: events that
+//! arrive ahead of it trigger a read of the gap from the table, events at or below it are
+//! dropped. That is what makes delivery gap-free and duplicate-free whatever the bus does.
+//! Membership changes arrive in the user's own stream (`project.joined`, `project.left`)
+//! and in the project's (`member.removed` of the user): each starts or stops a project
+//! stream at an exact position.
 
+use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,11 +21,13 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::time::{sleep_until, Instant};
 use uuid::Uuid;
 
-use super::hub::{ConnInbox, Hub, RegisterError, Signal, Slot, UnauthenticatedSlot};
-use super::protocol::{ClientMessage, CloseKind, CloseReason, ServerMessage, MAX_CLIENT_MESSAGE};
+use super::hub::{ConnHandle, ConnInbox, Hub, RegisterError, Signal, Slot, UnauthenticatedSlot};
+use super::protocol::{
+    ClientMessage, CloseKind, CloseReason, ServerMessage, StreamPosition, MAX_CLIENT_MESSAGE,
+};
 use crate::auth::{Authenticated, Authenticator, Claims};
 use crate::config::RealtimeSettings;
-use crate::domain::{Event, EventKind, StreamUpdate};
+use crate::domain::{Event, EventKind, StreamKey, StreamUpdate};
 use crate::store::{Store, TokenState};
 
 /// A write that takes longer than this means the client is gone or hopelessly slow.
@@ -51,19 +58,28 @@ pub struct SocketContext {
     pub settings: Arc<RealtimeSettings>,
 }
 
+/// What the client asked for when it connected: where it stands in its own stream, and
+/// whether (and from where) it receives its projects' streams.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Start {
+    pub since: Option<i64>,
+    pub projects: bool,
+    pub positions: HashMap<StreamKey, i64>,
+}
+
 /// Runs one upgraded socket. `auth` is set when the upgrade request carried a valid
-/// token; otherwise the first message must authenticate.
+/// token; otherwise the first message must authenticate (and may add to `start`).
 pub async fn serve(
     socket: WebSocket,
     ctx: SocketContext,
     auth: Option<Authenticated>,
     waiting: Option<UnauthenticatedSlot>,
-    since: Option<i64>,
+    start: Start,
     slot: Slot,
 ) {
     let (mut sink, mut stream) = socket.split();
-    let (auth, since) = match auth {
-        Some(auth) => (auth, since),
+    let (auth, start) = match auth {
+        Some(auth) => (auth, start),
         None => match authenticate_first_message(
             &mut stream,
             &ctx.authenticator,
@@ -71,7 +87,14 @@ pub async fn serve(
         )
         .await
         {
-            Ok((auth, from_message)) => (auth, from_message.or(since)),
+            Ok((auth, from_message)) => (
+                auth,
+                Start {
+                    since: from_message.since.or(start.since),
+                    projects: from_message.projects || start.projects,
+                    positions: from_message.positions,
+                },
+            ),
             Err(reason) => {
                 drop(waiting);
                 send_close(&mut sink, reason).await;
@@ -109,19 +132,24 @@ pub async fn serve(
         user_id: auth.user_id,
         conn_id: handle.id,
     };
+    let own = StreamKey::User(auth.user_id);
     let mut conn = Connection {
         sink,
         stream,
         inbox,
         ctx: &ctx,
         id: handle.id,
+        handle,
         user_id: auth.user_id,
         claims: auth.claims,
-        last_sent: 0,
+        cursors: HashMap::from([(own, Cursor::default())]),
+        projects: start.projects || !start.positions.is_empty(),
+        behind: HashMap::new(),
         resumes: resume_budget(),
         rotation_deadline: None,
     };
-    let end = conn.run(since).await;
+    let end = conn.run(start).await;
+    conn.unsubscribe_all();
     let code = match &end {
         End::Close(reason) => reason.code(),
         End::PeerClosed(code) => *code,
@@ -129,7 +157,7 @@ pub async fn serve(
         End::Gone => 1006,
     };
     metrics::counter!(crate::metrics::WS_DISCONNECTS, "code" => code.to_string()).increment(1);
-    tracing::debug!(connection_id = %conn.id, code, last_sent = conn.last_sent, "websocket ending");
+    tracing::debug!(connection_id = %conn.id, code, last_sent = conn.last_sent(own), "websocket ending");
     if let End::Close(reason) = end {
         send_close(&mut conn.sink, reason).await;
     }
@@ -149,13 +177,13 @@ impl Drop for Registration<'_> {
     }
 }
 
-/// Waits for `{"type": "auth", "token", "since"?}`; anything else, or nothing in time,
-/// is an authentication failure (4401).
+/// Waits for `{"type": "auth", "token", "since"?, "projects"?, "positions"?}`; anything
+/// else, or nothing in time, is an authentication failure (4401).
 async fn authenticate_first_message(
     stream: &mut Stream,
     authenticator: &Authenticator,
     timeout: Duration,
-) -> Result<(Authenticated, Option<i64>), CloseReason> {
+) -> Result<(Authenticated, Start), CloseReason> {
     let failed = |message: &str| CloseReason::new(CloseKind::AuthFailed, message);
     let deadline = Instant::now() + timeout;
     loop {
@@ -173,10 +201,22 @@ async fn authenticate_first_message(
             Message::Ping(_) | Message::Pong(_) => continue,
             Message::Text(text) if text.len() <= MAX_CLIENT_MESSAGE => {
                 return match serde_json::from_str::<ClientMessage>(&text) {
-                    Ok(ClientMessage::Auth { token, since }) => authenticator
+                    Ok(ClientMessage::Auth {
+                        token,
+                        since,
+                        projects,
+                        positions,
+                    }) => authenticator
                         .authenticate(&token)
                         .await
-                        .map(|auth| (auth, since))
+                        .map(|auth| {
+                            let start = Start {
+                                since,
+                                projects,
+                                positions,
+                            };
+                            (auth, start)
+                        })
                         .map_err(|_| failed("The token is invalid, expired or revoked")),
                     _ => Err(failed(
                         "The first message must be {\"type\": \"auth\", \"token\": ...}",
@@ -220,15 +260,39 @@ enum End {
     PeerClosed(u16),
 }
 
+/// Where the socket stands in one stream.
+#[derive(Debug, Clone, Copy, Default)]
+struct Cursor {
+    /// The seq of the last event the client got.
+    last_sent: i64,
+    /// Events up to this seq are not the user's to replay (those of a project before they
+    /// joined it); 0 on their own stream.
+    floor: i64,
+}
+
+/// A change of the user's memberships, seen in their stream.
+enum MembershipChange {
+    Joined { project_id: Uuid, last_seq: i64 },
+    Left(Uuid),
+}
+
 struct Connection<'a> {
     sink: Sink,
     stream: Stream,
     inbox: ConnInbox,
     ctx: &'a SocketContext,
     id: Uuid,
+    handle: ConnHandle,
     user_id: Uuid,
     claims: Claims,
-    last_sent: i64,
+    /// Every stream the socket receives: the user's own, and (when `projects`) the
+    /// streams of the projects they belong to.
+    cursors: HashMap<StreamKey, Cursor>,
+    /// Whether the client asked for project streams.
+    projects: bool,
+    /// Streams announced to be ahead of the socket while it was busy reading another
+    /// (their latest seq): caught up next.
+    behind: HashMap<StreamKey, i64>,
     resumes: ResumeBudget,
     /// Set when a refresh replaced this socket's token: it closes with 4003 unless it
     /// moves to a new token (`auth.refresh`) by then.
@@ -236,21 +300,29 @@ struct Connection<'a> {
 }
 
 impl Connection<'_> {
+    fn own(&self) -> StreamKey {
+        StreamKey::User(self.user_id)
+    }
+
+    fn last_sent(&self, stream: StreamKey) -> i64 {
+        self.cursors.get(&stream).map_or(0, |c| c.last_sent)
+    }
+
     /// Sends one frame. A client that stops reading blocks this; a close request (such
     /// as 4008 from the hub when the queue overflows) wins over the blocked write, and a
     /// write that does not finish within `WRITE_TIMEOUT` means the peer is gone.
     async fn send(&mut self, message: Message) -> Result<(), End> {
         tokio::select! {
-                    biased;
-                    Some(reason) = self.inbox.close.recv() => Err(End::Close(*reason)),
-                    sent = tokio::time::timeout(WRITE_TIMEOUT, self.sink.send(message)) => match sent {
-        Ok(Ok(())) => {
-                            metrics::counter!(crate::metrics::WS_MESSAGES_SENT).increment(1);
-                            Ok(())
-                        }
-                        _ => Err(End::Gone),
-                    },
+            biased;
+            Some(reason) = self.inbox.close.recv() => Err(End::Close(*reason)),
+            sent = tokio::time::timeout(WRITE_TIMEOUT, self.sink.send(message)) => match sent {
+                Ok(Ok(())) => {
+                    metrics::counter!(crate::metrics::WS_MESSAGES_SENT).increment(1);
+                    Ok(())
                 }
+                _ => Err(End::Gone),
+            },
+        }
     }
 
     async fn send_message(&mut self, message: &ServerMessage) -> Result<(), End> {
@@ -258,29 +330,90 @@ impl Connection<'_> {
     }
 
     /// Runs until the socket ends, and says how.
-    async fn run(&mut self, since: Option<i64>) -> End {
-        let settings = self.ctx.settings.clone();
-        let bounds = match self.bounds().await {
-            Ok(bounds) => bounds,
-            Err(end) => return end,
-        };
-        self.last_sent = bounds.last_seq;
+    async fn run(&mut self, start: Start) -> End {
+        match self.start(start).await {
+            Ok(()) => self.serve().await,
+            Err(end) => end,
+        }
+    }
+
+    /// Reads where every stream stands, sends `ready`, and replays what the client asked
+    /// for.
+    async fn start(&mut self, start: Start) -> Result<(), End> {
+        let own = self.own();
+        let bounds = self.bounds(own).await?;
+        self.cursors.insert(
+            own,
+            Cursor {
+                last_sent: bounds.last_seq,
+                ..Cursor::default()
+            },
+        );
+        let mut streams = None;
+        if self.projects {
+            // Read after the user's own bounds: a membership that changes in between is
+            // also in the user's stream after them, and applied when it is sent.
+            let memberships = self
+                .ctx
+                .store
+                .memberships(self.user_id)
+                .await
+                .map_err(|err| {
+                    tracing::warn!(error = %err, "websocket: cannot read memberships");
+                    unavailable()
+                })?;
+            let mut positions = vec![StreamPosition {
+                stream: own,
+                last_seq: bounds.last_seq,
+                role: None,
+            }];
+            for membership in memberships {
+                let stream = StreamKey::Project(membership.project_id);
+                // Subscribed before the bounds are read: nothing committed after them is
+                // missed.
+                self.ctx.hub.subscribe(membership.project_id, &self.handle);
+                let last_seq = self.project_bounds(stream).await?.map_or(0, |b| b.last_seq);
+                self.cursors.insert(
+                    stream,
+                    Cursor {
+                        last_sent: last_seq,
+                        floor: membership.joined_seq,
+                    },
+                );
+                positions.push(StreamPosition {
+                    stream,
+                    last_seq,
+                    role: Some(membership.role),
+                });
+            }
+            streams = Some(positions);
+        }
         let ready = ServerMessage::Ready {
             connection_id: self.id,
             user_id: self.user_id,
             last_seq: bounds.last_seq,
-            heartbeat_s: settings.heartbeat.as_secs(),
+            heartbeat_s: self.ctx.settings.heartbeat.as_secs(),
             token_expires_at: self.claims.expires_at(),
+            streams,
         };
-        if let Err(end) = self.send_message(&ready).await {
-            return end;
+        self.send_message(&ready).await?;
+        if let Some(since) = start.since {
+            self.resume(own, since).await?;
         }
-        if let Some(since) = since {
-            if let Err(end) = self.resume(since).await {
-                return end;
+        let mut positions: Vec<(StreamKey, i64)> = start.positions.into_iter().collect();
+        positions.sort_unstable();
+        for (stream, since) in positions {
+            // Positions in projects the user is not in (any more) are ignored: their
+            // stream says so (`project.left`).
+            if stream != own && self.cursors.contains_key(&stream) {
+                self.resume(stream, since).await?;
             }
         }
+        self.settle_behind().await
+    }
 
+    async fn serve(&mut self) -> End {
+        let settings = self.ctx.settings.clone();
         let mut heartbeat =
             tokio::time::interval_at(Instant::now() + settings.heartbeat, settings.heartbeat);
         let mut awaiting_pong = false;
@@ -347,116 +480,256 @@ impl Connection<'_> {
 
     /// The user's stream bounds; a failure to read them closes the socket with 1012 (the
     /// client reconnects with `since`), a user who no longer exists with 4401.
-    async fn bounds(&self) -> Result<crate::store::EventBounds, End> {
-        match self.ctx.store.event_bounds(self.user_id).await {
-            Ok(Some(bounds)) => Ok(bounds),
-            Ok(None) => Err(End::Close(CloseReason::new(
+    async fn bounds(&self, stream: StreamKey) -> Result<crate::store::EventBounds, End> {
+        match self.project_bounds(stream).await? {
+            Some(bounds) => Ok(bounds),
+            None => Err(End::Close(CloseReason::new(
                 CloseKind::AuthFailed,
                 "The account no longer exists",
             ))),
-            Err(err) => {
-                tracing::warn!(error = %err, "websocket: cannot read the event stream bounds");
-                Err(unavailable())
-            }
         }
     }
 
-    /// Replays every stored event after `since`, or sends `reset` when some of them are
-    /// no longer stored; live delivery continues from there.
-    async fn resume(&mut self, since: i64) -> Result<(), End> {
-        let bounds = self.bounds().await?;
-        if bounds.can_replay_from(since) {
+    /// A stream's bounds (`None`: no such stream any more); a failure to read them closes
+    /// the socket with 1012.
+    async fn project_bounds(
+        &self,
+        stream: StreamKey,
+    ) -> Result<Option<crate::store::EventBounds>, End> {
+        self.ctx.store.event_bounds(stream).await.map_err(|err| {
+            tracing::warn!(error = %err, "websocket: cannot read the event stream bounds");
+            unavailable()
+        })
+    }
+
+    /// Replays every stored event of `stream` after `since`, or sends `reset` when some of
+    /// them are no longer stored (or came before the user joined the project); live
+    /// delivery continues from there.
+    async fn resume(&mut self, stream: StreamKey, since: i64) -> Result<(), End> {
+        let Some(floor) = self.cursors.get(&stream).map(|c| c.floor) else {
+            return Ok(());
+        };
+        let Some(bounds) = self.stream_bounds(stream).await? else {
+            return Ok(());
+        };
+        if bounds.can_replay_from(since) && since >= floor {
             metrics::counter!(crate::metrics::WS_RESUMES, "result" => "replayed").increment(1);
-            self.last_sent = since;
-            self.catch_up().await
+            self.set_last_sent(stream, since);
+            self.catch_up(stream).await
         } else {
             metrics::counter!(crate::metrics::WS_RESUMES, "result" => "reset").increment(1);
-            self.last_sent = bounds.last_seq;
-            self.send_message(&ServerMessage::Reset {
-                last_seq: bounds.last_seq,
-            })
-            .await?;
+            self.reset(stream, bounds.last_seq).await?;
             // Anything committed since the bounds were read follows as live events.
-            self.catch_up().await
+            self.catch_up(stream).await
         }
     }
 
-    /// Sends every stored event after `last_sent`, page by page.
-    async fn catch_up(&mut self) -> Result<(), End> {
+    /// The bounds of a stream the socket receives; a project stream that is gone is
+    /// dropped (`None`).
+    async fn stream_bounds(
+        &mut self,
+        stream: StreamKey,
+    ) -> Result<Option<crate::store::EventBounds>, End> {
+        if stream == self.own() {
+            return self.bounds(stream).await.map(Some);
+        }
+        let bounds = self.project_bounds(stream).await?;
+        if bounds.is_none() {
+            self.leave(stream);
+        }
+        Ok(bounds)
+    }
+
+    /// Tells the client to reload `stream` through REST; it continues from `last_seq`.
+    async fn reset(&mut self, stream: StreamKey, last_seq: i64) -> Result<(), End> {
+        self.set_last_sent(stream, last_seq);
+        let stream = (stream != self.own()).then_some(stream);
+        self.send_message(&ServerMessage::Reset { stream, last_seq })
+            .await
+    }
+
+    fn set_last_sent(&mut self, stream: StreamKey, seq: i64) {
+        if let Some(cursor) = self.cursors.get_mut(&stream) {
+            cursor.last_sent = seq;
+        }
+    }
+
+    /// Sends every stored event of `stream` after its `last_sent`, page by page.
+    async fn catch_up(&mut self, stream: StreamKey) -> Result<(), End> {
         loop {
             self.absorb_queued_signals()?;
-            let page = match self
-                .ctx
-                .store
-                .events_after(self.user_id, self.last_sent, PAGE)
-                .await
-            {
+            let Some(last_sent) = self.cursors.get(&stream).map(|c| c.last_sent) else {
+                return Ok(());
+            };
+            let page = match self.ctx.store.events_after(stream, last_sent, PAGE).await {
                 Ok(page) => page,
                 Err(err) => {
                     tracing::warn!(error = %err, "websocket: cannot read events");
                     return Err(unavailable());
                 }
             };
-            if page.first().is_some_and(|e| e.seq != self.last_sent + 1) {
+            if page.first().is_some_and(|e| e.seq != last_sent + 1) {
                 // Pruned under us: the client must reload.
-                let bounds = self.bounds().await?;
-                self.last_sent = bounds.last_seq;
-                self.send_message(&ServerMessage::Reset {
-                    last_seq: bounds.last_seq,
-                })
-                .await?;
+                let Some(bounds) = self.stream_bounds(stream).await? else {
+                    return Ok(());
+                };
+                self.reset(stream, bounds.last_seq).await?;
                 continue;
             }
             let full = page.len() as i64 == PAGE;
-            self.send_events(&page).await?;
+            self.send_events(stream, &page).await?;
             if !full {
                 return Ok(());
             }
         }
     }
 
-    /// Sends those of `events` that come next, in order; returns at the first gap.
-    async fn send_events(&mut self, events: &[Event]) -> Result<(), End> {
+    /// Sends those of `events` that come next in `stream`, in order; returns at the first
+    /// gap, or where the stream ends for this user.
+    async fn send_events(&mut self, stream: StreamKey, events: &[Event]) -> Result<(), End> {
+        let own = stream == self.own();
         let mut logout_seen = false;
+        let mut changes = Vec::new();
         for event in events {
-            if event.seq <= self.last_sent {
+            let Some(cursor) = self.cursors.get(&stream) else {
+                break;
+            };
+            if event.seq <= cursor.last_sent {
                 continue;
             }
-            if event.seq != self.last_sent + 1 {
+            if event.seq != cursor.last_sent + 1 {
                 break;
             }
             self.send(Message::Text(json(event))).await?;
             metrics::histogram!(crate::metrics::EVENT_DELIVERY)
                 .record(crate::metrics::seconds_since(event.at));
-            self.last_sent = event.seq;
-            // Sessions end with a LOGOUT notification (a password change with
-            // PROFILE_UPDATED).
-            logout_seen |= event.kind == EventKind::NotificationCreated
-                && matches!(
-                    event.data["type"].as_str(),
-                    Some("LOGOUT" | "PROFILE_UPDATED")
-                );
+            self.set_last_sent(stream, event.seq);
+            if own {
+                // Sessions end with a LOGOUT notification (a password change with
+                // PROFILE_UPDATED).
+                logout_seen |= event.kind == EventKind::NotificationCreated
+                    && matches!(
+                        event.data["type"].as_str(),
+                        Some("LOGOUT" | "PROFILE_UPDATED")
+                    );
+                if let Some(change) = membership_change(event) {
+                    changes.push(change);
+                }
+            } else if self.ends_here(event) {
+                // Removed from the project, or it was deleted: nothing after this is theirs.
+                self.leave(stream);
+                break;
+            }
         }
         // A logout of this user may have ended this very session; the bus says so too, but
         // the event is durable and the bus is not.
         if logout_seen {
-            match self.ctx.authenticator.token_state(&self.claims).await {
-                Ok(TokenState::UserGone) => return Err(End::Close(revoked())),
-                // Replaced by a refresh while its session goes on: the grace applies.
-                Ok(TokenState::Revoked) => {
-                    if matches!(
-                        self.ctx.authenticator.session_open(&self.claims).await,
-                        Ok(true)
-                    ) {
-                        self.token_rotated();
-                    } else {
-                        return Err(End::Close(revoked()));
-                    }
+            self.check_session().await?;
+        }
+        for change in changes {
+            self.apply(change).await?;
+        }
+        Ok(())
+    }
+
+    /// Whether a project event ends the project's stream for this user.
+    fn ends_here(&self, event: &Event) -> bool {
+        match event.kind {
+            EventKind::ProjectDeleted => true,
+            EventKind::MemberRemoved => {
+                event.data["user_id"].as_str() == Some(self.user_id.to_string().as_str())
+            }
+            _ => false,
+        }
+    }
+
+    /// Starts or stops a project's stream as the user's own stream says they joined or
+    /// left it (only for a socket that receives project streams).
+    async fn apply(&mut self, change: MembershipChange) -> Result<(), End> {
+        if !self.projects {
+            return Ok(());
+        }
+        match change {
+            MembershipChange::Left(project_id) => self.leave(StreamKey::Project(project_id)),
+            MembershipChange::Joined {
+                project_id,
+                last_seq,
+            } => {
+                let stream = StreamKey::Project(project_id);
+                if self.cursors.contains_key(&stream) {
+                    return Ok(());
                 }
-                _ => {}
+                // The event may be old (a replay): only a membership that still holds
+                // counts, and only from when it began.
+                let membership = self
+                    .ctx
+                    .store
+                    .membership(project_id, self.user_id)
+                    .await
+                    .map_err(|err| {
+                        tracing::warn!(error = %err, "websocket: cannot read a membership");
+                        unavailable()
+                    })?;
+                let Some(membership) = membership else {
+                    return Ok(());
+                };
+                self.ctx.hub.subscribe(project_id, &self.handle);
+                let from = last_seq.max(membership.joined_seq);
+                self.cursors.insert(
+                    stream,
+                    Cursor {
+                        last_sent: from,
+                        floor: membership.joined_seq,
+                    },
+                );
+                // Whatever the project wrote since: caught up once this batch is sent.
+                self.behind.insert(stream, i64::MAX);
             }
         }
         Ok(())
+    }
+
+    /// Stops delivering a project's stream.
+    fn leave(&mut self, stream: StreamKey) {
+        if let StreamKey::Project(project_id) = stream {
+            if self.cursors.remove(&stream).is_some() {
+                self.ctx.hub.unsubscribe(project_id, self.id);
+            }
+            self.behind.remove(&stream);
+        }
+    }
+
+    fn unsubscribe_all(&mut self) {
+        let projects: Vec<StreamKey> = self
+            .cursors
+            .keys()
+            .copied()
+            .filter(|s| s.project().is_some())
+            .collect();
+        for stream in projects {
+            self.leave(stream);
+        }
+    }
+
+    /// Closes the socket if its session ended; starts the grace if its token was only
+    /// replaced by a refresh.
+    async fn check_session(&mut self) -> Result<(), End> {
+        match self.ctx.authenticator.token_state(&self.claims).await {
+            Ok(TokenState::UserGone) => Err(End::Close(revoked())),
+            // Replaced by a refresh while its session goes on: the grace applies.
+            Ok(TokenState::Revoked) => {
+                if matches!(
+                    self.ctx.authenticator.session_open(&self.claims).await,
+                    Ok(true)
+                ) {
+                    self.token_rotated();
+                    Ok(())
+                } else {
+                    Err(End::Close(revoked()))
+                }
+            }
+            _ => Ok(()),
+        }
     }
 
     /// This socket's token was replaced by a refresh: it has `WS_REFRESH_GRACE` to move to
@@ -478,12 +751,31 @@ impl Connection<'_> {
         Ok(())
     }
 
-    /// Empties the wake-up queue while reading from the table: everything it announces is
-    /// committed, so the read covers it. This keeps a socket that is replaying a long
-    /// history from being taken for a slow consumer.
+    /// Empties the wake-up queue while reading from the table, noting which streams are
+    /// ahead (read next). This keeps a socket that is replaying a long history from being
+    /// taken for a slow consumer.
     fn absorb_queued_signals(&mut self) -> Result<(), End> {
         while let Ok(Signal::Events(message)) = self.inbox.signals.try_recv() {
             self.check_token(&message)?;
+            self.note_behind(&message);
+        }
+        Ok(())
+    }
+
+    fn note_behind(&mut self, message: &StreamUpdate) {
+        if self.cursors.contains_key(&message.stream) {
+            let seen = self.behind.entry(message.stream).or_insert(0);
+            *seen = (*seen).max(message.last_seq);
+        }
+    }
+
+    /// Catches up every stream noted as ahead, until none is.
+    async fn settle_behind(&mut self) -> Result<(), End> {
+        while let Some(stream) = self.behind.keys().next().copied() {
+            let latest = self.behind.remove(&stream).unwrap_or(0);
+            if latest > self.last_sent(stream) && self.cursors.contains_key(&stream) {
+                self.catch_up(stream).await?;
+            }
         }
         Ok(())
     }
@@ -491,18 +783,18 @@ impl Connection<'_> {
     async fn handle_signal(&mut self, signal: Signal) -> Result<(), End> {
         let Signal::Events(message) = signal;
         self.check_token(&message)?;
-        if message.last_seq <= self.last_sent {
-            return Ok(());
-        }
-        self.send_events(&message.events).await?;
-        if self.last_sent < message.last_seq {
-            // A gap (an announcement lost or overtaken) or a reference-only message.
-            if !message.events.is_empty() {
-                metrics::counter!(crate::metrics::GAP_FILLS).increment(1);
+        let stream = message.stream;
+        if self.cursors.contains_key(&stream) && message.last_seq > self.last_sent(stream) {
+            self.send_events(stream, &message.events).await?;
+            if self.cursors.contains_key(&stream) && self.last_sent(stream) < message.last_seq {
+                // A gap (an announcement lost or overtaken) or a reference-only message.
+                if !message.events.is_empty() {
+                    metrics::counter!(crate::metrics::GAP_FILLS).increment(1);
+                }
+                self.catch_up(stream).await?;
             }
-            self.catch_up().await?;
         }
-        Ok(())
+        self.settle_behind().await
     }
 
     async fn handle_client(&mut self, message: Message) -> Result<Flow, End> {
@@ -523,9 +815,17 @@ impl Connection<'_> {
             ClientMessage::Ping => {
                 self.send_message(&ServerMessage::Pong).await?;
             }
-            ClientMessage::Resume { since } => {
-                if self.resumes.check().is_ok() {
-                    self.resume(since).await?;
+            ClientMessage::Resume { since, stream } => {
+                let stream = stream.unwrap_or(self.own());
+                if !self.cursors.contains_key(&stream) {
+                    let error = ServerMessage::error(
+                        "UNKNOWN_STREAM",
+                        "This socket does not receive that stream",
+                    );
+                    self.send_message(&error).await?;
+                } else if self.resumes.check().is_ok() {
+                    self.resume(stream, since).await?;
+                    self.settle_behind().await?;
                 } else {
                     let error = ServerMessage::error(
                         "RATE_LIMITED",
@@ -572,6 +872,23 @@ impl Connection<'_> {
                 Ok(Flow::Continue)
             }
         }
+    }
+}
+
+/// What an event of the user's own stream says of their memberships.
+fn membership_change(event: &Event) -> Option<MembershipChange> {
+    let project_id = || {
+        event.data["project_id"]
+            .as_str()
+            .and_then(|id| Uuid::parse_str(id).ok())
+    };
+    match event.kind {
+        EventKind::ProjectJoined => Some(MembershipChange::Joined {
+            project_id: project_id()?,
+            last_seq: event.data["last_seq"].as_i64()?,
+        }),
+        EventKind::ProjectLeft => Some(MembershipChange::Left(project_id()?)),
+        _ => None,
     }
 }
 

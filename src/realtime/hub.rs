@@ -1,4 +1,5 @@
-//! The hub: which connections this instance holds for each user, and fan-out to them.
+//! The hub: which connections this instance holds for each stream (each user's own, and
+//! each project's), and fan-out to them.
 //!
 //! Delivery never waits: each connection has a bounded queue, filled with `try_send`; a
 //! connection whose queue is full is told to close with 4008 (it resumes with `since`).
@@ -15,7 +16,7 @@ use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
 use super::protocol::{CloseKind, CloseReason};
-use crate::domain::StreamUpdate;
+use crate::domain::{StreamKey, StreamUpdate};
 
 /// What a connection's queue carries.
 #[derive(Debug, Clone)]
@@ -47,16 +48,19 @@ pub struct ConnInbox {
 }
 
 #[derive(Debug, Default)]
-struct UserEntry {
+struct StreamEntry {
     conns: Vec<ConnHandle>,
-    /// The highest seq this instance has been told about for the user.
+    /// The highest seq this instance has been told about for the stream.
     known_seq: i64,
 }
 
 pub use crate::config::HubLimits;
 
 pub struct Hub {
-    users: DashMap<Uuid, UserEntry>,
+    /// Every connection, under its user.
+    users: DashMap<Uuid, StreamEntry>,
+    /// The connections that receive a project's stream, under the project.
+    projects: DashMap<Uuid, StreamEntry>,
     slots: Arc<Semaphore>,
     unauthenticated: Arc<Unauthenticated>,
     limits: HubLimits,
@@ -152,6 +156,7 @@ impl Hub {
     pub fn new(limits: HubLimits) -> Self {
         Self {
             users: DashMap::new(),
+            projects: DashMap::new(),
             slots: Arc::new(Semaphore::new(limits.total)),
             unauthenticated: Arc::new(Unauthenticated::new(limits)),
             limits,
@@ -270,12 +275,40 @@ impl Hub {
         }
     }
 
-    /// Hands an update to every local connection of its user.
+    /// Adds a connection to the receivers of a project's stream; returns the latest seq
+    /// this instance knows of the project (0 when none).
+    pub fn subscribe(&self, project_id: Uuid, conn: &ConnHandle) -> i64 {
+        let mut entry = self.projects.entry(project_id).or_default();
+        if !entry.conns.iter().any(|c| c.id == conn.id) {
+            entry.conns.push(conn.clone());
+        }
+        entry.known_seq
+    }
+
+    /// Removes a connection from the receivers of a project's stream.
+    pub fn unsubscribe(&self, project_id: Uuid, conn_id: Uuid) {
+        if let Some(mut entry) = self.projects.get_mut(&project_id) {
+            entry.conns.retain(|c| c.id != conn_id);
+        }
+        self.projects
+            .remove_if(&project_id, |_, entry| entry.conns.is_empty());
+    }
+
+    /// Hands an update to every local connection that receives its stream.
     pub fn deliver(&self, message: &Arc<StreamUpdate>) {
-        let Some(mut entry) = self.users.get_mut(&message.user_id) else {
+        let map = match message.stream {
+            StreamKey::User(_) => &self.users,
+            StreamKey::Project(_) => &self.projects,
+        };
+        let Some(mut entry) = map.get_mut(&message.stream.id()) else {
             return;
         };
         entry.known_seq = entry.known_seq.max(message.last_seq);
+        if message.stream.project().is_some() {
+            // A connection that ended without unsubscribing (it always does, short of a
+            // panic) is dropped here.
+            entry.conns.retain(|c| !c.signals.is_closed());
+        }
         for conn in &entry.conns {
             match conn.signals.try_send(Signal::Events(message.clone())) {
                 Ok(()) => {}
@@ -285,7 +318,7 @@ impl Hub {
                         "Too many undelivered events; reconnect with since",
                     ));
                     if first {
-                        tracing::info!(user_id = %message.user_id, connection_id = %conn.id, "closing a slow consumer");
+                        tracing::info!(stream = %message.stream, connection_id = %conn.id, "closing a slow consumer");
                         metrics::counter!(crate::metrics::WS_SLOW_CONSUMER_CLOSES).increment(1);
                     }
                 }
@@ -300,12 +333,22 @@ impl Hub {
         self.users.contains_key(&user_id)
     }
 
-    /// The users with connections here, and the latest seq the hub knows for each.
-    pub fn connected_users(&self) -> Vec<(Uuid, i64)> {
-        self.users
+    /// The streams with connections here, and the latest seq the hub knows for each.
+    pub fn connected_streams(&self) -> Vec<(StreamKey, i64)> {
+        let users = self
+            .users
             .iter()
-            .map(|entry| (*entry.key(), entry.known_seq))
-            .collect()
+            .map(|entry| (StreamKey::User(*entry.key()), entry.known_seq));
+        let projects = self
+            .projects
+            .iter()
+            .map(|entry| (StreamKey::Project(*entry.key()), entry.known_seq));
+        users.chain(projects).collect()
+    }
+
+    /// The projects whose stream some connection here receives.
+    pub fn watched_projects(&self) -> Vec<Uuid> {
+        self.projects.iter().map(|entry| *entry.key()).collect()
     }
 
     /// Closes every connection with 1012, spread over `spread` so that clients do not all

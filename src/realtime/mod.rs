@@ -30,7 +30,7 @@ use self::bus::{BusHandler, EventBus};
 pub use self::connection::SocketContext;
 use self::hub::Hub;
 use crate::auth::Authenticator;
-use crate::domain::StreamUpdate;
+use crate::domain::{StreamKey, StreamUpdate};
 use crate::service::Publisher;
 use crate::store::{Store, StoreTx};
 
@@ -167,8 +167,8 @@ impl Realtime {
         }
     }
 
-    /// Compares the latest seq of every connected user with what the hub has seen, and
-    /// wakes the connections of users who are behind: the safety net under every bus.
+    /// Compares the latest seq of every stream with local receivers with what the hub has
+    /// seen, and wakes the connections of streams that are behind: the safety net under every bus.
     async fn catch_up(self: Arc<Self>, every: Duration) {
         let (hub, store) = (&self.sockets.hub, &self.sockets.store);
         let mut tick = tokio::time::interval(every);
@@ -178,19 +178,19 @@ impl Realtime {
                 _ = tick.tick() => {}
                 () = self.resync.notified() => {}
             }
-            for chunk in hub.connected_users().chunks(500) {
-                let known: HashMap<Uuid, i64> = chunk.iter().copied().collect();
-                let ids: Vec<Uuid> = known.keys().copied().collect();
-                let latest = match store.latest_seqs(&ids).await {
+            for chunk in hub.connected_streams().chunks(500) {
+                let known: HashMap<StreamKey, i64> = chunk.iter().copied().collect();
+                let streams: Vec<StreamKey> = known.keys().copied().collect();
+                let latest = match store.latest_seqs(&streams).await {
                     Ok(latest) => latest,
                     Err(err) => {
                         tracing::warn!(error = %err, "catch-up: cannot read latest seqs");
                         break;
                     }
                 };
-                for (user_id, last_seq) in latest {
-                    if known.get(&user_id).is_some_and(|&seen| last_seq > seen) {
-                        hub.deliver(&Arc::new(StreamUpdate::position(user_id, last_seq)));
+                for (stream, last_seq) in latest {
+                    if known.get(&stream).is_some_and(|&seen| last_seq > seen) {
+                        hub.deliver(&Arc::new(StreamUpdate::position(stream, last_seq)));
                     }
                 }
             }

@@ -1,9 +1,13 @@
 //! The WebSocket protocol's messages and close codes; `protocol/` documents them
 //! (AsyncAPI + JSON Schemas) and the tests check every server message against those.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+
+use crate::domain::{Role, StreamKey};
 
 /// Close codes the server uses.
 pub mod close {
@@ -119,9 +123,18 @@ pub enum ServerMessage {
         last_seq: i64,
         heartbeat_s: u64,
         token_expires_at: DateTime<Utc>,
+        /// Only for a socket that asked for project streams: every stream it receives
+        /// (its own first), with its current position.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        streams: Option<Vec<StreamPosition>>,
     },
     #[serde(rename = "reset")]
-    Reset { last_seq: i64 },
+    Reset {
+        /// Absent for the user's own stream.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        stream: Option<StreamKey>,
+        last_seq: i64,
+    },
     #[serde(rename = "pong")]
     Pong,
     #[serde(rename = "auth.refreshed")]
@@ -130,6 +143,16 @@ pub enum ServerMessage {
     AuthExpiring { token_expires_at: DateTime<Utc> },
     #[serde(rename = "error")]
     Error { code: &'static str, message: String },
+}
+
+/// A stream a socket receives, and where it stands, as `ready` lists them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StreamPosition {
+    pub stream: StreamKey,
+    pub last_seq: i64,
+    /// The user's role in the project (project streams only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
 }
 
 impl ServerMessage {
@@ -146,11 +169,26 @@ impl ServerMessage {
 #[serde(tag = "type")]
 pub enum ClientMessage {
     #[serde(rename = "auth")]
-    Auth { token: String, since: Option<i64> },
+    Auth {
+        token: String,
+        since: Option<i64>,
+        /// Asks for the streams of the user's projects besides their own.
+        #[serde(default)]
+        projects: bool,
+        /// Where the client stands in each project stream (`{"project:<id>": seq}`); any
+        /// position implies `projects`.
+        #[serde(default)]
+        positions: HashMap<StreamKey, i64>,
+    },
     #[serde(rename = "ping")]
     Ping,
     #[serde(rename = "resume")]
-    Resume { since: i64 },
+    Resume {
+        since: i64,
+        /// A project stream; absent for the user's own.
+        #[serde(default)]
+        stream: Option<StreamKey>,
+    },
     #[serde(rename = "auth.refresh")]
     AuthRefresh { token: String },
 }
@@ -165,15 +203,34 @@ mod tests {
         assert_eq!(parse(r#"{"type":"ping"}"#).unwrap(), ClientMessage::Ping);
         assert_eq!(
             parse(r#"{"type":"resume","since":7}"#).unwrap(),
-            ClientMessage::Resume { since: 7 }
+            ClientMessage::Resume {
+                since: 7,
+                stream: None
+            }
         );
         assert_eq!(
             parse(r#"{"type":"auth","token":"t"}"#).unwrap(),
             ClientMessage::Auth {
                 token: "t".into(),
-                since: None
+                since: None,
+                projects: false,
+                positions: HashMap::new(),
             }
         );
+        let project = Uuid::from_u128(7);
+        assert_eq!(
+            parse(&format!(
+                r#"{{"type":"auth","token":"t","positions":{{"project:{project}":3}}}}"#
+            ))
+            .unwrap(),
+            ClientMessage::Auth {
+                token: "t".into(),
+                since: None,
+                projects: false,
+                positions: HashMap::from([(StreamKey::Project(project), 3)]),
+            }
+        );
+        assert!(parse(r#"{"type":"auth","token":"t","positions":{"nope":3}}"#).is_err());
         assert!(parse(r#"{"type":"dance"}"#).is_err());
         assert!(parse(r#"{"type":"resume"}"#).is_err());
         // Unknown fields are ignored, for forward compatibility.

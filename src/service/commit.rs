@@ -14,7 +14,7 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::auth::Authenticator;
-use crate::domain::{EventDraft, StreamUpdate};
+use crate::domain::{EventDraft, StreamKey, StreamUpdate};
 use crate::error::Result;
 use crate::store::{Store, StoreTx};
 
@@ -87,7 +87,20 @@ impl WriteFunnel {
         at: DateTime<Utc>,
         revoked: Vec<Uuid>,
     ) -> Result<()> {
-        self.finish(tx, user_id, events, at, revoked, Vec::new())
+        let appends = vec![(StreamKey::User(user_id), events.to_vec())];
+        self.finish(tx, appends, at, (user_id, revoked, Vec::new()))
+            .await
+    }
+
+    /// Appends to several streams at once (a project's, and the users a change concerns),
+    /// commits, and publishes each stream's update.
+    pub async fn commit_streams(
+        &self,
+        tx: Box<dyn StoreTx>,
+        appends: Vec<(StreamKey, Vec<EventDraft>)>,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        self.finish(tx, appends, at, (Uuid::nil(), Vec::new(), Vec::new()))
             .await
     }
 
@@ -100,47 +113,82 @@ impl WriteFunnel {
         at: DateTime<Utc>,
         old: Uuid,
     ) -> Result<()> {
-        self.finish(tx, user_id, &[], at, Vec::new(), vec![old])
+        self.finish(tx, Vec::new(), at, (user_id, Vec::new(), vec![old]))
             .await
     }
 
+    /// `tokens`: the user whose tokens the write `(revoked, rotated)`.
     async fn finish(
         &self,
         mut tx: Box<dyn StoreTx>,
-        user_id: Uuid,
-        events: &[EventDraft],
+        mut appends: Vec<(StreamKey, Vec<EventDraft>)>,
         at: DateTime<Utc>,
-        revoked: Vec<Uuid>,
-        rotated: Vec<Uuid>,
+        tokens: (Uuid, Vec<Uuid>, Vec<Uuid>),
     ) -> Result<()> {
-        let events = tx.append_events(user_id, events, at).await?;
-        let last_seq = events.last().map_or(0, |e| e.seq);
+        // Stream rows are locked in one order (projects, then users, each by id), so
+        // that two writes touching the same streams cannot wait for each other.
+        appends.retain(|(_, drafts)| !drafts.is_empty());
+        appends.sort_by_key(|(stream, _)| lock_order(*stream));
+        let mut updates: Vec<StreamUpdate> = Vec::with_capacity(appends.len() + 1);
+        for (stream, drafts) in appends {
+            let events = tx.append_events(stream, &drafts, at).await?;
+            let last_seq = events.last().map_or(0, |e| e.seq);
+            match updates.iter_mut().find(|u| u.stream == stream) {
+                // The same stream twice: one update with both.
+                Some(update) => {
+                    update.last_seq = last_seq;
+                    update.events.extend(events);
+                }
+                None => updates.push(StreamUpdate {
+                    events,
+                    ..StreamUpdate::position(stream, last_seq)
+                }),
+            }
+        }
+        let (user_id, revoked, rotated) = tokens;
+        if !revoked.is_empty() || !rotated.is_empty() {
+            let stream = StreamKey::User(user_id);
+            let index = match updates.iter().position(|u| u.stream == stream) {
+                Some(index) => index,
+                None => {
+                    updates.push(StreamUpdate::position(stream, 0));
+                    updates.len() - 1
+                }
+            };
+            updates[index].revoked = revoked;
+            updates[index].rotated = rotated;
+        }
         let enqueued = tx.enqueued_deliveries();
-        if events.is_empty() && revoked.is_empty() && rotated.is_empty() {
+        if updates.is_empty() {
             tx.commit().await?;
             if enqueued {
                 self.deliveries.notify_one();
             }
             return Ok(());
         }
-        for event in &events {
+        for event in updates.iter().flat_map(|u| &u.events) {
             metrics::counter!(crate::metrics::EVENTS, "type" => event.kind.as_str()).increment(1);
         }
-        let update = StreamUpdate {
-            user_id,
-            last_seq,
-            events,
-            revoked,
-            rotated,
-        };
-        self.publisher.before_commit(tx.as_mut(), &update).await?;
+        for update in &updates {
+            self.publisher.before_commit(tx.as_mut(), update).await?;
+        }
         tx.commit().await?;
         if enqueued {
             self.deliveries.notify_one();
         }
-        self.authenticator.forget(&update.revoked);
-        self.authenticator.forget(&update.rotated);
-        self.publisher.publish(update);
+        for update in updates {
+            self.authenticator.forget(&update.revoked);
+            self.authenticator.forget(&update.rotated);
+            self.publisher.publish(update);
+        }
         Ok(())
+    }
+}
+
+/// Projects before users, each by id.
+fn lock_order(stream: StreamKey) -> (u8, Uuid) {
+    match stream {
+        StreamKey::Project(id) => (0, id),
+        StreamKey::User(id) => (1, id),
     }
 }

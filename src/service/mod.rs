@@ -11,6 +11,7 @@ pub mod events;
 pub mod media;
 pub mod notifications;
 pub mod profile;
+pub mod projects;
 pub mod push;
 pub mod reminders;
 pub mod tasks;

@@ -1,29 +1,109 @@
-//! Task use cases. Only the owner may see or change a task: another user's task is 403
-//! (the seed's behaviour), a missing one 404.
+//! Task use cases. A personal task is its owner's alone: another user's is 403 (the seed's
+//! behaviour), a missing one 404. A project's task follows the caller's role in the
+//! project: viewers read, editors and owners write; to anyone else it is 404, as if it did
+//! not exist.
+//!
+//! A project task's write locks the project's row first (its stream's seq lives there),
+//! then the task: the same order as membership changes, so the two never deadlock, and a
+//! member removed by a committed write can no longer change anything.
 
+use chrono::{DateTime, Utc};
 use serde_json::json;
 use uuid::Uuid;
 
 use super::Services;
 use crate::domain::{
-    EventDraft, EventKind, NewTask, NotificationDraft, NotificationKind, ReminderSchedule, Task,
-    TaskChanges, TaskFilter,
+    EventDraft, EventKind, NewTask, NotificationDraft, NotificationKind, ReminderSchedule, Role,
+    StreamKey, Task, TaskChanges, TaskFilter, TaskScope,
 };
 use crate::error::{Error, Result};
 use crate::store::StoreTx;
 
-fn owned(task: Option<Task>, user_id: Uuid) -> Result<Task> {
-    match task {
-        None => Err(Error::not_found("Task")),
-        Some(task) if task.user_id != user_id => Err(Error::Forbidden(
-            "You do not have access to this task".into(),
-        )),
-        Some(task) => Ok(task),
+/// Where a task lives, and who is writing it.
+#[derive(Debug, Clone, Copy)]
+struct Writer {
+    user_id: Uuid,
+    /// The caller's role when the task is a project's.
+    project: Option<(Uuid, Role)>,
+}
+
+fn forbidden_personal() -> Error {
+    Error::Forbidden("You do not have access to this task".into())
+}
+
+fn viewers_cannot_write() -> Error {
+    Error::Forbidden("Viewers of a project cannot change its tasks".into())
+}
+
+/// The caller's access to a task as read (no lock): owner of a personal task, or a member
+/// of its project.
+async fn readable(svc: &Services, user_id: Uuid, task: Option<Task>) -> Result<Task> {
+    let task = task.ok_or_else(|| Error::not_found("Task"))?;
+    match task.project_id {
+        None if task.user_id == user_id => Ok(task),
+        None => Err(forbidden_personal()),
+        Some(project_id) => match svc.store.membership(project_id, user_id).await? {
+            Some(_) => Ok(task),
+            None => Err(Error::not_found("Task")),
+        },
     }
 }
 
-async fn lock_owned(tx: &mut Box<dyn StoreTx>, user_id: Uuid, id: i64) -> Result<Task> {
-    owned(tx.task_for_update(id).await?, user_id)
+/// Opens the write of task `id`: locks its project (if any) and then the task, and checks
+/// that the caller may write it.
+async fn lock_writable(
+    svc: &Services,
+    user_id: Uuid,
+    id: i64,
+) -> Result<(Box<dyn StoreTx>, DateTime<Utc>, Task, Writer)> {
+    // The project a task belongs to never changes: read it first to lock in order.
+    let project_id = svc
+        .store
+        .task(id)
+        .await?
+        .ok_or_else(|| Error::not_found("Task"))?
+        .project_id;
+    let (mut tx, now) = svc.writes.begin().await?;
+    let role = match project_id {
+        Some(project_id) => Some(lock_member(&mut tx, project_id, user_id).await.map_err(
+            |err| match err {
+                Error::NotFound(_) => Error::not_found("Task"),
+                other => other,
+            },
+        )?),
+        None => None,
+    };
+    let task = tx
+        .task_for_update(id)
+        .await?
+        .ok_or_else(|| Error::not_found("Task"))?;
+    match (project_id, role) {
+        (None, _) if task.user_id != user_id => return Err(forbidden_personal()),
+        (Some(_), Some(role)) if !role.can_write() => return Err(viewers_cannot_write()),
+        _ => {}
+    }
+    let writer = Writer {
+        user_id,
+        project: project_id.zip(role),
+    };
+    Ok((tx, now, task, writer))
+}
+
+/// Locks the project's row and reads the caller's role in it; 404 when the project is
+/// gone or the caller is not a member.
+pub(super) async fn lock_member(
+    tx: &mut Box<dyn StoreTx>,
+    project_id: Uuid,
+    user_id: Uuid,
+) -> Result<Role> {
+    tx.lock_project(project_id)
+        .await?
+        .ok_or_else(|| Error::not_found("Project"))?;
+    let membership = tx
+        .membership_for_update(project_id, user_id)
+        .await?
+        .ok_or_else(|| Error::not_found("Project"))?;
+    Ok(membership.role)
 }
 
 fn ensure_live(task: &Task) -> Result<()> {
@@ -51,7 +131,7 @@ async fn save(
     tx: &mut Box<dyn StoreTx>,
     before: &Task,
     mut task: Task,
-    now: chrono::DateTime<chrono::Utc>,
+    now: DateTime<Utc>,
 ) -> Result<Task> {
     task.updated_at = now;
     task.set_reminder(ReminderSchedule::after_change(
@@ -63,33 +143,162 @@ async fn save(
     Ok(tx.save_task(&task).await?)
 }
 
-/// Writes the task's notification and commits with both events.
+/// An assignee must be a member of the task's project; personal tasks have none.
+async fn check_assignee(
+    tx: &mut Box<dyn StoreTx>,
+    project_id: Option<Uuid>,
+    assignee_id: Option<Uuid>,
+) -> Result<()> {
+    match (project_id, assignee_id) {
+        (_, None) => Ok(()),
+        (None, Some(_)) => Err(Error::invalid(
+            "assignee_id",
+            "only a project's tasks can be assigned",
+        )),
+        (Some(project_id), Some(assignee)) => {
+            match tx.membership_for_update(project_id, assignee).await? {
+                Some(_) => Ok(()),
+                None => Err(Error::invalid(
+                    "assignee_id",
+                    "the assignee must be a member of the project",
+                )),
+            }
+        }
+    }
+}
+
+/// A change of a task: its event, its owner's notification, and who was just assigned it.
+struct Change<'a> {
+    event: EventDraft,
+    task: &'a Task,
+    note: NotificationDraft,
+    newly_assigned: Option<Uuid>,
+}
+
+impl<'a> Change<'a> {
+    fn new(kind: EventKind, task: &'a Task, note: NotificationDraft) -> Self {
+        Self {
+            event: EventDraft::new(kind, task),
+            task,
+            note,
+            newly_assigned: None,
+        }
+    }
+}
+
+/// Commits a change of a task with its event and notifications. A personal task's change
+/// goes to its owner's stream with their notification, as the seed's API did. A project
+/// task's goes to the project's stream, once; the people it concerns besides the writer
+/// (a new assignee; the assignee and the creator) are notified in their own streams.
 async fn finish(
     svc: &Services,
     mut tx: Box<dyn StoreTx>,
-    event: EventDraft,
-    note: NotificationDraft,
-    now: chrono::DateTime<chrono::Utc>,
+    writer: Writer,
+    change: Change<'_>,
+    now: DateTime<Utc>,
 ) -> Result<()> {
-    let user_id = note.user_id;
-    let (_, noted) = super::notifications::add(svc, &mut tx, &note, now).await?;
-    let events: Vec<EventDraft> = std::iter::once(event).chain(noted).collect();
-    svc.writes
-        .commit(tx, user_id, &events, now, Vec::new())
-        .await
+    let Change {
+        event,
+        task,
+        note,
+        newly_assigned,
+    } = change;
+    let Some((project_id, _)) = writer.project else {
+        let user_id = note.user_id;
+        let (_, noted) = super::notifications::add(svc, &mut tx, &note, now).await?;
+        let events: Vec<EventDraft> = std::iter::once(event).chain(noted).collect();
+        return svc
+            .writes
+            .commit(tx, user_id, &events, now, Vec::new())
+            .await;
+    };
+    let mut appends = vec![(StreamKey::Project(project_id), vec![event])];
+    let actor = tx
+        .user_name(writer.user_id)
+        .await?
+        .unwrap_or_else(|| "Someone".into());
+    let mut concerned: Vec<(Uuid, NotificationDraft)> = Vec::new();
+    if let Some(assignee) = newly_assigned.filter(|a| *a != writer.user_id) {
+        let message = format!("{actor} assigned you the task \"{}\".", task.title);
+        concerned.push((
+            assignee,
+            NotificationDraft::for_project(
+                assignee,
+                NotificationKind::TaskAssigned,
+                message,
+                note.task_id,
+            ),
+        ));
+    }
+    for person in [task.assignee_id, Some(task.user_id)].into_iter().flatten() {
+        if person == writer.user_id || concerned.iter().any(|(p, _)| *p == person) {
+            continue;
+        }
+        if tx
+            .membership_for_update(project_id, person)
+            .await?
+            .is_none()
+        {
+            continue;
+        }
+        let mut draft = note.clone();
+        draft.user_id = person;
+        draft.message = format!("{actor}: {}", note.message);
+        concerned.push((person, draft));
+    }
+    for (person, draft) in concerned {
+        let (_, noted) = super::notifications::add(svc, &mut tx, &draft, now).await?;
+        appends.push((StreamKey::User(person), noted));
+    }
+    svc.writes.commit_streams(tx, appends, now).await
 }
 
 pub async fn list(svc: &Services, user_id: Uuid, filter: &TaskFilter) -> Result<(Vec<Task>, i64)> {
+    if let TaskScope::Project(project_id) = filter.scope {
+        svc.store
+            .membership(project_id, user_id)
+            .await?
+            .ok_or_else(|| Error::not_found("Project"))?;
+    }
     Ok(svc.store.tasks(user_id, filter).await?)
 }
 
 pub async fn get(svc: &Services, user_id: Uuid, id: i64) -> Result<Task> {
-    owned(svc.store.task(id).await?, user_id)
+    readable(svc, user_id, svc.store.task(id).await?).await
 }
 
 pub async fn create(svc: &Services, user_id: Uuid, input: &NewTask) -> Result<Task> {
     let (mut tx, now) = svc.writes.begin().await?;
-    let max = svc.quotas.max_tasks_per_user;
+    let writer = match input.project_id {
+        None => Writer {
+            user_id,
+            project: None,
+        },
+        Some(project_id) => {
+            let role =
+                lock_member(&mut tx, project_id, user_id)
+                    .await
+                    .map_err(|err| match err {
+                        Error::NotFound(_) => Error::invalid(
+                            "project_id",
+                            "no such project among the caller's projects",
+                        ),
+                        other => other,
+                    })?;
+            if !role.can_write() {
+                return Err(viewers_cannot_write());
+            }
+            Writer {
+                user_id,
+                project: Some((project_id, role)),
+            }
+        }
+    };
+    check_assignee(&mut tx, input.project_id, input.assignee_id).await?;
+    let (max, holder) = match input.project_id {
+        None => (svc.quotas.max_tasks_per_user, "An account"),
+        Some(_) => (svc.quotas.max_tasks_per_project, "A project"),
+    };
     let schedule = ReminderSchedule::for_new_due_date(
         input.due_date,
         !input.completed,
@@ -102,33 +311,44 @@ pub async fn create(svc: &Services, user_id: Uuid, input: &NewTask) -> Result<Ta
         .ok_or_else(|| {
             metrics::counter!(crate::metrics::QUOTA_EXCEEDED, "quota" => "tasks").increment(1);
             Error::QuotaExceeded(format!(
-                "An account holds at most {max} tasks, the trash included; delete some \
+                "{holder} holds at most {max} tasks, the trash included; delete some \
                  permanently to add more"
             ))
         })?;
     let note = NotificationDraft::for_task(NotificationKind::TaskCreated, &task);
-    finish(
-        svc,
-        tx,
-        EventDraft::new(EventKind::TaskCreated, &task),
-        note,
-        now,
-    )
-    .await?;
+    let change = Change {
+        newly_assigned: task.assignee_id,
+        ..Change::new(EventKind::TaskCreated, &task, note)
+    };
+    finish(svc, tx, writer, change, now).await?;
     Ok(task)
 }
 
 /// Applies a full (`PUT`) or partial (`PATCH`) update.
 pub async fn update(svc: &Services, user_id: Uuid, id: i64, changes: &TaskChanges) -> Result<Task> {
-    let (mut tx, now) = svc.writes.begin().await?;
-    let before = lock_owned(&mut tx, user_id, id).await?;
+    let (mut tx, now, before, writer) = lock_writable(svc, user_id, id).await?;
     ensure_live(&before)?;
+    if changes.project_id.is_some_and(|p| p != before.project_id) {
+        return Err(Error::invalid(
+            "project_id",
+            "a task cannot move between projects (or out of one)",
+        ));
+    }
     let mut task = before.clone();
     let changed = changes.apply(&mut task);
+    if changed.contains(&"assignee_id") {
+        check_assignee(&mut tx, task.project_id, task.assignee_id).await?;
+    }
     let (note_kind, event_kind) = kinds_of_change(&changed, task.completed);
     let task = save(svc, &mut tx, &before, task, now).await?;
     let note = NotificationDraft::for_task(note_kind, &task);
-    finish(svc, tx, EventDraft::new(event_kind, &task), note, now).await?;
+    let change = Change {
+        newly_assigned: task
+            .assignee_id
+            .filter(|_| changed.contains(&"assignee_id")),
+        ..Change::new(event_kind, &task, note)
+    };
+    finish(svc, tx, writer, change, now).await?;
     Ok(task)
 }
 
@@ -139,35 +359,38 @@ pub async fn complete(
     id: i64,
     completed: Option<bool>,
 ) -> Result<Task> {
-    let (mut tx, now) = svc.writes.begin().await?;
-    let before = lock_owned(&mut tx, user_id, id).await?;
+    let (mut tx, now, before, writer) = lock_writable(svc, user_id, id).await?;
     ensure_live(&before)?;
     let mut task = before.clone();
     task.completed = completed.unwrap_or(!task.completed);
     let task = save(svc, &mut tx, &before, task, now).await?;
     let (note_kind, event_kind) = kinds_of_change(&["completed"], task.completed);
     let note = NotificationDraft::for_task(note_kind, &task);
-    finish(svc, tx, EventDraft::new(event_kind, &task), note, now).await?;
+    let change = Change::new(event_kind, &task, note);
+    finish(svc, tx, writer, change, now).await?;
     Ok(task)
 }
 
 /// Soft delete (to the trash), or removal of the row when `permanent`. Soft-deleting a
 /// task already in the trash changes nothing.
 pub async fn delete(svc: &Services, user_id: Uuid, id: i64, permanent: bool) -> Result<()> {
-    let (mut tx, now) = svc.writes.begin().await?;
-    let before = lock_owned(&mut tx, user_id, id).await?;
+    let (mut tx, now, before, writer) = lock_writable(svc, user_id, id).await?;
     let mut task = before.clone();
     if permanent {
         tx.delete_task(task.id).await?;
-        let event = EventDraft::new(EventKind::TaskPurged, &json!({ "id": task.id }));
-        finish(
-            svc,
-            tx,
-            event,
-            NotificationDraft::for_purged_task(&task),
-            now,
-        )
-        .await
+        let data = match task.project_id {
+            None => json!({ "id": task.id }),
+            Some(project_id) => json!({ "id": task.id, "project_id": project_id }),
+        };
+        let change = Change {
+            event: EventDraft::new(EventKind::TaskPurged, &data),
+            ..Change::new(
+                EventKind::TaskPurged,
+                &task,
+                NotificationDraft::for_purged_task(&task),
+            )
+        };
+        finish(svc, tx, writer, change, now).await
     } else if task.is_deleted {
         Ok(())
     } else {
@@ -175,20 +398,13 @@ pub async fn delete(svc: &Services, user_id: Uuid, id: i64, permanent: bool) -> 
         task.deleted_at = Some(now);
         let task = save(svc, &mut tx, &before, task, now).await?;
         let note = NotificationDraft::for_task(NotificationKind::TaskDeleted, &task);
-        finish(
-            svc,
-            tx,
-            EventDraft::new(EventKind::TaskDeleted, &task),
-            note,
-            now,
-        )
-        .await
+        let change = Change::new(EventKind::TaskDeleted, &task, note);
+        finish(svc, tx, writer, change, now).await
     }
 }
 
 pub async fn restore(svc: &Services, user_id: Uuid, id: i64) -> Result<Task> {
-    let (mut tx, now) = svc.writes.begin().await?;
-    let before = lock_owned(&mut tx, user_id, id).await?;
+    let (mut tx, now, before, writer) = lock_writable(svc, user_id, id).await?;
     if !before.is_deleted {
         return Err(Error::BadRequest("Task is not deleted".into()));
     }
@@ -197,13 +413,7 @@ pub async fn restore(svc: &Services, user_id: Uuid, id: i64) -> Result<Task> {
     task.deleted_at = None;
     let task = save(svc, &mut tx, &before, task, now).await?;
     let note = NotificationDraft::for_task(NotificationKind::TaskRestored, &task);
-    finish(
-        svc,
-        tx,
-        EventDraft::new(EventKind::TaskRestored, &task),
-        note,
-        now,
-    )
-    .await?;
+    let change = Change::new(EventKind::TaskRestored, &task, note);
+    finish(svc, tx, writer, change, now).await?;
     Ok(task)
 }

@@ -5,11 +5,10 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 use sqlx::error::DatabaseError;
 use sqlx::{Database, Decode, Encode, Pool, Transaction, Type};
-use uuid::Uuid;
 
 use super::{PoolSizes, StoreError};
 use crate::config::DatabaseUrl;
-use crate::domain::EventDraft;
+use crate::domain::{EventDraft, StreamKey};
 
 /// What a database supplies to [`super::SqlStore`]: everything that differs between
 /// PostgreSQL and SQLite. Implemented on sqlx's database types (`sqlx::Postgres`,
@@ -41,13 +40,14 @@ pub trait Backend: Database {
         write: &Pool<Self>,
     ) -> impl Future<Output = Result<Transaction<'static, Self>, sqlx::Error>> + Send;
 
-    /// Takes the user's next `drafts.len()` seqs and inserts the events with them, at `at`;
-    /// returns the first seq. Must serialise the user's writers until commit, so that seq
-    /// order is commit order, and apply `domain::held_deltas(drafts)` to the user's
-    /// `task_count` and `notification_count` in the same statement. `drafts` is never empty.
+    /// Takes the stream's next `drafts.len()` seqs and inserts the events with them, at
+    /// `at`; returns the first seq. Must serialise the stream's writers until commit, so
+    /// that seq order is commit order, and apply `domain::held_deltas(drafts)` to the
+    /// user's `task_count` and `notification_count` (a project's `task_count`) in the same
+    /// statement. `drafts` is never empty.
     fn insert_events(
         tx: &mut Self::Connection,
-        user_id: Uuid,
+        stream: StreamKey,
         drafts: &[EventDraft],
         at: DateTime<Utc>,
     ) -> impl Future<Output = Result<i64, sqlx::Error>> + Send;

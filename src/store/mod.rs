@@ -14,9 +14,9 @@ use uuid::Uuid;
 
 use crate::config::DatabaseUrl;
 use crate::domain::{
-    ClaimedDelivery, ContactMessage, DeliveryJob, Email, Event, EventDraft, EventKind, NewTask,
-    Notification, NotificationDraft, Profile, PushMessage, ReminderSchedule, Task, TaskFilter,
-    TokenPurpose, UserWithPassword,
+    ClaimedDelivery, ContactMessage, DeliveryJob, Email, Event, EventDraft, EventKind, Invitation,
+    Member, Membership, NewTask, Notification, NotificationDraft, Profile, Project, PushMessage,
+    ReminderSchedule, Role, StreamKey, Task, TaskFilter, TokenPurpose, UserWithPassword,
 };
 
 mod backend;
@@ -85,6 +85,28 @@ pub struct NewSession<'a> {
     pub user_agent: Option<&'a str>,
     pub ip: Option<&'a str>,
     pub token_jti: Uuid,
+}
+
+/// A new project's stored fields.
+#[derive(Debug, Clone)]
+pub struct NewProject<'a> {
+    pub id: Uuid,
+    pub name: &'a str,
+    pub description: Option<&'a str>,
+    pub created_by: Uuid,
+    pub now: DateTime<Utc>,
+}
+
+/// An invitation's stored fields.
+#[derive(Debug, Clone)]
+pub struct NewInvitation<'a> {
+    pub id: Uuid,
+    pub project_id: Uuid,
+    pub email: &'a str,
+    pub role: Role,
+    pub invited_by: Uuid,
+    pub now: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
 }
 
 /// A contact-form message as stored, with who sent it from where.
@@ -195,14 +217,21 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<NotificationPage>;
     async fn unread_count(&self, user_id: Uuid) -> StoreResult<i64>;
 
-    /// The user's events with `seq > since`, in order, at most `limit`.
-    async fn events_after(&self, user_id: Uuid, since: i64, limit: i64) -> StoreResult<Vec<Event>>;
-    /// The user's latest seq and the oldest one still stored; `None` if no such user.
-    async fn event_bounds(&self, user_id: Uuid) -> StoreResult<Option<EventBounds>>;
-    /// The latest seq of each of these users (unknown ids are left out).
-    async fn latest_seqs(&self, user_ids: &[Uuid]) -> StoreResult<Vec<(Uuid, i64)>>;
-    /// Deletes up to `batch` events older than `older_than` that are not among their user's
-    /// last `keep_last`; returns how many.
+    /// The stream's events with `seq > since`, in order, at most `limit` (project events
+    /// carry their `stream`).
+    async fn events_after(
+        &self,
+        stream: StreamKey,
+        since: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<Event>>;
+    /// The stream's latest seq and the oldest one still stored; `None` if no such stream.
+    async fn event_bounds(&self, stream: StreamKey) -> StoreResult<Option<EventBounds>>;
+    /// The latest seq of each of these streams (unknown ones are left out).
+    async fn latest_seqs(&self, streams: &[StreamKey]) -> StoreResult<Vec<(StreamKey, i64)>>;
+    /// Deletes up to `batch` events (of users, then of projects) older than `older_than`
+    /// that are not among their stream's last `keep_last`; returns how many. Deleted
+    /// projects whose stream is gone are forgotten too.
     async fn prune_events(
         &self,
         older_than: DateTime<Utc>,
@@ -280,6 +309,26 @@ pub trait Store: Send + Sync + 'static {
         instance: Uuid,
         fresh_since: DateTime<Utc>,
     ) -> StoreResult<bool>;
+
+    /// Project `id` as member `user_id` sees it; `None` if they are not a member (or it
+    /// was deleted).
+    async fn project(&self, id: Uuid, user_id: Uuid) -> StoreResult<Option<Project>>;
+    /// The projects the user belongs to.
+    async fn projects(&self, user_id: Uuid) -> StoreResult<Vec<Project>>;
+    async fn membership(&self, project_id: Uuid, user_id: Uuid) -> StoreResult<Option<Membership>>;
+    async fn memberships(&self, user_id: Uuid) -> StoreResult<Vec<Membership>>;
+    async fn members(&self, project_id: Uuid) -> StoreResult<Vec<Member>>;
+    /// Open invitations to this address.
+    async fn invitations_to(&self, email: &str, now: DateTime<Utc>)
+        -> StoreResult<Vec<Invitation>>;
+    /// Open invitations of the project.
+    async fn project_invitations(
+        &self,
+        project_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Invitation>>;
+    /// Forgets expired invitations; returns how many.
+    async fn prune_invitations(&self, now: DateTime<Utc>) -> StoreResult<u64>;
 
     /// Up to `limit` users holding notifications created before `cutoff`.
     async fn users_with_notifications_before(
@@ -434,10 +483,64 @@ pub trait StoreTx: Send {
         now: DateTime<Utc>,
     ) -> StoreResult<Vec<Uuid>>;
 
-    /// Appends the user's next events (seq = latest + 1, + 2, …) and returns them.
+    /// A new project (its creator becomes its owner through [`StoreTx::insert_member`]).
+    async fn insert_project(&mut self, project: NewProject<'_>) -> StoreResult<()>;
+    /// The project's latest seq, its row locked until commit (membership changes and
+    /// deletion take it first, so they are serialised per project); `None` if deleted.
+    async fn lock_project(&mut self, id: Uuid) -> StoreResult<Option<i64>>;
+    async fn save_project(
+        &mut self,
+        id: Uuid,
+        name: &str,
+        description: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// Marks the project deleted and removes its tasks, members and invitations; returns
+    /// who were members.
+    async fn delete_project(&mut self, id: Uuid, now: DateTime<Utc>) -> StoreResult<Vec<Uuid>>;
+    /// `user_id`'s membership, locked until commit.
+    async fn membership_for_update(
+        &mut self,
+        project_id: Uuid,
+        user_id: Uuid,
+    ) -> StoreResult<Option<Membership>>;
+    /// How many projects the user belongs to, members a project has, and owners.
+    async fn membership_count(&mut self, user_id: Uuid) -> StoreResult<i64>;
+    async fn member_count(&mut self, project_id: Uuid) -> StoreResult<i64>;
+    async fn owner_count(&mut self, project_id: Uuid) -> StoreResult<i64>;
+    async fn member_ids(&mut self, project_id: Uuid) -> StoreResult<Vec<Uuid>>;
+    async fn insert_member(
+        &mut self,
+        project_id: Uuid,
+        user_id: Uuid,
+        role: Role,
+        joined_seq: i64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    async fn set_member_role(
+        &mut self,
+        project_id: Uuid,
+        user_id: Uuid,
+        role: Role,
+    ) -> StoreResult<()>;
+    /// Removes the member, and unassigns their tasks in the project.
+    async fn delete_member(&mut self, project_id: Uuid, user_id: Uuid) -> StoreResult<()>;
+    /// Invites (again) `email`; returns the invitation's id (the existing one's, when the
+    /// address was invited already).
+    async fn upsert_invitation(&mut self, invitation: NewInvitation<'_>) -> StoreResult<Uuid>;
+    async fn invitation_count(&mut self, project_id: Uuid, now: DateTime<Utc>) -> StoreResult<i64>;
+    /// The invitation (changed only under its project's lock, but for a decline).
+    async fn invitation(&mut self, id: Uuid) -> StoreResult<Option<Invitation>>;
+    async fn delete_invitation(&mut self, id: Uuid) -> StoreResult<()>;
+    /// The account with this address, if any.
+    async fn user_id_by_email(&mut self, email: &str) -> StoreResult<Option<Uuid>>;
+    /// A user's display name (for messages), if the account exists.
+    async fn user_name(&mut self, user_id: Uuid) -> StoreResult<Option<String>>;
+
+    /// Appends the stream's next events (seq = latest + 1, + 2, …) and returns them.
     async fn append_events(
         &mut self,
-        user_id: Uuid,
+        stream: StreamKey,
         drafts: &[EventDraft],
         at: DateTime<Utc>,
     ) -> StoreResult<Vec<Event>>;
@@ -504,10 +607,12 @@ struct EventRow {
 }
 
 impl EventRow {
-    fn into_event(self) -> StoreResult<Event> {
+    fn into_event(self, stream: StreamKey) -> StoreResult<Event> {
         let data = serde_json::from_str(&self.data)
             .map_err(|e| StoreError::Other(sqlx::Error::Decode(Box::new(e))))?;
-        Ok(Event::new(self.seq, self.kind, self.at, data))
+        let mut event = Event::new(self.seq, self.kind, self.at, data);
+        event.stream = stream.project().map(StreamKey::Project);
+        Ok(event)
     }
 }
 

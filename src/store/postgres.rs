@@ -8,12 +8,11 @@ use chrono::{DateTime, Utc};
 use sqlx::error::DatabaseError;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgQueryResult};
 use sqlx::{Connection, Postgres, Transaction};
-use uuid::Uuid;
 
 use super::backend::{Backend, Pools};
 use super::PoolSizes;
 use crate::config::DatabaseUrl;
-use crate::domain::{held_deltas, EventDraft};
+use crate::domain::{held_deltas, EventDraft, StreamKey};
 
 /// Takes the next seqs of the user and inserts the events with them, in one round trip;
 /// returns their seqs. The UPDATE locks the user's row until commit.
@@ -22,6 +21,15 @@ const INSERT_EVENTS: &str = "WITH bumped AS ( \
              task_count = task_count + $6, notification_count = notification_count + $7 \
          WHERE id = $1 RETURNING last_event_seq - $2 AS before) \
      INSERT INTO events (user_id, seq, kind, at, data) \
+     SELECT $1, bumped.before + e.n, e.kind, $3, e.data \
+     FROM bumped, unnest($4::text[], $5::text[]) WITH ORDINALITY AS e (kind, data, n) \
+     RETURNING seq";
+
+/// The same for a project's stream (the project's row is locked until commit).
+const INSERT_PROJECT_EVENTS: &str = "WITH bumped AS ( \
+         UPDATE projects SET last_event_seq = last_event_seq + $2, task_count = task_count + $6 \
+         WHERE id = $1 RETURNING last_event_seq - $2 AS before) \
+     INSERT INTO project_events (project_id, seq, kind, at, data) \
      SELECT $1, bumped.before + e.n, e.kind, $3, e.data \
      FROM bumped, unnest($4::text[], $5::text[]) WITH ORDINALITY AS e (kind, data, n) \
      RETURNING seq";
@@ -62,23 +70,29 @@ impl Backend for Postgres {
     /// the user's writers take their seqs one transaction at a time.
     async fn insert_events(
         tx: &mut PgConnection,
-        user_id: Uuid,
+        stream: StreamKey,
         drafts: &[EventDraft],
         at: DateTime<Utc>,
     ) -> Result<i64, sqlx::Error> {
         let kinds: Vec<&str> = drafts.iter().map(|d| d.kind.as_str()).collect();
         let data: Vec<String> = drafts.iter().map(|d| d.data.to_string()).collect();
         let (tasks, notifications) = held_deltas(drafts);
-        let seqs: Vec<i64> = sqlx::query_scalar(INSERT_EVENTS)
-            .bind(user_id)
+        let sql = match stream {
+            StreamKey::User(_) => INSERT_EVENTS,
+            StreamKey::Project(_) => INSERT_PROJECT_EVENTS,
+        };
+        let query = sqlx::query_scalar(sql)
+            .bind(stream.id())
             .bind(drafts.len() as i64)
             .bind(at)
             .bind(kinds)
             .bind(data)
-            .bind(tasks)
-            .bind(notifications)
-            .fetch_all(&mut *tx)
-            .await?;
+            .bind(tasks);
+        let query = match stream {
+            StreamKey::User(_) => query.bind(notifications),
+            StreamKey::Project(_) => query,
+        };
+        let seqs: Vec<i64> = query.fetch_all(&mut *tx).await?;
         // No seq: no such user.
         seqs.into_iter().min().ok_or(sqlx::Error::RowNotFound)
     }

@@ -16,7 +16,7 @@ pub const USER_COLUMNS: &str =
 
 pub const TASK_COLUMNS: &str =
     "id, user_id, title, description, completed, priority, due_date, is_deleted, deleted_at, \
-     created_at, updated_at, remind_at, reminder_stage";
+     created_at, updated_at, remind_at, reminder_stage, project_id, assignee_id";
 
 pub const NOTIFICATION_COLUMNS: &str =
     "id, user_id, kind, title, message, is_read, task_id, created_at";
@@ -77,9 +77,18 @@ pub const TASK_BY_ID: &str = sql(&join(&[
     " FROM tasks WHERE id = $1",
 ]));
 
-/// The filter of `GET /tasks`; `$1` is the user, `$2`–`$7` the optional constraints.
-const TASK_FILTER: &str = " FROM tasks WHERE user_id = $1 \
-     AND ($2 IS NULL OR is_deleted = $2) \
+/// Which tasks `GET /tasks` looks at: `$1` is the caller (personal tasks) or the project,
+/// `$10` the assignee filter; see [`TaskPages`].
+const SCOPE_PERSONAL: &str =
+    " FROM tasks WHERE user_id = $1 AND project_id IS NULL AND ($10 IS NULL OR assignee_id = $10)";
+const SCOPE_PROJECT: &str =
+    " FROM tasks WHERE project_id = $1 AND ($10 IS NULL OR assignee_id = $10)";
+/// Tasks assigned to `$10` in every project the caller `$1` belongs to.
+const SCOPE_MY_PROJECTS: &str = " FROM tasks WHERE assignee_id = $10 AND project_id IN \
+     (SELECT project_id FROM project_members WHERE user_id = $1)";
+
+/// The filter of `GET /tasks` after its scope: `$2`–`$7` the optional constraints.
+const TASK_FILTER: &str = " AND ($2 IS NULL OR is_deleted = $2) \
      AND ($3 IS NULL OR completed = $3) \
      AND ($4 IS NULL OR priority = $4) \
      AND ($5 IS NULL OR created_at >= $5) \
@@ -87,32 +96,72 @@ const TASK_FILTER: &str = " FROM tasks WHERE user_id = $1 \
      AND ($7 IS NULL OR lower(title) LIKE $7 ESCAPE '\\' \
           OR lower(coalesce(description, '')) LIKE $7 ESCAPE '\\')";
 
-/// A page of tasks, each with the number matching the filter (a window count is computed
-/// before LIMIT): one round trip instead of two.
-pub const TASK_PAGE: &str = sql(&join(&[
+const TASK_PAGE_START: &str = sql(&join(&[
     "SELECT ",
     TASK_COLUMNS,
     ", count(*) OVER () AS total",
-    TASK_FILTER,
-    " ORDER BY created_at DESC, id DESC LIMIT $8 OFFSET $9",
 ]));
+const TASK_PAGE_END: &str = " ORDER BY created_at DESC, id DESC LIMIT $8 OFFSET $9";
 
-/// The number of tasks matching the filter, for a page past the end.
-pub const TASK_COUNT: &str = sql(&join(&["SELECT count(*)", TASK_FILTER]));
+/// A page of tasks, each with the number matching the filter (a window count is computed
+/// before LIMIT): one round trip instead of two; and the count alone, for a page past the
+/// end. One text per scope, so that each keeps its index.
+pub struct TaskPages {
+    pub page: &'static str,
+    pub count: &'static str,
+}
+
+pub const TASKS_PERSONAL: TaskPages = TaskPages {
+    page: sql(&join(&[
+        TASK_PAGE_START,
+        SCOPE_PERSONAL,
+        TASK_FILTER,
+        TASK_PAGE_END,
+    ])),
+    count: sql(&join(&["SELECT count(*)", SCOPE_PERSONAL, TASK_FILTER])),
+};
+pub const TASKS_PROJECT: TaskPages = TaskPages {
+    page: sql(&join(&[
+        TASK_PAGE_START,
+        SCOPE_PROJECT,
+        TASK_FILTER,
+        TASK_PAGE_END,
+    ])),
+    count: sql(&join(&["SELECT count(*)", SCOPE_PROJECT, TASK_FILTER])),
+};
+pub const TASKS_MY_PROJECTS: TaskPages = TaskPages {
+    page: sql(&join(&[
+        TASK_PAGE_START,
+        SCOPE_MY_PROJECTS,
+        TASK_FILTER,
+        TASK_PAGE_END,
+    ])),
+    count: sql(&join(&["SELECT count(*)", SCOPE_MY_PROJECTS, TASK_FILTER])),
+};
 
 /// Inserts the task only while the user (`$1`) holds fewer than `$8` tasks; see
 /// [`Locked::INSERT_TASK`] for the form that runs.
 const INSERT_TASK_WITHIN_QUOTA: [&str; 2] = [
     "INSERT INTO tasks (user_id, title, description, completed, priority, due_date, \
-     created_at, updated_at, remind_at, reminder_stage) SELECT $1, $2, $3, $4, $5, $6, $7, $7, $9, $10 \
+     created_at, updated_at, remind_at, reminder_stage, assignee_id) \
+     SELECT $1, $2, $3, $4, $5, $6, $7, $7, $9, $10, $11 \
      WHERE (SELECT task_count FROM users WHERE id = $1",
+    ") < $8 RETURNING ",
+];
+
+/// The same in project `$12`, counted against the project's holding.
+const INSERT_PROJECT_TASK_WITHIN_QUOTA: [&str; 2] = [
+    "INSERT INTO tasks (user_id, title, description, completed, priority, due_date, \
+     created_at, updated_at, remind_at, reminder_stage, assignee_id, project_id) \
+     SELECT $1, $2, $3, $4, $5, $6, $7, $7, $9, $10, $11, $12 \
+     WHERE (SELECT task_count FROM projects WHERE id = $12 AND deleted_at IS NULL",
     ") < $8 RETURNING ",
 ];
 
 pub const SAVE_TASK: &str = sql(&join(&[
     "UPDATE tasks SET title = $2, description = $3, completed = $4, priority = $5, \
      due_date = $6, is_deleted = $7, deleted_at = $8, updated_at = $9, remind_at = $10, \
-     reminder_stage = $11 WHERE id = $1 \
+     reminder_stage = $11, assignee_id = $12 WHERE id = $1 \
      RETURNING ",
     TASK_COLUMNS,
 ]));
@@ -376,21 +425,162 @@ pub const CONNECTED_ELSEWHERE: &str = "SELECT EXISTS (SELECT 1 FROM socket_prese
      JOIN instances i ON i.id = p.instance_id \
      WHERE p.user_id = $1 AND p.instance_id <> $2 AND i.seen_at >= $3)";
 
-// Events.
+// Events: one text per kind of stream (a user's, a project's), same shape.
 
-pub const EVENTS_AFTER: &str = "SELECT seq, kind, at, data FROM events \
-                                WHERE user_id = $1 AND seq > $2 ORDER BY seq LIMIT $3";
+/// The queries of one kind of stream.
+pub struct StreamQueries {
+    pub events_after: &'static str,
+    pub bounds: &'static str,
+    /// The latest seq of each listed stream (`$1, $2, …`, see [`with_list`]).
+    pub latest: [&'static str; 2],
+    pub prune: &'static str,
+}
 
-pub const EVENT_BOUNDS: &str = "SELECT u.last_event_seq, \
-                                       (SELECT min(e.seq) FROM events e WHERE e.user_id = u.id) \
-                                FROM users u WHERE u.id = $1";
-
-/// The latest seq of each listed user (`$1, $2, …`, see [`with_list`]).
-pub const LATEST_SEQS: [&str; 2] = ["SELECT id, last_event_seq FROM users WHERE id IN (", ")"];
-
-pub const PRUNE_EVENTS: &str = "DELETE FROM events WHERE (user_id, seq) IN ( \
+pub const USER_STREAM: StreamQueries = StreamQueries {
+    events_after: "SELECT seq, kind, at, data FROM events \
+                   WHERE user_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+    bounds: "SELECT u.last_event_seq, \
+                    (SELECT min(e.seq) FROM events e WHERE e.user_id = u.id) \
+             FROM users u WHERE u.id = $1",
+    latest: ["SELECT id, last_event_seq FROM users WHERE id IN (", ")"],
+    prune: "DELETE FROM events WHERE (user_id, seq) IN ( \
          SELECT e.user_id, e.seq FROM events e JOIN users u ON u.id = e.user_id \
-         WHERE e.at < $1 AND e.seq <= u.last_event_seq - $2 LIMIT $3)";
+         WHERE e.at < $1 AND e.seq <= u.last_event_seq - $2 LIMIT $3)",
+};
+
+pub const PROJECT_STREAM: StreamQueries = StreamQueries {
+    events_after: "SELECT seq, kind, at, data FROM project_events \
+                   WHERE project_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+    bounds: "SELECT p.last_event_seq, \
+                    (SELECT min(e.seq) FROM project_events e WHERE e.project_id = p.id) \
+             FROM projects p WHERE p.id = $1",
+    latest: ["SELECT id, last_event_seq FROM projects WHERE id IN (", ")"],
+    prune: "DELETE FROM project_events WHERE (project_id, seq) IN ( \
+         SELECT e.project_id, e.seq FROM project_events e JOIN projects p ON p.id = e.project_id \
+         WHERE e.at < $1 AND e.seq <= p.last_event_seq - $2 LIMIT $3)",
+};
+
+/// Deleted projects whose stream has been pruned away entirely (nobody can read it any
+/// more): their rows go.
+pub const PURGE_DELETED_PROJECTS: &str = "DELETE FROM projects WHERE deleted_at < $1 \
+     AND NOT EXISTS (SELECT 1 FROM project_events e WHERE e.project_id = projects.id)";
+
+// Projects.
+
+const PROJECT_OF_MEMBER: &str = "SELECT p.id, p.name, p.description, p.created_by, \
+     p.created_at, p.updated_at, m.role, p.last_event_seq AS last_seq \
+     FROM project_members m JOIN projects p ON p.id = m.project_id";
+
+/// Project `$1` as member `$2` sees it.
+pub const PROJECT_FOR_MEMBER: &str = sql(&join(&[
+    PROJECT_OF_MEMBER,
+    " WHERE m.project_id = $1 AND m.user_id = $2 AND p.deleted_at IS NULL",
+]));
+
+pub const PROJECTS_OF_USER: &str = sql(&join(&[
+    PROJECT_OF_MEMBER,
+    " WHERE m.user_id = $1 AND p.deleted_at IS NULL ORDER BY p.created_at, p.id",
+]));
+
+pub const INSERT_PROJECT: &str = "INSERT INTO projects \
+     (id, name, description, created_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)";
+
+pub const SAVE_PROJECT: &str =
+    "UPDATE projects SET name = $2, description = $3, updated_at = $4 WHERE id = $1";
+
+pub const MARK_PROJECT_DELETED: &str =
+    "UPDATE projects SET deleted_at = $2, updated_at = $2 WHERE id = $1";
+
+/// The project's latest seq, `None` when deleted; locked by [`Locked::PROJECT_SEQ`].
+const PROJECT_SEQ: &str =
+    "SELECT last_event_seq FROM projects WHERE id = $1 AND deleted_at IS NULL";
+
+const MEMBERSHIP_COLUMNS: &str = "project_id, role, joined_seq";
+
+/// `$2`'s membership of project `$1`.
+const MEMBERSHIP: &str = sql(&join(&[
+    "SELECT ",
+    MEMBERSHIP_COLUMNS,
+    " FROM project_members WHERE project_id = $1 AND user_id = $2",
+]));
+pub const MEMBERSHIP_READ: &str = MEMBERSHIP;
+
+pub const MEMBERSHIPS_OF_USER: &str = sql(&join(&[
+    "SELECT ",
+    MEMBERSHIP_COLUMNS,
+    " FROM project_members WHERE user_id = $1 ORDER BY project_id",
+]));
+
+pub const MEMBERSHIP_COUNT: &str = "SELECT count(*) FROM project_members WHERE user_id = $1";
+
+pub const MEMBERS_OF_PROJECT: &str = "SELECT m.user_id, u.name, m.role, m.created_at \
+     FROM project_members m JOIN users u ON u.id = m.user_id \
+     WHERE m.project_id = $1 ORDER BY m.created_at, m.user_id";
+
+pub const MEMBER_IDS: &str = "SELECT user_id FROM project_members WHERE project_id = $1";
+
+pub const MEMBER_COUNT: &str = "SELECT count(*) FROM project_members WHERE project_id = $1";
+
+pub const OWNER_COUNT: &str =
+    "SELECT count(*) FROM project_members WHERE project_id = $1 AND role = 'owner'";
+
+pub const INSERT_MEMBER: &str = "INSERT INTO project_members \
+     (project_id, user_id, role, joined_seq, created_at) VALUES ($1, $2, $3, $4, $5)";
+
+pub const SET_MEMBER_ROLE: &str =
+    "UPDATE project_members SET role = $3 WHERE project_id = $1 AND user_id = $2";
+
+pub const DELETE_MEMBER: &str =
+    "DELETE FROM project_members WHERE project_id = $1 AND user_id = $2";
+
+pub const DELETE_MEMBERS: &str = "DELETE FROM project_members WHERE project_id = $1";
+
+pub const DELETE_PROJECT_TASKS: &str = "DELETE FROM tasks WHERE project_id = $1";
+
+/// Tasks of project `$1` assigned to `$2` lose their assignee (they left).
+pub const UNASSIGN_MEMBER: &str =
+    "UPDATE tasks SET assignee_id = NULL WHERE project_id = $1 AND assignee_id = $2";
+
+const INVITATION_COLUMNS: &str = "i.id, i.project_id, p.name AS project_name, i.email, i.role, \
+     i.invited_by, u.name AS invited_by_name, i.created_at, i.expires_at \
+     FROM project_invitations i JOIN projects p ON p.id = i.project_id \
+     LEFT JOIN users u ON u.id = i.invited_by";
+
+pub const INVITATION_BY_ID: &str = sql(&join(&["SELECT ", INVITATION_COLUMNS, " WHERE i.id = $1"]));
+
+/// Open invitations to address `$1`, unexpired at `$2`.
+pub const INVITATIONS_TO: &str = sql(&join(&[
+    "SELECT ",
+    INVITATION_COLUMNS,
+    " WHERE i.email = $1 AND i.expires_at > $2 AND p.deleted_at IS NULL \
+     ORDER BY i.created_at, i.id",
+]));
+
+/// Open invitations of project `$1`, unexpired at `$2`.
+pub const INVITATIONS_OF_PROJECT: &str = sql(&join(&[
+    "SELECT ",
+    INVITATION_COLUMNS,
+    " WHERE i.project_id = $1 AND i.expires_at > $2 ORDER BY i.created_at, i.id",
+]));
+
+/// Invites (again): a second invitation to the same address replaces the first.
+pub const UPSERT_INVITATION: &str = "INSERT INTO project_invitations \
+     (id, project_id, email, role, invited_by, created_at, expires_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (project_id, email) DO UPDATE SET \
+     role = excluded.role, invited_by = excluded.invited_by, \
+     created_at = excluded.created_at, expires_at = excluded.expires_at RETURNING id";
+
+pub const INVITATION_COUNT: &str =
+    "SELECT count(*) FROM project_invitations WHERE project_id = $1 AND expires_at > $2";
+
+pub const DELETE_INVITATION: &str = "DELETE FROM project_invitations WHERE id = $1";
+
+pub const PRUNE_INVITATIONS: &str = "DELETE FROM project_invitations WHERE expires_at <= $1";
+
+/// The account with address `$1`, if any (an invitation names an address).
+pub const USER_ID_BY_EMAIL: &str = "SELECT id FROM users WHERE email = $1";
+
+pub const USER_NAME: &str = "SELECT name FROM users WHERE id = $1";
 
 /// A query over a list of values: `around[0]`, one placeholder per value numbered from
 /// `$first`, then `around[1]`.
@@ -424,6 +614,15 @@ impl<B: Backend> Locked<B> {
         INSERT_TASK_WITHIN_QUOTA[1],
         TASK_COLUMNS,
     ]));
+    /// The same with the project's row.
+    pub const INSERT_PROJECT_TASK: &'static str = sql(&join(&[
+        INSERT_PROJECT_TASK_WITHIN_QUOTA[0],
+        B::ROW_LOCK,
+        INSERT_PROJECT_TASK_WITHIN_QUOTA[1],
+        TASK_COLUMNS,
+    ]));
+    pub const PROJECT_SEQ: &'static str = sql(&join(&[PROJECT_SEQ, B::ROW_LOCK]));
+    pub const MEMBERSHIP: &'static str = sql(&join(&[MEMBERSHIP, B::ROW_LOCK]));
 }
 
 /// SQL text being put together at compile time; [`sql`] reads it back.

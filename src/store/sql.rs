@@ -8,16 +8,16 @@ use uuid::Uuid;
 use super::backend::{Backend, Column};
 use super::queries::{self as q, Locked};
 use super::{
-    EventBounds, EventRow, InsertedNotification, NewContactMessage, NewSession, NewUser,
-    NotificationFilter, NotificationPage, NotificationWithCounts, PoolSizes, ProfileRow,
-    PushSubscriptionRecord, Session, Settlement, Store, StoreError, StoreResult, StoreTx,
-    TaskWithTotal, UsedMailToken,
+    EventBounds, EventRow, InsertedNotification, NewContactMessage, NewInvitation, NewProject,
+    NewSession, NewUser, NotificationFilter, NotificationPage, NotificationWithCounts, PoolSizes,
+    ProfileRow, PushSubscriptionRecord, Session, Settlement, Store, StoreError, StoreResult,
+    StoreTx, TaskWithTotal, UsedMailToken,
 };
 use crate::config::DatabaseUrl;
 use crate::domain::{
-    ClaimedDelivery, DeliveryJob, Email, Event, EventDraft, NewTask, Notification,
-    NotificationDraft, Profile, PushMessage, ReminderSchedule, Task, TaskFilter, TokenPurpose,
-    UserName, UserWithPassword,
+    ClaimedDelivery, DeliveryJob, Email, Event, EventDraft, Invitation, Member, Membership,
+    NewTask, Notification, NotificationDraft, Profile, Project, PushMessage, ReminderSchedule,
+    Role, StreamKey, Task, TaskFilter, TaskScope, TokenPurpose, UserName, UserWithPassword,
 };
 
 /// The store on database `B`: a pool for reads and one for write transactions.
@@ -176,8 +176,13 @@ where
         let (deleted, completed) = filter.flags();
         let priority = filter.priority.map(|p| p.as_str());
         let pattern = filter.search_pattern();
-        let rows: Vec<TaskWithTotal> = sqlx::query_as(q::TASK_PAGE)
-            .bind(user_id)
+        let (queries, scope) = match filter.scope {
+            TaskScope::Personal => (&q::TASKS_PERSONAL, user_id),
+            TaskScope::Project(project_id) => (&q::TASKS_PROJECT, project_id),
+            TaskScope::MyProjects => (&q::TASKS_MY_PROJECTS, user_id),
+        };
+        let rows: Vec<TaskWithTotal> = sqlx::query_as(queries.page)
+            .bind(scope)
             .bind(deleted)
             .bind(completed)
             .bind(priority)
@@ -186,6 +191,7 @@ where
             .bind(pattern.as_deref())
             .bind(filter.limit)
             .bind(filter.offset)
+            .bind(filter.assignee_id)
             .fetch_all(&self.read)
             .await
             .map_err(B::store_error)?;
@@ -193,14 +199,17 @@ where
         let total = match rows.first() {
             Some(row) => row.total,
             None if filter.offset == 0 => 0,
-            None => sqlx::query_scalar(q::TASK_COUNT)
-                .bind(user_id)
+            None => sqlx::query_scalar(queries.count)
+                .bind(scope)
                 .bind(deleted)
                 .bind(completed)
                 .bind(priority)
                 .bind(filter.created_from)
                 .bind(filter.created_to)
                 .bind(pattern.as_deref())
+                .bind(filter.limit)
+                .bind(filter.offset)
+                .bind(filter.assignee_id)
                 .fetch_one(&self.read)
                 .await
                 .map_err(B::store_error)?,
@@ -261,20 +270,25 @@ where
             .map_err(B::store_error)
     }
 
-    async fn events_after(&self, user_id: Uuid, since: i64, limit: i64) -> StoreResult<Vec<Event>> {
-        let rows: Vec<EventRow> = sqlx::query_as(q::EVENTS_AFTER)
-            .bind(user_id)
+    async fn events_after(
+        &self,
+        stream: StreamKey,
+        since: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<Event>> {
+        let rows: Vec<EventRow> = sqlx::query_as(stream_queries(stream).events_after)
+            .bind(stream.id())
             .bind(since)
             .bind(limit)
             .fetch_all(&self.read)
             .await
             .map_err(B::store_error)?;
-        rows.into_iter().map(EventRow::into_event).collect()
+        rows.into_iter().map(|row| row.into_event(stream)).collect()
     }
 
-    async fn event_bounds(&self, user_id: Uuid) -> StoreResult<Option<EventBounds>> {
-        let row: Option<(i64, Option<i64>)> = sqlx::query_as(q::EVENT_BOUNDS)
-            .bind(user_id)
+    async fn event_bounds(&self, stream: StreamKey) -> StoreResult<Option<EventBounds>> {
+        let row: Option<(i64, Option<i64>)> = sqlx::query_as(stream_queries(stream).bounds)
+            .bind(stream.id())
             .fetch_optional(&self.read)
             .await
             .map_err(B::store_error)?;
@@ -284,16 +298,29 @@ where
         }))
     }
 
-    async fn latest_seqs(&self, user_ids: &[Uuid]) -> StoreResult<Vec<(Uuid, i64)>> {
-        if user_ids.is_empty() {
-            return Ok(Vec::new());
+    async fn latest_seqs(&self, streams: &[StreamKey]) -> StoreResult<Vec<(StreamKey, i64)>> {
+        let mut latest = Vec::with_capacity(streams.len());
+        for (queries, wrap) in [
+            (&q::USER_STREAM, StreamKey::User as fn(Uuid) -> StreamKey),
+            (&q::PROJECT_STREAM, StreamKey::Project),
+        ] {
+            let ids: Vec<Uuid> = streams
+                .iter()
+                .filter(|s| wrap(s.id()) == **s)
+                .map(|s| s.id())
+                .collect();
+            if ids.is_empty() {
+                continue;
+            }
+            let sql = q::with_list(queries.latest, 1, ids.len());
+            let mut query = sqlx::query_as::<B, (Uuid, i64)>(&sql);
+            for id in ids {
+                query = query.bind(id);
+            }
+            let rows = query.fetch_all(&self.read).await.map_err(B::store_error)?;
+            latest.extend(rows.into_iter().map(|(id, seq)| (wrap(id), seq)));
         }
-        let sql = q::with_list(q::LATEST_SEQS, 1, user_ids.len());
-        let mut query = sqlx::query_as(&sql);
-        for id in user_ids {
-            query = query.bind(*id);
-        }
-        query.fetch_all(&self.read).await.map_err(B::store_error)
+        Ok(latest)
     }
 
     async fn prune_events(
@@ -302,16 +329,25 @@ where
         keep_last: i64,
         batch: i64,
     ) -> StoreResult<u64> {
-        let mut tx = B::begin_write(&self.write).await.map_err(B::store_error)?;
-        let done = sqlx::query(q::PRUNE_EVENTS)
+        let mut total = 0;
+        for queries in [&q::USER_STREAM, &q::PROJECT_STREAM] {
+            let mut tx = B::begin_write(&self.write).await.map_err(B::store_error)?;
+            let done = sqlx::query(queries.prune)
+                .bind(older_than)
+                .bind(keep_last)
+                .bind(batch)
+                .execute(&mut *tx)
+                .await
+                .map_err(B::store_error)?;
+            tx.commit().await.map_err(B::store_error)?;
+            total += B::rows_affected(&done);
+        }
+        sqlx::query(q::PURGE_DELETED_PROJECTS)
             .bind(older_than)
-            .bind(keep_last)
-            .bind(batch)
-            .execute(&mut *tx)
+            .execute(&self.write)
             .await
             .map_err(B::store_error)?;
-        tx.commit().await.map_err(B::store_error)?;
-        Ok(B::rows_affected(&done))
+        Ok(total)
     }
 
     async fn prune_sessions(&self, now: DateTime<Utc>) -> StoreResult<u64> {
@@ -567,6 +603,83 @@ where
             .map_err(B::store_error)
     }
 
+    async fn project(&self, id: Uuid, user_id: Uuid) -> StoreResult<Option<Project>> {
+        sqlx::query_as(q::PROJECT_FOR_MEMBER)
+            .bind(id)
+            .bind(user_id)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(B::store_error)
+    }
+
+    async fn projects(&self, user_id: Uuid) -> StoreResult<Vec<Project>> {
+        sqlx::query_as(q::PROJECTS_OF_USER)
+            .bind(user_id)
+            .fetch_all(&self.read)
+            .await
+            .map_err(B::store_error)
+    }
+
+    async fn membership(&self, project_id: Uuid, user_id: Uuid) -> StoreResult<Option<Membership>> {
+        sqlx::query_as(q::MEMBERSHIP_READ)
+            .bind(project_id)
+            .bind(user_id)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(B::store_error)
+    }
+
+    async fn memberships(&self, user_id: Uuid) -> StoreResult<Vec<Membership>> {
+        sqlx::query_as(q::MEMBERSHIPS_OF_USER)
+            .bind(user_id)
+            .fetch_all(&self.read)
+            .await
+            .map_err(B::store_error)
+    }
+
+    async fn members(&self, project_id: Uuid) -> StoreResult<Vec<Member>> {
+        sqlx::query_as(q::MEMBERS_OF_PROJECT)
+            .bind(project_id)
+            .fetch_all(&self.read)
+            .await
+            .map_err(B::store_error)
+    }
+
+    async fn invitations_to(
+        &self,
+        email: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Invitation>> {
+        sqlx::query_as(q::INVITATIONS_TO)
+            .bind(email)
+            .bind(now)
+            .fetch_all(&self.read)
+            .await
+            .map_err(B::store_error)
+    }
+
+    async fn project_invitations(
+        &self,
+        project_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Invitation>> {
+        sqlx::query_as(q::INVITATIONS_OF_PROJECT)
+            .bind(project_id)
+            .bind(now)
+            .fetch_all(&self.read)
+            .await
+            .map_err(B::store_error)
+    }
+
+    async fn prune_invitations(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+        let done = sqlx::query(q::PRUNE_INVITATIONS)
+            .bind(now)
+            .execute(&self.write)
+            .await
+            .map_err(B::store_error)?;
+        Ok(B::rows_affected(&done))
+    }
+
     async fn users_with_notifications_before(
         &self,
         cutoff: DateTime<Utc>,
@@ -690,7 +803,11 @@ where
         now: DateTime<Utc>,
         max_tasks: i64,
     ) -> StoreResult<Option<Task>> {
-        sqlx::query_as(Locked::<B>::INSERT_TASK)
+        let sql = match task.project_id {
+            None => Locked::<B>::INSERT_TASK,
+            Some(_) => Locked::<B>::INSERT_PROJECT_TASK,
+        };
+        let query = sqlx::query_as(sql)
             .bind(user_id)
             .bind(task.title.as_str())
             .bind(task.description.as_ref().map(|d| d.as_str()))
@@ -701,6 +818,12 @@ where
             .bind(max_tasks)
             .bind(schedule.remind_at)
             .bind(schedule.stage.as_i64())
+            .bind(task.assignee_id);
+        let query = match task.project_id {
+            Some(project_id) => query.bind(project_id),
+            None => query,
+        };
+        query
             .fetch_optional(&mut *self.tx)
             .await
             .map_err(B::store_error)
@@ -727,6 +850,7 @@ where
             .bind(task.updated_at)
             .bind(task.remind_at)
             .bind(task.reminder_stage.as_i64())
+            .bind(task.assignee_id)
             .fetch_one(&mut *self.tx)
             .await
             .map_err(B::store_error)
@@ -1077,21 +1201,232 @@ where
 
     async fn append_events(
         &mut self,
-        user_id: Uuid,
+        stream: StreamKey,
         drafts: &[EventDraft],
         at: DateTime<Utc>,
     ) -> StoreResult<Vec<Event>> {
         if drafts.is_empty() {
             return Ok(Vec::new());
         }
-        let first = B::insert_events(&mut *self.tx, user_id, drafts, at)
+        let first = B::insert_events(&mut *self.tx, stream, drafts, at)
             .await
             .map_err(B::store_error)?;
+        let tagged = stream.project().map(StreamKey::Project);
         Ok(drafts
             .iter()
             .enumerate()
-            .map(|(i, draft)| Event::new(first + i as i64, draft.kind, at, draft.data.clone()))
+            .map(|(i, draft)| {
+                let mut event = Event::new(first + i as i64, draft.kind, at, draft.data.clone());
+                event.stream = tagged;
+                event
+            })
             .collect())
+    }
+
+    async fn insert_project(&mut self, project: NewProject<'_>) -> StoreResult<()> {
+        sqlx::query(q::INSERT_PROJECT)
+            .bind(project.id)
+            .bind(project.name)
+            .bind(project.description)
+            .bind(project.created_by)
+            .bind(project.now)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(B::store_error)?;
+        Ok(())
+    }
+
+    async fn lock_project(&mut self, id: Uuid) -> StoreResult<Option<i64>> {
+        sqlx::query_scalar(Locked::<B>::PROJECT_SEQ)
+            .bind(id)
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(B::store_error)
+    }
+
+    async fn save_project(
+        &mut self,
+        id: Uuid,
+        name: &str,
+        description: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        sqlx::query(q::SAVE_PROJECT)
+            .bind(id)
+            .bind(name)
+            .bind(description)
+            .bind(now)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(B::store_error)?;
+        Ok(())
+    }
+
+    async fn delete_project(&mut self, id: Uuid, now: DateTime<Utc>) -> StoreResult<Vec<Uuid>> {
+        let members = self.member_ids(id).await?;
+        for sql in [q::DELETE_PROJECT_TASKS, q::DELETE_MEMBERS] {
+            sqlx::query(sql)
+                .bind(id)
+                .execute(&mut *self.tx)
+                .await
+                .map_err(B::store_error)?;
+        }
+        sqlx::query(q::MARK_PROJECT_DELETED)
+            .bind(id)
+            .bind(now)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(B::store_error)?;
+        Ok(members)
+    }
+
+    async fn membership_for_update(
+        &mut self,
+        project_id: Uuid,
+        user_id: Uuid,
+    ) -> StoreResult<Option<Membership>> {
+        sqlx::query_as(Locked::<B>::MEMBERSHIP)
+            .bind(project_id)
+            .bind(user_id)
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(B::store_error)
+    }
+
+    async fn membership_count(&mut self, user_id: Uuid) -> StoreResult<i64> {
+        sqlx::query_scalar(q::MEMBERSHIP_COUNT)
+            .bind(user_id)
+            .fetch_one(&mut *self.tx)
+            .await
+            .map_err(B::store_error)
+    }
+
+    async fn member_count(&mut self, project_id: Uuid) -> StoreResult<i64> {
+        sqlx::query_scalar(q::MEMBER_COUNT)
+            .bind(project_id)
+            .fetch_one(&mut *self.tx)
+            .await
+            .map_err(B::store_error)
+    }
+
+    async fn owner_count(&mut self, project_id: Uuid) -> StoreResult<i64> {
+        sqlx::query_scalar(q::OWNER_COUNT)
+            .bind(project_id)
+            .fetch_one(&mut *self.tx)
+            .await
+            .map_err(B::store_error)
+    }
+
+    async fn member_ids(&mut self, project_id: Uuid) -> StoreResult<Vec<Uuid>> {
+        sqlx::query_scalar(q::MEMBER_IDS)
+            .bind(project_id)
+            .fetch_all(&mut *self.tx)
+            .await
+            .map_err(B::store_error)
+    }
+
+    async fn insert_member(
+        &mut self,
+        project_id: Uuid,
+        user_id: Uuid,
+        role: Role,
+        joined_seq: i64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        sqlx::query(q::INSERT_MEMBER)
+            .bind(project_id)
+            .bind(user_id)
+            .bind(role.as_str())
+            .bind(joined_seq)
+            .bind(now)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(B::store_error)?;
+        Ok(())
+    }
+
+    async fn set_member_role(
+        &mut self,
+        project_id: Uuid,
+        user_id: Uuid,
+        role: Role,
+    ) -> StoreResult<()> {
+        sqlx::query(q::SET_MEMBER_ROLE)
+            .bind(project_id)
+            .bind(user_id)
+            .bind(role.as_str())
+            .execute(&mut *self.tx)
+            .await
+            .map_err(B::store_error)?;
+        Ok(())
+    }
+
+    async fn delete_member(&mut self, project_id: Uuid, user_id: Uuid) -> StoreResult<()> {
+        for sql in [q::DELETE_MEMBER, q::UNASSIGN_MEMBER] {
+            sqlx::query(sql)
+                .bind(project_id)
+                .bind(user_id)
+                .execute(&mut *self.tx)
+                .await
+                .map_err(B::store_error)?;
+        }
+        Ok(())
+    }
+
+    async fn upsert_invitation(&mut self, invitation: NewInvitation<'_>) -> StoreResult<Uuid> {
+        sqlx::query_scalar(q::UPSERT_INVITATION)
+            .bind(invitation.id)
+            .bind(invitation.project_id)
+            .bind(invitation.email)
+            .bind(invitation.role.as_str())
+            .bind(invitation.invited_by)
+            .bind(invitation.now)
+            .bind(invitation.expires_at)
+            .fetch_one(&mut *self.tx)
+            .await
+            .map_err(B::store_error)
+    }
+
+    async fn invitation_count(&mut self, project_id: Uuid, now: DateTime<Utc>) -> StoreResult<i64> {
+        sqlx::query_scalar(q::INVITATION_COUNT)
+            .bind(project_id)
+            .bind(now)
+            .fetch_one(&mut *self.tx)
+            .await
+            .map_err(B::store_error)
+    }
+
+    async fn invitation(&mut self, id: Uuid) -> StoreResult<Option<Invitation>> {
+        sqlx::query_as(q::INVITATION_BY_ID)
+            .bind(id)
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(B::store_error)
+    }
+
+    async fn delete_invitation(&mut self, id: Uuid) -> StoreResult<()> {
+        sqlx::query(q::DELETE_INVITATION)
+            .bind(id)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(B::store_error)?;
+        Ok(())
+    }
+
+    async fn user_id_by_email(&mut self, email: &str) -> StoreResult<Option<Uuid>> {
+        sqlx::query_scalar(q::USER_ID_BY_EMAIL)
+            .bind(email)
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(B::store_error)
+    }
+
+    async fn user_name(&mut self, user_id: Uuid) -> StoreResult<Option<String>> {
+        sqlx::query_scalar(q::USER_NAME)
+            .bind(user_id)
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(B::store_error)
     }
 
     async fn notify(&mut self, channel: &str, payload: &str) -> StoreResult<()> {
@@ -1102,6 +1437,14 @@ where
 
     async fn commit(self: Box<Self>) -> StoreResult<()> {
         self.tx.commit().await.map_err(B::store_error)
+    }
+}
+
+/// The queries of a kind of stream.
+fn stream_queries(stream: StreamKey) -> &'static q::StreamQueries {
+    match stream {
+        StreamKey::User(_) => &q::USER_STREAM,
+        StreamKey::Project(_) => &q::PROJECT_STREAM,
     }
 }
 

@@ -14,20 +14,24 @@ use sqlx::sqlite::{
     SqliteQueryResult, SqliteSynchronous,
 };
 use sqlx::{QueryBuilder, Sqlite, Transaction};
-use uuid::Uuid;
 
 use super::backend::{Backend, Pools};
 use super::{PoolSizes, USERS_EMAIL_KEY, USERS_NAME_KEY};
 use crate::config::DatabaseUrl;
-use crate::domain::{held_deltas, EventDraft};
+use crate::domain::{held_deltas, EventDraft, StreamKey};
 
 /// Takes the user's next `$2` seqs; returns the last of them.
 const TAKE_SEQS: &str = "UPDATE users SET last_event_seq = last_event_seq + $2, \
                          task_count = task_count + $3, notification_count = notification_count + $4 \
                          WHERE id = $1 RETURNING last_event_seq";
 
+/// Takes the project's next `$2` seqs; returns the last of them.
+const TAKE_PROJECT_SEQS: &str = "UPDATE projects SET last_event_seq = last_event_seq + $2, \
+                                 task_count = task_count + $3 WHERE id = $1 RETURNING last_event_seq";
+
 /// Followed by one `VALUES` tuple per event.
 const INSERT_EVENTS: &str = "INSERT INTO events (user_id, seq, kind, at, data) ";
+const INSERT_PROJECT_EVENTS: &str = "INSERT INTO project_events (project_id, seq, kind, at, data) ";
 
 /// SQLite reports a unique violation by its columns ("UNIQUE constraint failed:
 /// users.email"); these are the PostgreSQL schema's names for them.
@@ -96,22 +100,37 @@ impl Backend for Sqlite {
     /// in-process. The single writer already serialises the user's writers.
     async fn insert_events(
         tx: &mut SqliteConnection,
-        user_id: Uuid,
+        stream: StreamKey,
         drafts: &[EventDraft],
         at: DateTime<Utc>,
     ) -> Result<i64, sqlx::Error> {
         let (tasks, notifications) = held_deltas(drafts);
-        let last: i64 = sqlx::query_scalar(TAKE_SEQS)
-            .bind(user_id)
-            .bind(drafts.len() as i64)
-            .bind(tasks)
-            .bind(notifications)
-            .fetch_one(&mut *tx)
-            .await?;
+        let (last, insert): (i64, _) = match stream {
+            StreamKey::User(user_id) => (
+                sqlx::query_scalar(TAKE_SEQS)
+                    .bind(user_id)
+                    .bind(drafts.len() as i64)
+                    .bind(tasks)
+                    .bind(notifications)
+                    .fetch_one(&mut *tx)
+                    .await?,
+                INSERT_EVENTS,
+            ),
+            StreamKey::Project(project_id) => (
+                sqlx::query_scalar(TAKE_PROJECT_SEQS)
+                    .bind(project_id)
+                    .bind(drafts.len() as i64)
+                    .bind(tasks)
+                    .fetch_one(&mut *tx)
+                    .await?,
+                INSERT_PROJECT_EVENTS,
+            ),
+        };
+        let key = stream.id();
         let first = last - drafts.len() as i64 + 1;
-        let mut query = QueryBuilder::<Sqlite>::new(INSERT_EVENTS);
+        let mut query = QueryBuilder::<Sqlite>::new(insert);
         query.push_values(drafts.iter().enumerate(), |mut row, (i, draft)| {
-            row.push_bind(user_id)
+            row.push_bind(key)
                 .push_bind(first + i as i64)
                 .push_bind(draft.kind.as_str())
                 .push_bind(at)

@@ -179,6 +179,67 @@ impl TestApp {
         }
     }
 
+    /// The mails written to the data folder (no SMTP server configured) to `address`.
+    pub fn mail_files_to(&self, address: &str) -> Vec<crate::ReceivedMail> {
+        let dir = self.config.data_dir.join("mail");
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return Vec::new();
+        };
+        let mut paths: Vec<_> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+            .collect();
+        paths.sort();
+        paths
+            .into_iter()
+            .filter_map(|p| std::fs::read(p).ok())
+            .map(crate::ReceivedMail::from_file)
+            .filter(|m| m.to.iter().any(|to| to.eq_ignore_ascii_case(address)))
+            .collect()
+    }
+
+    /// Verifies the user's address as they would: follows the link of the welcome mail
+    /// the server wrote (waits for it up to 30 s).
+    pub async fn verify_email(&self, user: &crate::api::TestUser) {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        let token = loop {
+            let token = self.mail_files_to(&user.email).iter().find_map(|m| {
+                m.text
+                    .contains("verify-email")
+                    .then(|| m.link_token())
+                    .flatten()
+            });
+            if let Some(token) = token {
+                break token;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no verification mail to {}",
+                user.email
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        };
+        let response = self
+            .api(reqwest::Method::POST, "/auth/verify-email", None)
+            .json(&serde_json::json!({ "token": token }))
+            .send()
+            .await
+            .expect("verify request");
+        assert!(
+            response.status().is_success(),
+            "verifying {}: {}",
+            user.email,
+            response.status()
+        );
+    }
+
+    /// A new user whose address is verified (as invitations need).
+    pub async fn signup_verified(&self, who: &str) -> crate::api::TestUser {
+        let user = self.signup(who).await;
+        self.verify_email(&user).await;
+        user
+    }
+
     /// A number the SQL computes (a count, a sum) from the test's database directly.
     pub async fn sql_number(&self, sql: &str) -> i64 {
         use sqlx::{Connection, Row};

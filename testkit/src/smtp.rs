@@ -30,6 +30,11 @@ pub struct ReceivedMail {
 }
 
 impl ReceivedMail {
+    /// A message as written to a file (`.eml`, when no SMTP server is configured).
+    pub fn from_file(raw: Vec<u8>) -> Self {
+        Self::parse(String::new(), Vec::new(), raw)
+    }
+
     fn parse(envelope_from: String, envelope_to: Vec<String>, raw: Vec<u8>) -> Self {
         let parsed = mail_parser::MessageParser::default().parse(&raw);
         let addresses = |list: Option<&mail_parser::Address>| -> Vec<String> {

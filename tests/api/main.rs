@@ -10,6 +10,7 @@ mod notifications;
 mod operations;
 mod password_hashing;
 mod profile;
+mod projects;
 mod quotas;
 mod realtime;
 mod sessions;

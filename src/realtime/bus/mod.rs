@@ -1,4 +1,5 @@
-//! The buses that tell every instance "user U has events up to seq S". A bus is only a
+//! The buses that tell every instance "stream K (a user's or a project's) has events up to
+//! seq S". A bus is only a
 //! wake-up: connections read whatever they miss from the event table, so a message lost
 //! by a bus delays delivery (until the next message or the periodic check) but never loses
 //! an event.
@@ -19,7 +20,7 @@ pub use postgres::PostgresBus;
 pub use redis::RedisBus;
 pub use seal::BusKey;
 
-use crate::domain::{Event, StreamUpdate};
+use crate::domain::{Event, StreamKey, StreamUpdate};
 use crate::store::StoreTx;
 
 /// What a bus hands what it receives to (the real-time node implements it). A bus knows
@@ -60,8 +61,8 @@ pub trait EventBus: Send + Sync + 'static {
 struct Outgoing<'a> {
     #[serde(rename = "o")]
     origin: Uuid,
-    #[serde(rename = "u")]
-    user_id: Uuid,
+    #[serde(rename = "k")]
+    stream: StreamKey,
     #[serde(rename = "s")]
     last_seq: i64,
     /// The events themselves when they fit; empty means "read them from the table".
@@ -79,8 +80,8 @@ struct Outgoing<'a> {
 struct Incoming {
     #[serde(rename = "o")]
     origin: Uuid,
-    #[serde(rename = "u")]
-    user_id: Uuid,
+    #[serde(rename = "k")]
+    stream: StreamKey,
     #[serde(rename = "s")]
     last_seq: i64,
     #[serde(rename = "e", default)]
@@ -101,7 +102,7 @@ pub(crate) fn encode(
     let max_bytes = max_bytes.saturating_sub(seal::SEAL_LEN);
     let mut wire = Outgoing {
         origin,
-        user_id: update.user_id,
+        stream: update.stream,
         last_seq: update.last_seq,
         events: &update.events,
         revoked: &update.revoked,
@@ -143,7 +144,7 @@ pub(crate) fn receive(
                     .record(crate::metrics::seconds_since(last.at));
             }
             handler.on_update(StreamUpdate {
-                user_id: message.user_id,
+                stream: message.stream,
                 last_seq: message.last_seq,
                 events: message.events,
                 revoked: message.revoked,

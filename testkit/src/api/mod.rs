@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod notifications;
 pub mod profile;
+pub mod projects;
 pub mod tasks;
 
 use reqwest::{Method, RequestBuilder, Response, StatusCode};

@@ -1,0 +1,6 @@
+//! Projects: members and roles, invitations, project tasks, and project streams.
+
+mod invitations;
+mod roles;
+mod streams;
+mod tasks;
