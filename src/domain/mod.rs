@@ -8,6 +8,8 @@ mod delivery;
 mod event;
 mod notification;
 mod reminder;
+mod search;
+mod tag;
 mod task;
 mod user;
 mod validation;
@@ -19,8 +21,11 @@ pub use delivery::{
 pub use event::{held_deltas, Event, EventDraft, EventKind, StreamUpdate};
 pub use notification::{Notification, NotificationDraft, NotificationKind};
 pub use reminder::{fire as fire_reminder, ReminderSchedule, ReminderStage};
+pub use search::TextSearch;
+pub use tag::{tag_counts, Tag, TagCount, TagFilter, TagScope, Tags};
 pub use task::{
-    NewTask, Priority, Task, TaskChanges, TaskDescription, TaskFilter, TaskStatus, TaskTitle,
+    NewTask, Priority, Task, TaskChanges, TaskDescription, TaskFilter, TaskSort, TaskStatus,
+    TaskTitle,
 };
 pub use user::{
     media_url, Email, Password, Profile, ProfileChanges, User, UserName, UserWithPassword,

@@ -15,6 +15,7 @@ pub mod notifications;
 pub mod profile;
 pub mod push;
 pub mod serve;
+pub mod tags;
 pub mod tasks;
 pub mod ws;
 
@@ -97,6 +98,7 @@ fn api_routes() -> OpenApiRouter<Services> {
         .merge(auth::router())
         .merge(auth_mail::router())
         .merge(tasks::router())
+        .merge(tags::router())
         .merge(notifications::router())
         .merge(profile::router())
         .merge(events::router())

@@ -6,8 +6,8 @@ use uuid::Uuid;
 
 use super::Services;
 use crate::domain::{
-    EventDraft, EventKind, NewTask, NotificationDraft, NotificationKind, ReminderSchedule, Task,
-    TaskChanges, TaskFilter,
+    EventDraft, EventKind, NewTask, NotificationDraft, NotificationKind, ReminderSchedule,
+    TagCount, TagScope, Task, TaskChanges, TaskFilter,
 };
 use crate::error::{Error, Result};
 use crate::store::StoreTx;
@@ -45,7 +45,8 @@ fn kinds_of_change(changed: &[&str], completed: bool) -> (NotificationKind, Even
 }
 
 /// Saves the task changed from `before`, its reminder schedule following the change (a
-/// new due date re-arms it; completing or deleting cancels it).
+/// new due date re-arms it; completing or deleting cancels it), and its tags' rows when
+/// they changed.
 async fn save(
     svc: &Services,
     tx: &mut Box<dyn StoreTx>,
@@ -60,7 +61,11 @@ async fn save(
         svc.reminder_lead,
         now,
     ));
-    Ok(tx.save_task(&task).await?)
+    let saved = tx.save_task(&task).await?;
+    if saved.tags != before.tags {
+        tx.set_task_tags(saved.id, &saved.tags).await?;
+    }
+    Ok(saved)
 }
 
 /// Writes the task's notification and commits with both events.
@@ -80,7 +85,17 @@ async fn finish(
 }
 
 pub async fn list(svc: &Services, user_id: Uuid, filter: &TaskFilter) -> Result<(Vec<Task>, i64)> {
+    // Only stop words or punctuation: nothing to find (as PostgreSQL would say, with a
+    // notice in the log for every such search).
+    if filter.search.as_ref().is_some_and(|s| !s.has_terms()) {
+        return Ok((Vec::new(), 0));
+    }
     Ok(svc.store.tasks(user_id, filter).await?)
+}
+
+/// The scope's tags (its tasks outside the trash) with their counts.
+pub async fn tags(svc: &Services, scope: TagScope) -> Result<Vec<TagCount>> {
+    Ok(svc.store.tag_counts(scope).await?)
 }
 
 pub async fn get(svc: &Services, user_id: Uuid, id: i64) -> Result<Task> {

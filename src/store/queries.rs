@@ -16,7 +16,7 @@ pub const USER_COLUMNS: &str =
 
 pub const TASK_COLUMNS: &str =
     "id, user_id, title, description, completed, priority, due_date, is_deleted, deleted_at, \
-     created_at, updated_at, remind_at, reminder_stage";
+     created_at, updated_at, remind_at, reminder_stage, tags";
 
 pub const NOTIFICATION_COLUMNS: &str =
     "id, user_id, kind, title, message, is_read, task_id, created_at";
@@ -77,34 +77,51 @@ pub const TASK_BY_ID: &str = sql(&join(&[
     " FROM tasks WHERE id = $1",
 ]));
 
-/// The filter of `GET /tasks`; `$1` is the user, `$2`–`$7` the optional constraints.
-const TASK_FILTER: &str = " FROM tasks WHERE user_id = $1 \
+/// How many tags the filter of `GET /tasks` can require: no task has more.
+pub const TAG_FILTER_SLOTS: usize = 10;
+const _: () = assert!(TAG_FILTER_SLOTS == crate::domain::Tags::MAX);
+
+/// The filter of `GET /tasks` (its `WHERE`), around the backend's full-text condition
+/// ([`Backend::TASK_SEARCH`], on `$7`–`$9`): `$1` is the user, `$2`–`$6` the optional
+/// constraints, `$10`–`$19` the keys of the tags a task must have (null for none) and `$20`
+/// how many they are.
+const TASK_FILTER: [&str; 2] = [
+    " WHERE user_id = $1 \
      AND ($2 IS NULL OR is_deleted = $2) \
      AND ($3 IS NULL OR completed = $3) \
      AND ($4 IS NULL OR priority = $4) \
      AND ($5 IS NULL OR created_at >= $5) \
      AND ($6 IS NULL OR created_at <= $6) \
-     AND ($7 IS NULL OR lower(title) LIKE $7 ESCAPE '\\' \
-          OR lower(coalesce(description, '')) LIKE $7 ESCAPE '\\')";
+     AND ",
+    " AND ($20 = 0 OR (SELECT count(*) FROM task_tags tt WHERE tt.task_id = tasks.id \
+     AND tt.tag_key IN ($10, $11, $12, $13, $14, $15, $16, $17, $18, $19)) = $20)",
+];
 
-/// A page of tasks, each with the number matching the filter (a window count is computed
-/// before LIMIT): one round trip instead of two.
-pub const TASK_PAGE: &str = sql(&join(&[
-    "SELECT ",
-    TASK_COLUMNS,
-    ", count(*) OVER () AS total",
-    TASK_FILTER,
-    " ORDER BY created_at DESC, id DESC LIMIT $8 OFFSET $9",
-]));
+/// The tags of the user's (`$1`) tasks that are not in the trash: each spelling, how many
+/// tasks carry it, and the oldest of them.
+pub const USER_TAG_COUNTS: &str = "SELECT tt.tag_key, tt.tag, count(*), min(tt.task_id) \
+     FROM task_tags tt JOIN tasks t ON t.id = tt.task_id \
+     WHERE t.user_id = $1 AND NOT t.is_deleted GROUP BY tt.tag_key, tt.tag";
 
-/// The number of tasks matching the filter, for a page past the end.
-pub const TASK_COUNT: &str = sql(&join(&["SELECT count(*)", TASK_FILTER]));
+pub const DELETE_TASK_TAGS: &str = "DELETE FROM task_tags WHERE task_id = $1";
+
+/// One row per tag of the task `$1`: `($1, $2, $3), ($1, $4, $5), …` (key, tag).
+pub fn insert_task_tags(count: usize) -> String {
+    let rows: Vec<String> = (0..count)
+        .map(|i| format!("($1, ${}, ${})", 2 * i + 2, 2 * i + 3))
+        .collect();
+    format!(
+        "INSERT INTO task_tags (task_id, tag_key, tag) VALUES {}",
+        rows.join(", ")
+    )
+}
 
 /// Inserts the task only while the user (`$1`) holds fewer than `$8` tasks; see
 /// [`Locked::INSERT_TASK`] for the form that runs.
 const INSERT_TASK_WITHIN_QUOTA: [&str; 2] = [
     "INSERT INTO tasks (user_id, title, description, completed, priority, due_date, \
-     created_at, updated_at, remind_at, reminder_stage) SELECT $1, $2, $3, $4, $5, $6, $7, $7, $9, $10 \
+     created_at, updated_at, remind_at, reminder_stage, tags) \
+     SELECT $1, $2, $3, $4, $5, $6, $7, $7, $9, $10, $11 \
      WHERE (SELECT task_count FROM users WHERE id = $1",
     ") < $8 RETURNING ",
 ];
@@ -112,7 +129,7 @@ const INSERT_TASK_WITHIN_QUOTA: [&str; 2] = [
 pub const SAVE_TASK: &str = sql(&join(&[
     "UPDATE tasks SET title = $2, description = $3, completed = $4, priority = $5, \
      due_date = $6, is_deleted = $7, deleted_at = $8, updated_at = $9, remind_at = $10, \
-     reminder_stage = $11 WHERE id = $1 \
+     reminder_stage = $11, tags = $12 WHERE id = $1 \
      RETURNING ",
     TASK_COLUMNS,
 ]));
@@ -426,6 +443,36 @@ impl<B: Backend> Locked<B> {
     ]));
 }
 
+/// The queries of `GET /tasks` on backend `B`, its full-text condition and rank inside.
+pub struct TaskQueries<B>(PhantomData<B>);
+
+impl<B: Backend> TaskQueries<B> {
+    const FILTER: &'static str = sql(&join(&[TASK_FILTER[0], B::TASK_SEARCH, TASK_FILTER[1]]));
+    const SELECT_PAGE: &'static str = sql(&join(&[
+        "SELECT ",
+        TASK_COLUMNS,
+        ", count(*) OVER () AS total FROM tasks",
+    ]));
+    /// A page of tasks, newest first, each with the number matching the filter (a window
+    /// count is computed before LIMIT): one round trip instead of two.
+    pub const PAGE: &'static str = sql(&join(&[
+        Self::SELECT_PAGE,
+        Self::FILTER,
+        " ORDER BY created_at DESC, id DESC LIMIT $21 OFFSET $22",
+    ]));
+    /// The same, best match of the search first.
+    pub const PAGE_BY_RELEVANCE: &'static str = sql(&join(&[
+        Self::SELECT_PAGE,
+        B::TASK_RANK_JOIN,
+        Self::FILTER,
+        " ORDER BY ",
+        B::TASK_RANK,
+        " DESC, created_at DESC, id DESC LIMIT $21 OFFSET $22",
+    ]));
+    /// The number of tasks matching the filter, for a page past the end.
+    pub const COUNT: &'static str = sql(&join(&["SELECT count(*) FROM tasks", Self::FILTER]));
+}
+
 /// SQL text being put together at compile time; [`sql`] reads it back.
 pub struct Joined {
     bytes: [u8; Joined::CAPACITY],
@@ -434,7 +481,7 @@ pub struct Joined {
 
 impl Joined {
     /// Longer than any query here; a longer one fails the build.
-    const CAPACITY: usize = 1024;
+    const CAPACITY: usize = 2048;
 }
 
 /// Concatenates `parts` at compile time (in a `const` item).
@@ -485,5 +532,28 @@ mod tests {
             with_list(DELETE_NOTIFICATIONS, 2, 3),
             "DELETE FROM notifications WHERE user_id = $1 AND id IN ($2, $3, $4) RETURNING id"
         );
+        assert_eq!(
+            insert_task_tags(2),
+            "INSERT INTO task_tags (task_id, tag_key, tag) VALUES ($1, $2, $3), ($1, $4, $5)"
+        );
+    }
+
+    #[test]
+    fn task_lists_join_the_rank_only_when_ordered_by_it() {
+        type Sqlite = TaskQueries<sqlx::Sqlite>;
+        type Postgres = TaskQueries<sqlx::Postgres>;
+        assert!(Sqlite::PAGE.starts_with(&format!("SELECT {TASK_COLUMNS}, count(*)")));
+        assert!(!Sqlite::PAGE.contains("bm25"));
+        assert!(Sqlite::PAGE_BY_RELEVANCE.contains("LEFT JOIN (SELECT rowid AS fts_hit"));
+        assert!(Sqlite::PAGE_BY_RELEVANCE
+            .ends_with("ORDER BY coalesce(-fts.fts_score, 0) DESC, created_at DESC, id DESC LIMIT $21 OFFSET $22"));
+        assert!(Postgres::PAGE.contains("websearch_to_tsquery('english', $7)"));
+        assert!(Postgres::COUNT.starts_with("SELECT count(*) FROM tasks WHERE user_id = $1"));
+        assert!(!Postgres::COUNT.contains("LIMIT"));
+        for page in [Sqlite::PAGE, Postgres::PAGE_BY_RELEVANCE] {
+            assert!(page.contains(
+                "tt.tag_key IN ($10, $11, $12, $13, $14, $15, $16, $17, $18, $19)) = $20"
+            ));
+        }
     }
 }
