@@ -16,6 +16,7 @@ pub mod profile;
 pub mod projects;
 pub mod push;
 pub mod serve;
+pub mod tags;
 pub mod tasks;
 pub mod ws;
 
@@ -99,6 +100,7 @@ fn api_routes() -> OpenApiRouter<Services> {
         .merge(auth::router())
         .merge(auth_mail::router())
         .merge(tasks::router())
+        .merge(tags::router())
         .merge(notifications::router())
         .merge(profile::router())
         .merge(events::router())

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::Services;
 use crate::domain::{
     EventDraft, EventKind, NewTask, NotificationDraft, NotificationKind, ReminderSchedule, Role,
-    StreamKey, Task, TaskChanges, TaskFilter, TaskScope,
+    StreamKey, TagCount, TagScope, Task, TaskChanges, TaskFilter, TaskScope,
 };
 use crate::error::{Error, Result};
 use crate::store::StoreTx;
@@ -125,7 +125,8 @@ fn kinds_of_change(changed: &[&str], completed: bool) -> (NotificationKind, Even
 }
 
 /// Saves the task changed from `before`, its reminder schedule following the change (a
-/// new due date re-arms it; completing or deleting cancels it).
+/// new due date re-arms it; completing or deleting cancels it), and its tags' rows when
+/// they changed.
 async fn save(
     svc: &Services,
     tx: &mut Box<dyn StoreTx>,
@@ -140,7 +141,11 @@ async fn save(
         svc.reminder_lead,
         now,
     ));
-    Ok(tx.save_task(&task).await?)
+    let saved = tx.save_task(&task).await?;
+    if saved.tags != before.tags {
+        tx.set_task_tags(saved.id, &saved.tags).await?;
+    }
+    Ok(saved)
 }
 
 /// An assignee must be a member of the task's project; personal tasks have none.
@@ -260,7 +265,28 @@ pub async fn list(svc: &Services, user_id: Uuid, filter: &TaskFilter) -> Result<
             .await?
             .ok_or_else(|| Error::not_found("Project"))?;
     }
+    // Only stop words or punctuation: nothing to find (as PostgreSQL would say, with a
+    // notice in the log for every such search).
+    if filter.search.as_ref().is_some_and(|s| !s.has_terms()) {
+        return Ok((Vec::new(), 0));
+    }
     Ok(svc.store.tasks(user_id, filter).await?)
+}
+
+/// The scope's tags (its tasks outside the trash) with their counts: the caller's own
+/// vocabulary, or a project's they belong to (404 otherwise).
+pub async fn tags(svc: &Services, user_id: Uuid, scope: TagScope) -> Result<Vec<TagCount>> {
+    match scope {
+        TagScope::User(id) if id != user_id => return Err(Error::not_found("Project")),
+        TagScope::Project(project_id) => {
+            svc.store
+                .membership(project_id, user_id)
+                .await?
+                .ok_or_else(|| Error::not_found("Project"))?;
+        }
+        TagScope::User(_) => {}
+    }
+    Ok(svc.store.tag_counts(scope).await?)
 }
 
 pub async fn get(svc: &Services, user_id: Uuid, id: i64) -> Result<Task> {
