@@ -52,9 +52,7 @@ async fn list_events(
     let limit = v.check("limit", parse_int(limit, 100, 1, MAX_PAGE));
     let stream = v.check(
         "stream",
-        stream
-            .filter(|s| !s.is_empty())
-            .map_or(Ok(StreamKey::User(auth.user_id)), StreamKey::parse),
+        stream.map_or(Ok(StreamKey::User(auth.user_id)), StreamKey::parse),
     );
     let (since, limit, stream) = v.finish(|| Some((since?, limit?, stream?)))?;
     let (events, last_seq) = events::after(&svc, auth.user_id, stream, since, limit).await?;

@@ -38,7 +38,6 @@ async fn list_tags(
     let project = v.check(
         "project_id",
         project
-            .filter(|p| !p.is_empty())
             .map(|p| uuid::Uuid::try_parse(p).map_err(|_| "must be a UUID".to_string()))
             .transpose(),
     );

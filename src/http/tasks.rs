@@ -365,7 +365,9 @@ async fn list_tasks(
     responses(
         (status = 201, description = "Created", body = Task),
         (status = 401, description = "Not authenticated", body = ErrorEnvelope),
-        (status = 409, description = "The account holds MAX_TASKS_PER_USER tasks, the trash included (`QUOTA_EXCEEDED`)", body = ErrorEnvelope),
+        (status = 403, description = "A viewer of the project (`FORBIDDEN`)", body = ErrorEnvelope),
+        (status = 404, description = "`project_id` names no project of the caller", body = ErrorEnvelope),
+        (status = 409, description = "The account holds MAX_TASKS_PER_USER tasks (a project MAX_TASKS_PER_PROJECT), the trash included (`QUOTA_EXCEEDED`); or `assignee_id` is not a member of the project, or given for a personal task (`CONFLICT`)", body = ErrorEnvelope),
         (status = 422, description = "Invalid body", body = ErrorEnvelope),
     ),
     security(("bearer" = [])))]
@@ -403,8 +405,9 @@ async fn get_task(
         (status = 200, description = "Updated", body = Task),
         (status = 400, description = "The task is in the trash", body = ErrorEnvelope),
         (status = 401, description = "Not authenticated", body = ErrorEnvelope),
-        (status = 403, description = "Another user's task", body = ErrorEnvelope),
-        (status = 404, description = "No such task", body = ErrorEnvelope),
+        (status = 403, description = "Another user's task, or a viewer of its project", body = ErrorEnvelope),
+        (status = 404, description = "No such task (or one of a project the caller is not in)", body = ErrorEnvelope),
+        (status = 409, description = "`project_id` is not the task's own, or `assignee_id` not a member of its project (`CONFLICT`)", body = ErrorEnvelope),
         (status = 422, description = "Invalid body", body = ErrorEnvelope),
     ),
     security(("bearer" = [])))]
@@ -425,8 +428,9 @@ async fn replace_task(
         (status = 200, description = "Updated", body = Task),
         (status = 400, description = "The task is in the trash", body = ErrorEnvelope),
         (status = 401, description = "Not authenticated", body = ErrorEnvelope),
-        (status = 403, description = "Another user's task", body = ErrorEnvelope),
-        (status = 404, description = "No such task", body = ErrorEnvelope),
+        (status = 403, description = "Another user's task, or a viewer of its project", body = ErrorEnvelope),
+        (status = 404, description = "No such task (or one of a project the caller is not in)", body = ErrorEnvelope),
+        (status = 409, description = "`project_id` is not the task's own, or `assignee_id` not a member of its project (`CONFLICT`)", body = ErrorEnvelope),
         (status = 422, description = "Invalid body", body = ErrorEnvelope),
     ),
     security(("bearer" = [])))]

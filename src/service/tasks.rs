@@ -148,7 +148,8 @@ async fn save(
     Ok(saved)
 }
 
-/// An assignee must be a member of the task's project; personal tasks have none.
+/// An assignee must be a member of the task's project (409 otherwise: a fact of the
+/// project, not of the request's shape); personal tasks have none.
 async fn check_assignee(
     tx: &mut Box<dyn StoreTx>,
     project_id: Option<Uuid>,
@@ -156,16 +157,14 @@ async fn check_assignee(
 ) -> Result<()> {
     match (project_id, assignee_id) {
         (_, None) => Ok(()),
-        (None, Some(_)) => Err(Error::invalid(
-            "assignee_id",
-            "only a project's tasks can be assigned",
+        (None, Some(_)) => Err(Error::Conflict(
+            "assignee_id: only a project's tasks can be assigned".into(),
         )),
         (Some(project_id), Some(assignee)) => {
             match tx.membership_for_update(project_id, assignee).await? {
                 Some(_) => Ok(()),
-                None => Err(Error::invalid(
-                    "assignee_id",
-                    "the assignee must be a member of the project",
+                None => Err(Error::Conflict(
+                    "assignee_id: the assignee must be a member of the project".into(),
                 )),
             }
         }
@@ -301,16 +300,8 @@ pub async fn create(svc: &Services, user_id: Uuid, input: &NewTask) -> Result<Ta
             project: None,
         },
         Some(project_id) => {
-            let role =
-                lock_member(&mut tx, project_id, user_id)
-                    .await
-                    .map_err(|err| match err {
-                        Error::NotFound(_) => Error::invalid(
-                            "project_id",
-                            "no such project among the caller's projects",
-                        ),
-                        other => other,
-                    })?;
+            // 404 when the project is none of the caller's.
+            let role = lock_member(&mut tx, project_id, user_id).await?;
             if !role.can_write() {
                 return Err(viewers_cannot_write());
             }
@@ -355,9 +346,8 @@ pub async fn update(svc: &Services, user_id: Uuid, id: i64, changes: &TaskChange
     let (mut tx, now, before, writer) = lock_writable(svc, user_id, id).await?;
     ensure_live(&before)?;
     if changes.project_id.is_some_and(|p| p != before.project_id) {
-        return Err(Error::invalid(
-            "project_id",
-            "a task cannot move between projects (or out of one)",
+        return Err(Error::Conflict(
+            "project_id: a task cannot move between projects (or out of one)".into(),
         ));
     }
     let mut task = before.clone();

@@ -35,12 +35,7 @@ async fn assignees_are_members_and_hear_of_it(app: TestApp) {
         Some(json!({"title": "X", "project_id": project, "assignee_id": stranger.id})),
     )
     .await;
-    let body = expect_error(
-        refused,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "VALIDATION_ERROR",
-    )
-    .await;
+    let body = expect_error(refused, StatusCode::CONFLICT, "CONFLICT").await;
     assert!(body.to_string().contains("assignee_id"), "{body}");
     let refused = send(
         &app,
@@ -50,12 +45,7 @@ async fn assignees_are_members_and_hear_of_it(app: TestApp) {
         Some(json!({"title": "X", "assignee_id": bob.id})),
     )
     .await;
-    expect_error(
-        refused,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "VALIDATION_ERROR",
-    )
-    .await;
+    expect_error(refused, StatusCode::CONFLICT, "CONFLICT").await;
     let refused = send(
         &app,
         Method::POST,
@@ -218,12 +208,7 @@ async fn a_task_never_changes_project(app: TestApp) {
     let path = format!("/tasks/{}", task["id"]);
     for body in [json!({"project_id": b}), json!({"project_id": null})] {
         let refused = send(&app, Method::PATCH, &path, &owner, Some(body)).await;
-        expect_error(
-            refused,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "VALIDATION_ERROR",
-        )
-        .await;
+        expect_error(refused, StatusCode::CONFLICT, "CONFLICT").await;
     }
     let refused = send(
         &app,
@@ -233,12 +218,7 @@ async fn a_task_never_changes_project(app: TestApp) {
         Some(json!({"title": "Moved", "project_id": b})),
     )
     .await;
-    expect_error(
-        refused,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "VALIDATION_ERROR",
-    )
-    .await;
+    expect_error(refused, StatusCode::CONFLICT, "CONFLICT").await;
     let same = send(
         &app,
         Method::PUT,
@@ -260,12 +240,7 @@ async fn a_task_never_changes_project(app: TestApp) {
         Some(json!({"project_id": a})),
     )
     .await;
-    expect_error(
-        refused,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "VALIDATION_ERROR",
-    )
-    .await;
+    expect_error(refused, StatusCode::CONFLICT, "CONFLICT").await;
 }
 
 async fn a_project_holds_at_most_its_quota_of_tasks(backend: Backend) {
