@@ -294,12 +294,8 @@ fn parse_task_filter(q: &QueryPairs) -> Result<TaskFilter> {
     );
     let limit = v.check("limit", super::parse_int(limit, 100, 1, 500));
     let offset = v.check("offset", super::parse_int(offset, 0, 0, i64::MAX));
-    // An empty value (`?project_id=`) is an absent one, as for the other parameters.
-    let project_id = v.check("project_id", parse_id(project_id.filter(|s| !s.is_empty())));
-    let assignee_id = v.check(
-        "assignee_id",
-        parse_id(assignee_id.filter(|s| !s.is_empty())),
-    );
+    let project_id = v.check("project_id", parse_id(project_id));
+    let assignee_id = v.check("assignee_id", parse_id(assignee_id));
     v.finish(|| {
         let (project_id, assignee_id) = (project_id?, assignee_id?);
         let scope = match (project_id, assignee_id) {
