@@ -38,10 +38,12 @@ pub enum Limit {
     PasswordForgotEmail,
     /// Push test messages per user.
     PushTest,
+    /// Project invitations (each mails an address) per user.
+    Invite,
 }
 
 impl Limit {
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 15] = [
         Self::Signup,
         Self::Signin,
         Self::SigninIp,
@@ -56,6 +58,7 @@ impl Limit {
         Self::PasswordForgot,
         Self::PasswordForgotEmail,
         Self::PushTest,
+        Self::Invite,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -74,6 +77,7 @@ impl Limit {
             Self::PasswordForgot => "password_forgot",
             Self::PasswordForgotEmail => "password_forgot_email",
             Self::PushTest => "push_test",
+            Self::Invite => "invite",
         }
     }
 
@@ -96,6 +100,7 @@ impl Limit {
             Self::PasswordForgot => (10, HOUR),
             Self::PasswordForgotEmail => (3, HOUR),
             Self::PushTest => (5, HOUR),
+            Self::Invite => (50, HOUR),
         };
         Quota {
             count,

@@ -191,6 +191,7 @@ pub const PASSWORD_RESET: Template = template!("password_reset");
 pub const PASSWORD_CHANGED: Template = template!("password_changed");
 pub const CONTACT: Template = template!("contact");
 pub const REMINDER: Template = template!("reminder");
+pub const INVITATION: Template = template!("invitation");
 
 impl Template {
     /// The plain-text and HTML parts with `values` filled in.

@@ -315,6 +315,34 @@ impl DeliveryWorker {
                 };
                 self.mailer.send(&self.from, mail, &name).await
             }
+            DeliveryJob::ProjectInvitation {
+                email,
+                project,
+                inviter,
+                role,
+                expires_at,
+            } => {
+                let Ok(to) = email.parse::<Mailbox>() else {
+                    return DeliveryOutcome::Failed("not an e-mail address".into());
+                };
+                let expires = expires_at.format("%Y-%m-%d %H:%M UTC").to_string();
+                let (text, html) = mail::INVITATION.render(&[
+                    ("inviter", inviter),
+                    ("project", project),
+                    ("role", role),
+                    ("email", email),
+                    ("link", &self.links.base),
+                    ("expires", &expires),
+                ]);
+                let mail = Mail {
+                    to,
+                    reply_to: None,
+                    subject: format!("{inviter} invited you to \"{project}\" on taskstream"),
+                    text,
+                    html,
+                };
+                self.mailer.send(&self.from, mail, &name).await
+            }
             DeliveryJob::Reminder { message, title, .. } => {
                 let Some(user) = self.recipient(delivery).await else {
                     return DeliveryOutcome::Skipped("the account is gone");

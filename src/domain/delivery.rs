@@ -77,6 +77,14 @@ pub enum DeliveryJob {
         message: String,
         received_at: DateTime<Utc>,
     },
+    /// An invitation to a project, to the invited address (an account or not).
+    ProjectInvitation {
+        email: String,
+        project: String,
+        inviter: String,
+        role: String,
+        expires_at: DateTime<Utc>,
+    },
     /// A due-date reminder by e-mail (users who opted in).
     Reminder {
         kind: NotificationKind,
@@ -119,6 +127,7 @@ impl DeliveryJob {
             Self::PasswordReset { .. } => "password_reset",
             Self::PasswordChanged => "password_changed",
             Self::Contact { .. } => "contact",
+            Self::ProjectInvitation { .. } => "project_invitation",
             Self::Reminder { .. } => "reminder",
             Self::Push { .. } => "push",
         }

@@ -17,10 +17,11 @@ use uuid::Uuid;
 use super::tasks::lock_member;
 use super::Services;
 use crate::domain::{
-    Email, EventDraft, EventKind, Invitation, Member, NotificationDraft, NotificationKind, Project,
-    ProjectName, Role, StreamKey,
+    DeliveryJob, Email, EventDraft, EventKind, Invitation, Member, NotificationDraft,
+    NotificationKind, Project, ProjectName, Role, StreamKey,
 };
 use crate::error::{Error, Result};
+use crate::limits::Limit;
 use crate::store::{NewInvitation, NewProject, StoreTx};
 
 /// A project's editable fields, validated.
@@ -340,9 +341,10 @@ pub async fn remove_member(svc: &Services, user_id: Uuid, id: Uuid, member_id: U
     svc.writes.commit_streams(tx, appends, now).await
 }
 
-/// Invites an address (owners only). The answer is the same whether an account holds the
-/// address or not; one that does is notified, one that does not sees the invitation
-/// after signing up. Inviting an address again renews its invitation.
+/// Invites an address (owners only): mailed to the address, and an account holding it is
+/// notified; one that does not exist yet sees the invitation after signing up. The
+/// answer is the same either way. Inviting an address again renews its invitation (and
+/// mails it again, within the `invite` rate limit).
 pub async fn invite(
     svc: &Services,
     user_id: Uuid,
@@ -350,6 +352,11 @@ pub async fn invite(
     email: &Email,
     role: Role,
 ) -> Result<Invitation> {
+    // Each invitation mails an address: bounded per inviter, so that no one can use the
+    // service to mail strangers in bulk.
+    svc.limits
+        .enforce(Limit::Invite, &user_id.to_string())
+        .await?;
     let (mut tx, now) = svc.writes.begin().await?;
     lock_owned(&mut tx, id, user_id).await?;
     let ttl = chrono::Duration::from_std(svc.quotas.invitation_ttl)
@@ -375,6 +382,17 @@ pub async fn invite(
         .invitation(invitation_id)
         .await?
         .ok_or_else(|| Error::Internal(anyhow::anyhow!("the invitation just written is gone")))?;
+    let job = DeliveryJob::ProjectInvitation {
+        email: invitation.email.clone(),
+        project: invitation.project_name.clone(),
+        inviter: invitation
+            .invited_by_name
+            .clone()
+            .unwrap_or_else(|| "Someone".into()),
+        role: role.as_str().to_string(),
+        expires_at: invitation.expires_at,
+    };
+    tx.enqueue_delivery(None, &job, now).await?;
     let mut appends = Vec::new();
     if let Some(invitee) = tx.user_id_by_email(email.as_str()).await? {
         let draft = invitation_notice(invitee, &invitation);

@@ -17,6 +17,16 @@ backend_tests!(
 );
 per_backend!(invitations_expire, quotas_bound_projects_and_members);
 
+async fn wait_for_mail(app: &TestApp, address: &str) -> testkit::ReceivedMail {
+    for _ in 0..1500 {
+        if let Some(mail) = app.mail_files_to(address).into_iter().next() {
+            return mail;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("no mail to {address}");
+}
+
 async fn invitations(app: &TestApp, user: &testkit::api::TestUser) -> Vec<Value> {
     let list = expect_json(
         send(app, Method::GET, "/invitations", user, None).await,
@@ -102,6 +112,15 @@ async fn an_address_without_an_account_finds_its_invitation_after_signing_up(app
     )
     .await;
     assert_eq!(listed.as_array().map(Vec::len), Some(1));
+    // The address is mailed, account or not.
+    let mail = wait_for_mail(&app, "newcomer@example.com").await;
+    assert!(mail.subject.contains("\"Board\""), "{}", mail.subject);
+    assert!(
+        mail.text.contains("Olga Tester invited you"),
+        "{}",
+        mail.text
+    );
+    assert!(mail.text.contains("as editor"), "{}", mail.text);
     let newcomer = app.signup("Newcomer").await;
     let mine = invitations(&app, &newcomer).await;
     assert_eq!(mine.len(), 1, "{mine:?}");
