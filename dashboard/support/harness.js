@@ -296,3 +296,36 @@ export async function watchIndicator(page) {
   });
   return () => page.evaluate(() => window.__seen);
 }
+
+// --- projects -------------------------------------------------------------------------
+
+/** Creates a project through the page's form; the page shows its board once it arrives. */
+export async function createProject(page, name) {
+  const form = page.locator('#new-project');
+  await form.getByLabel('Project name').fill(name);
+  await form.getByRole('button', { name: 'Create project' }).click();
+  await page.locator('#project-heading .name', { hasText: exactly(name) }).waitFor();
+}
+
+/** The card of the task titled `title` in the project board's column `status` (pending, completed, trash). */
+export const projectTask = (page, status, title) =>
+  page.locator(`#project .column[data-status="${status}"] li.task`).filter({ has: page.locator('.title', { hasText: exactly(title) }) });
+
+/** Resolves once the board's column `status` holds exactly `expected` (in any order). */
+export async function waitForColumn(page, status, expected) {
+  const want = [...expected].sort();
+  await page.waitForFunction(
+    ({ status, want }) => {
+      const have = [...document.querySelectorAll(`#project .column[data-status="${status}"] li.task .title`)].map((e) => e.textContent).sort();
+      return JSON.stringify(have) === JSON.stringify(want);
+    },
+    { status, want },
+    { polling: 'raf' },
+  );
+}
+
+/** The row of the member named `name` in the project board, online or not (`online`: only as such). */
+export function memberRow(page, name, online) {
+  const state = online === undefined ? '' : `[data-online="${online}"]`;
+  return page.locator(`#members li.member${state}`).filter({ has: page.locator('.name', { hasText: exactly(name) }) });
+}
