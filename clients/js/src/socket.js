@@ -278,6 +278,7 @@ export class TaskstreamSocket {
     // from what the app was given, and the server replays (or resets) from there.
     this._reloads.clear();
     this._received = new Map(this._applied);
+    this._presence.clear();
     this._setState('offline', 'closed');
   }
 

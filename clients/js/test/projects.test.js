@@ -301,3 +301,42 @@ perBackend('a client that asks for no projects sees its own stream only', async 
   socket.close();
   assert.deepEqual(checkFrames(record.frames), []);
 });
+
+perBackend('presence: who is online in a project, on how many devices, kept live', async ({ start, own }) => {
+  const server = await start();
+  const { olga, bob, project, stream } = await team(server);
+  const { WebSocket, record } = recordingWebSocket();
+  const olgaSocket = own(olga.connect({ WebSocket, projects: true, ...quick }));
+  const changes = [];
+  olgaSocket.on('presence', (change) => changes.push(change));
+  await live(olgaSocket);
+  const online = (members) => until(olgaSocket, 'presence', () => JSON.stringify(olgaSocket.presence(project.id)?.members) === JSON.stringify(members));
+  // In ready: Olga herself.
+  await online({ [olga.user.id]: 1 });
+  assert.equal(changes[0].reason, 'ready');
+  assert.equal(olgaSocket.presence(stream).online, 1, 'by id or by stream');
+
+  // Bob comes online on two devices, then goes, one after the other.
+  const phone = own(bob.connect({ WebSocket: recordingWebSocket().WebSocket, projects: true, ...quick }));
+  await online({ [olga.user.id]: 1, [bob.user.id]: 1 });
+  assert.equal(olgaSocket.presence(project.id).online, 2);
+  assert.equal(changes.at(-1).reason, 'joined');
+  assert.deepEqual(changes.at(-1).changed, [{ user_id: bob.user.id, devices: 1 }]);
+  const laptop = own(bob.connect({ WebSocket: recordingWebSocket().WebSocket, projects: true, ...quick }));
+  await online({ [olga.user.id]: 1, [bob.user.id]: 2 });
+  await until(laptop, 'presence', () => laptop.presence(project.id)?.members?.[bob.user.id] === 2);
+  phone.close();
+  await online({ [olga.user.id]: 1, [bob.user.id]: 1 });
+  laptop.close();
+  await online({ [olga.user.id]: 1 });
+  assert.equal(olgaSocket.presence(project.id).online, 1);
+  assert.equal(changes.at(-1).reason, 'left');
+
+  // A project left takes its presence with it.
+  const other = await olga.createProject({ name: 'To delete' });
+  await until(olgaSocket, 'presence', () => olgaSocket.presence(other.id) !== null);
+  await olga.deleteProject(other.id);
+  await until(olgaSocket, 'stream.removed', () => olgaSocket.presence(other.id) === null);
+  olgaSocket.close();
+  assert.deepEqual(checkFrames(record.frames), []);
+});
