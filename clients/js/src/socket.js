@@ -910,6 +910,8 @@ const HANDLERS = Object.freeze({
   'auth.expiring': TaskstreamSocket.prototype._onExpiring,
   'auth.refreshed': TaskstreamSocket.prototype._onRefreshed,
   error: TaskstreamSocket.prototype._onError,
+  'presence.joined': TaskstreamSocket.prototype._onPresence,
+  'presence.left': TaskstreamSocket.prototype._onPresence,
 });
 
 /** The server message types this client handles (test/messages.test.js compares them with the schemas). */
