@@ -343,6 +343,8 @@ function onProject(event) {
   const { data } = event;
   if (event.event === 'project.joined') {
     state.projectInfo.set(data.project_id, { ...data.project, role: data.role, last_seq: data.last_seq });
+    // Accepted here or elsewhere: its invitations are done.
+    for (const [id, invitation] of state.invitations) if (invitation.project_id === data.project_id) state.invitations.delete(id);
   } else if (event.event === 'project.updated') {
     const known = state.projectInfo.get(data.id);
     if (known) state.projectInfo.set(data.id, { ...known, ...data });
