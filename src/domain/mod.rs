@@ -9,6 +9,8 @@ mod event;
 mod notification;
 mod project;
 mod reminder;
+mod search;
+mod tag;
 mod task;
 mod user;
 mod validation;
@@ -21,9 +23,11 @@ pub use event::{held_deltas, Event, EventDraft, EventKind, StreamKey, StreamUpda
 pub use notification::{Notification, NotificationDraft, NotificationKind};
 pub use project::{Invitation, Member, Membership, Project, ProjectName, Role};
 pub use reminder::{fire as fire_reminder, ReminderSchedule, ReminderStage};
+pub use search::TextSearch;
+pub use tag::{tag_counts, Tag, TagCount, TagFilter, TagScope, Tags};
 pub use task::{
-    NewTask, Priority, Task, TaskChanges, TaskDescription, TaskFilter, TaskScope, TaskStatus,
-    TaskTitle,
+    NewTask, Priority, Task, TaskChanges, TaskDescription, TaskFilter, TaskScope, TaskSort,
+    TaskStatus, TaskTitle,
 };
 pub use user::{
     media_url, Email, Password, Profile, ProfileChanges, User, UserName, UserWithPassword,

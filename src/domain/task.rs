@@ -4,7 +4,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::validation::plain_text;
-use super::{ReminderSchedule, ReminderStage};
+use super::{ReminderSchedule, ReminderStage, TagFilter, Tags, TextSearch};
 
 /// A task title: 1–200 characters after trimming.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,6 +95,10 @@ pub struct Task {
     #[sqlx(try_from = "String")]
     pub priority: Priority,
     pub due_date: Option<DateTime<Utc>>,
+    /// Its labels, as first spelt, in the order given; matched regardless of case.
+    #[sqlx(try_from = "String")]
+    #[schema(value_type = Vec<String>, example = json!(["Urgent", "home"]))]
+    pub tags: Tags,
     pub is_deleted: bool,
     pub deleted_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
@@ -142,6 +146,8 @@ pub struct NewTask {
     /// Set for a task created in a project.
     pub project_id: Option<Uuid>,
     pub assignee_id: Option<Uuid>,
+    /// `None` when not given: a new task has none, a replaced one keeps its own.
+    pub tags: Option<Tags>,
 }
 
 /// A validated partial update: `None` leaves a field alone; for the nullable fields,
@@ -157,6 +163,7 @@ pub struct TaskChanges {
     /// What the request says the task's project is: it cannot change (checked, not
     /// applied).
     pub project_id: Option<Option<Uuid>>,
+    pub tags: Option<Tags>,
 }
 
 impl TaskChanges {
@@ -170,6 +177,9 @@ impl TaskChanges {
             due_date: Some(task.due_date),
             assignee_id: Some(task.assignee_id),
             project_id: task.project_id.map(Some),
+            // Clients that predate tags replace tasks without them: they must not erase
+            // the tags other clients gave.
+            tags: task.tags,
         }
     }
 
@@ -213,6 +223,12 @@ impl TaskChanges {
                 changed.push("assignee_id");
             }
         }
+        if let Some(tags) = &self.tags {
+            if &task.tags != tags {
+                task.tags = tags.clone();
+                changed.push("tags");
+            }
+        }
         changed
     }
 }
@@ -239,6 +255,16 @@ pub enum TaskScope {
     MyProjects,
 }
 
+/// The order of a task list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TaskSort {
+    /// Newest first (`created_at`, then `id`, descending).
+    #[default]
+    Newest,
+    /// Best match of the search first, then newest first; without a search, newest first.
+    Relevance,
+}
+
 /// What `GET /tasks` asks for, validated.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskFilter {
@@ -251,8 +277,11 @@ pub struct TaskFilter {
     pub created_from: Option<DateTime<Utc>>,
     pub created_to: Option<DateTime<Utc>>,
     pub priority: Option<Priority>,
-    /// Case-insensitive substring of title or description.
-    pub search: Option<String>,
+    /// Full-text search over title and description.
+    pub search: Option<TextSearch>,
+    /// Tags a task must all have.
+    pub tags: TagFilter,
+    pub sort: TaskSort,
     pub limit: i64,
     pub offset: i64,
 }
@@ -273,19 +302,9 @@ impl TaskFilter {
         }
     }
 
-    /// The search term as a `LIKE` pattern on lower-cased text, with wildcards escaped.
-    pub fn search_pattern(&self) -> Option<String> {
-        self.search.as_ref().map(|q| {
-            let mut pattern = String::from("%");
-            for c in q.to_lowercase().chars() {
-                if matches!(c, '%' | '_' | '\\') {
-                    pattern.push('\\');
-                }
-                pattern.push(c);
-            }
-            pattern.push('%');
-            pattern
-        })
+    /// Whether the page is ordered by relevance: asked for, with something to rank by.
+    pub fn by_relevance(&self) -> bool {
+        self.sort == TaskSort::Relevance && self.search.is_some()
     }
 }
 
@@ -305,26 +324,6 @@ mod tests {
         assert!(TaskTitle::parse(&"x".repeat(201)).is_err());
         assert!(TaskTitle::parse("nul\u{0}byte").is_err());
         assert!(TaskDescription::parse("nul\u{0}byte").is_err());
-    }
-
-    #[test]
-    fn search_pattern_escapes_wildcards() {
-        let filter = TaskFilter {
-            scope: TaskScope::Personal,
-            assignee_id: None,
-            status: TaskStatus::All,
-            include_deleted: false,
-            created_from: None,
-            created_to: None,
-            priority: None,
-            search: Some("50%_OFF\\".into()),
-            limit: 10,
-            offset: 0,
-        };
-        assert_eq!(
-            filter.search_pattern().as_deref(),
-            Some("%50\\%\\_off\\\\%")
-        );
     }
 
     proptest! {

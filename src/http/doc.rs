@@ -2,7 +2,7 @@
 //! shapes the domain parsers accept, written so that a value the document allows is one
 //! the server takes, and the other way round.
 
-use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, SchemaFormat, Type};
+use utoipa::openapi::schema::{AnyOfBuilder, ArrayBuilder, ObjectBuilder, SchemaFormat, Type};
 use utoipa::openapi::{KnownFormat, RefOr, Schema};
 use utoipa::{PartialSchema, ToSchema};
 
@@ -69,5 +69,58 @@ pub fn birth_date() -> Schema {
         .item(past_date)
         .item(blank())
         .item(ObjectBuilder::new().schema_type(Type::Null))
+        .into()
+}
+
+/// One tag (`domain::Tag`): at most 32 characters as sent, not blank, one line, no comma.
+fn tag_text() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(crate::domain::Tag::MAX_CHARS))
+        .pattern(Some(
+            r"^[^,\u0000-\u001F\u007F-\u009F]*[^\s,\u0000-\u001F\u007F-\u009F][^,\u0000-\u001F\u007F-\u009F]*$",
+        ))
+}
+
+/// A tag, as a query parameter takes it.
+pub struct TagText;
+
+impl PartialSchema for TagText {
+    fn schema() -> RefOr<Schema> {
+        Schema::from(tag_text()).into()
+    }
+}
+
+impl ToSchema for TagText {}
+
+/// A task's tags (`domain::Tags`): at most 10.
+fn tags() -> ArrayBuilder {
+    ArrayBuilder::new()
+        .items(tag_text())
+        .max_items(Some(crate::domain::Tags::MAX))
+}
+
+/// Tags to replace a task's with (`PATCH`): `null` is refused.
+pub fn tag_list() -> Schema {
+    tags()
+        .description(Some(
+            "Replaces the task's tags: up to 10, each 1–32 characters, one line, no comma; \
+             repeats (regardless of case) are dropped, the first spelling kept. `[]` removes \
+             them; `null` is refused",
+        ))
+        .into()
+}
+
+/// A task's tags as `POST` and `PUT` take them: `null` is as good as absent.
+pub fn tag_list_or_null() -> Schema {
+    AnyOfBuilder::new()
+        .item(tags())
+        .item(ObjectBuilder::new().schema_type(Type::Null))
+        .description(Some(
+            "Up to 10 tags, each 1–32 characters, one line, no comma; repeats (regardless of \
+             case) are dropped, the first spelling kept. `POST` without it (or `null`): \
+             none; `PUT` without it (or `null`) keeps the task's tags, `[]` removes them",
+        ))
         .into()
 }

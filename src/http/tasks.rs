@@ -14,8 +14,9 @@ use super::doc::DateOrTime;
 use super::extract::{nullable, parse_object, AuthUser, Json, Path, QueryPairs};
 use super::TOTAL_COUNT;
 use crate::domain::{
-    parse_time, plain_text, DayEdge, NewTask, Priority, Task, TaskChanges, TaskDescription,
-    TaskFilter, TaskScope, TaskStatus, TaskTitle, Violations,
+    parse_time, plain_text, DayEdge, NewTask, Priority, TagFilter, Tags, Task, TaskChanges,
+    TaskDescription, TaskFilter, TaskScope, TaskSort, TaskStatus, TaskTitle, TextSearch,
+    Violations,
 };
 use crate::error::{Error, ErrorEnvelope, Result};
 use crate::service::{tasks, Services};
@@ -51,11 +52,16 @@ pub struct TaskInput {
     /// Creates the task in this project (the caller must be an editor or owner); absent
     /// for a personal task. A task never changes project: on `PUT` it must be absent or
     /// the task's own.
-    #[schema(value_type = Option<String>, format = Uuid)]
+    #[schema(value_type = Option<String>, format = Uuid, pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")]
     project_id: Option<String>,
     /// A member of the project to assign the task to (project tasks only).
-    #[schema(value_type = Option<String>, format = Uuid)]
+    #[schema(value_type = Option<String>, format = Uuid, pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")]
     assignee_id: Option<String>,
+    /// Up to 10 tags, each 1–32 characters, one line, no comma; repeats (regardless of
+    /// case) are dropped, the first spelling kept. `POST` without it: none; `PUT` without
+    /// it keeps the task's tags (`[]` removes them).
+    #[schema(schema_with = super::doc::tag_list_or_null)]
+    tags: Option<Vec<String>>,
 }
 
 impl TaskInput {
@@ -76,6 +82,7 @@ impl TaskInput {
         let due_date = v.check("due_date", parse_due_date(self.due_date.as_deref()));
         let project_id = v.check("project_id", parse_id(self.project_id.as_deref()));
         let assignee_id = v.check("assignee_id", parse_id(self.assignee_id.as_deref()));
+        let tags = v.check("tags", self.tags.as_deref().map(Tags::parse).transpose());
         v.finish(|| {
             Some(NewTask {
                 title: title?,
@@ -85,15 +92,22 @@ impl TaskInput {
                 completed: self.completed.unwrap_or(false),
                 project_id: project_id?,
                 assignee_id: assignee_id?,
+                tags: tags?,
             })
         })
     }
 }
 
-/// An optional id (a UUID).
+/// An optional id (a UUID, hyphenated).
 fn parse_id(raw: Option<&str>) -> Result<Option<Uuid>, String> {
-    raw.map(|id| Uuid::parse_str(id.trim()).map_err(|_| "must be a UUID".to_string()))
-        .transpose()
+    raw.map(|id| {
+        let id = id.trim();
+        match Uuid::try_parse(id) {
+            Ok(uuid) if id.len() == 36 => Ok(uuid),
+            _ => Err("must be a UUID (8-4-4-4-12 hexadecimal digits)".to_string()),
+        }
+    })
+    .transpose()
 }
 
 fn parse_description(raw: Option<&str>) -> Result<Option<TaskDescription>, String> {
@@ -134,12 +148,16 @@ pub struct TaskPatch {
     due_date: Option<Option<String>>,
     /// A member of the task's project; `null` unassigns.
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>, format = Uuid)]
+    #[schema(value_type = Option<String>, format = Uuid, pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")]
     assignee_id: Option<Option<String>>,
     /// A task never changes project: if present, it must be the task's own.
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>, format = Uuid)]
+    #[schema(value_type = Option<String>, format = Uuid, pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")]
     project_id: Option<Option<String>>,
+    /// Replaces the task's tags (`[]` removes them); as in `TaskInput`.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(schema_with = super::doc::tag_list)]
+    tags: Option<Option<Vec<String>>>,
 }
 
 impl TaskPatch {
@@ -176,6 +194,11 @@ impl TaskPatch {
         if let Some(raw) = self.project_id {
             changes.project_id = v.check("project_id", parse_id(raw.as_deref()));
         }
+        match self.tags {
+            Some(Some(raw)) => changes.tags = v.check("tags", Tags::parse(&raw)),
+            Some(None) => not_null(&mut v, "tags"),
+            None => {}
+        }
         v.finish(|| Some(changes))
     }
 }
@@ -191,6 +214,18 @@ pub enum TaskStatusParam {
     Deleted,
 }
 
+/// The `sort` of `GET /tasks` (for the document).
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum TaskSortParam {
+    Newest,
+    Relevance,
+}
+
+/// Longest `q` taken.
+const MAX_SEARCH_CHARS: usize = 1000;
+
 /// Body of `PATCH /tasks/{id}/complete`; with no body the state is toggled.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct CompleteInput {
@@ -205,6 +240,7 @@ fn parse_task_filter(q: &QueryPairs) -> Result<TaskFilter> {
     let date_to = q.single_or_record("date_to", &mut v);
     let priority = q.single_or_record("priority", &mut v);
     let search = q.single_or_record("q", &mut v);
+    let sort = q.single_or_record("sort", &mut v);
     let limit = q.single_or_record("limit", &mut v);
     let offset = q.single_or_record("offset", &mut v);
     let project_id = q.single_or_record("project_id", &mut v);
@@ -238,11 +274,22 @@ fn parse_task_filter(q: &QueryPairs) -> Result<TaskFilter> {
     let search = v.check(
         "q",
         match search {
-            Some(q) if q.chars().count() > 200 => Err("q must be at most 200 characters".into()),
+            Some(q) if q.chars().count() > MAX_SEARCH_CHARS => {
+                Err(format!("q must be at most {MAX_SEARCH_CHARS} characters"))
+            }
             other => other
                 .filter(|q| !q.is_empty())
-                .map(|q| plain_text(q).map(str::to_string))
+                .map(|q| plain_text(q).map(TextSearch::parse))
                 .transpose(),
+        },
+    );
+    let tags = v.check("tag", TagFilter::parse(q.all("tag")));
+    let sort = v.check(
+        "sort",
+        match sort {
+            None | Some("newest") => Ok(TaskSort::Newest),
+            Some("relevance") => Ok(TaskSort::Relevance),
+            Some(_) => Err("sort must be newest or relevance".to_string()),
         },
     );
     let limit = v.check("limit", super::parse_int(limit, 100, 1, 500));
@@ -265,13 +312,15 @@ fn parse_task_filter(q: &QueryPairs) -> Result<TaskFilter> {
             created_to: created_to?,
             priority: priority?,
             search: search?,
+            tags: tags?,
+            sort: sort?,
             limit: limit?,
             offset: offset?,
         })
     })
 }
 
-/// List the caller's personal tasks, or a project's, newest first.
+/// List the caller's personal tasks, or a project's, newest first (or by relevance to `q`).
 #[utoipa::path(get, path = "/tasks", tag = "tasks",
     params(
         ("status" = inline(Option<TaskStatusParam>), Query, description = "all (default), pending, completed or deleted"),
@@ -279,11 +328,13 @@ fn parse_task_filter(q: &QueryPairs) -> Result<TaskFilter> {
         ("date_from" = inline(Option<DateOrTime>), Query, description = "created_at lower bound, inclusive (date or RFC 3339); not after `date_to`"),
         ("date_to" = inline(Option<DateOrTime>), Query, description = "created_at upper bound, inclusive (a plain date means the whole day)"),
         ("priority" = Option<Priority>, Query, description = "LOW, MEDIUM or HIGH"),
-        ("q" = Option<String>, Query, max_length = 200, pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$", description = "Case-insensitive search in title and description"),
+        ("q" = Option<String>, Query, max_length = 1000, pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$", description = "Full-text search in title and description, as web search engines read it: words (all must match, stemmed: `running` finds `run`), `\"a phrase\"`, `-word` or `-\"a phrase\"` to exclude, `or` between alternatives; nothing else is an operator"),
+        ("tag" = inline(Option<Vec<super::doc::TagText>>), Query, max_items = 10, explode, style = Form, description = "Tasks having this tag (regardless of case); repeated (`tag=a&tag=b`, at most 10 times), tasks having all of them"),
+        ("sort" = inline(Option<TaskSortParam>), Query, description = "`newest` (default): newest first; `relevance`: best match of `q` first (ts_rank or bm25), then newest first; without `q`, newest first"),
         ("limit" = Option<i64>, Query, minimum = 1, maximum = 500, description = "1–500, default 100"),
         ("offset" = Option<i64>, Query, minimum = 0, description = "Default 0"),
-        ("project_id" = Option<String>, Query, format = Uuid, description = "A project's tasks (the caller's project); without it, the caller's personal tasks"),
-        ("assignee_id" = Option<String>, Query, format = Uuid, description = "Only tasks assigned to this member; without `project_id`, across every project of the caller"),
+        ("project_id" = Option<String>, Query, format = Uuid, pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "A project's tasks (the caller's project); without it, the caller's personal tasks"),
+        ("assignee_id" = Option<String>, Query, format = Uuid, pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "Only tasks assigned to this member; without `project_id`, across every project of the caller"),
     ),
     responses(
         (status = 200, description = "The tasks", body = [Task],
@@ -310,7 +361,9 @@ async fn list_tasks(
     responses(
         (status = 201, description = "Created", body = Task),
         (status = 401, description = "Not authenticated", body = ErrorEnvelope),
-        (status = 409, description = "The account holds MAX_TASKS_PER_USER tasks, the trash included (`QUOTA_EXCEEDED`)", body = ErrorEnvelope),
+        (status = 403, description = "A viewer of the project (`FORBIDDEN`)", body = ErrorEnvelope),
+        (status = 404, description = "`project_id` names no project of the caller", body = ErrorEnvelope),
+        (status = 409, description = "The account holds MAX_TASKS_PER_USER tasks (a project MAX_TASKS_PER_PROJECT), the trash included (`QUOTA_EXCEEDED`); or `assignee_id` is not a member of the project, or given for a personal task (`CONFLICT`)", body = ErrorEnvelope),
         (status = 422, description = "Invalid body", body = ErrorEnvelope),
     ),
     security(("bearer" = [])))]
@@ -348,8 +401,9 @@ async fn get_task(
         (status = 200, description = "Updated", body = Task),
         (status = 400, description = "The task is in the trash", body = ErrorEnvelope),
         (status = 401, description = "Not authenticated", body = ErrorEnvelope),
-        (status = 403, description = "Another user's task", body = ErrorEnvelope),
-        (status = 404, description = "No such task", body = ErrorEnvelope),
+        (status = 403, description = "Another user's task, or a viewer of its project", body = ErrorEnvelope),
+        (status = 404, description = "No such task (or one of a project the caller is not in)", body = ErrorEnvelope),
+        (status = 409, description = "`project_id` is not the task's own, or `assignee_id` not a member of its project (`CONFLICT`)", body = ErrorEnvelope),
         (status = 422, description = "Invalid body", body = ErrorEnvelope),
     ),
     security(("bearer" = [])))]
@@ -370,8 +424,9 @@ async fn replace_task(
         (status = 200, description = "Updated", body = Task),
         (status = 400, description = "The task is in the trash", body = ErrorEnvelope),
         (status = 401, description = "Not authenticated", body = ErrorEnvelope),
-        (status = 403, description = "Another user's task", body = ErrorEnvelope),
-        (status = 404, description = "No such task", body = ErrorEnvelope),
+        (status = 403, description = "Another user's task, or a viewer of its project", body = ErrorEnvelope),
+        (status = 404, description = "No such task (or one of a project the caller is not in)", body = ErrorEnvelope),
+        (status = 409, description = "`project_id` is not the task's own, or `assignee_id` not a member of its project (`CONFLICT`)", body = ErrorEnvelope),
         (status = 422, description = "Invalid body", body = ErrorEnvelope),
     ),
     security(("bearer" = [])))]

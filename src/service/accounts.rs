@@ -65,6 +65,9 @@ pub(super) fn user_conflict(err: StoreError) -> Error {
     }
 }
 
+/// How many waiting invitations a sign-up is notified of (all are in `GET /invitations`).
+const MAX_INVITATIONS_ANNOUNCED: usize = 20;
+
 pub async fn signup(svc: &Services, input: Signup, device: &Device) -> Result<AuthSession> {
     // The cheap duplicate checks come first, on the read pool, so a taken address or name
     // costs no hashing and no writer (the 409 says it is taken anyway). A sign-up that
@@ -92,7 +95,15 @@ pub async fn signup(svc: &Services, input: Signup, device: &Device) -> Result<Au
         NotificationKind::Signup,
         format!("Welcome, {}! Your account is ready.", profile.name),
     );
-    let (_, events) = super::notifications::add(svc, &mut tx, &welcome, now).await?;
+    let (_, mut events) = super::notifications::add(svc, &mut tx, &welcome, now).await?;
+    // Invitations to the address that waited for this sign-up (a handful at most: a
+    // project's members and invitations are bounded, and so is the list here).
+    let waiting = svc.store.invitations_to(input.email.as_str(), now).await?;
+    for invitation in waiting.iter().take(MAX_INVITATIONS_ANNOUNCED) {
+        let draft = super::projects::invitation_notice(profile.id, invitation);
+        let (_, noted) = super::notifications::add(svc, &mut tx, &draft, now).await?;
+        events.extend(noted);
+    }
     tx.enqueue_delivery(Some(profile.id), &DeliveryJob::Welcome, now)
         .await?;
     let (token, _) = open_session(svc, tx.as_mut(), profile.id, device, now).await?;

@@ -377,23 +377,23 @@ pub async fn invite(
         .ok_or_else(|| Error::Internal(anyhow::anyhow!("the invitation just written is gone")))?;
     let mut appends = Vec::new();
     if let Some(invitee) = tx.user_id_by_email(email.as_str()).await? {
-        let message = format!(
-            "{} invited you to the project \"{}\" as {}.",
-            invitation.invited_by_name.as_deref().unwrap_or("Someone"),
-            invitation.project_name,
-            role.as_str()
-        );
-        let draft = NotificationDraft::for_project(
-            invitee,
-            NotificationKind::ProjectInvitation,
-            message,
-            None,
-        );
+        let draft = invitation_notice(invitee, &invitation);
         let (_, noted) = super::notifications::add(svc, &mut tx, &draft, now).await?;
         appends.push((StreamKey::User(invitee), noted));
     }
     svc.writes.commit_streams(tx, appends, now).await?;
     Ok(invitation)
+}
+
+/// The notification of an invitation to `user_id`.
+pub(super) fn invitation_notice(user_id: Uuid, invitation: &Invitation) -> NotificationDraft {
+    let message = format!(
+        "{} invited you to the project \"{}\" as {}.",
+        invitation.invited_by_name.as_deref().unwrap_or("Someone"),
+        invitation.project_name,
+        invitation.role.as_str()
+    );
+    NotificationDraft::for_project(user_id, NotificationKind::ProjectInvitation, message, None)
 }
 
 pub async fn project_invitations(

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::Services;
 use crate::domain::{
     EventDraft, EventKind, NewTask, NotificationDraft, NotificationKind, ReminderSchedule, Role,
-    StreamKey, Task, TaskChanges, TaskFilter, TaskScope,
+    StreamKey, TagCount, TagScope, Task, TaskChanges, TaskFilter, TaskScope,
 };
 use crate::error::{Error, Result};
 use crate::store::StoreTx;
@@ -125,7 +125,8 @@ fn kinds_of_change(changed: &[&str], completed: bool) -> (NotificationKind, Even
 }
 
 /// Saves the task changed from `before`, its reminder schedule following the change (a
-/// new due date re-arms it; completing or deleting cancels it).
+/// new due date re-arms it; completing or deleting cancels it), and its tags' rows when
+/// they changed.
 async fn save(
     svc: &Services,
     tx: &mut Box<dyn StoreTx>,
@@ -140,10 +141,15 @@ async fn save(
         svc.reminder_lead,
         now,
     ));
-    Ok(tx.save_task(&task).await?)
+    let saved = tx.save_task(&task).await?;
+    if saved.tags != before.tags {
+        tx.set_task_tags(saved.id, &saved.tags).await?;
+    }
+    Ok(saved)
 }
 
-/// An assignee must be a member of the task's project; personal tasks have none.
+/// An assignee must be a member of the task's project (409 otherwise: a fact of the
+/// project, not of the request's shape); personal tasks have none.
 async fn check_assignee(
     tx: &mut Box<dyn StoreTx>,
     project_id: Option<Uuid>,
@@ -151,16 +157,14 @@ async fn check_assignee(
 ) -> Result<()> {
     match (project_id, assignee_id) {
         (_, None) => Ok(()),
-        (None, Some(_)) => Err(Error::invalid(
-            "assignee_id",
-            "only a project's tasks can be assigned",
+        (None, Some(_)) => Err(Error::Conflict(
+            "assignee_id: only a project's tasks can be assigned".into(),
         )),
         (Some(project_id), Some(assignee)) => {
             match tx.membership_for_update(project_id, assignee).await? {
                 Some(_) => Ok(()),
-                None => Err(Error::invalid(
-                    "assignee_id",
-                    "the assignee must be a member of the project",
+                None => Err(Error::Conflict(
+                    "assignee_id: the assignee must be a member of the project".into(),
                 )),
             }
         }
@@ -260,7 +264,28 @@ pub async fn list(svc: &Services, user_id: Uuid, filter: &TaskFilter) -> Result<
             .await?
             .ok_or_else(|| Error::not_found("Project"))?;
     }
+    // Only stop words or punctuation: nothing to find (as PostgreSQL would say, with a
+    // notice in the log for every such search).
+    if filter.search.as_ref().is_some_and(|s| !s.has_terms()) {
+        return Ok((Vec::new(), 0));
+    }
     Ok(svc.store.tasks(user_id, filter).await?)
+}
+
+/// The scope's tags (its tasks outside the trash) with their counts: the caller's own
+/// vocabulary, or a project's they belong to (404 otherwise).
+pub async fn tags(svc: &Services, user_id: Uuid, scope: TagScope) -> Result<Vec<TagCount>> {
+    match scope {
+        TagScope::User(id) if id != user_id => return Err(Error::not_found("Project")),
+        TagScope::Project(project_id) => {
+            svc.store
+                .membership(project_id, user_id)
+                .await?
+                .ok_or_else(|| Error::not_found("Project"))?;
+        }
+        TagScope::User(_) => {}
+    }
+    Ok(svc.store.tag_counts(scope).await?)
 }
 
 pub async fn get(svc: &Services, user_id: Uuid, id: i64) -> Result<Task> {
@@ -275,16 +300,8 @@ pub async fn create(svc: &Services, user_id: Uuid, input: &NewTask) -> Result<Ta
             project: None,
         },
         Some(project_id) => {
-            let role =
-                lock_member(&mut tx, project_id, user_id)
-                    .await
-                    .map_err(|err| match err {
-                        Error::NotFound(_) => Error::invalid(
-                            "project_id",
-                            "no such project among the caller's projects",
-                        ),
-                        other => other,
-                    })?;
+            // 404 when the project is none of the caller's.
+            let role = lock_member(&mut tx, project_id, user_id).await?;
             if !role.can_write() {
                 return Err(viewers_cannot_write());
             }
@@ -329,9 +346,8 @@ pub async fn update(svc: &Services, user_id: Uuid, id: i64, changes: &TaskChange
     let (mut tx, now, before, writer) = lock_writable(svc, user_id, id).await?;
     ensure_live(&before)?;
     if changes.project_id.is_some_and(|p| p != before.project_id) {
-        return Err(Error::invalid(
-            "project_id",
-            "a task cannot move between projects (or out of one)",
+        return Err(Error::Conflict(
+            "project_id: a task cannot move between projects (or out of one)".into(),
         ));
     }
     let mut task = before.clone();

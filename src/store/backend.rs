@@ -29,6 +29,20 @@ pub trait Backend: Database {
     /// (`" FOR UPDATE SKIP LOCKED"`), or empty where one writer runs at a time.
     const SKIP_LOCKED: &'static str;
 
+    /// The full-text condition of the task filter (`queries::TaskQueries`): `$7`
+    /// is the search as typed (null for none), `$8` and `$9` its FTS5 form
+    /// ([`crate::domain::TextSearch::fts5_include`] and `fts5_exclude`); a backend reads
+    /// what it needs of them.
+    const TASK_SEARCH: &'static str;
+
+    /// Joined to `tasks` when a page is ordered by relevance, for [`Self::TASK_RANK`]
+    /// (empty when the rank needs no join).
+    const TASK_RANK_JOIN: &'static str;
+
+    /// How well a task matches that search, higher is better: what `sort=relevance`
+    /// orders by.
+    const TASK_RANK: &'static str;
+
     /// Opens the pools, applying the migrations first.
     fn connect(
         url: &DatabaseUrl,

@@ -16,7 +16,8 @@ use crate::config::DatabaseUrl;
 use crate::domain::{
     ClaimedDelivery, ContactMessage, DeliveryJob, Email, Event, EventDraft, EventKind, Invitation,
     Member, Membership, NewTask, Notification, NotificationDraft, Profile, Project, PushMessage,
-    ReminderSchedule, Role, StreamKey, Task, TaskFilter, TokenPurpose, UserWithPassword,
+    ReminderSchedule, Role, StreamKey, TagCount, TagScope, Tags, Task, TaskFilter, TokenPurpose,
+    UserWithPassword,
 };
 
 mod backend;
@@ -208,6 +209,9 @@ pub trait Store: Send + Sync + 'static {
     async fn task(&self, id: i64) -> StoreResult<Option<Task>>;
     /// The page of tasks and the number matching the filter before paging.
     async fn tasks(&self, user_id: Uuid, filter: &TaskFilter) -> StoreResult<(Vec<Task>, i64)>;
+    /// The tags of the scope's tasks that are not in the trash, with how many carry each,
+    /// most used first.
+    async fn tag_counts(&self, scope: TagScope) -> StoreResult<Vec<TagCount>>;
 
     async fn notification(&self, user_id: Uuid, id: i64) -> StoreResult<Option<Notification>>;
     async fn notifications(
@@ -363,7 +367,8 @@ pub trait StoreTx: Send {
         now: DateTime<Utc>,
     ) -> StoreResult<Profile>;
 
-    /// Inserts the task unless the user already holds `max_tasks` (then `None`).
+    /// Inserts the task, with its tags, unless the user already holds `max_tasks` (then
+    /// `None`).
     async fn insert_task(
         &mut self,
         user_id: Uuid,
@@ -374,7 +379,11 @@ pub trait StoreTx: Send {
     ) -> StoreResult<Option<Task>>;
     /// The task, locked against concurrent updates until commit.
     async fn task_for_update(&mut self, id: i64) -> StoreResult<Option<Task>>;
+    /// Writes the task's fields (its tags as shown included; see `set_task_tags`).
     async fn save_task(&mut self, task: &Task) -> StoreResult<Task>;
+    /// Replaces the rows the `tag` filter and `GET /tags` read: after `save_task` with
+    /// changed tags.
+    async fn set_task_tags(&mut self, task_id: i64, tags: &Tags) -> StoreResult<()>;
     async fn delete_task(&mut self, id: i64) -> StoreResult<()>;
 
     /// Inserts the notification; also returns how many the user held before it.

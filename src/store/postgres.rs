@@ -40,6 +40,13 @@ impl Backend for Postgres {
     const LABEL: &'static str = "postgres";
     const ROW_LOCK: &'static str = " FOR UPDATE";
     const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
+    /// The generated `search` column (GIN-indexed) against the text as typed:
+    /// `websearch_to_tsquery` takes any text and reads only its own few operators. As a
+    /// sub-select it is read once per statement, not once per row.
+    const TASK_SEARCH: &'static str =
+        "($7 IS NULL OR search @@ (SELECT websearch_to_tsquery('english', $7)))";
+    const TASK_RANK_JOIN: &'static str = "";
+    const TASK_RANK: &'static str = "ts_rank(search, (SELECT websearch_to_tsquery('english', $7)))";
 
     async fn connect(url: &DatabaseUrl, sizes: PoolSizes) -> anyhow::Result<Pools<Self>> {
         let options: PgConnectOptions = url

@@ -16,7 +16,7 @@ pub const USER_COLUMNS: &str =
 
 pub const TASK_COLUMNS: &str =
     "id, user_id, title, description, completed, priority, due_date, is_deleted, deleted_at, \
-     created_at, updated_at, remind_at, reminder_stage, project_id, assignee_id";
+     created_at, updated_at, remind_at, reminder_stage, project_id, assignee_id, tags";
 
 pub const NOTIFICATION_COLUMNS: &str =
     "id, user_id, kind, title, message, is_read, task_id, created_at";
@@ -77,91 +77,82 @@ pub const TASK_BY_ID: &str = sql(&join(&[
     " FROM tasks WHERE id = $1",
 ]));
 
-/// Which tasks `GET /tasks` looks at: `$1` is the caller (personal tasks) or the project,
-/// `$10` the assignee filter; see [`TaskPages`].
+/// How many tags the filter of `GET /tasks` can require: no task has more.
+pub const TAG_FILTER_SLOTS: usize = 10;
+const _: () = assert!(TAG_FILTER_SLOTS == crate::domain::Tags::MAX);
+
+/// Which tasks `GET /tasks` looks at (its `WHERE`'s start): `$1` is the caller (personal
+/// tasks) or the project, `$21` the assignee filter; see [`TaskQueries`].
 const SCOPE_PERSONAL: &str =
-    " FROM tasks WHERE user_id = $1 AND project_id IS NULL AND ($10 IS NULL OR assignee_id = $10)";
-const SCOPE_PROJECT: &str =
-    " FROM tasks WHERE project_id = $1 AND ($10 IS NULL OR assignee_id = $10)";
-/// Tasks assigned to `$10` in every project the caller `$1` belongs to.
-const SCOPE_MY_PROJECTS: &str = " FROM tasks WHERE assignee_id = $10 AND project_id IN \
+    " WHERE user_id = $1 AND project_id IS NULL AND ($21 IS NULL OR assignee_id = $21)";
+const SCOPE_PROJECT: &str = " WHERE project_id = $1 AND ($21 IS NULL OR assignee_id = $21)";
+/// Tasks assigned to `$21` in every project the caller `$1` belongs to.
+const SCOPE_MY_PROJECTS: &str = " WHERE assignee_id = $21 AND project_id IN \
      (SELECT project_id FROM project_members WHERE user_id = $1)";
 
-/// The filter of `GET /tasks` after its scope: `$2`–`$7` the optional constraints.
-const TASK_FILTER: &str = " AND ($2 IS NULL OR is_deleted = $2) \
+/// The filter of `GET /tasks` after its scope, around the backend's full-text condition
+/// ([`Backend::TASK_SEARCH`], on `$7`–`$9`): `$2`–`$6` the optional constraints,
+/// `$10`–`$19` the keys of the tags a task must have (null for none) and `$20` how many
+/// they are.
+const TASK_FILTER: [&str; 2] = [
+    " AND ($2 IS NULL OR is_deleted = $2) \
      AND ($3 IS NULL OR completed = $3) \
      AND ($4 IS NULL OR priority = $4) \
      AND ($5 IS NULL OR created_at >= $5) \
      AND ($6 IS NULL OR created_at <= $6) \
-     AND ($7 IS NULL OR lower(title) LIKE $7 ESCAPE '\\' \
-          OR lower(coalesce(description, '')) LIKE $7 ESCAPE '\\')";
+     AND ",
+    " AND ($20 = 0 OR (SELECT count(*) FROM task_tags tt WHERE tt.task_id = tasks.id \
+     AND tt.tag_key IN ($10, $11, $12, $13, $14, $15, $16, $17, $18, $19)) = $20)",
+];
 
-const TASK_PAGE_START: &str = sql(&join(&[
-    "SELECT ",
-    TASK_COLUMNS,
-    ", count(*) OVER () AS total",
-]));
-const TASK_PAGE_END: &str = " ORDER BY created_at DESC, id DESC LIMIT $8 OFFSET $9";
+/// The tags of the user's (`$1`) personal tasks that are not in the trash: each
+/// spelling, how many tasks carry it, and the oldest of them.
+pub const USER_TAG_COUNTS: &str = "SELECT tt.tag_key, tt.tag, count(*), min(tt.task_id) \
+     FROM task_tags tt JOIN tasks t ON t.id = tt.task_id \
+     WHERE t.user_id = $1 AND t.project_id IS NULL AND NOT t.is_deleted \
+     GROUP BY tt.tag_key, tt.tag";
 
-/// A page of tasks, each with the number matching the filter (a window count is computed
-/// before LIMIT): one round trip instead of two; and the count alone, for a page past the
-/// end. One text per scope, so that each keeps its index.
-pub struct TaskPages {
-    pub page: &'static str,
-    pub count: &'static str,
+/// The same over project `$1`'s tasks.
+pub const PROJECT_TAG_COUNTS: &str = "SELECT tt.tag_key, tt.tag, count(*), min(tt.task_id) \
+     FROM task_tags tt JOIN tasks t ON t.id = tt.task_id \
+     WHERE t.project_id = $1 AND NOT t.is_deleted GROUP BY tt.tag_key, tt.tag";
+
+pub const DELETE_TASK_TAGS: &str = "DELETE FROM task_tags WHERE task_id = $1";
+
+/// One row per tag of the task `$1`: `($1, $2, $3), ($1, $4, $5), …` (key, tag).
+pub fn insert_task_tags(count: usize) -> String {
+    let rows: Vec<String> = (0..count)
+        .map(|i| format!("($1, ${}, ${})", 2 * i + 2, 2 * i + 3))
+        .collect();
+    format!(
+        "INSERT INTO task_tags (task_id, tag_key, tag) VALUES {}",
+        rows.join(", ")
+    )
 }
-
-pub const TASKS_PERSONAL: TaskPages = TaskPages {
-    page: sql(&join(&[
-        TASK_PAGE_START,
-        SCOPE_PERSONAL,
-        TASK_FILTER,
-        TASK_PAGE_END,
-    ])),
-    count: sql(&join(&["SELECT count(*)", SCOPE_PERSONAL, TASK_FILTER])),
-};
-pub const TASKS_PROJECT: TaskPages = TaskPages {
-    page: sql(&join(&[
-        TASK_PAGE_START,
-        SCOPE_PROJECT,
-        TASK_FILTER,
-        TASK_PAGE_END,
-    ])),
-    count: sql(&join(&["SELECT count(*)", SCOPE_PROJECT, TASK_FILTER])),
-};
-pub const TASKS_MY_PROJECTS: TaskPages = TaskPages {
-    page: sql(&join(&[
-        TASK_PAGE_START,
-        SCOPE_MY_PROJECTS,
-        TASK_FILTER,
-        TASK_PAGE_END,
-    ])),
-    count: sql(&join(&["SELECT count(*)", SCOPE_MY_PROJECTS, TASK_FILTER])),
-};
 
 /// Inserts the task only while the user (`$1`) holds fewer than `$8` tasks; see
 /// [`Locked::INSERT_TASK`] for the form that runs.
 const INSERT_TASK_WITHIN_QUOTA: [&str; 2] = [
     "INSERT INTO tasks (user_id, title, description, completed, priority, due_date, \
-     created_at, updated_at, remind_at, reminder_stage, assignee_id) \
-     SELECT $1, $2, $3, $4, $5, $6, $7, $7, $9, $10, $11 \
+     created_at, updated_at, remind_at, reminder_stage, tags, assignee_id) \
+     SELECT $1, $2, $3, $4, $5, $6, $7, $7, $9, $10, $11, $12 \
      WHERE (SELECT task_count FROM users WHERE id = $1",
     ") < $8 RETURNING ",
 ];
 
-/// The same in project `$12`, counted against the project's holding.
+/// The same in project `$13`, counted against the project's holding.
 const INSERT_PROJECT_TASK_WITHIN_QUOTA: [&str; 2] = [
     "INSERT INTO tasks (user_id, title, description, completed, priority, due_date, \
-     created_at, updated_at, remind_at, reminder_stage, assignee_id, project_id) \
-     SELECT $1, $2, $3, $4, $5, $6, $7, $7, $9, $10, $11, $12 \
-     WHERE (SELECT task_count FROM projects WHERE id = $12 AND deleted_at IS NULL",
+     created_at, updated_at, remind_at, reminder_stage, tags, assignee_id, project_id) \
+     SELECT $1, $2, $3, $4, $5, $6, $7, $7, $9, $10, $11, $12, $13 \
+     WHERE (SELECT task_count FROM projects WHERE id = $13 AND deleted_at IS NULL",
     ") < $8 RETURNING ",
 ];
 
 pub const SAVE_TASK: &str = sql(&join(&[
     "UPDATE tasks SET title = $2, description = $3, completed = $4, priority = $5, \
      due_date = $6, is_deleted = $7, deleted_at = $8, updated_at = $9, remind_at = $10, \
-     reminder_stage = $11, assignee_id = $12 WHERE id = $1 \
+     reminder_stage = $11, tags = $12, assignee_id = $13 WHERE id = $1 \
      RETURNING ",
     TASK_COLUMNS,
 ]));
@@ -637,6 +628,56 @@ impl<B: Backend> Locked<B> {
     pub const MEMBERSHIP: &'static str = sql(&join(&[MEMBERSHIP, B::ROW_LOCK]));
 }
 
+/// The queries of `GET /tasks` over one scope.
+pub struct ScopedTaskQueries {
+    /// A page, newest first, each task with the number matching the filter (a window
+    /// count is computed before LIMIT): one round trip instead of two.
+    pub page: &'static str,
+    /// The same, best match of the search first.
+    pub page_by_relevance: &'static str,
+    /// The number of tasks matching the filter, for a page past the end.
+    pub count: &'static str,
+}
+
+/// The queries of `GET /tasks` on backend `B`, its full-text condition and rank inside:
+/// one text per scope, so that each keeps its index.
+pub struct TaskQueries<B>(PhantomData<B>);
+
+macro_rules! scoped_task_queries {
+    ($scope:expr) => {
+        ScopedTaskQueries {
+            page: sql(&join(&[
+                Self::SELECT_PAGE,
+                $scope,
+                Self::FILTER,
+                " ORDER BY created_at DESC, id DESC LIMIT $22 OFFSET $23",
+            ])),
+            page_by_relevance: sql(&join(&[
+                Self::SELECT_PAGE,
+                B::TASK_RANK_JOIN,
+                $scope,
+                Self::FILTER,
+                " ORDER BY ",
+                B::TASK_RANK,
+                " DESC, created_at DESC, id DESC LIMIT $22 OFFSET $23",
+            ])),
+            count: sql(&join(&["SELECT count(*) FROM tasks", $scope, Self::FILTER])),
+        }
+    };
+}
+
+impl<B: Backend> TaskQueries<B> {
+    const FILTER: &'static str = sql(&join(&[TASK_FILTER[0], B::TASK_SEARCH, TASK_FILTER[1]]));
+    const SELECT_PAGE: &'static str = sql(&join(&[
+        "SELECT ",
+        TASK_COLUMNS,
+        ", count(*) OVER () AS total FROM tasks",
+    ]));
+    pub const PERSONAL: ScopedTaskQueries = scoped_task_queries!(SCOPE_PERSONAL);
+    pub const PROJECT: ScopedTaskQueries = scoped_task_queries!(SCOPE_PROJECT);
+    pub const MY_PROJECTS: ScopedTaskQueries = scoped_task_queries!(SCOPE_MY_PROJECTS);
+}
+
 /// SQL text being put together at compile time; [`sql`] reads it back.
 pub struct Joined {
     bytes: [u8; Joined::CAPACITY],
@@ -645,7 +686,7 @@ pub struct Joined {
 
 impl Joined {
     /// Longer than any query here; a longer one fails the build.
-    const CAPACITY: usize = 1024;
+    const CAPACITY: usize = 2048;
 }
 
 /// Concatenates `parts` at compile time (in a `const` item).
@@ -696,5 +737,38 @@ mod tests {
             with_list(DELETE_NOTIFICATIONS, 2, 3),
             "DELETE FROM notifications WHERE user_id = $1 AND id IN ($2, $3, $4) RETURNING id"
         );
+        assert_eq!(
+            insert_task_tags(2),
+            "INSERT INTO task_tags (task_id, tag_key, tag) VALUES ($1, $2, $3), ($1, $4, $5)"
+        );
+    }
+
+    #[test]
+    fn task_lists_join_the_rank_only_when_ordered_by_it() {
+        let sqlite = TaskQueries::<sqlx::Sqlite>::PERSONAL;
+        let postgres = TaskQueries::<sqlx::Postgres>::PROJECT;
+        assert!(sqlite
+            .page
+            .starts_with(&format!("SELECT {TASK_COLUMNS}, count(*)")));
+        assert!(!sqlite.page.contains("bm25"));
+        assert!(sqlite
+            .page_by_relevance
+            .contains("LEFT JOIN (SELECT rowid AS fts_hit"));
+        assert!(sqlite.page_by_relevance.ends_with(
+            "ORDER BY coalesce(-fts.fts_score, 0) DESC, created_at DESC, id DESC LIMIT $22 OFFSET $23"
+        ));
+        assert!(postgres
+            .page
+            .contains("websearch_to_tsquery('english', $7)"));
+        assert!(postgres
+            .count
+            .starts_with("SELECT count(*) FROM tasks WHERE project_id = $1"));
+        assert!(!postgres.count.contains("LIMIT"));
+        let mine = TaskQueries::<sqlx::Postgres>::MY_PROJECTS;
+        for page in [sqlite.page, postgres.page_by_relevance, mine.count] {
+            assert!(page.contains(
+                "tt.tag_key IN ($10, $11, $12, $13, $14, $15, $16, $17, $18, $19)) = $20"
+            ));
+        }
     }
 }

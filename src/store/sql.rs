@@ -6,7 +6,7 @@ use sqlx::{ColumnIndex, Encode, Executor, IntoArguments, Pool, Transaction, Type
 use uuid::Uuid;
 
 use super::backend::{Backend, Column};
-use super::queries::{self as q, Locked};
+use super::queries::{self as q, Locked, TaskQueries, TAG_FILTER_SLOTS};
 use super::{
     EventBounds, EventRow, InsertedNotification, NewContactMessage, NewInvitation, NewProject,
     NewSession, NewUser, NotificationFilter, NotificationPage, NotificationWithCounts, PoolSizes,
@@ -15,9 +15,10 @@ use super::{
 };
 use crate::config::DatabaseUrl;
 use crate::domain::{
-    ClaimedDelivery, DeliveryJob, Email, Event, EventDraft, Invitation, Member, Membership,
-    NewTask, Notification, NotificationDraft, Profile, Project, PushMessage, ReminderSchedule,
-    Role, StreamKey, Task, TaskFilter, TaskScope, TokenPurpose, UserName, UserWithPassword,
+    tag_counts, ClaimedDelivery, DeliveryJob, Email, Event, EventDraft, Invitation, Member,
+    Membership, NewTask, Notification, NotificationDraft, Profile, Project, PushMessage,
+    ReminderSchedule, Role, StreamKey, TagCount, TagScope, Tags, Task, TaskFilter, TaskScope,
+    TokenPurpose, UserName, UserWithPassword,
 };
 
 /// The store on database `B`: a pool for reads and one for write transactions.
@@ -43,6 +44,27 @@ struct SqlTx<B: Backend> {
     tx: Transaction<'static, B>,
     /// Whether a delivery was added (see [`StoreTx::enqueued_deliveries`]).
     enqueued: bool,
+}
+
+/// Binds [`TaskFilterArgs`] to a query, in their order.
+macro_rules! bind_task_filter {
+    ($query:expr, $args:expr) => {{
+        let args: &TaskFilterArgs = $args;
+        let mut query = $query
+            .bind(args.user_id)
+            .bind(args.deleted)
+            .bind(args.completed)
+            .bind(args.priority)
+            .bind(args.created_from)
+            .bind(args.created_to)
+            .bind(args.text)
+            .bind(args.include)
+            .bind(args.exclude);
+        for tag in args.tags {
+            query = query.bind(tag);
+        }
+        query.bind(args.tag_count)
+    }};
 }
 
 // The `where` clause is what the SQL below needs of sqlx on `B`: executors, rows read by
@@ -173,25 +195,21 @@ where
     }
 
     async fn tasks(&self, user_id: Uuid, filter: &TaskFilter) -> StoreResult<(Vec<Task>, i64)> {
-        let (deleted, completed) = filter.flags();
-        let priority = filter.priority.map(|p| p.as_str());
-        let pattern = filter.search_pattern();
         let (queries, scope) = match filter.scope {
-            TaskScope::Personal => (&q::TASKS_PERSONAL, user_id),
-            TaskScope::Project(project_id) => (&q::TASKS_PROJECT, project_id),
-            TaskScope::MyProjects => (&q::TASKS_MY_PROJECTS, user_id),
+            TaskScope::Personal => (TaskQueries::<B>::PERSONAL, user_id),
+            TaskScope::Project(project_id) => (TaskQueries::<B>::PROJECT, project_id),
+            TaskScope::MyProjects => (TaskQueries::<B>::MY_PROJECTS, user_id),
         };
-        let rows: Vec<TaskWithTotal> = sqlx::query_as(queries.page)
-            .bind(scope)
-            .bind(deleted)
-            .bind(completed)
-            .bind(priority)
-            .bind(filter.created_from)
-            .bind(filter.created_to)
-            .bind(pattern.as_deref())
+        let args = TaskFilterArgs::new(scope, filter);
+        let page = if filter.by_relevance() {
+            queries.page_by_relevance
+        } else {
+            queries.page
+        };
+        let rows: Vec<TaskWithTotal> = bind_task_filter!(sqlx::query_as(page), &args)
+            .bind(filter.assignee_id)
             .bind(filter.limit)
             .bind(filter.offset)
-            .bind(filter.assignee_id)
             .fetch_all(&self.read)
             .await
             .map_err(B::store_error)?;
@@ -199,22 +217,26 @@ where
         let total = match rows.first() {
             Some(row) => row.total,
             None if filter.offset == 0 => 0,
-            None => sqlx::query_scalar(queries.count)
-                .bind(scope)
-                .bind(deleted)
-                .bind(completed)
-                .bind(priority)
-                .bind(filter.created_from)
-                .bind(filter.created_to)
-                .bind(pattern.as_deref())
-                .bind(filter.limit)
-                .bind(filter.offset)
+            None => bind_task_filter!(sqlx::query_scalar(queries.count), &args)
                 .bind(filter.assignee_id)
                 .fetch_one(&self.read)
                 .await
                 .map_err(B::store_error)?,
         };
         Ok((rows.into_iter().map(|row| row.task).collect(), total))
+    }
+
+    async fn tag_counts(&self, scope: TagScope) -> StoreResult<Vec<TagCount>> {
+        let (sql, id) = match scope {
+            TagScope::User(user_id) => (q::USER_TAG_COUNTS, user_id),
+            TagScope::Project(project_id) => (q::PROJECT_TAG_COUNTS, project_id),
+        };
+        let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(sql)
+            .bind(id)
+            .fetch_all(&self.read)
+            .await
+            .map_err(B::store_error)?;
+        Ok(tag_counts(rows))
     }
 
     async fn notification(&self, user_id: Uuid, id: i64) -> StoreResult<Option<Notification>> {
@@ -831,15 +853,24 @@ where
             .bind(max_tasks)
             .bind(schedule.remind_at)
             .bind(schedule.stage.as_i64())
+            .bind(
+                task.tags
+                    .as_ref()
+                    .map_or_else(|| "[]".into(), Tags::to_json),
+            )
             .bind(task.assignee_id);
         let query = match task.project_id {
             Some(project_id) => query.bind(project_id),
             None => query,
         };
-        query
+        let inserted: Option<Task> = query
             .fetch_optional(&mut *self.tx)
             .await
-            .map_err(B::store_error)
+            .map_err(B::store_error)?;
+        if let Some(task) = &inserted {
+            insert_task_tags::<B>(&mut self.tx, task.id, &task.tags).await?;
+        }
+        Ok(inserted)
     }
 
     async fn task_for_update(&mut self, id: i64) -> StoreResult<Option<Task>> {
@@ -863,10 +894,20 @@ where
             .bind(task.updated_at)
             .bind(task.remind_at)
             .bind(task.reminder_stage.as_i64())
+            .bind(task.tags.to_json())
             .bind(task.assignee_id)
             .fetch_one(&mut *self.tx)
             .await
             .map_err(B::store_error)
+    }
+
+    async fn set_task_tags(&mut self, task_id: i64, tags: &Tags) -> StoreResult<()> {
+        sqlx::query(q::DELETE_TASK_TAGS)
+            .bind(task_id)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(B::store_error)?;
+        insert_task_tags::<B>(&mut self.tx, task_id, tags).await
     }
 
     async fn delete_task(&mut self, id: i64) -> StoreResult<()> {
@@ -1459,6 +1500,72 @@ fn stream_queries(stream: StreamKey) -> &'static q::StreamQueries {
         StreamKey::User(_) => &q::USER_STREAM,
         StreamKey::Project(_) => &q::PROJECT_STREAM,
     }
+}
+
+/// The parameters of the task filter (`$1`–`$20`, see `queries::TASK_FILTER`); `$1` is
+/// the scope's id (the caller, or the project).
+struct TaskFilterArgs<'a> {
+    user_id: Uuid,
+    deleted: Option<bool>,
+    completed: Option<bool>,
+    priority: Option<&'static str>,
+    created_from: Option<DateTime<Utc>>,
+    created_to: Option<DateTime<Utc>>,
+    text: Option<&'a str>,
+    include: Option<&'a str>,
+    exclude: Option<&'a str>,
+    tags: [Option<&'a str>; TAG_FILTER_SLOTS],
+    tag_count: i64,
+}
+
+impl<'a> TaskFilterArgs<'a> {
+    fn new(user_id: Uuid, filter: &'a TaskFilter) -> Self {
+        let (deleted, completed) = filter.flags();
+        let search = filter.search.as_ref();
+        let keys = filter.tags.keys();
+        let mut tags = [None; TAG_FILTER_SLOTS];
+        for (slot, key) in tags.iter_mut().zip(keys) {
+            *slot = Some(key.as_str());
+        }
+        Self {
+            user_id,
+            deleted,
+            completed,
+            priority: filter.priority.map(|p| p.as_str()),
+            created_from: filter.created_from,
+            created_to: filter.created_to,
+            text: search.map(|s| s.text()),
+            include: search.and_then(|s| s.fts5_include()),
+            exclude: search.and_then(|s| s.fts5_exclude()),
+            tags,
+            // `TagFilter` holds at most TAG_FILTER_SLOTS keys.
+            tag_count: keys.len().min(TAG_FILTER_SLOTS) as i64,
+        }
+    }
+}
+
+/// Adds a task's rows to `task_tags` (it has none yet).
+async fn insert_task_tags<B: Backend>(
+    tx: &mut Transaction<'static, B>,
+    task_id: i64,
+    tags: &Tags,
+) -> StoreResult<()>
+where
+    for<'c> &'c mut B::Connection: Executor<'c, Database = B>,
+    for<'q> B::Arguments<'q>: IntoArguments<'q, B>,
+    String: Column<B>,
+    i64: Column<B>,
+{
+    if tags.is_empty() {
+        return Ok(());
+    }
+    let sql = q::insert_task_tags(tags.as_slice().len());
+    let mut query = sqlx::query(&sql).bind(task_id);
+    for (key, tag) in tags.keyed() {
+        query = query.bind(key).bind(tag.to_string());
+    }
+    query.execute(&mut **tx).await.map_err(B::store_error)?;
+    Ok(())
 }
 
 /// A claimed delivery as the claim returns it.

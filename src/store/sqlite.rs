@@ -49,6 +49,23 @@ impl Backend for Sqlite {
     const LABEL: &'static str = "sqlite";
     const ROW_LOCK: &'static str = "";
     const SKIP_LOCKED: &'static str = "";
+    /// A task matches when the FTS5 index finds it for the alternatives with terms to
+    /// match (`$8`), or does not find it for those made only of exclusions (`$9`); with a
+    /// search that has neither, nothing matches (as in PostgreSQL). Each MATCH runs once
+    /// per statement (a list sub-select, read only when its `IS NOT NULL` guard holds:
+    /// FTS5 refuses a null query): asking FTS5 row by row (`rowid = tasks.id`) is 50 times
+    /// slower for a user with 10,000 tasks.
+    const TASK_SEARCH: &'static str = "($7 IS NULL \
+         OR ($8 IS NOT NULL AND tasks.id IN (SELECT rowid FROM tasks_fts WHERE tasks_fts MATCH $8)) \
+         OR ($9 IS NOT NULL AND tasks.id NOT IN (SELECT rowid FROM tasks_fts WHERE tasks_fts MATCH $9)))";
+    /// The score of each match, in one pass over the index (bm25 row by row is slower
+    /// still); the title weighs 2.5 times the description, as `ts_rank` weighs
+    /// PostgreSQL's A and B.
+    const TASK_RANK_JOIN: &'static str = " LEFT JOIN (SELECT rowid AS fts_hit, \
+         bm25(tasks_fts, 1.0, 0.4) AS fts_score FROM tasks_fts \
+         WHERE $8 IS NOT NULL AND tasks_fts MATCH $8) fts ON fts.fts_hit = tasks.id";
+    /// bm25 is lower for better matches.
+    const TASK_RANK: &'static str = "coalesce(-fts.fts_score, 0)";
 
     async fn connect(url: &DatabaseUrl, sizes: PoolSizes) -> anyhow::Result<Pools<Self>> {
         let options = SqliteConnectOptions::from_str(url.expose())

@@ -300,6 +300,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("delete", "/api/v1/tasks/{id}"),
     ("patch", "/api/v1/tasks/{id}/complete"),
     ("post", "/api/v1/tasks/{id}/restore"),
+    ("get", "/api/v1/tags"),
     ("get", "/api/v1/notifications"),
     ("delete", "/api/v1/notifications"),
     ("put", "/api/v1/notifications/mark-all-read"),

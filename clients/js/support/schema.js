@@ -1,7 +1,7 @@
 // A JSON Schema checker for the keywords protocol/schemas uses (no dependency for this):
 // type, const, enum, properties, required, additionalProperties (false or a schema),
-// propertyNames, minimum, minLength, maxLength, pattern, items, minItems, anyOf, allOf,
-// if/then and local $ref. A keyword it
+// propertyNames, minimum, minLength, maxLength, pattern, items, minItems, maxItems, anyOf,
+// allOf, if/then and local $ref. A keyword it
 // does not know makes it throw, so a schema growing past it cannot pass unchecked.
 
 import { loadSchemas } from '../scripts/generate-messages.js';
@@ -9,7 +9,8 @@ import { loadSchemas } from '../scripts/generate-messages.js';
 const KNOWN = new Set([
   '$schema', '$id', '$defs', 'title', 'description', 'format', 'type', 'const', 'enum',
   'properties', 'required', 'additionalProperties', 'minimum', 'minLength', 'maxLength',
-  'pattern', 'items', 'minItems', 'anyOf', 'allOf', 'if', 'then', '$ref', 'propertyNames',
+  'pattern', 'items', 'minItems', 'maxItems', 'anyOf', 'allOf', 'if', 'then', '$ref',
+  'propertyNames',
 ]);
 
 function typeMatches(type, value) {
@@ -58,6 +59,7 @@ export function validate(schema, value, root = schema, path = '$') {
   }
   if (Array.isArray(value)) {
     if (schema.minItems !== undefined && value.length < schema.minItems) fail('too few items');
+    if (schema.maxItems !== undefined && value.length > schema.maxItems) fail('too many items');
     if (schema.items) value.forEach((item, i) => problems.push(...validate(schema.items, item, root, `${path}[${i}]`)));
   }
   if (typeMatches('object', value)) {

@@ -105,6 +105,11 @@ async fn an_address_without_an_account_finds_its_invitation_after_signing_up(app
     let newcomer = app.signup("Newcomer").await;
     let mine = invitations(&app, &newcomer).await;
     assert_eq!(mine.len(), 1, "{mine:?}");
+    let types = testkit::api::notifications::notification_types(&app, &newcomer).await;
+    assert!(
+        types.contains(&"PROJECT_INVITATION".to_string()),
+        "{types:?}"
+    );
     app.verify_email(&newcomer).await;
     app.accept(&newcomer, &mine[0]).await;
     let members = expect_json(

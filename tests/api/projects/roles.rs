@@ -355,12 +355,7 @@ async fn outsiders_see_no_project_and_none_of_its_tasks(app: TestApp) {
         Some(json!({"title": "In", "project_id": project})),
     )
     .await;
-    expect_error(
-        refused,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "VALIDATION_ERROR",
-    )
-    .await;
+    expect_error(refused, StatusCode::NOT_FOUND, "RESOURCE_NOT_FOUND").await;
     let refused = send(
         &app,
         Method::POST,
@@ -369,12 +364,7 @@ async fn outsiders_see_no_project_and_none_of_its_tasks(app: TestApp) {
         Some(json!({"title": "In", "project_id": other, "assignee_id": owner.id})),
     )
     .await;
-    expect_error(
-        refused,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "VALIDATION_ERROR",
-    )
-    .await;
+    expect_error(refused, StatusCode::CONFLICT, "CONFLICT").await;
     // The owner's own project lists don't mix either.
     let (personal, total) = testkit::api::tasks::list(&app, &owner, "").await;
     assert_eq!(

@@ -13,6 +13,7 @@ backend_tests!(
     assignees_are_members_and_hear_of_it,
     lists_filter_by_project_and_assignee,
     a_task_never_changes_project,
+    a_project_has_its_own_tags_and_search,
 );
 per_backend!(a_project_holds_at_most_its_quota_of_tasks);
 
@@ -34,12 +35,7 @@ async fn assignees_are_members_and_hear_of_it(app: TestApp) {
         Some(json!({"title": "X", "project_id": project, "assignee_id": stranger.id})),
     )
     .await;
-    let body = expect_error(
-        refused,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "VALIDATION_ERROR",
-    )
-    .await;
+    let body = expect_error(refused, StatusCode::CONFLICT, "CONFLICT").await;
     assert!(body.to_string().contains("assignee_id"), "{body}");
     let refused = send(
         &app,
@@ -49,12 +45,7 @@ async fn assignees_are_members_and_hear_of_it(app: TestApp) {
         Some(json!({"title": "X", "assignee_id": bob.id})),
     )
     .await;
-    expect_error(
-        refused,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "VALIDATION_ERROR",
-    )
-    .await;
+    expect_error(refused, StatusCode::CONFLICT, "CONFLICT").await;
     let refused = send(
         &app,
         Method::POST,
@@ -217,12 +208,7 @@ async fn a_task_never_changes_project(app: TestApp) {
     let path = format!("/tasks/{}", task["id"]);
     for body in [json!({"project_id": b}), json!({"project_id": null})] {
         let refused = send(&app, Method::PATCH, &path, &owner, Some(body)).await;
-        expect_error(
-            refused,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "VALIDATION_ERROR",
-        )
-        .await;
+        expect_error(refused, StatusCode::CONFLICT, "CONFLICT").await;
     }
     let refused = send(
         &app,
@@ -232,12 +218,7 @@ async fn a_task_never_changes_project(app: TestApp) {
         Some(json!({"title": "Moved", "project_id": b})),
     )
     .await;
-    expect_error(
-        refused,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "VALIDATION_ERROR",
-    )
-    .await;
+    expect_error(refused, StatusCode::CONFLICT, "CONFLICT").await;
     let same = send(
         &app,
         Method::PUT,
@@ -259,12 +240,7 @@ async fn a_task_never_changes_project(app: TestApp) {
         Some(json!({"project_id": a})),
     )
     .await;
-    expect_error(
-        refused,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "VALIDATION_ERROR",
-    )
-    .await;
+    expect_error(refused, StatusCode::CONFLICT, "CONFLICT").await;
 }
 
 async fn a_project_holds_at_most_its_quota_of_tasks(backend: Backend) {
@@ -298,4 +274,73 @@ async fn a_project_holds_at_most_its_quota_of_tasks(backend: Backend) {
     testkit::api::tasks::delete_task(&app, &owner, first, "?permanent=true").await;
     app.create_task(&owner, json!({"title": "3 again", "project_id": project}))
         .await;
+}
+
+async fn a_project_has_its_own_tags_and_search(app: TestApp) {
+    let owner = app.signup("Olga").await;
+    let bob = app.signup_verified("Bob").await;
+    let outsider = app.signup("Otto").await;
+    let project = id(&app.create_project(&owner, "Board").await);
+    app.add_member(&owner, &project, &bob, "viewer").await;
+    app.create_task(
+        &owner,
+        json!({"title": "Fix the login page", "tags": ["Urgent", "web"], "project_id": project}),
+    )
+    .await;
+    app.create_task(
+        &owner,
+        json!({"title": "Write the release notes", "tags": ["urgent"], "project_id": project}),
+    )
+    .await;
+    app.create_task(
+        &owner,
+        json!({"title": "Personal login chores", "tags": ["home"]}),
+    )
+    .await;
+    let tags = expect_json(
+        send(
+            &app,
+            Method::GET,
+            &format!("/tags?project_id={project}"),
+            &bob,
+            None,
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        tags,
+        json!([{"tag": "Urgent", "count": 2}, {"tag": "web", "count": 1}])
+    );
+    let mine = expect_json(
+        send(&app, Method::GET, "/tags", &owner, None).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        mine,
+        json!([{"tag": "home", "count": 1}]),
+        "personal vocabulary only"
+    );
+    let refused = send(
+        &app,
+        Method::GET,
+        &format!("/tags?project_id={project}"),
+        &outsider,
+        None,
+    )
+    .await;
+    expect_error(refused, StatusCode::NOT_FOUND, "RESOURCE_NOT_FOUND").await;
+    let (found, _) = list(&app, &bob, &format!("?project_id={project}&q=login")).await;
+    let titles: Vec<&str> = found.iter().map(|t| t["title"].as_str().unwrap()).collect();
+    assert_eq!(titles, ["Fix the login page"]);
+    let (found, total) = list(
+        &app,
+        &bob,
+        &format!("?project_id={project}&tag=URGENT&sort=relevance&q=release"),
+    )
+    .await;
+    assert_eq!((found.len(), total), (1, 1));
+    assert_eq!(found[0]["title"], "Write the release notes");
 }

@@ -4,4 +4,6 @@ mod access;
 mod creating;
 mod deleting;
 mod listing;
+mod search;
+mod tags;
 mod updating;
