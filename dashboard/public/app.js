@@ -1,18 +1,22 @@
-// The taskstream dashboard: sign-in, the user's tasks and notifications kept live by the
-// socket of the JavaScript client (clients/js, served beside this file as client/), and
-// the pages mails link to (/verify-email, /reset-password).
+// The taskstream dashboard: sign-in, the user's tasks and notifications, and a board per
+// project (tasks in columns by status, members and who is online, invitations), kept live
+// by the socket of the JavaScript client (clients/js, served beside this file as client/),
+// and the pages mails link to (/verify-email, /reset-password).
 //
 // Every change goes through REST and is shown when its event arrives: the state is only
 // ever changed by events (and replaced by a reload), keyed by id, each event carrying the
 // whole resource, so nothing is applied twice. Data from the API is inserted as text only.
 
 import { TaskstreamApi, ApiError } from './client/api.js';
+import { projectOf } from './client/socket.js';
 
 // sessionStorage, not localStorage: each refresh rotates the token, and a rotated token
 // presented again ends the whole session (it is taken for a stolen copy). Tabs sharing one
 // stored token would race to refresh it; here each tab signs in to a session of its own,
 // which survives reloads of the tab and is forgotten with it.
 const TOKEN_KEY = 'taskstream.token';
+/** The project shown (this tab's choice, kept across reloads). */
+const PROJECT_KEY = 'taskstream.project';
 /** Notifications listed (the unread count covers all of them). */
 const NOTIFICATIONS_SHOWN = 50;
 const TASK_PAGE = 500;
@@ -35,6 +39,21 @@ const state = {
   user: null,
   filter: 'open',
   loaded: false,
+  /** @type {Map<string, import('./client/api.js').ProjectWithRole>} what is known of each project, by id */
+  projectInfo: new Map(),
+  /**
+   * The projects whose stream the socket follows (it says when one starts or ends), each
+   * with its tasks and members once loaded.
+   * @type {Map<string, { tasks: Map<number, import('./client/api.js').Task>, members: Map<string, import('./client/api.js').ProjectMember>, membersVersion: number, loaded: boolean }>}
+   */
+  boards: new Map(),
+  /** @type {Map<string, import('./client/socket.js').Presence>} who is online, per project */
+  presence: new Map(),
+  /** @type {Map<string, import('./client/api.js').Invitation>} open invitations to the user */
+  invitations: new Map(),
+  /** The project shown (null: the user's own tasks), and the one to show once it arrives. */
+  selected: null,
+  pendingSelect: null,
 };
 
 /** @type {TaskstreamApi} */
@@ -51,11 +70,15 @@ function storedToken() {
 }
 
 function storeToken(token) {
+  stored(TOKEN_KEY, token);
+}
+
+function stored(key, value) {
   try {
-    if (token) sessionStorage.setItem(TOKEN_KEY, token);
-    else sessionStorage.removeItem(TOKEN_KEY);
+    if (value) sessionStorage.setItem(key, value);
+    else sessionStorage.removeItem(key);
   } catch {
-    // Storage disabled: the token lives as long as the page.
+    // Storage disabled: it lives as long as the page.
   }
 }
 
@@ -191,9 +214,19 @@ async function authed(call) {
 function enterBoard() {
   show('board');
   state.loaded = false;
+  try {
+    state.pendingSelect = sessionStorage.getItem(PROJECT_KEY);
+  } catch {
+    state.pendingSelect = null;
+  }
   render();
-  socket = api.connect({ reload });
+  socket = api.connect({ reload, projects: true });
   socket.on('task.*', onTask);
+  socket.on('project.*', onProject);
+  socket.on('member.*', onMember);
+  socket.on('stream.added', onStreamAdded);
+  socket.on('stream.removed', onStreamRemoved);
+  socket.on('presence', onPresence);
   socket.on('notification.*', onNotification);
   socket.on('notifications.*', onNotificationsRead);
   socket.on('profile.*', (event) => setUser(event.data));
@@ -208,34 +241,77 @@ function leaveBoard() {
   state.notifications.clear();
   state.unread.clear();
   state.user = null;
+  state.projectInfo.clear();
+  state.boards.clear();
+  state.presence.clear();
+  state.invitations.clear();
+  state.selected = null;
+  state.pendingSelect = null;
   taskRows.clear();
   notificationRows.clear();
+  for (const rows of [...Object.values(columnRows), projectButtons, invitationRows, memberRows]) rows.clear();
+  for (const list of $$('#project-list, #invitations .list, #members')) list.replaceChildren();
   $('#tasks').replaceChildren();
   $('#notifications').replaceChildren();
+  for (const list of $$('#project .column .list')) list.replaceChildren();
   closeEditor();
   document.title = 'taskstream';
 }
 
 /**
- * Loads the whole state through REST: at start and after a `reset` (the socket holds the
- * events after `lastSeq` meanwhile, then applies them on top).
+ * Loads a stream's state through REST: at start, after a `reset`, and for a project the
+ * user just joined (the socket holds the stream's events after `lastSeq` meanwhile, then
+ * applies them on top).
+ * @param {import('./client/socket.js').ReloadRequest} request
  */
-async function reload() {
-  const [user, tasks, notifications, unread] = await authed(() =>
-    Promise.all([api.me(), allTasks(), api.listNotifications({ limit: NOTIFICATIONS_SHOWN }), unreadIds()]),
+async function reload({ stream }) {
+  const projectId = projectOf(stream);
+  if (projectId) return reloadProject(projectId);
+  const [user, tasks, notifications, unread, projects, invitations] = await authed(() =>
+    Promise.all([
+      api.me(),
+      allTasks(),
+      api.listNotifications({ limit: NOTIFICATIONS_SHOWN }),
+      unreadIds(),
+      api.listProjects(),
+      api.listInvitations(),
+    ]),
   );
   setUser(user);
   state.tasks = new Map(tasks.map((task) => [task.id, task]));
   state.notifications = new Map(notifications.items.map((n) => [n.id, n]));
   state.unread = unread;
+  for (const project of projects) state.projectInfo.set(project.id, project);
+  state.invitations = new Map(invitations.map((i) => [i.id, i]));
   state.loaded = true;
   render();
 }
 
-async function allTasks() {
+/** One project's tasks and members (its stream's events wait meanwhile). */
+async function reloadProject(id) {
+  const [project, tasks, members] = await authed(() =>
+    Promise.all([api.getProject(id), allTasks({ project_id: id }), api.listMembers(id)]),
+  );
+  const board = state.boards.get(id);
+  if (!board) return; // gone meanwhile
+  state.projectInfo.set(id, project);
+  board.tasks = new Map(tasks.map((task) => [task.id, task]));
+  board.members = new Map(members.map((member) => [member.user_id, member]));
+  board.membersVersion += 1;
+  board.loaded = true;
+  schedule();
+}
+
+async function refreshInvitations() {
+  const invitations = await authed(() => api.listInvitations());
+  state.invitations = new Map(invitations.map((i) => [i.id, i]));
+  schedule();
+}
+
+async function allTasks(query = {}) {
   const tasks = [];
   for (;;) {
-    const page = await api.listTasks({ include_deleted: true, limit: TASK_PAGE, offset: tasks.length });
+    const page = await api.listTasks({ ...query, include_deleted: true, limit: TASK_PAGE, offset: tasks.length });
     tasks.push(...page.items);
     if (page.items.length < TASK_PAGE || tasks.length >= page.total) return tasks;
   }
@@ -251,17 +327,92 @@ async function unreadIds() {
 }
 
 function onTask(event) {
-  // Project streams (once the server has them) are for a project board, not this list.
-  if (event.stream && event.stream !== 'user') return;
+  // A project's tasks go to its board, the user's own to their list.
+  const projectId = event.stream ? projectOf(event.stream) : null;
+  const tasks = projectId ? state.boards.get(projectId)?.tasks : state.tasks;
+  if (!tasks) return;
   const { id } = event.data;
-  if (event.event === 'task.purged') state.tasks.delete(id);
-  else state.tasks.set(id, event.data);
+  if (event.event === 'task.purged') tasks.delete(id);
+  else tasks.set(id, event.data);
   if (editing?.id === id) editedElsewhere(event);
+  schedule();
+}
+
+/** project.joined / project.left (the user's stream), project.updated / project.deleted (the project's). */
+function onProject(event) {
+  const { data } = event;
+  if (event.event === 'project.joined') {
+    state.projectInfo.set(data.project_id, { ...data.project, role: data.role, last_seq: data.last_seq });
+    // Accepted here or elsewhere: its invitations are done.
+    for (const [id, invitation] of state.invitations) if (invitation.project_id === data.project_id) state.invitations.delete(id);
+  } else if (event.event === 'project.updated') {
+    const known = state.projectInfo.get(data.id);
+    if (known) state.projectInfo.set(data.id, { ...known, ...data });
+  }
+  // Leaving and deletion end the project's stream: onStreamRemoved.
+  schedule();
+}
+
+function onMember(event) {
+  const { data } = event;
+  const board = state.boards.get(data.project_id);
+  if (!board) return;
+  board.membersVersion += 1;
+  if (event.event === 'member.removed') board.members.delete(data.user_id);
+  else {
+    const known = board.members.get(data.user_id);
+    board.members.set(data.user_id, { user_id: data.user_id, name: data.name, role: data.role, created_at: known?.created_at ?? event.at });
+    const info = state.projectInfo.get(data.project_id);
+    if (info && data.user_id === state.user?.id) state.projectInfo.set(data.project_id, { ...info, role: data.role });
+  }
+  schedule();
+}
+
+/** The socket follows a project's stream from now on: a board for it (loaded by reload). */
+function onStreamAdded({ projectId }) {
+  if (!state.boards.has(projectId)) state.boards.set(projectId, { tasks: new Map(), members: new Map(), membersVersion: 0, loaded: false });
+  if (state.pendingSelect === projectId) select(projectId);
+  schedule();
+}
+
+const ENDINGS = {
+  removed: (name) => `You were removed from ${name}.`,
+  deleted: (name) => `${name} was deleted.`,
+  gone: (name) => `You are no longer a member of ${name}.`,
+};
+
+/** The project's stream ended for this user (left, removed, deleted). */
+function onStreamRemoved({ projectId, reason }) {
+  const name = state.projectInfo.get(projectId)?.name ?? 'a project';
+  state.boards.delete(projectId);
+  state.presence.delete(projectId);
+  state.projectInfo.delete(projectId);
+  if (state.selected === projectId) {
+    select(null);
+    if (ENDINGS[reason]) toast(ENDINGS[reason](name));
+  }
+  schedule();
+}
+
+function onPresence(presence) {
+  state.presence.set(presence.projectId, presence);
+  schedule();
+}
+
+/** Shows a project's board (null: the user's own tasks). */
+function select(projectId) {
+  state.selected = projectId && state.boards.has(projectId) ? projectId : null;
+  state.pendingSelect = projectId && !state.selected ? projectId : null;
+  stored(PROJECT_KEY, projectId);
+  if (editing) closeEditor();
   schedule();
 }
 
 function onNotification(event) {
   const notification = event.data;
+  if (event.event === 'notification.created' && notification.type === 'PROJECT_INVITATION') {
+    refreshInvitations().catch((error) => console.warn('taskstream:', error));
+  }
   if (event.event === 'notification.deleted') {
     state.notifications.delete(notification.id);
     state.unread.delete(notification.id);
@@ -289,6 +440,12 @@ function setUser(user) {
   $('#account .verify').hidden = user.is_email_verified;
 }
 
+/** `user`, or the project's name. */
+function streamLabel(stream) {
+  const projectId = projectOf(stream);
+  return projectId ? (state.projectInfo.get(projectId)?.name ?? 'project') : stream;
+}
+
 const STATES = { connecting: 'Connecting…', live: 'Live', reconnecting: 'Reconnecting…', offline: 'Offline' };
 const ENDED = new Set(['revoked', 'expired', 'auth-failed']);
 
@@ -300,7 +457,7 @@ function showStatus(status) {
   if (status.state === 'offline' && status.reason === 'too-many-connections') label = 'Offline: too many open tabs';
   $('.state', element).textContent = label;
   $('.positions', element).textContent = Object.entries(status.positions)
-    .map(([stream, seq]) => `${stream} #${seq}`)
+    .map(([stream, seq]) => `${streamLabel(stream)} #${seq}`)
     .join(' · ');
   const close = status.lastClose ? `last close ${status.lastClose.code}${status.lastClose.reason ? `: ${status.lastClose.reason}` : ''}` : '';
   const retry = status.retryAt ? `next attempt in ${Math.max(0, Math.round((status.retryAt - Date.now()) / 1000))} s` : '';
@@ -331,6 +488,8 @@ function schedule() {
 function render() {
   renderTasks();
   renderNotifications();
+  renderPicker();
+  renderProject();
 }
 
 const FILTERS = {
@@ -349,16 +508,16 @@ const notificationRows = new Map();
  * `fill` when their item changed); nodes are moved only when the order changed, so focus
  * stays where it is on a mere update.
  */
-function renderKeyed(list, rows, template, items, fill) {
+function renderKeyed(list, rows, template, items, fill, context = null) {
   const ids = new Set(items.map((item) => item.id));
   for (const id of rows.keys()) if (!ids.has(id)) rows.delete(id);
   const elements = items.map((item) => {
     const known = rows.get(item.id);
-    if (known?.item === item) return known.element;
+    if (known?.item === item && known.context === context) return known.element;
     const element = known?.element ?? $(template).content.firstElementChild.cloneNode(true);
     element.dataset.id = String(item.id);
     fill(element, item);
-    rows.set(item.id, { item, element });
+    rows.set(item.id, { item, element, context });
     return element;
   });
   const current = list.children;
@@ -400,6 +559,125 @@ function fillTask(element, task) {
   $('.delete', element).hidden = task.is_deleted;
   $('.restore', element).hidden = !task.is_deleted;
   $('.purge', element).hidden = !task.is_deleted;
+}
+
+// --- the project board ----------------------------------------------------------------
+
+const COLUMNS = {
+  pending: (task) => !task.is_deleted && !task.completed,
+  completed: (task) => !task.is_deleted && task.completed,
+  trash: (task) => task.is_deleted,
+};
+const columnRows = { pending: new Map(), completed: new Map(), trash: new Map() };
+
+/** The projects followed, by name. */
+function boardsByName() {
+  return [...state.boards.keys()]
+    .map((id) => ({ id, name: state.projectInfo.get(id)?.name ?? '…' }))
+    .sort((a, b) => a.name.localeCompare(b.name) || a.id.localeCompare(b.id));
+}
+
+const projectButtons = new Map();
+
+function renderPicker() {
+  $('#picker button[data-project=""]').setAttribute('aria-pressed', String(state.selected === null));
+  const items = boardsByName();
+  renderKeyed($('#project-list'), projectButtons, '#project-row', items, fillProjectButton, state.selected);
+  for (const { id } of items) {
+    const online = state.presence.get(id)?.online ?? 0;
+    $('.count', projectButtons.get(id).element).textContent = online ? String(online) : '';
+  }
+  const invitations = [...state.invitations.values()];
+  $('#invitations').hidden = invitations.length === 0;
+  renderKeyed($('#invitations .list'), invitationRows, '#invitation-row', invitations, fillInvitation);
+}
+
+function fillProjectButton(element, { id, name }) {
+  const button = $('button', element);
+  button.dataset.project = id;
+  button.setAttribute('aria-pressed', String(state.selected === id));
+  $('.name', button).textContent = name;
+}
+
+const invitationRows = new Map();
+
+function fillInvitation(element, invitation) {
+  const by = invitation.invited_by_name ? ` from ${invitation.invited_by_name}` : '';
+  $('.text', element).textContent = `${invitation.project_name} (${invitation.role})${by}`;
+}
+
+const ROLE_CAN_WRITE = new Set(['owner', 'editor']);
+
+function renderProject() {
+  const id = state.selected;
+  const section = $('#project');
+  $('#personal').hidden = id !== null;
+  section.hidden = id === null;
+  if (id === null) return;
+  const board = state.boards.get(id);
+  const info = state.projectInfo.get(id);
+  const role = info?.role ?? null;
+  const canWrite = ROLE_CAN_WRITE.has(role);
+  section.dataset.role = role ?? '';
+  $('#project-heading .name').textContent = info?.name ?? '…';
+  $('#project-heading .role').textContent = role ? `(${role})` : '';
+  const description = $('.project-head .description', section);
+  description.textContent = info?.description ?? '';
+  description.hidden = !info?.description;
+  $('.delete-project', section).hidden = role !== 'owner';
+  $('#invite').hidden = role !== 'owner';
+  $('#new-project-task').hidden = !canWrite;
+  $('.loading', section).hidden = Boolean(board?.loaded);
+
+  // Members, the online first; each with their devices while online.
+  const presence = state.presence.get(id);
+  const members = [...(board?.members.values() ?? [])].map((m) => ({ ...m, id: m.user_id }));
+  const devices = (member) => presence?.members?.[member.user_id] ?? 0;
+  members.sort((a, b) => Number(devices(b) > 0) - Number(devices(a) > 0) || a.name.localeCompare(b.name));
+  // Few rows, refilled at each render (presence changes them all).
+  renderKeyed($('#members'), memberRows, '#member-row', members, fillMember, {});
+  $('#members-heading .online').textContent = presence ? `${presence.online} online` : '';
+
+  // Who a task may be assigned to.
+  const assignee = $('#new-project-task select[name="assignee_id"]');
+  const options = JSON.stringify(members.map((m) => [m.user_id, m.name]).sort());
+  if (assignee.dataset.options !== options) {
+    const chosen = assignee.value;
+    assignee.replaceChildren(new Option('Nobody', ''), ...members.map((m) => new Option(m.name, m.user_id)));
+    assignee.value = members.some((m) => m.user_id === chosen) ? chosen : '';
+    assignee.dataset.options = options;
+  }
+
+  const tasks = [...(board?.tasks.values() ?? [])];
+  // Rows are refilled when their task changed, or what they show of the members and role.
+  const context = { members: board?.members, canWrite, key: `${id} ${board?.membersVersion ?? 0} ${canWrite}` };
+  for (const [status, keep] of Object.entries(COLUMNS)) {
+    const column = $(`#project .column[data-status="${status}"]`);
+    const shown = tasks.filter(keep).sort((a, b) => b.id - a.id);
+    $('.count', column).textContent = board?.loaded ? String(shown.length) : '';
+    renderKeyed($('.list', column), columnRows[status], '#task-row', shown, (element, task) => fillProjectTask(element, task, context), context.key);
+  }
+}
+
+const memberRows = new Map();
+
+function fillMember(element, member) {
+  const presence = state.presence.get(state.selected);
+  const devices = presence?.members?.[member.user_id] ?? 0;
+  element.dataset.userId = member.user_id;
+  element.dataset.online = String(devices > 0);
+  $('.name', element).textContent = member.user_id === state.user?.id ? `${member.name} (you)` : member.name;
+  $('.presence', element).textContent = devices > 1 ? `online on ${devices} devices` : devices === 1 ? 'online' : '';
+  $('.role', element).textContent = member.role;
+  const role = state.projectInfo.get(state.selected)?.role;
+  $('.remove', element).hidden = role !== 'owner' || member.user_id === state.user?.id;
+}
+
+function fillProjectTask(element, task, { members, canWrite }) {
+  fillTask(element, task);
+  $('.assignee', element).textContent = task.assignee_id ? `→ ${members?.get(task.assignee_id)?.name ?? 'a former member'}` : '';
+  $('.done', element).disabled = task.is_deleted || !canWrite;
+  $('.actions', element).hidden = !canWrite;
 }
 
 function renderNotifications() {
@@ -463,31 +741,9 @@ function bindBoard() {
     });
   }
 
-  const list = $('#tasks');
-  list.addEventListener('click', (event) => {
-    const button = event.target.closest('button');
-    const row = event.target.closest('li.task');
-    if (!button || !row) return;
-    const id = Number(row.dataset.id);
-    if (button.matches('.edit')) return openEditor(id);
-    if (button.matches('.delete')) return act(row, () => api.deleteTask(id));
-    if (button.matches('.restore')) return act(row, () => api.restoreTask(id));
-    if (button.matches('.purge')) {
-      const task = state.tasks.get(id);
-      if (confirm(`Delete “${task?.title ?? 'this task'}” for good? This cannot be undone.`)) {
-        act(row, () => api.deleteTask(id, { permanent: true }));
-      }
-    }
-  });
-  list.addEventListener('change', (event) => {
-    if (!event.target.matches('.done')) return;
-    const row = event.target.closest('li.task');
-    const id = Number(row.dataset.id);
-    const completed = event.target.checked;
-    // The box shows the task as it is until its event says otherwise.
-    event.target.checked = state.tasks.get(id)?.completed ?? !completed;
-    act(row, () => api.completeTask(id, completed));
-  });
+  bindTaskList($('#tasks'), (id) => state.tasks.get(id));
+  bindTaskList($('#project .columns'), (id) => state.boards.get(state.selected)?.tasks.get(id));
+  bindProjects();
 
   $('#notifications').addEventListener('click', (event) => {
     const button = event.target.closest('button.read');
@@ -529,13 +785,127 @@ async function signOut() {
   }
 }
 
+/** Task rows' buttons and boxes in `list`; `lookup(id)` finds the task shown. */
+function bindTaskList(list, lookup) {
+  list.addEventListener('click', (event) => {
+    const button = event.target.closest('button');
+    const row = event.target.closest('li.task');
+    if (!button || !row) return;
+    const id = Number(row.dataset.id);
+    if (button.matches('.edit')) return openEditor(lookup(id));
+    if (button.matches('.delete')) return act(row, () => api.deleteTask(id));
+    if (button.matches('.restore')) return act(row, () => api.restoreTask(id));
+    if (button.matches('.purge')) {
+      const task = lookup(id);
+      if (confirm(`Delete “${task?.title ?? 'this task'}” for good? This cannot be undone.`)) {
+        act(row, () => api.deleteTask(id, { permanent: true }));
+      }
+    }
+  });
+  list.addEventListener('change', (event) => {
+    if (!event.target.matches('.done')) return;
+    const row = event.target.closest('li.task');
+    const id = Number(row.dataset.id);
+    const completed = event.target.checked;
+    // The box shows the task as it is until its event says otherwise.
+    event.target.checked = lookup(id)?.completed ?? !completed;
+    act(row, () => api.completeTask(id, completed));
+  });
+}
+
+/** The picker, invitations, and the selected project's forms and buttons. */
+function bindProjects() {
+  $('#picker .tabs').addEventListener('click', (event) => {
+    const button = event.target.closest('button[data-project]');
+    if (button) select(button.dataset.project || null);
+  });
+
+  const created = $('#new-project');
+  created.addEventListener('submit', (event) => {
+    event.preventDefault();
+    const { name } = Object.fromEntries(new FormData(created));
+    act(created, async () => {
+      const project = await api.createProject({ name });
+      created.reset();
+      state.projectInfo.set(project.id, project);
+      // Shown once its stream starts (project.joined), at once if it already has.
+      select(project.id);
+    });
+  });
+
+  $('#invitations').addEventListener('click', (event) => {
+    const button = event.target.closest('button');
+    const row = event.target.closest('li.invitation');
+    if (!button || !row) return;
+    const id = row.dataset.id;
+    if (button.matches('.accept')) {
+      act(row, async () => {
+        const project = await api.acceptInvitation(id);
+        state.invitations.delete(id);
+        state.projectInfo.set(project.id, project);
+        select(project.id);
+      });
+    } else if (button.matches('.decline')) {
+      act(row, async () => {
+        await api.declineInvitation(id);
+        state.invitations.delete(id);
+        schedule();
+      });
+    }
+  });
+
+  const invite = $('#invite');
+  invite.addEventListener('submit', (event) => {
+    event.preventDefault();
+    const { email, role } = Object.fromEntries(new FormData(invite));
+    const projectId = state.selected;
+    act(invite, async () => {
+      await api.invite(projectId, { email, role });
+      invite.reset();
+      toast(`Invitation sent to ${email}.`);
+    });
+  });
+
+  const form = $('#new-project-task');
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    const { title, description, priority, assignee_id } = Object.fromEntries(new FormData(form));
+    const task = { title, priority, project_id: state.selected };
+    if (description.trim()) task.description = description;
+    if (assignee_id) task.assignee_id = assignee_id;
+    act(form, async () => {
+      await api.createTask(task);
+      form.reset();
+      $('input[name="title"]', form).focus();
+    });
+  });
+
+  $('#members').addEventListener('click', (event) => {
+    const row = event.target.closest('li.member');
+    if (!row || !event.target.closest('button.remove')) return;
+    const projectId = state.selected;
+    const name = state.boards.get(projectId)?.members.get(row.dataset.userId)?.name ?? 'this member';
+    if (confirm(`Remove ${name} from the project?`)) act(row, () => api.removeMember(projectId, row.dataset.userId));
+  });
+  $('#project .leave').addEventListener('click', (event) => {
+    const projectId = state.selected;
+    if (confirm('Leave this project?')) act(event.currentTarget, () => api.leaveProject(projectId));
+  });
+  $('#project .delete-project').addEventListener('click', (event) => {
+    const projectId = state.selected;
+    const name = state.projectInfo.get(projectId)?.name ?? 'this project';
+    if (confirm(`Delete ${name} and all its tasks for every member? This cannot be undone.`)) {
+      act(event.currentTarget, () => api.deleteProject(projectId));
+    }
+  });
+}
+
 // --- the editor -----------------------------------------------------------------------
 
 /** The task being edited, as it was when the editor opened. */
 let editing = null;
 
-function openEditor(id) {
-  const task = state.tasks.get(id);
+function openEditor(task) {
   if (!task) return;
   editing = task;
   const dialog = $('#edit-task');

@@ -4,7 +4,7 @@
 // page at each step and write them out when the scenario fails.
 
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
@@ -71,30 +71,7 @@ export class Server extends ProcessServer {
     return api;
   }
 
-  /**
-   * The link of the newest mail of `kind` (`welcome`, `password_reset`, …) sent to
-   * `email`, once the server has written it (the delivery worker sends within a second).
-   */
-  async mailLink(kind, email) {
-    const folder = join(this.dataDir, 'mail');
-    for (;;) {
-      const names = existsSync(folder) ? readdirSync(folder).filter((n) => n.endsWith(`-${kind}.eml`)).sort().reverse() : [];
-      for (const name of names) {
-        const text = decodeQuotedPrintable(readFileSync(join(folder, name), 'utf8'));
-        if (!text.includes(`<${email}>`)) continue;
-        const link = text.match(/https?:\/\/\S+?\?token=[A-Za-z0-9_-]{43}/);
-        if (link) return link[0];
-      }
-      await sleep(50);
-    }
-  }
-}
-
-/** Mails are quoted-printable (long lines are split with `=` and `=` is `=3D`). */
-function decodeQuotedPrintable(text) {
-  return text
-    .replace(/=\r?\n/g, '')
-    .replace(/=([0-9A-F]{2})/g, (_, hex) => String.fromCharCode(Number.parseInt(hex, 16)));
+  // mailLink(kind, email): the link of a mail the server wrote (clients/js/support/server.js).
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -318,4 +295,37 @@ export async function watchIndicator(page) {
     new MutationObserver(note).observe(auth, { attributes: true, attributeFilter: ['hidden'] });
   });
   return () => page.evaluate(() => window.__seen);
+}
+
+// --- projects -------------------------------------------------------------------------
+
+/** Creates a project through the page's form; the page shows its board once it arrives. */
+export async function createProject(page, name) {
+  const form = page.locator('#new-project');
+  await form.getByLabel('Project name').fill(name);
+  await form.getByRole('button', { name: 'Create project' }).click();
+  await page.locator('#project-heading .name', { hasText: exactly(name) }).waitFor();
+}
+
+/** The card of the task titled `title` in the project board's column `status` (pending, completed, trash). */
+export const projectTask = (page, status, title) =>
+  page.locator(`#project .column[data-status="${status}"] li.task`).filter({ has: page.locator('.title', { hasText: exactly(title) }) });
+
+/** Resolves once the board's column `status` holds exactly `expected` (in any order). */
+export async function waitForColumn(page, status, expected) {
+  const want = [...expected].sort();
+  await page.waitForFunction(
+    ({ status, want }) => {
+      const have = [...document.querySelectorAll(`#project .column[data-status="${status}"] li.task .title`)].map((e) => e.textContent).sort();
+      return JSON.stringify(have) === JSON.stringify(want);
+    },
+    { status, want },
+    { polling: 'raf' },
+  );
+}
+
+/** The row of the member named `name` in the project board, online or not (`online`: only as such). */
+export function memberRow(page, name, online) {
+  const state = online === undefined ? '' : `[data-online="${online}"]`;
+  return page.locator(`#members li.member${state}`).filter({ has: page.locator('.name', { hasText: exactly(name) }) });
 }

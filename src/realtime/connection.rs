@@ -692,6 +692,18 @@ impl Connection<'_> {
                 );
                 // Whatever the project wrote since: caught up once this batch is sent.
                 self.behind.insert(stream, i64::MAX);
+                // Who is online there now (sent after the catch-up): the announcements
+                // that follow only say what changes, and this socket's `ready` did not
+                // have the project.
+                let PresenceState { online, members } = self.presence_of(project_id).await?;
+                if online > 0 {
+                    let now = ServerMessage::PresenceJoined {
+                        stream,
+                        online,
+                        members,
+                    };
+                    self.presence.push((project_id, Arc::new(now)));
+                }
             }
         }
         Ok(())

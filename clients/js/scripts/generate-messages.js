@@ -59,7 +59,10 @@ function typeOf(schema, defs) {
         case 'array':
           return `Array<${schema.items ? typeOf(schema.items, defs) : 'unknown'}>`;
         case 'object':
-          return schema.properties ? objectType(schema, defs) : 'Record<string, unknown>';
+          if (schema.properties) return objectType(schema, defs);
+          // A map (`{"project:<id>": seq}`): the type of its values.
+          if (typeof schema.additionalProperties === 'object') return `Record<string, ${typeOf(schema.additionalProperties, defs)}>`;
+          return 'Record<string, unknown>';
         default:
           throw new Error(`unsupported schema type ${JSON.stringify(type)}`);
       }

@@ -1,5 +1,6 @@
-// The taskstream REST API over fetch: accounts, tasks, notifications, profile, the event
-// log; every error answer becomes an ApiError carrying the API's error envelope.
+// The taskstream REST API over fetch: accounts, tasks, projects (members, invitations),
+// notifications, profile, the event log; every error answer becomes an ApiError carrying
+// the API's error envelope.
 
 import { TaskstreamSocket } from './socket.js';
 
@@ -7,6 +8,7 @@ import { TaskstreamSocket } from './socket.js';
 /** @typedef {import('./messages.js').Notification} Notification */
 /** @typedef {import('./messages.js').Profile} Profile */
 /** @typedef {import('./messages.js').EventMessage} EventMessage */
+/** @typedef {import('./socket.js').Role} Role */
 
 /**
  * @typedef {{ id: string, name: string, email: string, is_email_verified: boolean,
@@ -15,12 +17,19 @@ import { TaskstreamSocket } from './socket.js';
  * @typedef {{ id: string, created_at: string, last_used_at: string, expires_at: string,
  *   user_agent: string | null, ip: string | null, current: boolean }} SessionInfo
  * @typedef {{ title: string, description?: string | null, priority?: 'LOW' | 'MEDIUM' | 'HIGH',
- *   due_date?: string | null, completed?: boolean | null }} TaskInput
+ *   due_date?: string | null, completed?: boolean | null, project_id?: string | null,
+ *   assignee_id?: string | null }} TaskInput
  * @typedef {{ status?: 'all' | 'pending' | 'completed' | 'deleted', include_deleted?: boolean, date_from?: string,
  *   date_to?: string, priority?: 'LOW' | 'MEDIUM' | 'HIGH', q?: string, limit?: number,
- *   offset?: number }} TaskQuery
+ *   offset?: number, project_id?: string, assignee_id?: string }} TaskQuery
  * @typedef {{ limit?: number, offset?: number, unread_only?: boolean, sort?: 'asc' | 'desc' }} NotificationQuery
  */
+
+// The project resources as the REST API returns them (test/api.test.js compares each
+// typedef's fields with the server's OpenAPI schema of the same name; one line each).
+/** @typedef {{ id: string, name: string, description: string | null, created_by: string | null, created_at: string, updated_at: string, role: Role, last_seq: number }} ProjectWithRole */
+/** @typedef {{ user_id: string, name: string, role: Role, created_at: string }} ProjectMember */
+/** @typedef {{ id: string, project_id: string, project_name: string, email: string, role: Role, invited_by: string | null, invited_by_name: string | null, created_at: string, expires_at: string }} Invitation */
 
 /**
  * One page of a list, and how many match in all (`X-Total-Count`).
@@ -335,15 +344,115 @@ export class TaskstreamApi {
     return (await this.request('DELETE', '/profile/photo')).data;
   }
 
+  // --- projects ---------------------------------------------------------------------
+
+  /** The caller's projects, each with their role and its stream's position. @returns {Promise<ProjectWithRole[]>} */
+  async listProjects() {
+    return (await this.request('GET', '/projects')).data;
+  }
+
+  /** @param {string} id @returns {Promise<ProjectWithRole>} */
+  async getProject(id) {
+    return (await this.request('GET', `/projects/${encodeURIComponent(id)}`)).data;
+  }
+
+  /** The caller becomes its owner. @param {{ name: string, description?: string | null }} project @returns {Promise<ProjectWithRole>} */
+  async createProject(project) {
+    return (await this.request('POST', '/projects', { body: project })).data;
+  }
+
+  /** Owners only. @param {string} id @param {{ name?: string, description?: string | null }} changes @returns {Promise<ProjectWithRole>} */
+  async updateProject(id, changes) {
+    return (await this.request('PATCH', `/projects/${encodeURIComponent(id)}`, { body: changes })).data;
+  }
+
+  /** Owners only; its tasks go with it. @param {string} id */
+  async deleteProject(id) {
+    await this.request('DELETE', `/projects/${encodeURIComponent(id)}`);
+  }
+
+  /** @param {string} projectId @returns {Promise<ProjectMember[]>} */
+  async listMembers(projectId) {
+    return (await this.request('GET', `/projects/${encodeURIComponent(projectId)}/members`)).data;
+  }
+
+  /** Owners only. @param {string} projectId @param {string} userId @param {Role} role @returns {Promise<ProjectMember>} */
+  async setMemberRole(projectId, userId, role) {
+    const path = `/projects/${encodeURIComponent(projectId)}/members/${encodeURIComponent(userId)}`;
+    return (await this.request('PATCH', path, { body: { role } })).data;
+  }
+
+  /** Owners only (their stream stops at once, on every socket). @param {string} projectId @param {string} userId */
+  async removeMember(projectId, userId) {
+    await this.request('DELETE', `/projects/${encodeURIComponent(projectId)}/members/${encodeURIComponent(userId)}`);
+  }
+
+  /** The caller leaves (the last owner cannot). @param {string} projectId */
+  async leaveProject(projectId) {
+    await this.request('POST', `/projects/${encodeURIComponent(projectId)}/leave`);
+  }
+
+  /**
+   * Invites an address (owners only); its owner accepts from a verified address.
+   * @param {string} projectId @param {{ email: string, role?: Role }} invitation
+   * @returns {Promise<Invitation>}
+   */
+  async invite(projectId, invitation) {
+    return (await this.request('POST', `/projects/${encodeURIComponent(projectId)}/invitations`, { body: invitation })).data;
+  }
+
+  /** A project's open invitations (owners only). @param {string} projectId @returns {Promise<Invitation[]>} */
+  async listProjectInvitations(projectId) {
+    return (await this.request('GET', `/projects/${encodeURIComponent(projectId)}/invitations`)).data;
+  }
+
+  /** @param {string} projectId @param {string} invitationId */
+  async revokeInvitation(projectId, invitationId) {
+    await this.request('DELETE', `/projects/${encodeURIComponent(projectId)}/invitations/${encodeURIComponent(invitationId)}`);
+  }
+
+  /** The open invitations to the caller's address. @returns {Promise<Invitation[]>} */
+  async listInvitations() {
+    return (await this.request('GET', '/invitations')).data;
+  }
+
+  /** Needs a verified address (else 403). @param {string} id @returns {Promise<ProjectWithRole>} the project joined */
+  async acceptInvitation(id) {
+    return (await this.request('POST', `/invitations/${encodeURIComponent(id)}/accept`)).data;
+  }
+
+  /** @param {string} id */
+  async declineInvitation(id) {
+    await this.request('POST', `/invitations/${encodeURIComponent(id)}/decline`);
+  }
+
+  // --- e-mail verification ------------------------------------------------------------
+
+  /** Mails the caller a new verification link. @returns {Promise<{ message: string }>} */
+  async requestEmailVerification() {
+    return (await this.request('POST', '/auth/verify-email/request')).data;
+  }
+
+  /**
+   * What the link of the mail does (`…?token=`): verifies the address.
+   * @param {string} token @returns {Promise<{ message: string, profile: Profile }>}
+   */
+  async verifyEmail(token) {
+    return (await this.request('POST', '/auth/verify-email', { body: { token }, auth: false })).data;
+  }
+
   // --- events -----------------------------------------------------------------------
 
   /**
-   * The event log after `since`, for clients that poll (the socket is better). A gap past
-   * retention throws ApiError `EVENTS_EXPIRED` with `lastSeq`.
-   * @param {number} since @param {number} [limit] @returns {Promise<{ events: EventMessage[], last_seq: number }>}
+   * The event log after `since`, for clients that poll (the socket is better): the user's
+   * own, or a project's (`stream` `project:<id>`, members only). A gap past retention (or,
+   * in a project, from before the user joined) throws ApiError `EVENTS_EXPIRED` with
+   * `lastSeq`.
+   * @param {number} since @param {number} [limit] @param {string} [stream]
+   * @returns {Promise<{ events: EventMessage[], last_seq: number }>}
    */
-  async events(since, limit) {
-    return (await this.request('GET', '/events', { query: { since, limit } })).data;
+  async events(since, limit, stream) {
+    return (await this.request('GET', '/events', { query: { since, limit, stream } })).data;
   }
 
   // --- the socket -------------------------------------------------------------------

@@ -34,7 +34,7 @@
 /** @typedef {AuthExpiringMessage | AuthRefreshedMessage | ErrorMessage | EventMessage | PongMessage | PresenceJoinedMessage | PresenceLeftMessage | ReadyMessage | ResetMessage} ServerMessage */
 
 /** First message of a socket opened without an Authorization header; must arrive within 10 s. Unknown fields are ignored. (client/auth.json) */
-/** @typedef {{ type: 'auth', token: string, since?: number, projects?: boolean, positions?: Record<string, unknown> }} AuthRequest */
+/** @typedef {{ type: 'auth', token: string, since?: number, projects?: boolean, positions?: Record<string, number> }} AuthRequest */
 /** Moves the socket to a new token of the same user. Unknown fields are ignored. (client/auth.refresh.json) */
 /** @typedef {{ type: 'auth.refresh', token: string }} AuthRefreshRequest */
 /** Application-level ping; answered with `pong`. Unknown fields are ignored. (client/ping.json) */

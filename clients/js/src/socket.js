@@ -8,10 +8,28 @@
 /** @typedef {import('./messages.js').ClientMessage} ClientMessage */
 
 /**
- * The stream of the signed-in user: today the only one. Issue 11 adds project streams;
- * their events will carry a `stream` name, and positions are kept per stream already.
+ * The signed-in user's own stream, as positions name it (its events carry no `stream`).
+ * A project's stream is `project:<id>` (see {@link projectStream}); a socket receives
+ * those when it asks (`projects: true`).
  */
 export const USER_STREAM = 'user';
+
+const PROJECT_PREFIX = 'project:';
+
+/** The name of a project's stream: `project:<id>`. @param {string} projectId */
+export function projectStream(projectId) {
+  return `${PROJECT_PREFIX}${projectId}`;
+}
+
+/** @param {string} stream @returns {boolean} */
+function isProjectStream(stream) {
+  return typeof stream === 'string' && stream.startsWith(PROJECT_PREFIX);
+}
+
+/** The project a stream name designates, or null (the user's own). @param {string} stream */
+export function projectOf(stream) {
+  return isProjectStream(stream) ? stream.slice(PROJECT_PREFIX.length) : null;
+}
 
 /** Close codes the server uses (protocol/README.md, "Close codes"). */
 export const CLOSE = Object.freeze({
@@ -37,7 +55,7 @@ const TOKEN_REFUSED = Object.freeze({
   [CLOSE.AUTH_FAILED]: 'auth-failed',
 });
 /** `error` codes that leave the socket open. */
-const NON_FATAL_ERRORS = new Set(['REFRESH_REJECTED', 'ALREADY_AUTHENTICATED', 'RATE_LIMITED']);
+const NON_FATAL_ERRORS = new Set(['REFRESH_REJECTED', 'ALREADY_AUTHENTICATED', 'RATE_LIMITED', 'UNKNOWN_STREAM']);
 
 /**
  * @typedef {'connecting' | 'live' | 'reconnecting' | 'offline'} ConnectionState
@@ -75,10 +93,53 @@ const NON_FATAL_ERRORS = new Set(['REFRESH_REJECTED', 'ALREADY_AUTHENTICATED', '
 
 /**
  * @typedef {object} ReloadRequest
- * @property {string} stream  which stream (`user` today)
+ * @property {string} stream  which stream: `user`, or `project:<id>` (load that project's
+ *   tasks, members… through REST)
  * @property {number} lastSeq  the state to load is at least this seq's; events after it follow
- * @property {'initial' | 'reset'} reason  `initial`: no position was known; `reset`: what
- *   was missed is past the server's retention
+ * @property {'initial' | 'reset' | 'joined'} reason  `initial`: no position was known;
+ *   `reset`: what was missed is past the server's retention (or, in a project, from before
+ *   the user joined); `joined`: the user just joined the project
+ */
+
+/**
+ * @typedef {'owner' | 'editor' | 'viewer'} Role
+ */
+
+/**
+ * A project stream the socket receives.
+ * @typedef {object} StreamInfo
+ * @property {string} stream  `project:<id>`
+ * @property {string} projectId
+ * @property {Role | null} role  the user's role, as the server last said (`ready`,
+ *   `project.joined`, `member.updated`); null while only a kept position names the stream
+ */
+
+/**
+ * A project stream starting (`stream.added`): from `ready` (`initial`, or `resumed` from a
+ * kept position) or a live `project.joined` (`joined`).
+ * @typedef {StreamInfo & { lastSeq: number, reason: 'initial' | 'resumed' | 'joined' }} StreamAdded
+ */
+
+/**
+ * A project stream ending (`stream.removed`): the user `left` (`project.left`), was
+ * `removed` (their `member.removed`), the project was `deleted`, or it is `gone` (not in
+ * `ready` any more: they left while the socket was away).
+ * @typedef {{ stream: string, projectId: string, reason: 'left' | 'removed' | 'deleted' | 'gone' }} StreamRemoved
+ */
+
+/**
+ * Who is online in a project: the members with at least one open socket, and how many
+ * devices each. `members` is null when the server sends counts only (large projects).
+ * @typedef {object} Presence
+ * @property {string} stream
+ * @property {string} projectId
+ * @property {number} online  how many members are online
+ * @property {Record<string, number> | null} members  user id -> devices (online ones only)
+ */
+
+/**
+ * A change of presence (`presence` listeners): the new state and what changed.
+ * @typedef {Presence & { changed: Array<{ user_id: string, devices: number }>, reason: 'ready' | 'joined' | 'left' }} PresenceChange
  */
 
 /**
@@ -93,7 +154,11 @@ const NON_FATAL_ERRORS = new Set(['REFRESH_REJECTED', 'ALREADY_AUTHENTICATED', '
  * @property {(request: ReloadRequest) => unknown} [reload]  loads the state through REST
  *   (may return a promise; the stream's events wait for it, then continue after
  *   `lastSeq`); called when no position was known, and on `reset`
- * @property {Record<string, number>} [positions]  where to resume (e.g. kept in localStorage)
+ * @property {Record<string, number>} [positions]  where to resume (e.g. kept in localStorage),
+ *   per stream: `user`, `project:<id>` (a project position implies `projects`)
+ * @property {boolean} [projects]  also receive the streams of the user's projects (each its
+ *   own positions, `reset`s and reloads; started and stopped live as membership changes),
+ *   and their presence
  * @property {typeof WebSocket} [WebSocket]  the constructor (node 20 has none: pass `ws`'s)
  * @property {{ initialMs?: number, maxMs?: number }} [backoff]  reconnect delays: attempt n
  *   waits a random time up to min(maxMs, initialMs * 2^n) ("full jitter"); 500 ms, 30 s
@@ -125,10 +190,12 @@ export function socketUrl(url) {
  * exactly once and in order per stream.
  *
  * Listen with `on(name, fn)`: an event name (`task.created`), a family (`task.*`,
- * `notification.*`), `*` for every event (each gets the whole event message), `status`
- * (a {@link SocketStatus} whenever it changes), `ready` (the `ready` message), `reset`
- * ({@link ReloadRequest}), `error` (non-fatal problems: refused refreshes, a listener that
- * threw, a failed reload).
+ * `notification.*`), `*` for every event (each gets the whole event message; a project's
+ * carry `stream`), `status` (a {@link SocketStatus} whenever it changes), `ready` (the
+ * `ready` message), `reset` ({@link ReloadRequest}), `error` (non-fatal problems: refused
+ * refreshes, a listener that threw, a failed reload); with `projects`, also
+ * `stream.added` ({@link StreamAdded}), `stream.removed` ({@link StreamRemoved}) and
+ * `presence` ({@link PresenceChange}).
  */
 export class TaskstreamSocket {
   /** @param {SocketOptions} options */
@@ -150,12 +217,25 @@ export class TaskstreamSocket {
 
     /** @type {Map<string, Set<Function>>} */
     this._listeners = new Map();
+    const positions = Object.entries(options.positions ?? {});
+    /** Whether the socket asks for the user's project streams. */
+    this._projects = options.projects === true || positions.some(([stream]) => isProjectStream(stream));
     /** Per stream: the last seq given to the app. */
-    this._applied = new Map(Object.entries(options.positions ?? {}));
+    this._applied = new Map(positions.filter(([stream]) => stream === USER_STREAM || this._projects));
     /** Per stream: the last seq accepted (given to the app, or waiting for a reload). */
     this._received = new Map(this._applied);
     /** Per stream being reloaded: its generation and the events waiting for it. */
     this._reloads = new Map();
+    /** @type {Map<string, StreamInfo & { confirmed: boolean }>} the project streams followed */
+    this._streams = new Map();
+    for (const [stream] of positions) {
+      if (isProjectStream(stream)) this._streams.set(stream, { stream, projectId: projectOf(stream), role: null, confirmed: false });
+    }
+    /** @type {Map<string, { online: number, members: Map<string, number> | null }>} per project stream */
+    this._presence = new Map();
+    /** Per stream with a gap: the position a `resume` was sent from (its replay is coming). */
+    this._resuming = new Map();
+    this._userId = null;
 
     this._state = /** @type {ConnectionState} */ ('offline');
     this._reason = /** @type {OfflineReason | null} */ ('closed');
@@ -198,6 +278,7 @@ export class TaskstreamSocket {
     // from what the app was given, and the server replays (or resets) from there.
     this._reloads.clear();
     this._received = new Map(this._applied);
+    this._presence.clear();
     this._setState('offline', 'closed');
   }
 
@@ -239,6 +320,29 @@ export class TaskstreamSocket {
   /** Per stream, the seq of the last event given to the app: keep it to resume from later. */
   get positions() {
     return Object.fromEntries(this._applied);
+  }
+
+  /** @returns {StreamInfo[]} the project streams this socket follows */
+  get streams() {
+    return [...this._streams.values()].map(({ stream, projectId, role }) => ({ stream, projectId, role }));
+  }
+
+  /**
+   * Who is online in a project, as the server last said (null: not known yet, or not a
+   * project this socket follows).
+   * @param {string} project  its id, or its stream (`project:<id>`)
+   * @returns {Presence | null}
+   */
+  presence(project) {
+    const stream = isProjectStream(project) ? project : projectStream(project);
+    const presence = this._presence.get(stream);
+    if (!presence) return null;
+    return {
+      stream,
+      projectId: projectOf(stream),
+      online: presence.online,
+      members: presence.members ? Object.fromEntries(presence.members) : null,
+    };
   }
 
   /**
@@ -299,6 +403,13 @@ export class TaskstreamSocket {
       const auth = { type: 'auth', token };
       const since = this._received.get(USER_STREAM);
       if (since !== undefined) auth.since = since;
+      if (this._projects) {
+        // Where the app stands in each project stream (what it was given, or what waits
+        // for a reload): the server replays after it, or says `reset`.
+        auth.projects = true;
+        const positions = [...this._received].filter(([stream]) => isProjectStream(stream));
+        if (positions.length) auth.positions = Object.fromEntries(positions);
+      }
       this._send(auth);
     };
     ws.onmessage = (message) => {
@@ -455,6 +566,8 @@ export class TaskstreamSocket {
   _onReady(/** @type {import('./messages.js').ReadyMessage} */ ready) {
     this._clearTimer('connect');
     this._ready = ready;
+    this._userId = ready.user_id;
+    this._resuming.clear();
     this._tokenExpiresAt = ready.token_expires_at;
     this._attempt = 0;
     this._wasLive = true;
@@ -467,30 +580,161 @@ export class TaskstreamSocket {
       if (this._options.reload) this._reload(USER_STREAM, ready.last_seq, 'initial');
       else this._applied.set(USER_STREAM, ready.last_seq);
     }
+    if (this._projects && Array.isArray(ready.streams)) this._syncStreams(ready.streams);
     this._setState('live');
     this._emit('ready', ready);
   }
 
-  _onEvent(/** @type {EventMessage & { stream?: string }} */ event) {
+  /**
+   * `ready` lists every project stream the socket receives, where each stands and who is
+   * online: streams that are new start (the app loads them), streams the app followed that
+   * are not listed end (the user left them while away), the others resume from the
+   * position sent (the server replays after it, or resets).
+   */
+  _syncStreams(entries) {
+    const listed = new Map(entries.filter((entry) => isProjectStream(entry.stream)).map((entry) => [entry.stream, entry]));
+    for (const stream of [...this._streams.keys()]) {
+      if (!listed.has(stream)) this._stopStream(stream, 'gone');
+    }
+    for (const [stream, entry] of listed) {
+      const known = this._streams.get(stream);
+      if (known && this._received.has(stream)) {
+        known.role = entry.role ?? known.role;
+        if (!known.confirmed) {
+          known.confirmed = true;
+          this._emit('stream.added', { stream, projectId: known.projectId, role: known.role, lastSeq: this._received.get(stream), reason: 'resumed' });
+        }
+      } else {
+        this._startStream(stream, entry.last_seq, entry.role ?? null, 'initial');
+      }
+      this._setPresence(stream, entry.presence, 'ready');
+    }
+  }
+
+  /** Starts following a project stream after `lastSeq`; the app loads its state first. */
+  _startStream(stream, lastSeq, role, reason) {
+    const projectId = projectOf(stream);
+    this._streams.set(stream, { stream, projectId, role, confirmed: true });
+    this._received.set(stream, lastSeq);
+    this._emit('stream.added', { stream, projectId, role, lastSeq, reason });
+    if (this._options.reload) this._reload(stream, lastSeq, reason === 'joined' ? 'joined' : 'initial');
+    else {
+      this._applied.set(stream, lastSeq);
+      this._emitStatus();
+    }
+  }
+
+  /** Stops following a project stream: its position, reload, waiting events and presence go. */
+  _stopStream(stream, reason) {
+    const known = this._streams.get(stream);
+    if (!known) return;
+    this._streams.delete(stream);
+    this._received.delete(stream);
+    this._applied.delete(stream);
+    this._reloads.delete(stream);
+    this._resuming.delete(stream);
+    this._presence.delete(stream);
+    this._emit('stream.removed', { stream, projectId: known.projectId, reason });
+    this._emitStatus();
+  }
+
+  /** What a delivered event changes in the streams followed (memberships, roles). */
+  _afterEvent(stream, event) {
+    if (!this._projects) return;
+    const data = event.data ?? {};
+    if (stream === USER_STREAM) {
+      if (event.event === 'project.joined') {
+        const joined = projectStream(data.project_id);
+        // Already followed: `ready` listed it (the event is a replay), nothing to start.
+        if (!this._streams.has(joined)) this._startStream(joined, data.last_seq, data.role ?? null, 'joined');
+      } else if (event.event === 'project.left') {
+        this._stopStream(projectStream(data.project_id), 'left');
+      }
+      return;
+    }
+    const known = this._streams.get(stream);
+    if (event.event === 'member.updated' && known && data.user_id === this._userId) known.role = data.role;
+  }
+
+  /** Whether a project event is the last of its stream for this user. */
+  _endOf(event) {
+    if (event.event === 'project.deleted') return 'deleted';
+    if (event.event === 'member.removed' && event.data?.user_id === this._userId) return 'removed';
+    return null;
+  }
+
+  _onEvent(/** @type {EventMessage} */ event) {
     const stream = event.stream ?? USER_STREAM;
+    // A project stream this socket does not follow (any more): nothing of it is the app's.
+    if (stream !== USER_STREAM && !this._streams.has(stream)) return;
     const last = this._received.get(stream);
     if (last !== undefined && event.seq <= last) return; // a duplicate (or a replay after a resume)
     if (last !== undefined && event.seq !== last + 1) {
-      // The server never leaves a gap on one socket; should one appear, resuming from
-      // the last seq received fills it.
-      this._lost(this._ws, `gap in stream ${stream}: seq ${event.seq} after ${last}`);
+      this._gap(stream, last, event.seq);
       return;
     }
+    this._resuming.delete(stream);
     this._received.set(stream, event.seq);
+    const end = stream === USER_STREAM ? null : this._endOf(event);
+    if (end) {
+      // The stream's last event for this user: whatever waited for a reload is moot.
+      this._reloads.delete(stream);
+      this._deliver(stream, event);
+      this._stopStream(stream, end);
+      return;
+    }
     const reload = this._reloads.get(stream);
     if (reload) reload.waiting.push(event);
     else this._deliver(stream, event);
+    this._afterEvent(stream, event);
   }
 
-  _onReset(/** @type {import('./messages.js').ResetMessage & { stream?: string }} */ reset) {
+  /**
+   * The server never leaves a gap on one socket; should one appear, that stream is
+   * replayed from the last seq received (`resume`), the events after the gap ignored until
+   * the replay brings them again; without a socket to ask on, reconnecting does it.
+   */
+  _gap(stream, last, seq) {
+    if (this._resuming.has(stream)) return; // the replay asked for is on its way
+    /** @type {ClientMessage} */
+    const resume = { type: 'resume', since: last };
+    if (stream !== USER_STREAM) resume.stream = stream;
+    if (this._send(resume)) this._resuming.set(stream, last);
+    else this._lost(this._ws, `gap in stream ${stream}: seq ${seq} after ${last}`);
+  }
+
+  _onReset(/** @type {import('./messages.js').ResetMessage} */ reset) {
     const stream = reset.stream ?? USER_STREAM;
+    if (stream !== USER_STREAM && !this._streams.has(stream)) return;
+    this._resuming.delete(stream);
     this._received.set(stream, reset.last_seq);
     this._reload(stream, reset.last_seq, 'reset');
+  }
+
+  /** `presence.joined` / `presence.left`: who came online, or went, in a project. */
+  _onPresence(message) {
+    if (!this._streams.has(message.stream)) return;
+    this._setPresence(message.stream, message, message.type === 'presence.left' ? 'left' : 'joined');
+  }
+
+  /**
+   * Applies presence as `ready` gives it (the whole state) or a `presence.*` message (the
+   * members whose device count changed, and the new count of members online).
+   */
+  _setPresence(stream, presence, reason) {
+    if (!presence) return;
+    const listed = Array.isArray(presence.members) ? presence.members : null;
+    let members = null;
+    if (listed) {
+      const before = this._presence.get(stream)?.members;
+      members = reason === 'ready' || !before ? new Map() : new Map(before);
+      for (const { user_id: user, devices } of listed) {
+        if (devices > 0) members.set(user, devices);
+        else members.delete(user);
+      }
+    }
+    this._presence.set(stream, { online: presence.online, members });
+    this._emit('presence', { ...this.presence(stream), changed: listed ?? [], reason });
   }
 
   _onExpiring() {
@@ -512,6 +756,14 @@ export class TaskstreamSocket {
   _onError(/** @type {import('./messages.js').ErrorMessage} */ error) {
     if (NON_FATAL_ERRORS.has(error.code)) {
       if (error.code === 'REFRESH_REJECTED') this._offeredToken = null;
+      if (error.code === 'RATE_LIMITED' && this._resuming.size) {
+        // A gap's replay was refused (too many resumes): a new connection fills it.
+        this._lost(this._ws, 'a gap could not be replayed (resume refused)');
+      }
+      if (error.code === 'UNKNOWN_STREAM') {
+        // A stream with a gap is no longer this socket's: the user left it.
+        for (const stream of [...this._resuming.keys()]) if (stream !== USER_STREAM) this._stopStream(stream, 'gone');
+      }
       this._emit('error', Object.assign(new Error(error.message), { code: error.code }));
     } else {
       this._lastError = error; // the close frame follows
@@ -575,7 +827,7 @@ export class TaskstreamSocket {
           await new Promise((resolve) => setTimeout(resolve, Math.random() * ceiling));
         }
       }
-      if (this._reloads.get(stream) !== reload) return; // a newer reset took over
+      if (this._reloads.get(stream) !== reload) return; // a newer reset took over (or the stream ended)
       this._reloads.delete(stream);
       this._applied.set(stream, lastSeq);
       for (const event of reload.waiting) this._deliver(stream, event);
@@ -658,6 +910,8 @@ const HANDLERS = Object.freeze({
   'auth.expiring': TaskstreamSocket.prototype._onExpiring,
   'auth.refreshed': TaskstreamSocket.prototype._onRefreshed,
   error: TaskstreamSocket.prototype._onError,
+  'presence.joined': TaskstreamSocket.prototype._onPresence,
+  'presence.left': TaskstreamSocket.prototype._onPresence,
 });
 
 /** The server message types this client handles (test/messages.test.js compares them with the schemas). */

@@ -1,6 +1,7 @@
 // A JSON Schema checker for the keywords protocol/schemas uses (no dependency for this):
-// type, const, enum, properties, required, additionalProperties, minimum, minLength,
-// maxLength, pattern, items, minItems, maxItems, anyOf, allOf, if/then and local $ref. A keyword it
+// type, const, enum, properties, required, additionalProperties (false or a schema),
+// propertyNames, minimum, minLength, maxLength, pattern, items, minItems, maxItems, anyOf,
+// allOf, if/then and local $ref. A keyword it
 // does not know makes it throw, so a schema growing past it cannot pass unchecked.
 
 import { loadSchemas } from '../scripts/generate-messages.js';
@@ -9,6 +10,7 @@ const KNOWN = new Set([
   '$schema', '$id', '$defs', 'title', 'description', 'format', 'type', 'const', 'enum',
   'properties', 'required', 'additionalProperties', 'minimum', 'minLength', 'maxLength',
   'pattern', 'items', 'minItems', 'maxItems', 'anyOf', 'allOf', 'if', 'then', '$ref',
+  'propertyNames',
 ]);
 
 function typeMatches(type, value) {
@@ -66,6 +68,10 @@ export function validate(schema, value, root = schema, path = '$') {
       const property = schema.properties?.[name];
       if (property) problems.push(...validate(property, item, root, `${path}.${name}`));
       else if (schema.additionalProperties === false) fail(`unexpected field ${name}`);
+      else if (typeof schema.additionalProperties === 'object') {
+        problems.push(...validate(schema.additionalProperties, item, root, `${path}.${name}`));
+      }
+      if (schema.propertyNames) problems.push(...validate(schema.propertyNames, name, root, `${path} (name ${name})`));
     }
   }
   if (schema.anyOf && !schema.anyOf.some((s) => validate(s, value, root, path).length === 0)) fail('matches none of anyOf');

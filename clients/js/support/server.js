@@ -1,11 +1,12 @@
 // A real taskstream server process for the node and browser tests (clients/js and
 // dashboard share it): a free port, a temporary DATA_DIR as its working directory (so no
 // .env is read), cheap hashing, no rate limits, no metrics listener, SQLite or a fresh
-// PostgreSQL database, and clean-up even when a run ends abruptly. No dependencies.
+// PostgreSQL database, the mails it writes (DATA_DIR/mail, no SMTP), and clean-up even when
+// a run ends abruptly. No dependencies.
 
 import { spawn, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -184,9 +185,47 @@ export class Server {
     const api = this.api(options);
     const tag = randomBytes(4).toString('hex');
     const credentials = { name: `${name} ${letters(tag)}`, email: `user-${tag}@example.com`, password: 'Correct-Horse-9!' };
-    await api.signup(credentials);
-    return Object.assign(api, { credentials });
+    const { user } = await api.signup(credentials);
+    return Object.assign(api, { credentials, user });
   }
+
+  /**
+   * Signs a new user up and verifies the address as its owner would: the link of the
+   * welcome mail, its token posted to `POST /auth/verify-email` (needed to accept a
+   * project's invitation).
+   */
+  async signupVerified(name = 'Ada Lovelace', options = {}) {
+    const api = await this.signup(name, options);
+    const link = await this.mailLink('welcome', api.credentials.email);
+    await api.verifyEmail(new URL(link).searchParams.get('token'));
+    return api;
+  }
+
+  /**
+   * The link of the newest mail of `kind` (`welcome`, `password_reset`, `invitation`, …)
+   * sent to `email`, once the server has written it to DATA_DIR/mail (the delivery worker
+   * sends within a second).
+   */
+  async mailLink(kind, email) {
+    const folder = join(this.dataDir, 'mail');
+    for (;;) {
+      const names = existsSync(folder) ? readdirSync(folder).filter((n) => n.endsWith(`-${kind}.eml`)).sort().reverse() : [];
+      for (const name of names) {
+        const text = decodeQuotedPrintable(readFileSync(join(folder, name), 'utf8'));
+        if (!text.includes(`<${email}>`)) continue;
+        const link = text.match(/https?:\/\/\S+?\?token=[A-Za-z0-9_-]{43}/);
+        if (link) return link[0];
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}
+
+/** Mails are quoted-printable (long lines are split with `=` and `=` is `=3D`). */
+function decodeQuotedPrintable(text) {
+  return text
+    .replace(/=\r?\n/g, '')
+    .replace(/=([0-9A-F]{2})/g, (_, hex) => String.fromCharCode(Number.parseInt(hex, 16)));
 }
 
 /** Names allow letters only: hex digits become letters. */

@@ -1,8 +1,9 @@
 // The REST helper against a real server, on SQLite and on PostgreSQL: every call it offers,
-// the error envelope as ApiError, the single-flight refresh, and each change arriving on the
-// socket as its event.
+// the error envelope as ApiError, the single-flight refresh, each change arriving on the
+// socket as its event, and the project typedefs against the server's OpenAPI.
 
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import WebSocket from 'ws';
 
@@ -141,6 +142,84 @@ for (const backend of BACKENDS) {
       const { server: schemas } = protocolSchemas();
       for (const event of events) assert.deepEqual(validate(schemas.event, event), [], JSON.stringify(event));
       assert.ok(events.some((e) => e.event === 'profile.updated'));
+    });
+
+    await t.test('projects: create, list, update, invitations to a verified address, members and roles, leave, delete', async () => {
+      const olga = await server.signup('Olga');
+      const bob = await server.signup('Bob');
+      const project = await olga.createProject({ name: 'Launch', description: 'the spring launch' });
+      assert.equal(project.role, 'owner');
+      assert.equal(project.last_seq, 1, 'her own member.added');
+      assert.deepEqual((await olga.listProjects()).map((p) => p.id), [project.id]);
+      assert.equal((await olga.updateProject(project.id, { name: 'Launch 2' })).name, 'Launch 2');
+      assert.equal((await olga.getProject(project.id)).last_seq, 2);
+
+      const invitation = await olga.invite(project.id, { email: bob.credentials.email, role: 'viewer' });
+      assert.equal(invitation.project_name, 'Launch 2');
+      assert.deepEqual((await olga.listProjectInvitations(project.id)).map((i) => i.id), [invitation.id]);
+      assert.deepEqual((await bob.listInvitations()).map((i) => i.id), [invitation.id]);
+      // Accepting takes a verified address: the welcome mail's link, as its owner would.
+      const unverified = await failure(bob.acceptInvitation(invitation.id));
+      assert.equal(unverified.status, 403);
+      const link = await server.mailLink('welcome', bob.credentials.email);
+      assert.equal((await bob.verifyEmail(new URL(link).searchParams.get('token'))).profile.is_email_verified, true);
+      const joined = await bob.acceptInvitation(invitation.id);
+      assert.equal(joined.role, 'viewer');
+      const members = await olga.listMembers(project.id);
+      assert.deepEqual(members.map((m) => [m.user_id, m.role]), [[olga.user.id, 'owner'], [bob.user.id, 'viewer']]);
+
+      // A viewer reads, an editor writes.
+      assert.equal((await failure(bob.createTask({ title: 'no', project_id: project.id }))).status, 403);
+      assert.equal((await olga.setMemberRole(project.id, bob.user.id, 'editor')).role, 'editor');
+      const task = await bob.createTask({ title: 'Press release', project_id: project.id, assignee_id: olga.user.id });
+      assert.equal(task.project_id, project.id);
+      assert.deepEqual((await olga.listTasks({ project_id: project.id, assignee_id: olga.user.id })).items.map((x) => x.id), [task.id]);
+      assert.equal((await olga.listTasks()).total, 0, 'personal tasks only, without project_id');
+      // The project's event log, for members who poll.
+      const { events, last_seq: last } = await bob.events(joined.last_seq, 100, `project:${project.id}`);
+      assert.equal(last, (await bob.getProject(project.id)).last_seq);
+      assert.deepEqual(events.map((e) => e.event), ['member.updated', 'task.created']);
+      const { server: schemas } = protocolSchemas();
+      for (const event of events) assert.deepEqual(validate(schemas.event, event), [], JSON.stringify(event));
+      const tooEarly = await failure(bob.events(0, 100, `project:${project.id}`));
+      assert.equal(tooEarly.code, 'EVENTS_EXPIRED');
+
+      // Invitations revoked and declined; leaving; removing; deleting.
+      const cy = await server.signup('Cy');
+      const revoked = await olga.invite(project.id, { email: cy.credentials.email });
+      await olga.revokeInvitation(project.id, revoked.id);
+      assert.deepEqual(await cy.listInvitations(), []);
+      const declined = await olga.invite(project.id, { email: cy.credentials.email });
+      await cy.declineInvitation(declined.id);
+      assert.deepEqual(await olga.listProjectInvitations(project.id), []);
+      await bob.leaveProject(project.id);
+      assert.deepEqual(await bob.listProjects(), []);
+      assert.equal((await failure(olga.leaveProject(project.id))).status >= 400, true, 'the last owner cannot leave');
+      await olga.deleteProject(project.id);
+      assert.equal((await failure(olga.getProject(project.id))).status, 404);
+      // removeMember
+      const other = await olga.createProject({ name: 'Other' });
+      const dee = await server.signupVerified('Dee');
+      await dee.acceptInvitation((await olga.invite(other.id, { email: dee.credentials.email })).id);
+      await olga.removeMember(other.id, dee.user.id);
+      assert.deepEqual((await olga.listMembers(other.id)).map((m) => m.user_id), [olga.user.id]);
+    });
+
+    await t.test('the project typedefs of src/api.js have the fields of the OpenAPI schemas', async () => {
+      const spec = await (await fetch(`${server.baseUrl}/api/v1/openapi.json`)).json();
+      const source = readFileSync(new URL('../src/api.js', import.meta.url), 'utf8');
+      const typedefFields = (name) => {
+        const line = source.split('\n').find((l) => l.includes('@typedef {{') && l.trimEnd().endsWith(`}} ${name} */`));
+        assert.ok(line, `no one-line typedef ${name}`);
+        return line.slice(line.indexOf('{{') + 2, line.lastIndexOf('}}')).split(',').map((f) => f.trim().split(':')[0].replace(/\?$/, '')).sort();
+      };
+      for (const [typedef, schema] of [['ProjectWithRole', 'Project'], ['ProjectMember', 'Member'], ['Invitation', 'Invitation']]) {
+        assert.deepEqual(typedefFields(typedef), Object.keys(spec.components.schemas[schema].properties).sort(), typedef);
+      }
+      // And a project as REST returns it is the events' project plus the caller's role and position.
+      const { server: schemas } = protocolSchemas();
+      const eventProject = Object.keys(schemas.event.$defs.project.properties);
+      assert.deepEqual(typedefFields('ProjectWithRole'), [...eventProject, 'role', 'last_seq'].sort());
     });
 
     await t.test('errors carry the envelope: validation details, authentication, conflicts, no answer', async () => {

@@ -8,7 +8,10 @@ use testkit::{Backend, TestApp};
 
 use crate::{backend_tests, per_backend};
 
-backend_tests!(members_see_each_other_come_and_go);
+backend_tests!(
+    members_see_each_other_come_and_go,
+    a_member_who_joins_while_connected_is_told_who_is_online,
+);
 per_backend!(large_projects_get_counts_only);
 
 async fn project_socket(app: &TestApp, user: &TestUser) -> (WsClient, Value) {
@@ -97,6 +100,27 @@ async fn members_see_each_other_come_and_go(app: TestApp) {
     let (mut outsider, ready) = project_socket(&app, &otto).await;
     assert_eq!(ready["streams"].as_array().map(Vec::len), Some(1));
     assert!(outsider.roundtrip().await.is_empty());
+}
+
+/// A socket that starts a project's stream live (`project.joined`) was not in `ready`'s
+/// picture of it: it is told who is online there, not only what changes from then on.
+async fn a_member_who_joins_while_connected_is_told_who_is_online(app: TestApp) {
+    let olga = app.signup("Olga").await;
+    let bob = app.signup_verified("Bob").await;
+    let project = id(&app.create_project(&olga, "Board").await);
+    let (_olga_ws, _) = project_socket(&app, &olga).await;
+    let (mut bob_ws, ready) = project_socket(&app, &bob).await;
+    assert_eq!(ready["streams"].as_array().map(Vec::len), Some(1));
+    app.add_member(&olga, &project, &bob, "editor").await;
+    let told = next_presence(&mut bob_ws).await;
+    assert_eq!(told["type"], "presence.joined");
+    assert_eq!(told["stream"], json!(format!("project:{project}")));
+    let members = told["members"].as_array().expect("members");
+    assert!(
+        members.contains(&json!({"user_id": olga.id, "devices": 1})),
+        "{told}"
+    );
+    assert!(told["online"].as_u64().unwrap() >= 1);
 }
 
 async fn large_projects_get_counts_only(backend: Backend) {
