@@ -21,6 +21,10 @@ impl ProjectName {
             return Err("name must be at most 100 characters".into());
         }
         let name = plain_text(name).map_err(|e| format!("name {e}"))?;
+        // It goes into e-mail subjects and one-line lists.
+        if name.contains(['\n', '\r', '\t']) {
+            return Err("name must be one line".into());
+        }
         Ok(Self(name.to_string()))
     }
 
@@ -156,5 +160,6 @@ mod tests {
         assert!(ProjectName::parse("  ").is_err());
         assert!(ProjectName::parse(&"x".repeat(101)).is_err());
         assert!(ProjectName::parse("a\u{7}b").is_err());
+        assert!(ProjectName::parse("two\nlines").is_err());
     }
 }
