@@ -3,6 +3,25 @@
 //! LISTEN connection terminated. Every test has its own database, and every test on the
 //! Redis bus its own Redis server, so they run side by side.
 
+/// Runs a scenario on the PostgreSQL bus and on the Redis bus (a private Redis server).
+macro_rules! on_buses {
+    ($($name:ident),+ $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test]
+                async fn postgres() {
+                    super::$name(testkit::process::Bus::Postgres).await
+                }
+                #[tokio::test]
+                async fn redis() {
+                    let redis = testkit::RedisServer::start().await;
+                    super::$name(testkit::process::Bus::Redis(&redis)).await
+                }
+            }
+        )+
+    };
+}
+
 mod delivery;
 mod projects;
 
@@ -390,25 +409,6 @@ async fn terminate_listeners(db: &PgDatabase) -> i64 {
 }
 
 // ---- the matrix ------------------------------------------------------------------------
-
-/// Runs a scenario on the PostgreSQL bus and on the Redis bus (a private Redis server).
-macro_rules! on_buses {
-    ($($name:ident),+ $(,)?) => {
-        $(
-            mod $name {
-                #[tokio::test]
-                async fn postgres() {
-                    super::$name(testkit::process::Bus::Postgres).await
-                }
-                #[tokio::test]
-                async fn redis() {
-                    let redis = testkit::RedisServer::start().await;
-                    super::$name(testkit::process::Bus::Redis(&redis)).await
-                }
-            }
-        )+
-    };
-}
 
 on_buses!(
     events_written_on_b_reach_a_in_order,

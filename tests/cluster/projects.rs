@@ -272,24 +272,6 @@ async fn presence_spans_instances_and_dies_with_one() {
     assert_eq!(left["online"], 1);
 }
 
-macro_rules! on_buses {
-    ($($name:ident),+ $(,)?) => {
-        $(
-            mod $name {
-                #[tokio::test]
-                async fn postgres() {
-                    super::$name(testkit::process::Bus::Postgres).await
-                }
-                #[tokio::test]
-                async fn redis() {
-                    let redis = testkit::RedisServer::start().await;
-                    super::$name(testkit::process::Bus::Redis(&redis)).await
-                }
-            }
-        )+
-    };
-}
-
 on_buses!(
     members_on_different_instances_see_one_order,
     a_removal_on_one_instance_stops_the_stream_on_another,
