@@ -29,7 +29,7 @@ use super::protocol::{
 use crate::auth::{Authenticated, Authenticator, Claims};
 use crate::config::RealtimeSettings;
 use crate::domain::{Event, EventKind, StreamKey, StreamUpdate};
-use crate::store::{Store, TokenState};
+use crate::store::{MembershipPosition, Store, TokenState};
 
 /// A write that takes longer than this means the client is gone or hopelessly slow.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -374,12 +374,13 @@ impl Connection<'_> {
                 role: None,
                 presence: None,
             }];
-            for membership in memberships {
+            for &MembershipPosition {
+                membership,
+                last_seq,
+            } in &memberships
+            {
                 let stream = StreamKey::Project(membership.project_id);
-                // Subscribed before the bounds are read: nothing committed after them is
-                // missed.
                 self.ctx.hub.subscribe(membership.project_id, &self.handle);
-                let last_seq = self.project_bounds(stream).await?.map_or(0, |b| b.last_seq);
                 self.cursors.insert(
                     stream,
                     Cursor {
@@ -393,6 +394,24 @@ impl Connection<'_> {
                     role: Some(membership.role),
                     presence: Some(self.presence_of(membership.project_id).await?),
                 });
+            }
+            // Subscribed after the positions were read: whatever committed in between is
+            // found by reading the streams' ends once more (one query for all), and caught
+            // up after `ready`.
+            if !memberships.is_empty() {
+                let streams: Vec<StreamKey> = memberships
+                    .iter()
+                    .map(|m| StreamKey::Project(m.membership.project_id))
+                    .collect();
+                let latest = self.ctx.store.latest_seqs(&streams).await.map_err(|err| {
+                    tracing::warn!(error = %err, "websocket: cannot read stream positions");
+                    unavailable()
+                })?;
+                for (stream, last_seq) in latest {
+                    if last_seq > self.last_sent(stream) {
+                        self.behind.insert(stream, last_seq);
+                    }
+                }
             }
             streams = Some(positions);
         }

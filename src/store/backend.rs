@@ -66,6 +66,16 @@ pub trait Backend: Database {
         at: DateTime<Utc>,
     ) -> impl Future<Output = Result<i64, sqlx::Error>> + Send;
 
+    /// Records how many sockets users have on `instance` now (`present`, the users of
+    /// accounts that still exist) and that `gone` have none left there: at most one
+    /// statement each on PostgreSQL, as an instance may flush thousands a second.
+    fn set_presence(
+        tx: &mut Self::Connection,
+        instance: uuid::Uuid,
+        present: &[(uuid::Uuid, i64)],
+        gone: &[uuid::Uuid],
+    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
+
     /// Sends `payload` on `channel` when the transaction commits, or refuses when the
     /// database cannot.
     fn notify_in_tx(

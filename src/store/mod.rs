@@ -88,6 +88,14 @@ pub struct NewSession<'a> {
     pub token_jti: Uuid,
 }
 
+/// A membership and where its project's stream stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
+pub struct MembershipPosition {
+    #[sqlx(flatten)]
+    pub membership: Membership,
+    pub last_seq: i64,
+}
+
 /// A new project's stored fields.
 #[derive(Debug, Clone)]
 pub struct NewProject<'a> {
@@ -327,7 +335,9 @@ pub trait Store: Send + Sync + 'static {
     /// The projects the user belongs to.
     async fn projects(&self, user_id: Uuid) -> StoreResult<Vec<Project>>;
     async fn membership(&self, project_id: Uuid, user_id: Uuid) -> StoreResult<Option<Membership>>;
-    async fn memberships(&self, user_id: Uuid) -> StoreResult<Vec<Membership>>;
+    /// The user's memberships, each with its project stream's latest seq (one query,
+    /// whatever their number: a socket reads them when it opens).
+    async fn memberships(&self, user_id: Uuid) -> StoreResult<Vec<MembershipPosition>>;
     async fn members(&self, project_id: Uuid) -> StoreResult<Vec<Member>>;
     /// Open invitations to this address.
     async fn invitations_to(&self, email: &str, now: DateTime<Utc>)

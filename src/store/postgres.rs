@@ -36,6 +36,14 @@ const INSERT_PROJECT_EVENTS: &str = "WITH bumped AS ( \
 
 const NOTIFY: &str = "SELECT pg_notify($1, $2)";
 
+const SET_PRESENCE: &str = "INSERT INTO socket_presence (user_id, instance_id, devices) \
+     SELECT v.user_id, $1, v.devices FROM unnest($2::uuid[], $3::int[]) AS v (user_id, devices) \
+     WHERE EXISTS (SELECT 1 FROM users u WHERE u.id = v.user_id) \
+     ON CONFLICT (user_id, instance_id) DO UPDATE SET devices = excluded.devices";
+
+const CLEAR_PRESENCE: &str =
+    "DELETE FROM socket_presence WHERE instance_id = $1 AND user_id = ANY($2::uuid[])";
+
 impl Backend for Postgres {
     const LABEL: &'static str = "postgres";
     const ROW_LOCK: &'static str = " FOR UPDATE";
@@ -102,6 +110,35 @@ impl Backend for Postgres {
         let seqs: Vec<i64> = query.fetch_all(&mut *tx).await?;
         // No seq: no such user.
         seqs.into_iter().min().ok_or(sqlx::Error::RowNotFound)
+    }
+
+    async fn set_presence(
+        tx: &mut PgConnection,
+        instance: uuid::Uuid,
+        present: &[(uuid::Uuid, i64)],
+        gone: &[uuid::Uuid],
+    ) -> Result<(), sqlx::Error> {
+        if !present.is_empty() {
+            let users: Vec<uuid::Uuid> = present.iter().map(|(u, _)| *u).collect();
+            let devices: Vec<i32> = present
+                .iter()
+                .map(|(_, d)| i32::try_from(*d).unwrap_or(i32::MAX))
+                .collect();
+            sqlx::query(SET_PRESENCE)
+                .bind(instance)
+                .bind(users)
+                .bind(devices)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if !gone.is_empty() {
+            sqlx::query(CLEAR_PRESENCE)
+                .bind(instance)
+                .bind(gone)
+                .execute(&mut *tx)
+                .await?;
+        }
+        Ok(())
     }
 
     async fn notify_in_tx(

@@ -508,11 +508,10 @@ const MEMBERSHIP: &str = sql(&join(&[
 ]));
 pub const MEMBERSHIP_READ: &str = MEMBERSHIP;
 
-pub const MEMBERSHIPS_OF_USER: &str = sql(&join(&[
-    "SELECT ",
-    MEMBERSHIP_COLUMNS,
-    " FROM project_members WHERE user_id = $1 ORDER BY project_id",
-]));
+/// The user's memberships with each project stream's latest seq.
+pub const MEMBERSHIPS_OF_USER: &str = "SELECT m.project_id, m.role, m.joined_seq, \
+     p.last_event_seq AS last_seq FROM project_members m JOIN projects p ON p.id = m.project_id \
+     WHERE m.user_id = $1 ORDER BY m.project_id";
 
 pub const MEMBERSHIP_COUNT: &str = "SELECT count(*) FROM project_members WHERE user_id = $1";
 

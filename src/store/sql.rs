@@ -8,10 +8,10 @@ use uuid::Uuid;
 use super::backend::{Backend, Column};
 use super::queries::{self as q, Locked, TaskQueries, TAG_FILTER_SLOTS};
 use super::{
-    EventBounds, EventRow, InsertedNotification, NewContactMessage, NewInvitation, NewProject,
-    NewSession, NewUser, NotificationFilter, NotificationPage, NotificationWithCounts, PoolSizes,
-    ProfileRow, PushSubscriptionRecord, Session, Settlement, Store, StoreError, StoreResult,
-    StoreTx, TaskWithTotal, UsedMailToken,
+    EventBounds, EventRow, InsertedNotification, MembershipPosition, NewContactMessage,
+    NewInvitation, NewProject, NewSession, NewUser, NotificationFilter, NotificationPage,
+    NotificationWithCounts, PoolSizes, ProfileRow, PushSubscriptionRecord, Session, Settlement,
+    Store, StoreError, StoreResult, StoreTx, TaskWithTotal, UsedMailToken,
 };
 use crate::config::DatabaseUrl;
 use crate::domain::{
@@ -575,17 +575,11 @@ where
             .execute(&mut *tx)
             .await
             .map_err(B::store_error)?;
-        for &(user_id, count) in devices {
-            let query = if count > 0 {
-                sqlx::query(q::PRESENCE_SET)
-                    .bind(user_id)
-                    .bind(instance)
-                    .bind(count)
-            } else {
-                sqlx::query(q::PRESENCE_LEFT).bind(user_id).bind(instance)
-            };
-            query.execute(&mut *tx).await.map_err(B::store_error)?;
-        }
+        let (present, gone): (Vec<_>, Vec<_>) = devices.iter().copied().partition(|(_, n)| *n > 0);
+        let gone: Vec<Uuid> = gone.into_iter().map(|(user, _)| user).collect();
+        B::set_presence(&mut tx, instance, &present, &gone)
+            .await
+            .map_err(B::store_error)?;
         tx.commit().await.map_err(B::store_error)
     }
 
@@ -664,7 +658,7 @@ where
             .map_err(B::store_error)
     }
 
-    async fn memberships(&self, user_id: Uuid) -> StoreResult<Vec<Membership>> {
+    async fn memberships(&self, user_id: Uuid) -> StoreResult<Vec<MembershipPosition>> {
         sqlx::query_as(q::MEMBERSHIPS_OF_USER)
             .bind(user_id)
             .fetch_all(&self.read)

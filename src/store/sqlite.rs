@@ -14,6 +14,7 @@ use sqlx::sqlite::{
     SqliteQueryResult, SqliteSynchronous,
 };
 use sqlx::{QueryBuilder, Sqlite, Transaction};
+use uuid::Uuid;
 
 use super::backend::{Backend, Pools};
 use super::{PoolSizes, USERS_EMAIL_KEY, USERS_NAME_KEY};
@@ -155,6 +156,31 @@ impl Backend for Sqlite {
         });
         query.build().execute(&mut *tx).await?;
         Ok(first)
+    }
+
+    /// One statement per user: SQLite's round trips are in-process.
+    async fn set_presence(
+        tx: &mut SqliteConnection,
+        instance: Uuid,
+        present: &[(Uuid, i64)],
+        gone: &[Uuid],
+    ) -> Result<(), sqlx::Error> {
+        for &(user_id, devices) in present {
+            sqlx::query(super::queries::PRESENCE_SET)
+                .bind(user_id)
+                .bind(instance)
+                .bind(devices)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for &user_id in gone {
+            sqlx::query(super::queries::PRESENCE_LEFT)
+                .bind(user_id)
+                .bind(instance)
+                .execute(&mut *tx)
+                .await?;
+        }
+        Ok(())
     }
 
     async fn notify_in_tx(
