@@ -67,6 +67,9 @@ pub const DELIVERIES_PENDING: &str = "taskstream_deliveries_pending";
 pub const DELIVERY_OLDEST_PENDING: &str = "taskstream_delivery_oldest_pending_seconds";
 pub const DELIVERY_SEND: &str = "taskstream_delivery_send_seconds";
 pub const REMINDERS_FIRED: &str = "taskstream_reminders_fired_total";
+pub const PROJECT_SUBSCRIPTIONS: &str = "taskstream_ws_project_subscriptions";
+pub const PRESENCE_PROJECTS: &str = "taskstream_presence_projects";
+pub const PRESENCE_MESSAGES: &str = "taskstream_presence_messages_total";
 const HTTP_REQUESTS: &str = "taskstream_http_requests_total";
 const HTTP_DURATION: &str = "taskstream_http_request_duration_seconds";
 
@@ -108,6 +111,8 @@ pub fn register(bus: &'static str) {
         PASSWORD_HASHES_IN_FLIGHT,
         DELIVERIES_PENDING,
         DELIVERY_OLDEST_PENDING,
+        PROJECT_SUBSCRIPTIONS,
+        PRESENCE_PROJECTS,
     ] {
         metrics::gauge!(gauge).increment(0.0);
     }
@@ -119,6 +124,7 @@ pub fn register(bus: &'static str) {
         RATE_LIMIT_FALLBACKS,
         TOKEN_REUSE,
         PASSWORD_HASH_REJECTED,
+        PRESENCE_MESSAGES,
     ] {
         metrics::counter!(counter).increment(0);
     }
@@ -134,7 +140,9 @@ pub fn register(bus: &'static str) {
     for reason in ["quota", "retention"] {
         metrics::counter!(NOTIFICATIONS_PRUNED, "reason" => reason).increment(0);
     }
-    metrics::counter!(QUOTA_EXCEEDED, "quota" => "tasks").increment(0);
+    for quota in ["tasks", "projects"] {
+        metrics::counter!(QUOTA_EXCEEDED, "quota" => quota).increment(0);
+    }
     for channel in ["email", "push"] {
         for outcome in ["sent", "skipped", "failed", "retried"] {
             metrics::counter!(DELIVERIES, "channel" => channel, "outcome" => outcome).increment(0);

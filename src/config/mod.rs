@@ -498,6 +498,7 @@ mod tests {
             "MAX_SESSIONS_PER_USER",
             "MAX_TASKS_PER_USER",
             "MAX_TASKS_PER_PROJECT",
+            "PRESENCE_MAX_MEMBERS",
             "MAX_PROJECTS_PER_USER",
             "MAX_MEMBERS_PER_PROJECT",
             "INVITATION_TTL",

@@ -320,6 +320,11 @@ pub struct RealtimeSettings {
     )]
     pub heartbeat: Duration,
 
+    /// Projects with more members than this get presence as counts only (`online`), not
+    /// who is online.
+    #[arg(long, env = "PRESENCE_MAX_MEMBERS", default_value_t = 100)]
+    pub presence_max_members: usize,
+
     /// Time a socket opened without a token has to send its auth message.
     #[arg(
         id = "ws_auth_timeout",

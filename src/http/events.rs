@@ -29,7 +29,7 @@ pub struct EventPage {
     params(
         ("since" = Option<i64>, Query, minimum = 0, description = "Return events with seq > since (default 0)"),
         ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "1–1000, default 100"),
-        ("stream" = Option<String>, Query, description = "`project:<id>` for a project's stream (a member's); default the caller's own"),
+        ("stream" = Option<String>, Query, pattern = r"^(user|project):[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "`project:<id>` for a project's stream (a member's); default the caller's own"),
     ),
     responses(
         (status = 200, description = "The events", body = EventPage),
@@ -52,7 +52,9 @@ async fn list_events(
     let limit = v.check("limit", parse_int(limit, 100, 1, MAX_PAGE));
     let stream = v.check(
         "stream",
-        stream.map_or(Ok(StreamKey::User(auth.user_id)), StreamKey::parse),
+        stream
+            .filter(|s| !s.is_empty())
+            .map_or(Ok(StreamKey::User(auth.user_id)), StreamKey::parse),
     );
     let (since, limit, stream) = v.finish(|| Some((since?, limit?, stream?)))?;
     let (events, last_seq) = events::after(&svc, auth.user_id, stream, since, limit).await?;

@@ -127,7 +127,7 @@ fn document_links(openapi: &mut utoipa::openapi::OpenApi) {
     use utoipa::openapi::RefOr;
 
     // (operation giving ids, its answer, where the id is, operations taking it as `id`)
-    let links: [(&str, &str, &str, &[&str]); 3] = [
+    let links: [(&str, &str, &str, &[&str]); 5] = [
         (
             "create_task",
             "201",
@@ -156,6 +156,26 @@ fn document_links(openapi: &mut utoipa::openapi::OpenApi) {
             "200",
             "$response.body#/0/id",
             &["end_session"],
+        ),
+        (
+            "create_project",
+            "201",
+            "$response.body#/id",
+            &[
+                "get_project",
+                "patch_project",
+                "list_members",
+                "list_project_invitations",
+                "invite",
+                "leave_project",
+                "delete_project",
+            ],
+        ),
+        (
+            "my_invitations",
+            "200",
+            "$response.body#/0/id",
+            &["accept_invitation", "decline_invitation"],
         ),
     ];
     for operation in api_operations(openapi) {

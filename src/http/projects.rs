@@ -33,11 +33,14 @@ pub fn router() -> OpenApiRouter<Services> {
 /// Body of `POST /projects`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ProjectBody {
-    /// 1–100 characters after trimming.
-    #[schema(value_type = String, required = true, min_length = 1, max_length = 100)]
+    /// 1–100 characters after trimming, no control characters.
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 100, pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$")]
     name: Option<String>,
     /// At most 1000 characters.
-    #[schema(max_length = 1000)]
+    #[schema(
+        max_length = 1000,
+        pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$"
+    )]
     description: Option<String>,
 }
 
@@ -68,10 +71,10 @@ impl ProjectBody {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ProjectPatch {
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = String, required = false, min_length = 1, max_length = 100)]
+    #[schema(value_type = String, required = false, min_length = 1, max_length = 100, pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$")]
     name: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>, max_length = 1000)]
+    #[schema(value_type = Option<String>, max_length = 1000, pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$")]
     description: Option<Option<String>>,
 }
 

@@ -51,10 +51,10 @@ pub struct TaskInput {
     /// Creates the task in this project (the caller must be an editor or owner); absent
     /// for a personal task. A task never changes project: on `PUT` it must be absent or
     /// the task's own.
-    #[schema(value_type = Option<String>, format = Uuid)]
+    #[schema(value_type = Option<String>, format = Uuid, pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")]
     project_id: Option<String>,
     /// A member of the project to assign the task to (project tasks only).
-    #[schema(value_type = Option<String>, format = Uuid)]
+    #[schema(value_type = Option<String>, format = Uuid, pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")]
     assignee_id: Option<String>,
 }
 
@@ -90,10 +90,16 @@ impl TaskInput {
     }
 }
 
-/// An optional id (a UUID).
+/// An optional id (a UUID, hyphenated).
 fn parse_id(raw: Option<&str>) -> Result<Option<Uuid>, String> {
-    raw.map(|id| Uuid::parse_str(id.trim()).map_err(|_| "must be a UUID".to_string()))
-        .transpose()
+    raw.map(|id| {
+        let id = id.trim();
+        match Uuid::try_parse(id) {
+            Ok(uuid) if id.len() == 36 => Ok(uuid),
+            _ => Err("must be a UUID (8-4-4-4-12 hexadecimal digits)".to_string()),
+        }
+    })
+    .transpose()
 }
 
 fn parse_description(raw: Option<&str>) -> Result<Option<TaskDescription>, String> {
@@ -134,11 +140,11 @@ pub struct TaskPatch {
     due_date: Option<Option<String>>,
     /// A member of the task's project; `null` unassigns.
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>, format = Uuid)]
+    #[schema(value_type = Option<String>, format = Uuid, pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")]
     assignee_id: Option<Option<String>>,
     /// A task never changes project: if present, it must be the task's own.
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>, format = Uuid)]
+    #[schema(value_type = Option<String>, format = Uuid, pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")]
     project_id: Option<Option<String>>,
 }
 
@@ -247,8 +253,12 @@ fn parse_task_filter(q: &QueryPairs) -> Result<TaskFilter> {
     );
     let limit = v.check("limit", super::parse_int(limit, 100, 1, 500));
     let offset = v.check("offset", super::parse_int(offset, 0, 0, i64::MAX));
-    let project_id = v.check("project_id", parse_id(project_id));
-    let assignee_id = v.check("assignee_id", parse_id(assignee_id));
+    // An empty value (`?project_id=`) is an absent one, as for the other parameters.
+    let project_id = v.check("project_id", parse_id(project_id.filter(|s| !s.is_empty())));
+    let assignee_id = v.check(
+        "assignee_id",
+        parse_id(assignee_id.filter(|s| !s.is_empty())),
+    );
     v.finish(|| {
         let (project_id, assignee_id) = (project_id?, assignee_id?);
         let scope = match (project_id, assignee_id) {
@@ -282,8 +292,8 @@ fn parse_task_filter(q: &QueryPairs) -> Result<TaskFilter> {
         ("q" = Option<String>, Query, max_length = 200, pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$", description = "Case-insensitive search in title and description"),
         ("limit" = Option<i64>, Query, minimum = 1, maximum = 500, description = "1–500, default 100"),
         ("offset" = Option<i64>, Query, minimum = 0, description = "Default 0"),
-        ("project_id" = Option<String>, Query, format = Uuid, description = "A project's tasks (the caller's project); without it, the caller's personal tasks"),
-        ("assignee_id" = Option<String>, Query, format = Uuid, description = "Only tasks assigned to this member; without `project_id`, across every project of the caller"),
+        ("project_id" = Option<String>, Query, format = Uuid, pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "A project's tasks (the caller's project); without it, the caller's personal tasks"),
+        ("assignee_id" = Option<String>, Query, format = Uuid, pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "Only tasks assigned to this member; without `project_id`, across every project of the caller"),
     ),
     responses(
         (status = 200, description = "The tasks", body = [Task],

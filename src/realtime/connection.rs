@@ -22,6 +22,7 @@ use tokio::time::{sleep_until, Instant};
 use uuid::Uuid;
 
 use super::hub::{ConnHandle, ConnInbox, Hub, RegisterError, Signal, Slot, UnauthenticatedSlot};
+use super::presence::{PresenceState, ProjectPresence};
 use super::protocol::{
     ClientMessage, CloseKind, CloseReason, ServerMessage, StreamPosition, MAX_CLIENT_MESSAGE,
 };
@@ -55,6 +56,8 @@ pub struct SocketContext {
     pub store: Arc<dyn Store>,
     pub authenticator: Arc<Authenticator>,
     pub hub: Arc<Hub>,
+    /// Who is online in each project its sockets watch.
+    pub presence: Arc<ProjectPresence>,
     pub settings: Arc<RealtimeSettings>,
 }
 
@@ -145,6 +148,7 @@ pub async fn serve(
         cursors: HashMap::from([(own, Cursor::default())]),
         projects: start.projects || !start.positions.is_empty(),
         behind: HashMap::new(),
+        presence: Vec::new(),
         resumes: resume_budget(),
         rotation_deadline: None,
     };
@@ -293,6 +297,8 @@ struct Connection<'a> {
     /// Streams announced to be ahead of the socket while it was busy reading another
     /// (their latest seq): caught up next.
     behind: HashMap<StreamKey, i64>,
+    /// Presence messages that arrived while the socket was reading a stream: sent next.
+    presence: Vec<(Uuid, Arc<ServerMessage>)>,
     resumes: ResumeBudget,
     /// Set when a refresh replaced this socket's token: it closes with 4003 unless it
     /// moves to a new token (`auth.refresh`) by then.
@@ -366,6 +372,7 @@ impl Connection<'_> {
                 stream: own,
                 last_seq: bounds.last_seq,
                 role: None,
+                presence: None,
             }];
             for membership in memberships {
                 let stream = StreamKey::Project(membership.project_id);
@@ -384,6 +391,7 @@ impl Connection<'_> {
                     stream,
                     last_seq,
                     role: Some(membership.role),
+                    presence: Some(self.presence_of(membership.project_id).await?),
                 });
             }
             streams = Some(positions);
@@ -696,6 +704,7 @@ impl Connection<'_> {
                 self.ctx.hub.unsubscribe(project_id, self.id);
             }
             self.behind.remove(&stream);
+            self.presence.retain(|(p, _)| *p != project_id);
         }
     }
 
@@ -755,9 +764,14 @@ impl Connection<'_> {
     /// ahead (read next). This keeps a socket that is replaying a long history from being
     /// taken for a slow consumer.
     fn absorb_queued_signals(&mut self) -> Result<(), End> {
-        while let Ok(Signal::Events(message)) = self.inbox.signals.try_recv() {
-            self.check_token(&message)?;
-            self.note_behind(&message);
+        while let Ok(signal) = self.inbox.signals.try_recv() {
+            match signal {
+                Signal::Events(message) => {
+                    self.check_token(&message)?;
+                    self.note_behind(&message);
+                }
+                Signal::Presence(project_id, message) => self.presence.push((project_id, message)),
+            }
         }
         Ok(())
     }
@@ -769,7 +783,8 @@ impl Connection<'_> {
         }
     }
 
-    /// Catches up every stream noted as ahead, until none is.
+    /// Catches up every stream noted as ahead, until none is; then sends the presence
+    /// messages put aside meanwhile.
     async fn settle_behind(&mut self) -> Result<(), End> {
         while let Some(stream) = self.behind.keys().next().copied() {
             let latest = self.behind.remove(&stream).unwrap_or(0);
@@ -777,11 +792,43 @@ impl Connection<'_> {
                 self.catch_up(stream).await?;
             }
         }
+        for (project_id, message) in std::mem::take(&mut self.presence) {
+            self.send_presence(project_id, &message).await?;
+        }
+        Ok(())
+    }
+
+    /// Who is online in a project, as this instance's sockets were last told.
+    async fn presence_of(&self, project_id: Uuid) -> Result<PresenceState, End> {
+        let ctx = self.ctx;
+        ctx.presence
+            .snapshot(project_id, ctx.store.as_ref(), &ctx.hub)
+            .await
+            .map_err(|err| {
+                tracing::warn!(error = %err, "websocket: cannot read presence");
+                unavailable()
+            })
+    }
+
+    /// Sends a project's presence message if the socket still receives the project.
+    async fn send_presence(
+        &mut self,
+        project_id: Uuid,
+        message: &ServerMessage,
+    ) -> Result<(), End> {
+        if self.cursors.contains_key(&StreamKey::Project(project_id)) {
+            self.send_message(message).await?;
+        }
         Ok(())
     }
 
     async fn handle_signal(&mut self, signal: Signal) -> Result<(), End> {
-        let Signal::Events(message) = signal;
+        let message = match signal {
+            Signal::Events(message) => message,
+            Signal::Presence(project_id, message) => {
+                return self.send_presence(project_id, &message).await;
+            }
+        };
         self.check_token(&message)?;
         let stream = message.stream;
         if self.cursors.contains_key(&stream) && message.last_seq > self.last_sent(stream) {

@@ -15,14 +15,16 @@ use dashmap::DashMap;
 use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
-use super::protocol::{CloseKind, CloseReason};
+use super::protocol::{CloseKind, CloseReason, ServerMessage};
 use crate::domain::{StreamKey, StreamUpdate};
 
 /// What a connection's queue carries.
 #[derive(Debug, Clone)]
 pub enum Signal {
-    /// New events for the user (inline, or only their latest seq).
+    /// New events of a stream (inline, or only its latest seq).
     Events(Arc<StreamUpdate>),
+    /// Who came online or went offline in a project.
+    Presence(Uuid, Arc<ServerMessage>),
 }
 
 /// The hub's handle on one connection.
@@ -68,10 +70,10 @@ pub struct Hub {
     shutting_down: AtomicBool,
     emptied: Notify,
     stagger: Mutex<Option<tokio::task::JoinHandle<()>>>,
-    /// Users whose first socket opened (`true`) or last closed (`false`) here since the
-    /// last [`Hub::take_presence_changes`]; kept only while other instances need to
-    /// know ([`Hub::track_presence`]).
-    presence_changes: Option<Mutex<std::collections::HashMap<Uuid, bool>>>,
+    /// Users whose number of sockets here changed since the last
+    /// [`Hub::take_presence_changes`], with that number now; kept only while other
+    /// instances need to know ([`Hub::track_presence`]).
+    presence_changes: Option<Mutex<std::collections::HashMap<Uuid, usize>>>,
 }
 
 /// A connection slot under the global limit; released when dropped.
@@ -175,9 +177,9 @@ impl Hub {
         self
     }
 
-    /// The users who got their first socket (`true`) or lost their last (`false`) here
-    /// since the last call.
-    pub fn take_presence_changes(&self) -> std::collections::HashMap<Uuid, bool> {
+    /// The users whose number of sockets here changed since the last call, with that
+    /// number now.
+    pub fn take_presence_changes(&self) -> std::collections::HashMap<Uuid, usize> {
         match &self.presence_changes {
             Some(changes) => {
                 std::mem::take(&mut *changes.lock().unwrap_or_else(|e| e.into_inner()))
@@ -187,22 +189,50 @@ impl Hub {
     }
 
     /// Puts back a change that could not be written (unless a newer one came meanwhile).
-    pub fn restore_presence_change(&self, user_id: Uuid, connected: bool) {
+    pub fn restore_presence_change(&self, user_id: Uuid, devices: usize) {
         if let Some(changes) = &self.presence_changes {
             changes
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .entry(user_id)
-                .or_insert(connected);
+                .or_insert(devices);
         }
     }
 
-    fn presence_changed(&self, user_id: Uuid, connected: bool) {
+    fn presence_changed(&self, user_id: Uuid, devices: usize) {
         if let Some(changes) = &self.presence_changes {
             changes
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .insert(user_id, connected);
+                .insert(user_id, devices);
+        }
+    }
+
+    /// How many sockets the user has open here.
+    pub fn devices(&self, user_id: Uuid) -> usize {
+        self.users
+            .get(&user_id)
+            .map_or(0, |entry| entry.conns.len())
+    }
+
+    /// Hands a presence message of a project to the connections that receive its stream.
+    pub fn deliver_presence(&self, project_id: Uuid, message: &Arc<ServerMessage>) {
+        let Some(entry) = self.projects.get(&project_id) else {
+            return;
+        };
+        for conn in &entry.conns {
+            if let Err(mpsc::error::TrySendError::Full(_)) = conn
+                .signals
+                .try_send(Signal::Presence(project_id, message.clone()))
+            {
+                let first = conn.close(CloseReason::new(
+                    CloseKind::SlowConsumer,
+                    "Too many undelivered messages; reconnect with since",
+                ));
+                if first {
+                    metrics::counter!(crate::metrics::WS_SLOW_CONSUMER_CLOSES).increment(1);
+                }
+            }
         }
     }
 
@@ -239,12 +269,10 @@ impl Hub {
         if entry.conns.len() >= self.limits.per_user {
             return Err(RegisterError::TooManyForUser);
         }
-        let first = entry.conns.is_empty();
         entry.conns.push(handle.clone());
+        let devices = entry.conns.len();
         drop(entry);
-        if first {
-            self.presence_changed(user_id, true);
-        }
+        self.presence_changed(user_id, devices);
         self.connections.fetch_add(1, Ordering::Relaxed);
         metrics::gauge!(crate::metrics::WS_CONNECTIONS).increment(1.0);
         metrics::counter!(crate::metrics::WS_OPENED).increment(1);
@@ -252,22 +280,18 @@ impl Hub {
     }
 
     pub fn unregister(&self, user_id: Uuid, conn_id: Uuid) {
-        let removed = {
+        let (removed, devices) = {
             let Some(mut entry) = self.users.get_mut(&user_id) else {
                 return;
             };
             let before = entry.conns.len();
             entry.conns.retain(|c| c.id != conn_id);
-            before != entry.conns.len()
+            (before != entry.conns.len(), entry.conns.len())
         };
-        if self
-            .users
-            .remove_if(&user_id, |_, entry| entry.conns.is_empty())
-            .is_some()
-        {
-            self.presence_changed(user_id, false);
-        }
+        self.users
+            .remove_if(&user_id, |_, entry| entry.conns.is_empty());
         if removed {
+            self.presence_changed(user_id, devices);
             metrics::gauge!(crate::metrics::WS_CONNECTIONS).decrement(1.0);
             if self.connections.fetch_sub(1, Ordering::Relaxed) == 1 {
                 self.emptied.notify_waiters();
@@ -281,6 +305,7 @@ impl Hub {
         let mut entry = self.projects.entry(project_id).or_default();
         if !entry.conns.iter().any(|c| c.id == conn.id) {
             entry.conns.push(conn.clone());
+            metrics::gauge!(crate::metrics::PROJECT_SUBSCRIPTIONS).increment(1.0);
         }
         entry.known_seq
     }
@@ -288,7 +313,10 @@ impl Hub {
     /// Removes a connection from the receivers of a project's stream.
     pub fn unsubscribe(&self, project_id: Uuid, conn_id: Uuid) {
         if let Some(mut entry) = self.projects.get_mut(&project_id) {
+            let before = entry.conns.len();
             entry.conns.retain(|c| c.id != conn_id);
+            let removed = before - entry.conns.len();
+            metrics::gauge!(crate::metrics::PROJECT_SUBSCRIPTIONS).decrement(removed as f64);
         }
         self.projects
             .remove_if(&project_id, |_, entry| entry.conns.is_empty());
@@ -307,7 +335,12 @@ impl Hub {
         if message.stream.project().is_some() {
             // A connection that ended without unsubscribing (it always does, short of a
             // panic) is dropped here.
+            let before = entry.conns.len();
             entry.conns.retain(|c| !c.signals.is_closed());
+            let removed = before - entry.conns.len();
+            if removed > 0 {
+                metrics::gauge!(crate::metrics::PROJECT_SUBSCRIPTIONS).decrement(removed as f64);
+            }
         }
         for conn in &entry.conns {
             match conn.signals.try_send(Signal::Events(message.clone())) {

@@ -15,6 +15,7 @@
 pub mod bus;
 pub mod connection;
 pub mod hub;
+pub mod presence;
 pub mod protocol;
 
 use std::collections::HashMap;
@@ -29,6 +30,7 @@ use uuid::Uuid;
 use self::bus::{BusHandler, EventBus};
 pub use self::connection::SocketContext;
 use self::hub::Hub;
+use self::presence::ProjectPresence;
 use crate::auth::Authenticator;
 use crate::domain::{StreamKey, StreamUpdate};
 use crate::service::Publisher;
@@ -66,6 +68,10 @@ impl Realtime {
                 store,
                 authenticator,
                 hub: Arc::new(hub),
+                presence: Arc::new(ProjectPresence::new(
+                    settings.presence_max_members,
+                    instance,
+                )),
                 settings: Arc::new(settings),
             },
             bus,
@@ -102,6 +108,7 @@ impl Realtime {
             tasks.push(tokio::spawn(self.clone().record_presence()));
         }
         tasks.extend([
+            tokio::spawn(self.clone().announce_presence()),
             tokio::spawn(self.bus.clone().run(self.clone())),
             tokio::spawn(self.clone().catch_up(settings.catch_up_interval)),
             tokio::spawn(prune_events(
@@ -128,18 +135,16 @@ impl Realtime {
                 ticks += 1;
                 continue;
             }
-            let (joined, left): (Vec<_>, Vec<_>) = changes.iter().partition(|(_, on)| **on);
-            let joined: Vec<Uuid> = joined.into_iter().map(|(id, _)| *id).collect();
-            let left: Vec<Uuid> = left.into_iter().map(|(id, _)| *id).collect();
+            let devices: Vec<(Uuid, i64)> = changes
+                .iter()
+                .map(|(&user, &devices)| (user, devices as i64))
+                .collect();
             let now = crate::domain::now();
-            if let Err(err) = store
-                .record_presence(self.instance, &joined, &left, now)
-                .await
-            {
+            if let Err(err) = store.record_presence(self.instance, &devices, now).await {
                 tracing::warn!(error = %err, "recording presence failed");
                 // Tried again with the next changes (a newer change of a user wins).
-                for (user, on) in changes {
-                    self.sockets.hub.restore_presence_change(user, on);
+                for (user, devices) in changes {
+                    self.sockets.hub.restore_presence_change(user, devices);
                 }
             }
             if ticks % 600 == 0 {
@@ -149,6 +154,35 @@ impl Realtime {
                 }
             }
             ticks += 1;
+        }
+    }
+
+    /// Tells the sockets who came online or went offline in their projects, every second
+    /// (see [`presence`]).
+    async fn announce_presence(self: Arc<Self>) {
+        let (hub, store) = (&self.sockets.hub, &self.sockets.store);
+        let mut tick = tokio::time::interval(PRESENCE_FLUSH);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let projects = hub.watched_projects();
+            metrics::gauge!(crate::metrics::PRESENCE_PROJECTS).set(projects.len() as f64);
+            let now = match self
+                .sockets
+                .presence
+                .read(&projects, store.as_ref(), hub)
+                .await
+            {
+                Ok(now) => now,
+                Err(err) => {
+                    tracing::warn!(error = %err, "reading presence failed");
+                    continue;
+                }
+            };
+            for (project, message) in self.sockets.presence.update(now) {
+                metrics::counter!(crate::metrics::PRESENCE_MESSAGES).increment(1);
+                hub.deliver_presence(project, &Arc::new(message));
+            }
         }
     }
 
@@ -259,9 +293,9 @@ impl BusHandler for Realtime {
 /// How often the presence record is written (what others see lags this much).
 const PRESENCE_FLUSH: Duration = Duration::from_secs(1);
 /// Every this many flushes an instance marks itself alive even without changes.
-const PRESENCE_ALIVE_TICKS: u64 = 5;
-/// An instance not marked alive for this long is taken for dead: its sockets are gone.
-const PRESENCE_STALE: chrono::Duration = chrono::Duration::seconds(20);
+const PRESENCE_ALIVE_TICKS: u64 = 2;
+/// An instance not marked alive for this long is taken for dead.
+const PRESENCE_STALE: chrono::Duration = presence::STALE;
 
 /// Deletes events past retention (older than `retention` and not among their user's last
 /// `keep`), hourly, in small batches so writers are never held up for long.

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::presence::{MemberPresence, PresenceState};
 use crate::domain::{Role, StreamKey};
 
 /// Close codes the server uses.
@@ -143,6 +144,22 @@ pub enum ServerMessage {
     AuthExpiring { token_expires_at: DateTime<Utc> },
     #[serde(rename = "error")]
     Error { code: &'static str, message: String },
+    /// Members of a project who came online, or whose number of sockets changed.
+    #[serde(rename = "presence.joined")]
+    PresenceJoined {
+        stream: StreamKey,
+        online: usize,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        members: Option<Vec<MemberPresence>>,
+    },
+    /// Members of a project who went offline (`devices` 0).
+    #[serde(rename = "presence.left")]
+    PresenceLeft {
+        stream: StreamKey,
+        online: usize,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        members: Option<Vec<MemberPresence>>,
+    },
 }
 
 /// A stream a socket receives, and where it stands, as `ready` lists them.
@@ -153,6 +170,9 @@ pub struct StreamPosition {
     /// The user's role in the project (project streams only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub role: Option<Role>,
+    /// Who is online in the project (project streams only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub presence: Option<PresenceState>,
 }
 
 impl ServerMessage {

@@ -286,15 +286,22 @@ pub trait Store: Send + Sync + 'static {
     /// Whether the user asked for reminders by e-mail; `None` if no such user.
     async fn email_reminders(&self, user_id: Uuid) -> StoreResult<Option<bool>>;
 
-    /// Marks `instance` alive at `now`, and records which users got their first socket on
-    /// it (`joined`) and closed their last (`left`), in one transaction.
+    /// Marks `instance` alive at `now`, and records how many sockets users have on it now
+    /// (0: none left), in one transaction.
     async fn record_presence(
         &self,
         instance: Uuid,
-        joined: &[Uuid],
-        left: &[Uuid],
+        devices: &[(Uuid, i64)],
         now: DateTime<Utc>,
     ) -> StoreResult<()>;
+    /// `(project, member, sockets)` for every member of these projects, counting the
+    /// sockets on instances other than `instance` seen since `fresh_since`.
+    async fn project_presence(
+        &self,
+        project_ids: &[Uuid],
+        instance: Uuid,
+        fresh_since: DateTime<Utc>,
+    ) -> StoreResult<Vec<(Uuid, Uuid, i64)>>;
     /// Forgets instances not seen since `stale_before`, and `leaving` (this one, stopping),
     /// with their presence.
     async fn forget_instances(

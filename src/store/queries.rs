@@ -409,9 +409,10 @@ pub const DELETE_PUSH_SUBSCRIPTION_BY_ID: &str = "DELETE FROM push_subscriptions
 pub const TOUCH_INSTANCE: &str = "INSERT INTO instances (id, seen_at) VALUES ($1, $2) \
      ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at";
 
-pub const PRESENCE_JOINED: &str = "INSERT INTO socket_presence (user_id, instance_id) \
-     SELECT $1, $2 WHERE EXISTS (SELECT 1 FROM users WHERE id = $1) \
-     ON CONFLICT (user_id, instance_id) DO NOTHING";
+/// The user `$1` has `$3` sockets on instance `$2`.
+pub const PRESENCE_SET: &str = "INSERT INTO socket_presence (user_id, instance_id, devices) \
+     SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM users WHERE id = $1) \
+     ON CONFLICT (user_id, instance_id) DO UPDATE SET devices = excluded.devices";
 
 pub const PRESENCE_LEFT: &str =
     "DELETE FROM socket_presence WHERE user_id = $1 AND instance_id = $2";
@@ -424,6 +425,17 @@ pub const FORGET_INSTANCES: &str = "DELETE FROM instances WHERE seen_at < $1 OR 
 pub const CONNECTED_ELSEWHERE: &str = "SELECT EXISTS (SELECT 1 FROM socket_presence p \
      JOIN instances i ON i.id = p.instance_id \
      WHERE p.user_id = $1 AND p.instance_id <> $2 AND i.seen_at >= $3)";
+
+/// The members of the listed projects (`$3, $4, …`, see [`with_list`]) with their sockets
+/// on instances other than `$1` seen since `$2` (0 for none).
+pub const PROJECT_PRESENCE: [&str; 2] = [
+    "SELECT m.project_id, m.user_id, CAST(COALESCE(SUM(p.devices), 0) AS BIGINT) AS devices \
+     FROM project_members m LEFT JOIN socket_presence p ON p.user_id = m.user_id \
+     AND p.instance_id <> $1 \
+     AND p.instance_id IN (SELECT id FROM instances WHERE seen_at >= $2) \
+     WHERE m.project_id IN (",
+    ") GROUP BY m.project_id, m.user_id",
+];
 
 // Events: one text per kind of stream (a user's, a project's), same shape.
 

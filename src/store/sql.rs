@@ -543,8 +543,7 @@ where
     async fn record_presence(
         &self,
         instance: Uuid,
-        joined: &[Uuid],
-        left: &[Uuid],
+        devices: &[(Uuid, i64)],
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
         let mut tx = B::begin_write(&self.write).await.map_err(B::store_error)?;
@@ -554,23 +553,37 @@ where
             .execute(&mut *tx)
             .await
             .map_err(B::store_error)?;
-        for user_id in joined {
-            sqlx::query(q::PRESENCE_JOINED)
-                .bind(*user_id)
-                .bind(instance)
-                .execute(&mut *tx)
-                .await
-                .map_err(B::store_error)?;
-        }
-        for user_id in left {
-            sqlx::query(q::PRESENCE_LEFT)
-                .bind(*user_id)
-                .bind(instance)
-                .execute(&mut *tx)
-                .await
-                .map_err(B::store_error)?;
+        for &(user_id, count) in devices {
+            let query = if count > 0 {
+                sqlx::query(q::PRESENCE_SET)
+                    .bind(user_id)
+                    .bind(instance)
+                    .bind(count)
+            } else {
+                sqlx::query(q::PRESENCE_LEFT).bind(user_id).bind(instance)
+            };
+            query.execute(&mut *tx).await.map_err(B::store_error)?;
         }
         tx.commit().await.map_err(B::store_error)
+    }
+
+    async fn project_presence(
+        &self,
+        project_ids: &[Uuid],
+        instance: Uuid,
+        fresh_since: DateTime<Utc>,
+    ) -> StoreResult<Vec<(Uuid, Uuid, i64)>> {
+        if project_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = q::with_list(q::PROJECT_PRESENCE, 3, project_ids.len());
+        let mut query = sqlx::query_as::<B, (Uuid, Uuid, i64)>(&sql)
+            .bind(instance)
+            .bind(fresh_since);
+        for id in project_ids {
+            query = query.bind(*id);
+        }
+        query.fetch_all(&self.read).await.map_err(B::store_error)
     }
 
     async fn forget_instances(

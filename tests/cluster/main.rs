@@ -4,6 +4,7 @@
 //! Redis bus its own Redis server, so they run side by side.
 
 mod delivery;
+mod projects;
 
 use std::time::Duration;
 

@@ -17,6 +17,7 @@ backend_tests!(
     membership_starts_and_stops_the_stream_live,
     each_stream_resumes_from_its_own_position,
     a_member_cannot_replay_from_before_they_joined,
+    a_member_of_one_project_never_sees_another_on_the_socket,
 );
 
 /// A socket that asks for project streams, and its `ready`.
@@ -328,4 +329,42 @@ async fn a_member_cannot_replay_from_before_they_joined(app: TestApp) {
     )
     .await;
     expect_json(allowed, StatusCode::OK).await;
+}
+
+async fn a_member_of_one_project_never_sees_another_on_the_socket(app: TestApp) {
+    let owner = app.signup("Olga").await;
+    let bob = app.signup_verified("Bob").await;
+    let a = id(&app.create_project(&owner, "A").await);
+    let b = id(&app.create_project(&owner, "B").await);
+    app.add_member(&owner, &a, &bob, "viewer").await;
+    let (mut ws, ready) = project_socket(&app, &bob).await;
+    let streams: Vec<&str> = ready["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["stream"].as_str())
+        .collect();
+    assert!(!streams.contains(&stream_of(&b).as_str()), "{ready}");
+    app.create_task(&owner, json!({"title": "In B", "project_id": b}))
+        .await;
+    app.create_task(&owner, json!({"title": "In A", "project_id": a}))
+        .await;
+    let (events, others) = events_of(&mut ws, Some(&stream_of(&a)), 1).await;
+    assert_eq!(events[0]["data"]["title"], "In A");
+    let leaked: Vec<&Value> = others
+        .iter()
+        .filter(|m| m.to_string().contains(&b))
+        .collect();
+    assert!(leaked.is_empty(), "{leaked:?}");
+    // Asking for B's stream by position or resume gives nothing of it either.
+    ws.send(json!({"type": "resume", "stream": stream_of(&b), "since": 0}))
+        .await;
+    assert_eq!(ws.next().await["code"], "UNKNOWN_STREAM");
+    let mut other = WsClient::connect(&ws_url(&app.address, None), None).await;
+    other
+        .send(json!({"type": "auth", "token": bob.token, "positions": {stream_of(&b): 0}}))
+        .await;
+    let ready = other.next().await;
+    assert!(!ready.to_string().contains(&b), "{ready}");
+    assert!(other.roundtrip().await.is_empty());
 }

@@ -1,0 +1,294 @@
+//! Who is online in each project: the members with at least one open socket, on any
+//! instance, and how many each has.
+//!
+//! Every second the node reads, for the projects whose streams its sockets receive, each
+//! member's sockets on the other instances (`socket_presence`, written by every instance
+//! each second; an instance that stops marking itself alive drops out after
+//! `PRESENCE_STALE`) and adds its own. [`ProjectPresence::update`] compares that with what
+//! the sockets were last told and makes at most one message per project: `presence.joined`
+//! (members who came online or whose device count changed) or, when nobody joined,
+//! `presence.left`; what did not fit waits for the next second. Presence is state, not
+//! history: it is in no stream and has no seq. Projects with more than
+//! `PRESENCE_MAX_MEMBERS` members get counts only.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::hub::Hub;
+use super::protocol::ServerMessage;
+use crate::domain::StreamKey;
+use crate::store::{Store, StoreResult};
+
+/// An instance not marked alive for this long is taken for dead: its sockets are gone
+/// (three missed marks; instances mark themselves every two seconds).
+pub const STALE: chrono::Duration = chrono::Duration::seconds(6);
+
+/// One member's presence: how many sockets they have open (0: went offline).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct MemberPresence {
+    pub user_id: Uuid,
+    pub devices: usize,
+}
+
+/// A project's presence as `ready` gives it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PresenceState {
+    /// Members with at least one socket open.
+    pub online: usize,
+    /// Who they are; absent above `PRESENCE_MAX_MEMBERS` members.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub members: Option<Vec<MemberPresence>>,
+}
+
+/// What one project looks like now: its number of members, and the online ones.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProjectCounts {
+    pub members: usize,
+    pub online: HashMap<Uuid, usize>,
+}
+
+#[derive(Debug, Default)]
+struct Announced {
+    members: usize,
+    online: HashMap<Uuid, usize>,
+}
+
+/// What the sockets of this instance were told of each project they watch.
+pub struct ProjectPresence {
+    announced: Mutex<HashMap<Uuid, Announced>>,
+    max_members: usize,
+    /// This instance: its own sockets are counted from the hub, not from the table.
+    instance: Uuid,
+}
+
+impl ProjectPresence {
+    pub fn new(max_members: usize, instance: Uuid) -> Self {
+        Self {
+            announced: Mutex::new(HashMap::new()),
+            max_members,
+            instance,
+        }
+    }
+
+    /// Each of these projects' members and who of them is online now: their sockets on
+    /// the other live instances, and here.
+    pub async fn read(
+        &self,
+        projects: &[Uuid],
+        store: &dyn Store,
+        hub: &Hub,
+    ) -> StoreResult<HashMap<Uuid, ProjectCounts>> {
+        let fresh_since = crate::domain::now() - STALE;
+        let mut now: HashMap<Uuid, ProjectCounts> = projects
+            .iter()
+            .map(|&p| (p, ProjectCounts::default()))
+            .collect();
+        for chunk in projects.chunks(500) {
+            let rows = store
+                .project_presence(chunk, self.instance, fresh_since)
+                .await?;
+            for (project, user, remote) in rows {
+                let counts = now.entry(project).or_default();
+                counts.members += 1;
+                let devices = remote.max(0) as usize + hub.devices(user);
+                if devices > 0 {
+                    counts.online.insert(user, devices);
+                }
+            }
+        }
+        Ok(now)
+    }
+
+    /// The project's presence as announced to this instance's sockets; read now when the
+    /// project is new here (and announced from then on).
+    pub async fn snapshot(
+        &self,
+        project_id: Uuid,
+        store: &dyn Store,
+        hub: &Hub,
+    ) -> StoreResult<PresenceState> {
+        if let Some(state) = self.announced_state(project_id) {
+            return Ok(state);
+        }
+        let mut read = self.read(&[project_id], store, hub).await?;
+        let counts = read.remove(&project_id).unwrap_or_default();
+        let mut announced = self.announced.lock().unwrap_or_else(|e| e.into_inner());
+        let state = announced.entry(project_id).or_insert(Announced {
+            members: counts.members,
+            online: counts.online,
+        });
+        Ok(self.state_of(state))
+    }
+
+    fn announced_state(&self, project_id: Uuid) -> Option<PresenceState> {
+        let announced = self.announced.lock().unwrap_or_else(|e| e.into_inner());
+        announced.get(&project_id).map(|state| self.state_of(state))
+    }
+
+    fn state_of(&self, state: &Announced) -> PresenceState {
+        PresenceState {
+            online: state.online.len(),
+            members: (state.members <= self.max_members).then(|| sorted(&state.online)),
+        }
+    }
+
+    /// Takes the projects' current presence (only the watched ones: the others are
+    /// forgotten) and returns the message to send to each project's sockets, if any.
+    pub fn update(&self, now: HashMap<Uuid, ProjectCounts>) -> Vec<(Uuid, ServerMessage)> {
+        let mut announced = self.announced.lock().unwrap_or_else(|e| e.into_inner());
+        announced.retain(|project, _| now.contains_key(project));
+        let mut messages = Vec::new();
+        for (project_id, counts) in now {
+            let state = announced.entry(project_id).or_default();
+            state.members = counts.members;
+            let stream = StreamKey::Project(project_id);
+            if counts.members > self.max_members {
+                let before = state.online.len();
+                state.online = counts.online;
+                let online = state.online.len();
+                let message = if online > before {
+                    Some(ServerMessage::PresenceJoined {
+                        stream,
+                        online,
+                        members: None,
+                    })
+                } else if online < before {
+                    Some(ServerMessage::PresenceLeft {
+                        stream,
+                        online,
+                        members: None,
+                    })
+                } else {
+                    None
+                };
+                messages.extend(message.map(|m| (project_id, m)));
+                continue;
+            }
+            let mut joined: Vec<MemberPresence> = counts
+                .online
+                .iter()
+                .filter(|(user, devices)| state.online.get(user) != Some(devices))
+                .map(|(&user_id, &devices)| MemberPresence { user_id, devices })
+                .collect();
+            if !joined.is_empty() {
+                joined.sort_by_key(|m| m.user_id);
+                for member in &joined {
+                    state.online.insert(member.user_id, member.devices);
+                }
+                messages.push((
+                    project_id,
+                    ServerMessage::PresenceJoined {
+                        stream,
+                        online: state.online.len(),
+                        members: Some(joined),
+                    },
+                ));
+                continue;
+            }
+            let mut left: Vec<MemberPresence> = state
+                .online
+                .keys()
+                .filter(|user| !counts.online.contains_key(user))
+                .map(|&user_id| MemberPresence {
+                    user_id,
+                    devices: 0,
+                })
+                .collect();
+            if !left.is_empty() {
+                left.sort_by_key(|m| m.user_id);
+                for member in &left {
+                    state.online.remove(&member.user_id);
+                }
+                messages.push((
+                    project_id,
+                    ServerMessage::PresenceLeft {
+                        stream,
+                        online: state.online.len(),
+                        members: Some(left),
+                    },
+                ));
+            }
+        }
+        messages
+    }
+}
+
+fn sorted(online: &HashMap<Uuid, usize>) -> Vec<MemberPresence> {
+    let mut members: Vec<MemberPresence> = online
+        .iter()
+        .map(|(&user_id, &devices)| MemberPresence { user_id, devices })
+        .collect();
+    members.sort_by_key(|m| m.user_id);
+    members
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counts(members: usize, online: &[(u128, usize)]) -> ProjectCounts {
+        ProjectCounts {
+            members,
+            online: online
+                .iter()
+                .map(|&(id, d)| (Uuid::from_u128(id), d))
+                .collect(),
+        }
+    }
+
+    fn kind(message: &ServerMessage) -> (&'static str, usize, Option<usize>) {
+        match message {
+            ServerMessage::PresenceJoined {
+                online, members, ..
+            } => ("joined", *online, members.as_ref().map(Vec::len)),
+            ServerMessage::PresenceLeft {
+                online, members, ..
+            } => ("left", *online, members.as_ref().map(Vec::len)),
+            _ => ("other", 0, None),
+        }
+    }
+
+    fn announced(presence: &ProjectPresence, p: Uuid) -> PresenceState {
+        presence.announced_state(p).unwrap_or(PresenceState {
+            online: 0,
+            members: None,
+        })
+    }
+
+    #[test]
+    fn one_message_per_project_and_update_joins_first() {
+        let presence = ProjectPresence::new(100, Uuid::nil());
+        let p = Uuid::from_u128(99);
+        let first = presence.update(HashMap::from([(p, counts(3, &[(1, 1), (2, 2)]))]));
+        assert_eq!(first.len(), 1);
+        assert_eq!(kind(&first[0].1), ("joined", 2, Some(2)));
+        assert_eq!(announced(&presence, p).online, 2);
+        // 1 leaves and 3 arrives in the same second: the join goes first, the leave next.
+        let next = presence.update(HashMap::from([(p, counts(3, &[(2, 2), (3, 1)]))]));
+        assert_eq!(kind(&next[0].1), ("joined", 3, Some(1)));
+        let after = presence.update(HashMap::from([(p, counts(3, &[(2, 2), (3, 1)]))]));
+        assert_eq!(kind(&after[0].1), ("left", 2, Some(1)));
+        assert!(presence
+            .update(HashMap::from([(p, counts(3, &[(2, 2), (3, 1)]))]))
+            .is_empty());
+        // A device more is news too.
+        let more = presence.update(HashMap::from([(p, counts(3, &[(2, 3), (3, 1)]))]));
+        assert_eq!(kind(&more[0].1), ("joined", 2, Some(1)));
+    }
+
+    #[test]
+    fn large_projects_get_counts_only_and_unwatched_ones_are_forgotten() {
+        let presence = ProjectPresence::new(2, Uuid::nil());
+        let p = Uuid::from_u128(7);
+        let up = presence.update(HashMap::from([(p, counts(3, &[(1, 1), (2, 1)]))]));
+        assert_eq!(kind(&up[0].1), ("joined", 2, None));
+        assert_eq!(announced(&presence, p).members, None);
+        let down = presence.update(HashMap::from([(p, counts(3, &[(1, 1)]))]));
+        assert_eq!(kind(&down[0].1), ("left", 1, None));
+        presence.update(HashMap::new());
+        assert_eq!(announced(&presence, p).online, 0);
+    }
+}

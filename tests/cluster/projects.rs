@@ -1,0 +1,312 @@
+//! Project streams across instances: one order for every member wherever they are
+//! connected, removal honoured everywhere, nothing lost through the faults the personal
+//! streams survive; and presence across instances, gone with a killed instance.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use testkit::api::projects::id;
+use testkit::api::{ApiClient, TestUser};
+use testkit::process::Bus;
+use testkit::ws::{assert_consecutive, WsClient};
+use testkit::{PgDatabase, RedisServer};
+
+use super::{signup, Instance};
+
+/// An owner and a member of one project (signed up on `base`), and the project's id.
+/// Invitations need a verified address: the member's is marked verified in the database,
+/// which is test setup (the verification flow is tested in tests/api).
+async fn team(db: &PgDatabase, base: &str) -> (TestUser, TestUser, String) {
+    let api = ApiClient::new(base);
+    let owner = signup(base, "Olga").await;
+    let member = signup(base, "Bob").await;
+    verify(db, &member).await;
+    let project = id(&api.create_project(&owner, "Board").await);
+    api.add_member(&owner, &project, &member, "editor").await;
+    (owner, member, project)
+}
+
+async fn verify(db: &PgDatabase, user: &TestUser) {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    sqlx::query("UPDATE users SET is_email_verified = true WHERE id = $1")
+        .bind(uuid::Uuid::parse_str(&user.id).unwrap())
+        .execute(&mut conn)
+        .await
+        .unwrap();
+}
+
+async fn project_task(base: &str, user: &TestUser, project: &str, title: &str) {
+    ApiClient::new(base)
+        .create_task(user, json!({ "title": title, "project_id": project }))
+        .await;
+}
+
+/// A socket on `instance` that receives project streams, and its ready.
+async fn project_socket(instance: &Instance, user: &TestUser) -> (WsClient, Value) {
+    WsClient::ready(&format!("{}?projects=true", instance.ws(None)), &user.token).await
+}
+
+fn position(ready: &Value, project: &str) -> i64 {
+    ready["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["stream"] == json!(format!("project:{project}")))
+        .expect("the project in ready")["last_seq"]
+        .as_i64()
+        .unwrap()
+}
+
+/// Reads until `n` events of the project's stream arrived, or the socket drops.
+async fn project_events(ws: &mut WsClient, project: &str, out: &mut Vec<Value>, n: usize) {
+    let stream = json!(format!("project:{project}"));
+    while out.len() < n {
+        match ws.next_or_gone().await {
+            Some(message) if message["type"] == "event" && message["stream"] == stream => {
+                out.push(message)
+            }
+            Some(_) => {}
+            None => return,
+        }
+    }
+}
+
+async fn members_on_different_instances_see_one_order(bus: Bus<'_>) {
+    let db = PgDatabase::create().await;
+    let a = Instance::start(&db.url, bus).await;
+    let b = Instance::start(&db.url, bus).await;
+    let (owner, member, project) = team(&db, &a.base).await;
+    let (mut on_a, ready) = project_socket(&a, &owner).await;
+    let (mut on_b, _) = project_socket(&b, &member).await;
+    let start = position(&ready, &project);
+    // Writers on both instances at once.
+    let writers: Vec<_> = [
+        (a.base.clone(), owner.clone()),
+        (b.base.clone(), member.clone()),
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(w, (base, user))| {
+        let project = project.clone();
+        tokio::spawn(async move {
+            for i in 0..15 {
+                project_task(&base, &user, &project, &format!("W{w} {i}")).await;
+            }
+        })
+    })
+    .collect();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let (mut seen_a, mut seen_b) = (Vec::new(), Vec::new());
+    project_events(&mut on_a, &project, &mut seen_a, 30).await;
+    project_events(&mut on_b, &project, &mut seen_b, 30).await;
+    assert_consecutive(&seen_a, start + 1);
+    assert_eq!(seen_a, seen_b, "one order for everyone");
+}
+
+async fn a_removal_on_one_instance_stops_the_stream_on_another(bus: Bus<'_>) {
+    let db = PgDatabase::create().await;
+    let a = Instance::start(&db.url, bus).await;
+    let b = Instance::start(&db.url, bus).await;
+    let (owner, member, project) = team(&db, &a.base).await;
+    let (mut on_b, _) = project_socket(&b, &member).await;
+    project_task(&a.base, &owner, &project, "Seen").await;
+    let mut seen = Vec::new();
+    project_events(&mut on_b, &project, &mut seen, 1).await;
+    let api = ApiClient::new(&a.base);
+    let removed = api
+        .api(
+            reqwest::Method::DELETE,
+            &format!("/projects/{project}/members/{}", member.id),
+            Some(&owner.token),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(removed.status(), reqwest::StatusCode::NO_CONTENT);
+    for i in 0..3 {
+        project_task(&a.base, &owner, &project, &format!("Not for Bob {i}")).await;
+    }
+    let mut after = Vec::new();
+    loop {
+        let message = on_b.next().await;
+        let left = message["event"] == "project.left";
+        after.push(message);
+        if left {
+            break;
+        }
+    }
+    after.extend(on_b.roundtrip().await);
+    let leaked: Vec<&Value> = after
+        .iter()
+        .filter(|m| {
+            m["data"]["title"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("Not for"))
+        })
+        .collect();
+    assert!(leaked.is_empty(), "{leaked:?}");
+}
+
+/// Kills the instance a member is on while the project's stream flows; the member
+/// reconnects elsewhere with their position and gets every event exactly once.
+async fn killing_an_instance_loses_nothing_of_a_project(bus: Bus<'_>) {
+    let db = PgDatabase::create().await;
+    let mut a = Instance::start(&db.url, bus).await;
+    let b = Instance::start(&db.url, bus).await;
+    let (owner, member, project) = team(&db, &b.base).await;
+    let (mut ws, ready) = project_socket(&a, &member).await;
+    let start = position(&ready, &project);
+    let writes = 40;
+    let writer = {
+        let (base, owner, project) = (b.base.clone(), owner.clone(), project.clone());
+        tokio::spawn(async move {
+            for i in 0..writes {
+                project_task(&base, &owner, &project, &format!("T{i}")).await;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    let mut events = Vec::new();
+    project_events(&mut ws, &project, &mut events, 10).await;
+    a.kill9().await;
+    project_events(&mut ws, &project, &mut events, writes).await;
+    let last = match events.last() {
+        Some(_) => assert_consecutive(&events, start + 1),
+        None => start,
+    };
+    let mut ws = WsClient::connect(&b.ws(None), None).await;
+    let stream = format!("project:{project}");
+    ws.send(json!({"type": "auth", "token": member.token, "positions": {stream: last}}))
+        .await;
+    assert_eq!(ws.next().await["type"], "ready");
+    writer.await.unwrap();
+    project_events(&mut ws, &project, &mut events, writes).await;
+    assert_consecutive(&events, start + 1);
+    assert!(ws.roundtrip().await.is_empty());
+}
+
+/// Stops Redis while an instance without the periodic catch-up delivers a project's
+/// stream: the resync after resubscription brings what Redis lost.
+async fn redis_outage_loses_nothing_of_a_project() {
+    let db = PgDatabase::create().await;
+    let mut redis = RedisServer::start().await;
+    let a = Instance::bus_only(&db.url, Bus::Redis(&redis)).await;
+    let b = Instance::start(&db.url, Bus::Redis(&redis)).await;
+    let (owner, member, project) = team(&db, &b.base).await;
+    let (mut ws, ready) = project_socket(&a, &member).await;
+    let start = position(&ready, &project);
+    let mut events = Vec::new();
+    project_task(&b.base, &owner, &project, "Before").await;
+    project_events(&mut ws, &project, &mut events, 1).await;
+    redis.stop().await;
+    for i in 0..5 {
+        project_task(&b.base, &owner, &project, &format!("During {i}")).await;
+    }
+    redis.restart().await;
+    project_events(&mut ws, &project, &mut events, 6).await;
+    project_task(&b.base, &owner, &project, "After").await;
+    project_events(&mut ws, &project, &mut events, 7).await;
+    assert_consecutive(&events, start + 1);
+    assert!(ws.roundtrip().await.is_empty());
+}
+
+/// Terminates the LISTEN connections while a project's stream flows (postgres bus).
+async fn dropped_listen_loses_nothing_of_a_project() {
+    let db = PgDatabase::create().await;
+    let a = Instance::bus_only(&db.url, Bus::Postgres).await;
+    let b = Instance::start(&db.url, Bus::Postgres).await;
+    let (owner, member, project) = team(&db, &b.base).await;
+    let (mut ws, ready) = project_socket(&a, &member).await;
+    let start = position(&ready, &project);
+    let mut events = Vec::new();
+    for round in 0..3 {
+        for i in 0..5 {
+            project_task(&b.base, &owner, &project, &format!("R{round} {i}")).await;
+        }
+        assert!(super::terminate_listeners(&db).await >= 1);
+        project_events(&mut ws, &project, &mut events, 5 * (round + 1)).await;
+    }
+    assert_consecutive(&events, start + 1);
+    assert!(ws.roundtrip().await.is_empty());
+}
+
+/// The next presence message (anything else is skipped).
+async fn next_presence(ws: &mut WsClient) -> Value {
+    loop {
+        let message = ws.next().await;
+        if message["type"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("presence."))
+        {
+            return message;
+        }
+    }
+}
+
+/// A member on instance B comes online for the owner on A; B killed, they go offline
+/// within a few seconds.
+async fn presence_spans_instances_and_dies_with_one() {
+    let db = PgDatabase::create().await;
+    let a = Instance::start(&db.url, Bus::Postgres).await;
+    let mut b = Instance::start(&db.url, Bus::Postgres).await;
+    let (owner, member, project) = team(&db, &a.base).await;
+    let (mut on_a, _) = project_socket(&a, &owner).await;
+    let (_on_b, _) = project_socket(&b, &member).await;
+    let joined = next_presence(&mut on_a).await;
+    assert_eq!(joined["type"], "presence.joined", "{joined}");
+    assert_eq!(
+        joined["members"],
+        json!([{"user_id": member.id, "devices": 1}])
+    );
+    assert_eq!(joined["stream"], json!(format!("project:{project}")));
+    b.kill9().await;
+    let left = next_presence(&mut on_a).await;
+    assert_eq!(left["type"], "presence.left", "{left}");
+    assert_eq!(
+        left["members"],
+        json!([{"user_id": member.id, "devices": 0}])
+    );
+    assert_eq!(left["online"], 1);
+}
+
+macro_rules! on_buses {
+    ($($name:ident),+ $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test]
+                async fn postgres() {
+                    super::$name(testkit::process::Bus::Postgres).await
+                }
+                #[tokio::test]
+                async fn redis() {
+                    let redis = testkit::RedisServer::start().await;
+                    super::$name(testkit::process::Bus::Redis(&redis)).await
+                }
+            }
+        )+
+    };
+}
+
+on_buses!(
+    members_on_different_instances_see_one_order,
+    a_removal_on_one_instance_stops_the_stream_on_another,
+    killing_an_instance_loses_nothing_of_a_project,
+);
+
+#[tokio::test]
+async fn redis_outage_with_projects() {
+    redis_outage_loses_nothing_of_a_project().await;
+}
+
+#[tokio::test]
+async fn listen_connection_terminated_with_projects() {
+    dropped_listen_loses_nothing_of_a_project().await;
+}
+
+#[tokio::test]
+async fn presence_across_instances() {
+    presence_spans_instances_and_dies_with_one().await;
+}
