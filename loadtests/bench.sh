@@ -36,7 +36,9 @@
 # LEAD, e.g. 120).
 # For the project scenarios: PROJECTS (default 200), MEMBERS (50), RATE (500); for
 # presence-churn CHURN (sockets per second, 1000), PHASE (15) and PHASES (4: the write phase
-# lasts PHASE x PHASES seconds, DURATION is not used), BUS (postgres or redis); for
+# lasts PHASE x PHASES seconds, DURATION is not used), BUS (postgres or redis),
+# CHURN_PROJECTS (the churn users in the first N projects only; default all),
+# DB_CONNECTIONS (each instance's DATABASE_MAX_CONNECTIONS, 20); for
 # team-write-cost MEMBERS (1000), CONCURRENCY (16), PHASE (10), ROUNDS (3).
 # DB_SET="name=value ..." sets PostgreSQL parameters on the benchmark database only.
 # PORT_BASE (default 18080) moves the servers' ports (API on PORT_BASE and PORT_BASE+1,
@@ -275,6 +277,7 @@ case "$SCENARIO" in
       PHASE=${PHASE:-15}
       WRITE_S=$((PHASE * ${PHASES:-4}))
       EXTRA=(--churn-rate "${CHURN:-1000}" --phase "$PHASE")
+      if [ -n "${CHURN_PROJECTS:-}" ]; then EXTRA+=(--churn-projects "$CHURN_PROJECTS"); fi
       CMD=presence-churn
     else
       BUS=${SCENARIO#team-fanout-}
@@ -282,11 +285,12 @@ case "$SCENARIO" in
       EXTRA=()
       CMD=team-fanout
     fi
-    NAME=$SCENARIO-$BUS
+    NAME=$SCENARIO
+    if [ "$SCENARIO" = presence-churn ]; then NAME=$SCENARIO-$BUS; fi
     fresh_database
     DATA=$(mktemp -d)
-    start $API0 $METRICS0 DATABASE_URL="$URL" EVENT_BUS="$BUS" DATABASE_MAX_CONNECTIONS=20 DATA_DIR="$DATA/a"
-    start $API1 $METRICS1 DATABASE_URL="$URL" EVENT_BUS="$BUS" DATABASE_MAX_CONNECTIONS=20 DATA_DIR="$DATA/b"
+    start $API0 $METRICS0 DATABASE_URL="$URL" EVENT_BUS="$BUS" DATABASE_MAX_CONNECTIONS="${DB_CONNECTIONS:-20}" DATA_DIR="$DATA/a"
+    start $API1 $METRICS1 DATABASE_URL="$URL" EVENT_BUS="$BUS" DATABASE_MAX_CONNECTIONS="${DB_CONNECTIONS:-20}" DATA_DIR="$DATA/b"
     echo "machine before: $(uptime)" | tee "$OUT/$NAME-$STAMP.machine"
     STATUS=0
     "$LOAD" "$CMD" --projects "${PROJECTS:-200}" --members "${MEMBERS:-50}" \

@@ -86,6 +86,10 @@ pub struct TeamFanoutArgs {
     /// between its sockets).
     #[arg(long)]
     pub churn_users: Option<usize>,
+    /// Projects the churn users belong to (the first N; default all): with 1, the churn
+    /// costs the same connects but changes one project's presence only.
+    #[arg(long)]
+    pub churn_projects: Option<usize>,
     /// With churn: seconds per phase, alternately without and with churn (calm first);
     /// 0: churn the whole time.
     #[arg(long, default_value_t = 0)]
@@ -128,6 +132,7 @@ impl TeamFanoutArgs {
             churn_rate: 0.0,
             churn_hold: 1.0,
             churn_users: None,
+            churn_projects: None,
             phase: 0,
             drain: 30,
             connect_concurrency: 256,
@@ -153,6 +158,8 @@ pub struct ChurnStats {
     pub rate: f64,
     pub hold_s: f64,
     pub users: usize,
+    /// Projects the churn users belong to.
+    pub projects: usize,
     pub phase_s: u64,
     /// Sockets due (in churn phases).
     pub planned: u64,
@@ -442,14 +449,18 @@ pub async fn run(
     );
 
     // Users 0..clients are the measured members (project p: p*M .. p*M+M, the first its
-    // owner); then the churn users, member c of project c % P.
+    // owner); then the churn users, member c of project c % P (P: --churn-projects).
+    let churn_projects = args
+        .churn_projects
+        .unwrap_or(args.projects)
+        .clamp(1, args.projects);
     let plan = TeamPlan {
         users: clients + churn_users,
         owners: (0..args.projects).map(|p| p * args.members).collect(),
         members: (0..clients)
             .filter(|u| u % args.members != 0)
             .map(|u| (u / args.members, u))
-            .chain((0..churn_users).map(|c| (c % args.projects, clients + c)))
+            .chain((0..churn_users).map(|c| (c % churn_projects, clients + c)))
             .collect(),
     };
     let teams = team::build(&apis, &psql, &plan, args.signup_concurrency, ui).await?;
@@ -497,6 +508,7 @@ pub async fn run(
     let churn = if args.churn_rate > 0.0 {
         let churn = Churn {
             rate: args.churn_rate,
+            projects: churn_projects,
             hold: Duration::from_secs_f64(args.churn_hold),
             phase_s: args.phase,
             duration: Duration::from_secs(args.duration),
@@ -953,6 +965,7 @@ fn handle_text(text: &str, spec: &ClientSpec, state: &Mutex<ClientState>, shared
 /// churn phases.
 struct Churn {
     rate: f64,
+    projects: usize,
     hold: Duration,
     phase_s: u64,
     duration: Duration,
@@ -1029,6 +1042,7 @@ impl Churn {
             rate: self.rate,
             hold_s: self.hold.as_secs_f64(),
             users: self.tokens.len(),
+            projects: self.projects,
             phase_s: self.phase_s,
             planned,
             opened: tally.opened,
@@ -1383,6 +1397,7 @@ mod tests {
     fn churn_runs_in_odd_phases() {
         let churn = Churn {
             rate: 1.0,
+            projects: 1,
             hold: Duration::from_secs(1),
             phase_s: 5,
             duration: Duration::from_secs(20),
