@@ -19,6 +19,13 @@
 #   loadtests/bench.sh reminders             100,000 tasks whose TASK_DUE_SOON reminders fall within one minute,
 #                                            1,000 users (one socket each) over 2 instances, PostgreSQL
 #   loadtests/bench.sh reminders-embedded    the same on one SQLite instance
+#   loadtests/bench.sh team-fanout-postgres  10,000 clients in 200 projects of 50 (?projects=true), 500 project-task
+#                                            writes/s, 2 instances on PostgreSQL, postgres bus
+#   loadtests/bench.sh team-fanout-redis     the same on the redis bus
+#   loadtests/bench.sh presence-churn        team-fanout (BUS, default postgres) with 1,000 sockets joining and
+#                                            leaving projects per second in every other PHASE (15 s) of 4 (PHASES)
+#   loadtests/bench.sh team-write-cost       task creation in a project of 1,000 members vs one of 1, alternating
+#                                            phases on one PostgreSQL instance
 #
 # DURATION (seconds, default 30) shortens or lengthens the timed scenarios; CONCURRENCY
 # (default 64) sets the clients of `rest`; ROUNDS (default 1) repeats the variants of
@@ -27,13 +34,19 @@
 # from the start of task creation to the window, 180), LEAD (the servers' REMINDER_LEAD in
 # seconds, 3600) and OVERDUE=1 to wait for the TASK_OVERDUE reminders too (with a short
 # LEAD, e.g. 120).
+# For the project scenarios: PROJECTS (default 200), MEMBERS (50), RATE (500); for
+# presence-churn CHURN (sockets per second, 1000), PHASE (15) and PHASES (4: the write phase
+# lasts PHASE x PHASES seconds, DURATION is not used), BUS (postgres or redis),
+# CHURN_PROJECTS (the churn users in the first N projects only; default all),
+# DB_CONNECTIONS (each instance's DATABASE_MAX_CONNECTIONS, 20); for
+# team-write-cost MEMBERS (1000), CONCURRENCY (16), PHASE (10), ROUNDS (3).
 # DB_SET="name=value ..." sets PostgreSQL parameters on the benchmark database only.
 # PORT_BASE (default 18080) moves the servers' ports (API on PORT_BASE and PORT_BASE+1,
 # metrics on PORT_BASE+1011 and +1012) away from other sessions' servers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SCENARIO=${1:?usage: loadtests/bench.sh connections|fanout-embedded|fanout-postgres|fanout-redis|fanout-redis-restart|rest|rest-embedded|limit|rest-limits|rest-limits-embedded|abuse|abuse-embedded|reminders|reminders-embedded}
+SCENARIO=${1:?usage: loadtests/bench.sh connections|fanout-embedded|fanout-postgres|fanout-redis|fanout-redis-restart|rest|rest-embedded|limit|rest-limits|rest-limits-embedded|abuse|abuse-embedded|reminders|reminders-embedded|team-fanout-postgres|team-fanout-redis|presence-churn|team-write-cost}
 DURATION=${DURATION:-30}
 OUT=bench-results
 mkdir -p "$OUT"
@@ -252,6 +265,54 @@ case "$SCENARIO" in
     "$LOAD" reminders --tasks "${TASKS:-100000}" --users "${USERS:-1000}" --window "${WINDOW:-60}" \
       --lead "$LEAD" --setup "${SETUP:-180}" "${TARGETS[@]}" "${EXTRA[@]}" \
       --out "$OUT/$SCENARIO-$STAMP.json" --plot "$OUT/$SCENARIO-$STAMP.png" || STATUS=$?
+    echo "machine after: $(uptime)" | tee -a "$OUT/$SCENARIO-$STAMP.machine"
+    exit "$STATUS"
+    ;;
+  team-fanout-postgres | team-fanout-redis | presence-churn)
+    # Users sign up and owners create projects through the API; the other members are
+    # written with SQL (the tool's setup, through psql); then the outbox (welcome mails,
+    # into DATA_DIR/mail) is waited for. Only the write phase is measured.
+    if [ "$SCENARIO" = presence-churn ]; then
+      BUS=${BUS:-postgres}
+      PHASE=${PHASE:-15}
+      WRITE_S=$((PHASE * ${PHASES:-4}))
+      EXTRA=(--churn-rate "${CHURN:-1000}" --phase "$PHASE")
+      if [ -n "${CHURN_PROJECTS:-}" ]; then EXTRA+=(--churn-projects "$CHURN_PROJECTS"); fi
+      CMD=presence-churn
+    else
+      BUS=${SCENARIO#team-fanout-}
+      WRITE_S=$DURATION
+      EXTRA=()
+      CMD=team-fanout
+    fi
+    NAME=$SCENARIO
+    if [ "$SCENARIO" = presence-churn ]; then NAME=$SCENARIO-$BUS; fi
+    fresh_database
+    DATA=$(mktemp -d)
+    start $API0 $METRICS0 DATABASE_URL="$URL" EVENT_BUS="$BUS" DATABASE_MAX_CONNECTIONS="${DB_CONNECTIONS:-20}" DATA_DIR="$DATA/a"
+    start $API1 $METRICS1 DATABASE_URL="$URL" EVENT_BUS="$BUS" DATABASE_MAX_CONNECTIONS="${DB_CONNECTIONS:-20}" DATA_DIR="$DATA/b"
+    echo "machine before: $(uptime)" | tee "$OUT/$NAME-$STAMP.machine"
+    STATUS=0
+    "$LOAD" "$CMD" --projects "${PROJECTS:-200}" --members "${MEMBERS:-50}" \
+      --rate "${RATE:-500}" --duration "$WRITE_S" --database-url "$URL" "${EXTRA[@]}" \
+      --instances http://127.0.0.1:$API0,http://127.0.0.1:$API1 \
+      --metrics http://127.0.0.1:$METRICS0,http://127.0.0.1:$METRICS1 \
+      --out "$OUT/$NAME-$STAMP.json" --plot "$OUT/$NAME-$STAMP.png" || STATUS=$?
+    echo "machine after: $(uptime)" | tee -a "$OUT/$NAME-$STAMP.machine"
+    exit "$STATUS"
+    ;;
+  team-write-cost)
+    fresh_database
+    DATA=$(mktemp -d)
+    # The phases create far more than the default 10,000 tasks per project.
+    start $API0 $METRICS0 DATABASE_URL="$URL" DATABASE_MAX_CONNECTIONS=16 DATA_DIR="$DATA" \
+      MAX_TASKS_PER_PROJECT=10000000
+    echo "machine before: $(uptime)" | tee "$OUT/$SCENARIO-$STAMP.machine"
+    STATUS=0
+    "$LOAD" team-write-cost --members "${MEMBERS:-1000}" --concurrency "${CONCURRENCY:-16}" \
+      --phase "${PHASE:-10}" --rounds "${ROUNDS:-3}" --database-url "$URL" \
+      --url http://127.0.0.1:$API0 --metrics http://127.0.0.1:$METRICS0 \
+      --out "$OUT/$SCENARIO-$STAMP.json" || STATUS=$?
     echo "machine after: $(uptime)" | tee -a "$OUT/$SCENARIO-$STAMP.machine"
     exit "$STATUS"
     ;;

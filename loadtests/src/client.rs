@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
 use chrono::{DateTime, Utc};
-use futures_util::StreamExt;
+use futures_util::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::net::{TcpSocket, TcpStream};
@@ -146,11 +146,26 @@ impl Api {
 
     /// The user's latest seq: `GET /events?since=<since>&limit=1`.
     pub async fn latest_seq(&self, token: &str, since: i64) -> anyhow::Result<i64> {
+        self.latest_stream_seq(token, None, since).await
+    }
+
+    /// The latest seq of `stream` (`project:<id>`; `None`: the user's own):
+    /// `GET /events?stream=<stream>&since=<since>&limit=1`.
+    pub async fn latest_stream_seq(
+        &self,
+        token: &str,
+        stream: Option<&str>,
+        since: i64,
+    ) -> anyhow::Result<i64> {
+        let mut query = vec![("since", since.to_string()), ("limit", "1".to_string())];
+        if let Some(stream) = stream {
+            query.push(("stream", stream.to_string()));
+        }
         let response = self
             .http
             .get(self.url("/events"))
             .bearer_auth(token)
-            .query(&[("since", since.to_string()), ("limit", "1".to_string())])
+            .query(&query)
             .send()
             .await
             .context("GET /events")?;
@@ -164,15 +179,33 @@ impl Api {
 
     /// Makes one call of the workload; the body is read in full (it is part of the time).
     pub async fn perform(&self, token: &str, call: Call, rng_word: u64) -> Outcome {
+        self.perform_in(token, call, rng_word, None).await
+    }
+
+    /// [`Api::perform`], with the tasks it creates in project `project_id` when given
+    /// (calls on a task id are the same for personal and project tasks).
+    pub async fn perform_in(
+        &self,
+        token: &str,
+        call: Call,
+        rng_word: u64,
+        project_id: Option<&str>,
+    ) -> Outcome {
         let http = &self.http;
         let priority = ["LOW", "MEDIUM", "HIGH"][(rng_word % 3) as usize];
         let request = match call {
             Call::ListTasks => http.get(self.url("/tasks")).query(&[("limit", "50")]),
-            Call::CreateTask => http.post(self.url("/tasks")).json(&json!({
-                "title": format!("Load task {rng_word:x}"),
-                "description": "Created by taskstream-load",
-                "priority": priority,
-            })),
+            Call::CreateTask => {
+                let mut body = json!({
+                    "title": format!("Load task {rng_word:x}"),
+                    "description": "Created by taskstream-load",
+                    "priority": priority,
+                });
+                if let Some(project_id) = project_id {
+                    body["project_id"] = json!(project_id);
+                }
+                http.post(self.url("/tasks")).json(&body)
+            }
             Call::PatchTask(id) => http.patch(self.url(&format!("/tasks/{id}"))).json(&json!({
                 "title": format!("Load task {rng_word:x} (edited)"),
                 "priority": priority,
@@ -224,6 +257,35 @@ impl Api {
 }
 
 impl Api {
+    /// `POST /projects`: a project owned by the caller; its id.
+    pub async fn create_project(&self, token: &str, name: &str) -> anyhow::Result<String> {
+        let response = self
+            .http
+            .post(self.url("/projects"))
+            .bearer_auth(token)
+            .json(&json!({ "name": name, "description": "Made by taskstream-load" }))
+            .send()
+            .await
+            .context("POST /projects")?;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        match (status.as_u16(), body["id"].as_str()) {
+            (201, Some(id)) => Ok(id.to_string()),
+            _ => bail!("POST /projects answered {status}: {body}"),
+        }
+    }
+
+    /// `POST /tasks` in project `project_id`: the outcome, with the new task's id.
+    pub async fn create_project_task(
+        &self,
+        token: &str,
+        project_id: &str,
+        rng_word: u64,
+    ) -> Outcome {
+        self.perform_in(token, Call::CreateTask, rng_word, Some(project_id))
+            .await
+    }
+
     /// Sends `request` and reads the whole body; the status, or the transport failure.
     async fn outcome(request: reqwest::RequestBuilder) -> Outcome {
         match request.send().await {
@@ -461,8 +523,17 @@ impl WsTarget {
 
     fn url(&self, since: Option<i64>) -> String {
         match since {
-            Some(since) => format!("ws://{}{}?since={since}", self.authority, self.path),
-            None => format!("ws://{}{}", self.authority, self.path),
+            Some(since) => self.url_with_query(&format!("since={since}")),
+            None => self.url_with_query(""),
+        }
+    }
+
+    /// The endpoint with `query` (`projects=true`, ...; empty: none).
+    fn url_with_query(&self, query: &str) -> String {
+        if query.is_empty() {
+            format!("ws://{}{}", self.authority, self.path)
+        } else {
+            format!("ws://{}{}?{query}", self.authority, self.path)
         }
     }
 }
@@ -545,14 +616,67 @@ async fn connect_inner(
     source: Option<IpAddr>,
 ) -> Result<(Ws, i64), ConnectError> {
     let mut ws = upgrade_ws(target, Some(token), since, source).await?;
+    let ready = wait_ready(&mut ws).await?;
+    let last_seq = ready
+        .last_seq
+        .ok_or_else(|| ConnectError::NotReady("ready without last_seq".into()))?;
+    Ok((ws, last_seq))
+}
+
+/// Opens a socket authenticated by its `Authorization` header with `query` on the URL
+/// (`projects=true`, `since=5&projects=true`), and waits for `ready`, which it returns
+/// (with `streams` when the socket receives project streams).
+pub async fn connect_ws_query(
+    target: &WsTarget,
+    token: &str,
+    query: &str,
+    source: Option<IpAddr>,
+    timeout: Duration,
+) -> Result<(Ws, Incoming), ConnectError> {
+    tokio::time::timeout(timeout, async {
+        let mut ws =
+            upgrade_with(target, Some(token), &target.url_with_query(query), source).await?;
+        let ready = wait_ready(&mut ws).await?;
+        Ok((ws, ready))
+    })
+    .await
+    .unwrap_or(Err(ConnectError::Timeout))
+}
+
+/// Opens a socket without a token and authenticates with `auth` as its first message
+/// (`{"type": "auth", "token", "since", "projects", "positions"}`: the only way to give a
+/// position in each project stream), then waits for `ready`.
+pub async fn connect_ws_auth_message(
+    target: &WsTarget,
+    auth: &Value,
+    source: Option<IpAddr>,
+    timeout: Duration,
+) -> Result<(Ws, Incoming), ConnectError> {
+    tokio::time::timeout(timeout, async {
+        let mut ws = upgrade_with(target, None, &target.url_with_query(""), source).await?;
+        ws.send(Message::Text(auth.to_string().into()))
+            .await
+            .map_err(|err| match err {
+                tungstenite::Error::Io(err) => ConnectError::Io(err),
+                other => ConnectError::Handshake(other.to_string()),
+            })?;
+        let ready = wait_ready(&mut ws).await?;
+        Ok((ws, ready))
+    })
+    .await
+    .unwrap_or(Err(ConnectError::Timeout))
+}
+
+/// Reads until the first text message, which must be `ready` (returned).
+async fn wait_ready(ws: &mut Ws) -> Result<Incoming, ConnectError> {
     loop {
         match ws.next().await {
             Some(Ok(Message::Text(text))) => {
                 let message: Incoming = serde_json::from_str(&text)
                     .map_err(|_| ConnectError::NotReady(text.to_string()))?;
-                return match (message.kind.as_str(), message.last_seq) {
-                    ("ready", Some(last_seq)) => Ok((ws, last_seq)),
-                    ("error", _) => Err(ConnectError::Rejected(
+                return match message.kind.as_str() {
+                    "ready" if message.last_seq.is_some() => Ok(message),
+                    "error" => Err(ConnectError::Rejected(
                         message.code.unwrap_or_else(|| "unknown".into()),
                     )),
                     _ => Err(ConnectError::NotReady(text.to_string())),
@@ -577,6 +701,16 @@ pub async fn upgrade_ws(
     since: Option<i64>,
     source: Option<IpAddr>,
 ) -> Result<Ws, ConnectError> {
+    upgrade_with(target, token, &target.url(since), source).await
+}
+
+/// [`upgrade_ws`] to the endpoint URL `url` (the target's, with its query).
+async fn upgrade_with(
+    target: &WsTarget,
+    token: Option<&str>,
+    url: &str,
+    source: Option<IpAddr>,
+) -> Result<Ws, ConnectError> {
     let socket = match target.addr {
         SocketAddr::V4(_) => TcpSocket::new_v4(),
         SocketAddr::V6(_) => TcpSocket::new_v6(),
@@ -594,8 +728,7 @@ pub async fn upgrade_ws(
         .await
         .map_err(ConnectError::Io)?;
     stream.set_nodelay(true).map_err(ConnectError::Io)?;
-    let mut request = target
-        .url(since)
+    let mut request = url
         .into_client_request()
         .map_err(|e| ConnectError::Handshake(e.to_string()))?;
     if let Some(token) = token {
@@ -633,10 +766,23 @@ pub async fn close_ws(mut ws: Ws) {
 pub struct Incoming {
     #[serde(rename = "type")]
     pub kind: String,
+    /// The project stream (`project:<id>`) of an event, `reset` or presence message;
+    /// absent for the user's own stream.
+    pub stream: Option<String>,
     pub seq: Option<i64>,
     pub at: Option<String>,
     pub last_seq: Option<i64>,
     pub code: Option<String>,
+    /// `ready` of a socket that receives project streams: every stream and its position.
+    pub streams: Option<Vec<StreamPosition>>,
+}
+
+/// One stream of `ready.streams`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct StreamPosition {
+    /// `user:<id>` or `project:<id>`.
+    pub stream: String,
+    pub last_seq: i64,
 }
 
 impl Incoming {

@@ -21,6 +21,7 @@
 pub mod bomb;
 pub mod client;
 pub mod metrics;
+pub mod pg;
 #[cfg(feature = "plot")]
 pub mod plot;
 pub mod progress;

@@ -13,15 +13,19 @@ use taskstream_load::scenario::fanout::{self, FanoutArgs};
 use taskstream_load::scenario::limit::{self, LimitArgs};
 use taskstream_load::scenario::reminders::{self, RemindersArgs};
 use taskstream_load::scenario::rest::{self, RestArgs};
+use taskstream_load::scenario::team_fanout::{self, TeamFanoutArgs};
+use taskstream_load::scenario::team_write::{self, TeamWriteArgs};
 use taskstream_load::sys;
 
 const ABOUT: &str = "Load generator for taskstream: WebSocket connections, event fan-out, \
-                     the REST mix, the server against its database's limit, abuse, and \
-                     due-date reminders.";
+                     the REST mix, the server against its database's limit, abuse, \
+                     due-date reminders, and projects (team fan-out, presence churn, write \
+                     cost by team size).";
 
 const LONG_ABOUT: &str = "\
 Load generator for taskstream: WebSocket connections, event fan-out, the REST mix, the
-server against its database's limit, abuse, and due-date reminders.
+server against its database's limit, abuse, due-date reminders, and projects (team fan-out,
+presence churn, write cost by team size).
 
 Every scenario signs up its own users (random names, so runs never collide), shows progress
 on stderr, writes a JSON result (--out, default loadtest-<scenario>-<timestamp>.json) and
@@ -62,6 +66,15 @@ opens --setup seconds after task creation starts; it passes when every task was 
 every reminder arrived exactly once (on the sockets, and in the REST audit of the users'
 notifications), none fired early, and every socket's stream was whole. Run the servers with
 RATE_LIMITS=off (each user creates its tasks far above the write budget).
+team-fanout, presence-churn and team-write-cost need PostgreSQL (--database-url, the
+servers' DATABASE_URL, and psql): users sign up and owners create projects through the API,
+the other members are written into project_members with SQL (no events, no invitations),
+and the setup waits for the outbox to empty before anything is measured. team-fanout passes
+when every client connected and both of each client's streams (its project's and its own)
+held exactly their seqs; its targets (p99 < 15 ms; with churn, p99 at most +20 %) are
+reported, not enforced. team-write-cost passes when every create succeeded; its ratio
+(target >= 0.9) is reported. Run its server with MAX_TASKS_PER_PROJECT above what the
+phases create (default 10,000).
 Plots need a build with the `plot` feature (loadtests/bench.sh builds it) and a TrueType
 font: DejaVu Sans or Liberation Sans from the usual system folders, or
 TASKSTREAM_LOAD_FONT=/path/to/font.ttf (`none`: no text); nothing is downloaded.
@@ -76,7 +89,12 @@ Examples:
   taskstream-load rest --concurrency 64 --source-block 50   (one source address per user)
   taskstream-load abuse --baseline 20 --attack 20            (server with its default limits)
   taskstream-load reminders --tasks 100000 --users 1000 --window 60 --lead 3600 --setup 180 \\
-      --instances http://127.0.0.1:8080,http://127.0.0.1:8081";
+      --instances http://127.0.0.1:8080,http://127.0.0.1:8081
+  taskstream-load team-fanout --projects 200 --members 50 --rate 500 --duration 30 \\
+      --instances http://127.0.0.1:8080,http://127.0.0.1:8081 --database-url postgres://...
+  taskstream-load presence-churn --churn-rate 1000 --phase 15 --duration 60 \\
+      --instances http://127.0.0.1:8080,http://127.0.0.1:8081 --database-url postgres://...
+  taskstream-load team-write-cost --members 1000 --rounds 3 --phase 10 --database-url postgres://...";
 
 #[derive(Debug, Parser)]
 #[command(name = "taskstream-load", version, about = ABOUT, long_about = LONG_ABOUT)]
@@ -136,6 +154,31 @@ enum Scenario {
         #[command(flatten)]
         output: OutputArgs,
     },
+    /// P projects of M members (one socket each, `?projects=true`) over the instances,
+    /// R project-task writes per second: every client's project and own streams checked
+    /// by seq, commit-to-client latency (PostgreSQL; members added with SQL).
+    TeamFanout {
+        #[command(flatten)]
+        args: TeamFanoutArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// team-fanout with sockets joining and leaving projects (--churn-rate per second) in
+    /// every other --phase: p99 delivery without and with the churn, from one run.
+    PresenceChurn {
+        #[command(flatten)]
+        args: TeamFanoutArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Task creation in a project of --members members against a project of one,
+    /// alternating phases on one server: the ratio (target 0.9 or more).
+    TeamWriteCost {
+        #[command(flatten)]
+        args: TeamWriteArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
     /// A `connections` worker process (started by `connections --workers N`).
     #[command(name = "connections-worker", hide = true)]
     ConnectionsWorker,
@@ -178,7 +221,10 @@ async fn run(scenario: Scenario) -> anyhow::Result<bool> {
     | Scenario::Rest { output, .. }
     | Scenario::Limit { output, .. }
     | Scenario::Abuse { output, .. }
-    | Scenario::Reminders { output, .. } = &scenario
+    | Scenario::Reminders { output, .. }
+    | Scenario::TeamFanout { output, .. }
+    | Scenario::PresenceChurn { output, .. }
+    | Scenario::TeamWriteCost { output, .. } = &scenario
     {
         output.check()?;
     }
@@ -211,6 +257,27 @@ async fn run(scenario: Scenario) -> anyhow::Result<bool> {
         Scenario::Reminders { args, output } => {
             let (report, plot) = reminders::run(&args, ui(&output)).await?;
             report::finish(&report, &output, Some(&plot))?;
+            Ok(report.passed())
+        }
+        Scenario::TeamFanout { args, output } => {
+            let (report, plot) = team_fanout::run(&args, "team-fanout", ui(&output)).await?;
+            report::finish(&report, &output, Some(&plot))?;
+            Ok(report.passed())
+        }
+        Scenario::PresenceChurn { args, output } => {
+            if args.churn_rate <= 0.0 || args.phase == 0 {
+                anyhow::bail!(
+                    "presence-churn needs --churn-rate (e.g. 1000) and --phase (e.g. 15): \
+                     the phases without churn are its baseline"
+                );
+            }
+            let (report, plot) = team_fanout::run(&args, "presence-churn", ui(&output)).await?;
+            report::finish(&report, &output, Some(&plot))?;
+            Ok(report.passed())
+        }
+        Scenario::TeamWriteCost { args, output } => {
+            let report = team_write::run(&args, ui(&output)).await?;
+            report::finish(&report, &output, None)?;
             Ok(report.passed())
         }
         Scenario::ConnectionsWorker => {

@@ -1,8 +1,9 @@
 //! Smoke test of the load scenarios against the real server, in process: a few hundred
 //! WebSockets checking their streams under writes, on the embedded database and on two
-//! instances sharing one fresh PostgreSQL database, and a handful of due-date reminders.
-//! No timing assertions: only that events flow and none is lost, duplicated or reordered,
-//! and that every reminder arrives exactly once.
+//! instances sharing one fresh PostgreSQL database, a handful of due-date reminders, and
+//! the project scenarios (team fan-out with presence churn, write cost by team size) on
+//! PostgreSQL. No timing assertions: only that events flow and none is lost, duplicated or
+//! reordered, and that every reminder arrives exactly once.
 
 use taskstream::config::{BusKind, DatabaseUrl, Secret};
 use taskstream::limits::Policy;
@@ -13,6 +14,8 @@ use taskstream_load::scenario::connections::{self, ConnectionsArgs};
 use taskstream_load::scenario::fanout::{self, FanoutArgs, FanoutReport};
 use taskstream_load::scenario::reminders::{self, RemindersArgs, RemindersReport};
 use taskstream_load::scenario::rest::{self, RestArgs};
+use taskstream_load::scenario::team_fanout::{self, TeamFanoutArgs};
+use taskstream_load::scenario::team_write::{self, TeamWriteArgs};
 use testkit::{test_config, PgDatabase, Server};
 
 /// One test at a time: each runs a server and a few hundred sockets on two cores.
@@ -245,4 +248,99 @@ async fn reminders_arrive_once_across_two_instances_on_postgres() {
     drop((a, b));
     assert_eq!(report.instances.len(), 2);
     assert_reminded_once(&report);
+}
+
+/// Four projects of five members over two PostgreSQL instances, project-task writes, and
+/// churn sockets joining and leaving every other second: both streams of every client
+/// whole, the churn sockets opened, latencies measured in both kinds of phase.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn team_fanout_with_churn_across_two_instances_on_postgres() {
+    let _serial = SERIAL.lock().await;
+    let db = PgDatabase::create().await;
+    let data_a = tempfile::tempdir().expect("temp dir");
+    let data_b = tempfile::tempdir().expect("temp dir");
+    let configure = |dir: &std::path::Path| {
+        let mut config = test_config(dir);
+        config.database.url = Some(db.url.parse::<DatabaseUrl>().expect("url"));
+        config.auth.jwt_secret = Some(Secret::new("load-smoke-secret-".repeat(3)));
+        config.event_bus.kind = Some(BusKind::Postgres);
+        config
+    };
+    let a = Server::start(&configure(data_a.path())).await;
+    let b = Server::start(&configure(data_b.path())).await;
+    let mut args = TeamFanoutArgs::new(4, 5, 20.0, 4, &db.url);
+    args.instances = vec![a.address.clone(), b.address.clone()];
+    args.churn_rate = 10.0;
+    args.churn_hold = 0.5;
+    args.phase = 1;
+    let (report, plot) = team_fanout::run(&args, "presence-churn", Ui::quiet())
+        .await
+        .expect("team fan-out runs");
+    drop((a, b));
+    let summary = report.summary();
+    assert_eq!(report.setup.memberships_by_sql, 4 * 4 + 10, "{summary}");
+    for streams in [&report.project_streams, &report.own_streams] {
+        assert_eq!(streams.connected, 20, "{report:#?}");
+        assert!(streams.connect_failures.is_empty(), "{report:#?}");
+        assert_eq!(streams.lost, 0, "{report:#?}");
+        assert_eq!(streams.duplicated, 0, "{report:#?}");
+        assert_eq!(streams.out_of_order, 0, "{report:#?}");
+        assert_eq!(streams.delivered, streams.expected, "{report:#?}");
+    }
+    // Every write is one project event, delivered to the project's five members.
+    assert_eq!(
+        report.project_streams.expected,
+        report.writes.ok * 5,
+        "{report:#?}"
+    );
+    let churn = report.churn.as_ref().expect("churn stats");
+    assert!(churn.opened > 0, "{report:#?}");
+    assert!(churn.failed.is_empty(), "{report:#?}");
+    let phases = report.by_phase.as_ref().expect("latency by phase");
+    assert!(
+        phases.calm.count > 0 && phases.churn.count > 0,
+        "{report:#?}"
+    );
+    assert!(report.targets.clean, "{summary}");
+    assert!(report.passed(), "{summary}");
+    assert!(plot.cdf.len() >= 4);
+}
+
+/// A project of 20 members against a project of one: every create succeeds in both, in
+/// alternating phases, and the members are where the setup put them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn team_write_cost_compares_two_projects_on_postgres() {
+    let _serial = SERIAL.lock().await;
+    let db = PgDatabase::create().await;
+    let data = tempfile::tempdir().expect("temp dir");
+    let mut config = test_config(data.path());
+    config.database.url = Some(db.url.parse::<DatabaseUrl>().expect("url"));
+    config.auth.jwt_secret = Some(Secret::new("load-smoke-secret-".repeat(3)));
+    config.metrics.bind = Some(([127, 0, 0, 1], 0).into());
+    let server = Server::start(&config).await;
+    let mut args = TeamWriteArgs::new(&server.address, &db.url, 20);
+    args.metrics = server.metrics_address.clone();
+    args.concurrency = 4;
+    args.phase = 1;
+    args.rounds = 2;
+    args.warmup = 0;
+    let report = team_write::run(&args, Ui::quiet())
+        .await
+        .expect("team write cost runs");
+    drop(server);
+    let summary = report.summary();
+    assert_eq!(report.small.members, 1, "{summary}");
+    assert_eq!(report.big.members, 20, "{summary}");
+    assert_eq!(report.phases.len(), 4, "{report:#?}");
+    assert_eq!(
+        report.phases.iter().map(|p| p.project).collect::<Vec<_>>(),
+        ["small", "big", "big", "small"]
+    );
+    assert!(report.small.ok > 0 && report.big.ok > 0, "{summary}");
+    assert!(report.ratio.is_some(), "{summary}");
+    assert!(
+        report.small.server_cpu_us_per_create.is_some(),
+        "{report:#?}"
+    );
+    assert!(report.passed(), "{summary}");
 }

@@ -190,57 +190,10 @@ pub async fn run(args: &LimitArgs, ui: Ui) -> anyhow::Result<LimitReport> {
 
 /// `explicit`, else `pgbench` on PATH, else the newest /usr/lib/postgresql/*/bin/pgbench.
 pub fn find_pgbench(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
-    if let Some(path) = explicit {
-        if path.is_file() {
-            return Ok(path.to_path_buf());
-        }
-        bail!("{} does not exist", path.display());
-    }
-    if let Some(paths) = std::env::var_os("PATH") {
-        for dir in std::env::split_paths(&paths) {
-            let candidate = dir.join("pgbench");
-            if candidate.is_file() {
-                return Ok(candidate);
-            }
-        }
-    }
-    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|entry| {
-            let version = entry.file_name().to_str()?.parse::<u32>().ok()?;
-            let path = entry.path().join("bin/pgbench");
-            path.is_file().then_some((version, path))
-        })
-        .collect();
-    versions.sort();
-    versions.pop().map(|(_, path)| path).ok_or_else(|| {
-        anyhow!(
-            "pgbench not found on PATH or under /usr/lib/postgresql/*/bin \
-             (Debian: apt-get install postgresql-contrib), or pass --pgbench"
-        )
-    })
+    crate::pg::find_program("pgbench", explicit)
 }
 
-/// The database URL with its password hidden.
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            match userinfo.find(':') {
-                Some(colon) => format!(
-                    "{}{}:***{}",
-                    &url[..scheme + 3],
-                    &userinfo[..colon],
-                    &url[at..]
-                ),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
-    }
-}
+pub use crate::pg::redact;
 
 /// The server's task-create transaction for one user, as a pgbench script.
 ///

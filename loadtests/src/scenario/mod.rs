@@ -7,3 +7,6 @@ pub mod fanout;
 pub mod limit;
 pub mod reminders;
 pub mod rest;
+pub mod team;
+pub mod team_fanout;
+pub mod team_write;
