@@ -202,16 +202,24 @@ impl Realtime {
     }
 
     /// Compares the latest seq of every stream with local receivers with what the hub has
-    /// seen, and wakes the connections of streams that are behind: the safety net under every bus.
+    /// seen, and wakes the connections of streams that are behind: the safety net under
+    /// every bus. A stream is woken only when it is still behind what the previous pass
+    /// found committed: a commit whose announcement is merely in flight on the bus (the
+    /// common case at any pass) arrives inline a moment later, and waking its sockets to
+    /// read it from the table would cost a query per socket for nothing. So what a bus
+    /// drops is delivered within two intervals; after a bus reconnection, at once.
     async fn catch_up(self: Arc<Self>, every: Duration) {
         let (hub, store) = (&self.sockets.hub, &self.sockets.store);
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Streams found behind at the previous pass, and the seq they were behind.
+        let mut suspects: HashMap<StreamKey, i64> = HashMap::new();
         loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                () = self.resync.notified() => {}
-            }
+            let resync = tokio::select! {
+                _ = tick.tick() => false,
+                () = self.resync.notified() => true,
+            };
+            let mut behind: HashMap<StreamKey, i64> = HashMap::new();
             for chunk in hub.connected_streams().chunks(500) {
                 let known: HashMap<StreamKey, i64> = chunk.iter().copied().collect();
                 let streams: Vec<StreamKey> = known.keys().copied().collect();
@@ -223,11 +231,21 @@ impl Realtime {
                     }
                 };
                 for (stream, last_seq) in latest {
-                    if known.get(&stream).is_some_and(|&seen| last_seq > seen) {
+                    let Some(&seen) = known.get(&stream) else {
+                        continue;
+                    };
+                    if last_seq <= seen {
+                        continue;
+                    }
+                    let overdue = suspects.get(&stream).is_some_and(|&before| seen < before);
+                    if resync || overdue {
                         hub.deliver(&Arc::new(StreamUpdate::position(stream, last_seq)));
+                    } else {
+                        behind.insert(stream, last_seq);
                     }
                 }
             }
+            suspects = behind;
         }
     }
 }
