@@ -179,9 +179,20 @@ impl Realtime {
                     continue;
                 }
             };
-            for (project, message) in self.sockets.presence.update(now) {
-                metrics::counter!(crate::metrics::PRESENCE_MESSAGES).increment(1);
-                hub.deliver_presence(project, &Arc::new(message));
+            // Spread over half the interval: every socket of every changed project gets a
+            // message, and sent in one instant they would queue the events behind them.
+            let messages = self.sockets.presence.update(now);
+            let steps = messages.len().clamp(1, PRESENCE_SPREAD_STEPS);
+            let per_step = messages.len().div_ceil(steps).max(1);
+            let pause = PRESENCE_FLUSH / 2 / steps as u32;
+            for (i, batch) in messages.chunks(per_step).enumerate() {
+                if i > 0 {
+                    tokio::time::sleep(pause).await;
+                }
+                for (project, message) in batch {
+                    metrics::counter!(crate::metrics::PRESENCE_MESSAGES).increment(1);
+                    hub.deliver_presence(*project, &Arc::new(message.clone()));
+                }
             }
         }
     }
@@ -310,6 +321,8 @@ impl BusHandler for Realtime {
 
 /// How often the presence record is written (what others see lags this much).
 const PRESENCE_FLUSH: Duration = Duration::from_secs(1);
+/// Presence messages of one pass go out in at most this many steps over half a second.
+const PRESENCE_SPREAD_STEPS: usize = 10;
 /// Every this many flushes an instance marks itself alive even without changes.
 const PRESENCE_ALIVE_TICKS: u64 = 2;
 /// An instance not marked alive for this long is taken for dead.
