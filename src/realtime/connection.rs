@@ -149,7 +149,7 @@ pub async fn serve(
         projects: start.projects || !start.positions.is_empty(),
         behind: HashMap::new(),
         presence: Vec::new(),
-        resumes: resume_budget(),
+        resumes: None,
         rotation_deadline: None,
     };
     let end = conn.run(start).await;
@@ -299,7 +299,9 @@ struct Connection<'a> {
     behind: HashMap<StreamKey, i64>,
     /// Presence messages that arrived while the socket was reading a stream: sent next.
     presence: Vec<(Uuid, Arc<ServerMessage>)>,
-    resumes: ResumeBudget,
+    /// Made on the first `resume`: most sockets never send one, and making it reads the
+    /// clock's calibration (a `CPUID`, costly under virtualisation) at every connect.
+    resumes: Option<ResumeBudget>,
     /// Set when a refresh replaced this socket's token: it closes with 4003 unless it
     /// moves to a new token (`auth.refresh`) by then.
     rotation_deadline: Option<Instant>,
@@ -901,7 +903,12 @@ impl Connection<'_> {
                         "This socket does not receive that stream",
                     );
                     self.send_message(&error).await?;
-                } else if self.resumes.check().is_ok() {
+                } else if self
+                    .resumes
+                    .get_or_insert_with(resume_budget)
+                    .check()
+                    .is_ok()
+                {
                     self.resume(stream, since).await?;
                     self.settle_behind().await?;
                 } else {
