@@ -586,6 +586,18 @@ pub fn parse_bool(raw: Option<&str>) -> Result<bool, String> {
     }
 }
 
+/// An optional id (a UUID, hyphenated).
+pub fn parse_id(raw: Option<&str>) -> Result<Option<uuid::Uuid>, String> {
+    raw.map(|id| {
+        let id = id.trim();
+        match uuid::Uuid::try_parse(id) {
+            Ok(uuid) if id.len() == 36 => Ok(uuid),
+            _ => Err("must be a UUID (8-4-4-4-12 hexadecimal digits)".to_string()),
+        }
+    })
+    .transpose()
+}
+
 /// An integer in `min..=max`, `default` when absent.
 pub fn parse_int(raw: Option<&str>, default: i64, min: i64, max: i64) -> Result<i64, String> {
     let Some(raw) = raw.filter(|s| !s.is_empty()) else {

@@ -35,12 +35,7 @@ async fn list_tags(
 ) -> Result<Json<Vec<TagCount>>> {
     let mut v = Violations::new();
     let project = query.single_or_record("project_id", &mut v);
-    let project = v.check(
-        "project_id",
-        project
-            .map(|p| uuid::Uuid::try_parse(p).map_err(|_| "must be a UUID".to_string()))
-            .transpose(),
-    );
+    let project = v.check("project_id", super::parse_id(project));
     let scope = v.finish(|| {
         Some(match project? {
             Some(project_id) => TagScope::Project(project_id),

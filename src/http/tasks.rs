@@ -8,7 +8,6 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
-use uuid::Uuid;
 
 use super::doc::DateOrTime;
 use super::extract::{nullable, parse_object, AuthUser, Json, Path, QueryPairs};
@@ -80,8 +79,8 @@ impl TaskInput {
         );
         let priority = v.check("priority", parse_priority(self.priority.as_deref()));
         let due_date = v.check("due_date", parse_due_date(self.due_date.as_deref()));
-        let project_id = v.check("project_id", parse_id(self.project_id.as_deref()));
-        let assignee_id = v.check("assignee_id", parse_id(self.assignee_id.as_deref()));
+        let project_id = v.check("project_id", super::parse_id(self.project_id.as_deref()));
+        let assignee_id = v.check("assignee_id", super::parse_id(self.assignee_id.as_deref()));
         let tags = v.check("tags", self.tags.as_deref().map(Tags::parse).transpose());
         v.finish(|| {
             Some(NewTask {
@@ -96,18 +95,6 @@ impl TaskInput {
             })
         })
     }
-}
-
-/// An optional id (a UUID, hyphenated).
-fn parse_id(raw: Option<&str>) -> Result<Option<Uuid>, String> {
-    raw.map(|id| {
-        let id = id.trim();
-        match Uuid::try_parse(id) {
-            Ok(uuid) if id.len() == 36 => Ok(uuid),
-            _ => Err("must be a UUID (8-4-4-4-12 hexadecimal digits)".to_string()),
-        }
-    })
-    .transpose()
 }
 
 fn parse_description(raw: Option<&str>) -> Result<Option<TaskDescription>, String> {
@@ -189,10 +176,10 @@ impl TaskPatch {
             changes.due_date = v.check("due_date", parse_due_date(raw.as_deref()));
         }
         if let Some(raw) = self.assignee_id {
-            changes.assignee_id = v.check("assignee_id", parse_id(raw.as_deref()));
+            changes.assignee_id = v.check("assignee_id", super::parse_id(raw.as_deref()));
         }
         if let Some(raw) = self.project_id {
-            changes.project_id = v.check("project_id", parse_id(raw.as_deref()));
+            changes.project_id = v.check("project_id", super::parse_id(raw.as_deref()));
         }
         match self.tags {
             Some(Some(raw)) => changes.tags = v.check("tags", Tags::parse(&raw)),
@@ -294,8 +281,8 @@ fn parse_task_filter(q: &QueryPairs) -> Result<TaskFilter> {
     );
     let limit = v.check("limit", super::parse_int(limit, 100, 1, 500));
     let offset = v.check("offset", super::parse_int(offset, 0, 0, i64::MAX));
-    let project_id = v.check("project_id", parse_id(project_id));
-    let assignee_id = v.check("assignee_id", parse_id(assignee_id));
+    let project_id = v.check("project_id", super::parse_id(project_id));
+    let assignee_id = v.check("assignee_id", super::parse_id(assignee_id));
     v.finish(|| {
         let (project_id, assignee_id) = (project_id?, assignee_id?);
         let scope = match (project_id, assignee_id) {

@@ -31,6 +31,7 @@ use self::bus::{BusHandler, EventBus};
 pub use self::connection::SocketContext;
 use self::hub::Hub;
 use self::presence::ProjectPresence;
+use self::protocol::ServerMessage;
 use crate::auth::Authenticator;
 use crate::domain::{StreamKey, StreamUpdate};
 use crate::service::Publisher;
@@ -181,7 +182,13 @@ impl Realtime {
             };
             // Spread over half the interval: every socket of every changed project gets a
             // message, and sent in one instant they would queue the events behind them.
-            let messages = self.sockets.presence.update(now);
+            let messages: Vec<(Uuid, Arc<ServerMessage>)> = self
+                .sockets
+                .presence
+                .update(now)
+                .into_iter()
+                .map(|(project, message)| (project, Arc::new(message)))
+                .collect();
             let steps = messages.len().clamp(1, PRESENCE_SPREAD_STEPS);
             let per_step = messages.len().div_ceil(steps).max(1);
             let pause = PRESENCE_FLUSH / 2 / steps as u32;
@@ -191,7 +198,7 @@ impl Realtime {
                 }
                 for (project, message) in batch {
                     metrics::counter!(crate::metrics::PRESENCE_MESSAGES).increment(1);
-                    hub.deliver_presence(*project, &Arc::new(message.clone()));
+                    hub.deliver_presence(*project, message);
                 }
             }
         }

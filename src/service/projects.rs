@@ -72,13 +72,12 @@ fn quota(message: String) -> Error {
 }
 
 /// Locks the project and checks the caller owns it.
-async fn lock_owned(tx: &mut Box<dyn StoreTx>, project_id: Uuid, user_id: Uuid) -> Result<i64> {
-    let role = lock_member(tx, project_id, user_id).await?;
+async fn lock_owned(tx: &mut Box<dyn StoreTx>, project_id: Uuid, user_id: Uuid) -> Result<()> {
+    let (role, _) = lock_member(tx, project_id, user_id).await?;
     if !role.can_manage() {
         return Err(owners_only());
     }
-    // Locked: the seq cannot move until commit.
-    Ok(tx.lock_project(project_id).await?.unwrap_or(0))
+    Ok(())
 }
 
 /// The project as `user_id` sees it, or 404.
@@ -99,8 +98,8 @@ pub async fn members(svc: &Services, user_id: Uuid, id: Uuid) -> Result<Vec<Memb
 }
 
 /// Someone joining a project at its position `seq`, told `notify` if anything.
-struct Joining<'a> {
-    project: &'a Project,
+struct Joining {
+    project_id: Uuid,
     user_id: Uuid,
     role: Role,
     seq: i64,
@@ -110,15 +109,16 @@ struct Joining<'a> {
 /// What joining at the project's position `seq` writes: the member row (who may replay
 /// the project's stream from `seq`, their own `member.added` on), `member.added` in the
 /// project's stream (at `seq + 1`), `project.joined` (with `last_seq` `seq + 1`) and a
-/// notification in theirs. Returns the appends.
+/// notification in theirs. Returns the appends, and the project as the new member sees
+/// it once they commit.
 async fn join(
     svc: &Services,
     tx: &mut Box<dyn StoreTx>,
-    joining: Joining<'_>,
+    joining: Joining,
     now: DateTime<Utc>,
-) -> Result<Vec<(StreamKey, Vec<EventDraft>)>> {
+) -> Result<(Vec<(StreamKey, Vec<EventDraft>)>, Project)> {
     let Joining {
-        project,
+        project_id,
         user_id,
         role,
         seq,
@@ -131,18 +131,23 @@ async fn join(
         )));
     }
     let joined_seq = seq + 1;
-    tx.insert_member(project.id, user_id, role, seq, now)
+    tx.insert_member(project_id, user_id, role, seq, now)
         .await?;
+    let mut project = tx
+        .project(project_id, user_id)
+        .await?
+        .ok_or_else(|| Error::not_found("Project"))?;
+    project.last_seq = joined_seq;
     let name = tx.user_name(user_id).await?.unwrap_or_default();
     let added = EventDraft::new(
         EventKind::MemberAdded,
-        &json!({ "project_id": project.id, "user_id": user_id, "name": name, "role": role }),
+        &json!({ "project_id": project_id, "user_id": user_id, "name": name, "role": role }),
     );
     let joined = EventDraft::new(
         EventKind::ProjectJoined,
         &json!({
-            "project_id": project.id,
-            "project": ProjectData::from(project),
+            "project_id": project_id,
+            "project": ProjectData::from(&project),
             "role": role,
             "last_seq": joined_seq,
         }),
@@ -154,10 +159,11 @@ async fn join(
         let (_, noted) = super::notifications::add(svc, tx, &draft, now).await?;
         own.extend(noted);
     }
-    Ok(vec![
-        (StreamKey::Project(project.id), vec![added]),
+    let appends = vec![
+        (StreamKey::Project(project_id), vec![added]),
         (StreamKey::User(user_id), own),
-    ])
+    ];
+    Ok((appends, project))
 }
 
 pub async fn create(svc: &Services, user_id: Uuid, input: &ProjectInput) -> Result<Project> {
@@ -171,26 +177,15 @@ pub async fn create(svc: &Services, user_id: Uuid, input: &ProjectInput) -> Resu
         now,
     })
     .await?;
-    let mut project = Project {
-        id,
-        name: input.name.as_str().to_string(),
-        description: input.description.clone(),
-        created_by: Some(user_id),
-        created_at: now,
-        updated_at: now,
-        role: Role::Owner,
-        last_seq: 0,
-    };
     let joining = Joining {
-        project: &project,
+        project_id: id,
         user_id,
         role: Role::Owner,
         seq: 0,
         notify: None,
     };
-    let appends = join(svc, &mut tx, joining, now).await?;
+    let (appends, project) = join(svc, &mut tx, joining, now).await?;
     svc.writes.commit_streams(tx, appends, now).await?;
-    project.last_seq = 1;
     Ok(project)
 }
 
@@ -274,10 +269,10 @@ pub async fn set_role(
     if current.role == Role::Owner && role != Role::Owner && tx.owner_count(id).await? <= 1 {
         return Err(last_owner());
     }
-    let members = svc.store.members(id).await?;
-    let mut member = members
-        .into_iter()
-        .find(|m| m.user_id == member_id)
+    let mut member = svc
+        .store
+        .member(id, member_id)
+        .await?
         .ok_or_else(|| Error::not_found("Member"))?;
     if current.role == role {
         tx.commit().await?;
@@ -304,7 +299,7 @@ fn last_owner() -> Error {
 /// after `member.removed`, on every instance.
 pub async fn remove_member(svc: &Services, user_id: Uuid, id: Uuid, member_id: Uuid) -> Result<()> {
     let (mut tx, now) = svc.writes.begin().await?;
-    let role = lock_member(&mut tx, id, user_id).await?;
+    let (role, _) = lock_member(&mut tx, id, user_id).await?;
     if member_id != user_id && !role.can_manage() {
         return Err(owners_only());
     }
@@ -462,20 +457,14 @@ pub async fn my_invitations(svc: &Services, user_id: Uuid) -> Result<Vec<Invitat
 /// An invitation to the caller's address, or 404 (someone else's is indistinguishable
 /// from none).
 async fn my_invitation(
-    svc: &Services,
     tx: &mut Box<dyn StoreTx>,
-    user_id: Uuid,
+    email: &str,
     invitation_id: Uuid,
     now: DateTime<Utc>,
-) -> Result<(Invitation, bool)> {
-    let profile = svc
-        .store
-        .profile(user_id)
-        .await?
-        .ok_or(Error::InvalidToken)?;
+) -> Result<Invitation> {
     match tx.invitation(invitation_id).await? {
-        Some(invitation) if invitation.email == profile.email && invitation.expires_at > now => {
-            Ok((invitation, profile.is_email_verified))
+        Some(invitation) if invitation.email == email && invitation.expires_at > now => {
+            Ok(invitation)
         }
         _ => Err(Error::not_found("Invitation")),
     }
@@ -483,18 +472,23 @@ async fn my_invitation(
 
 /// Accepts an invitation to the caller's (verified) address: they join with its role.
 pub async fn accept(svc: &Services, user_id: Uuid, invitation_id: Uuid) -> Result<Project> {
+    let profile = svc
+        .store
+        .profile(user_id)
+        .await?
+        .ok_or(Error::InvalidToken)?;
     let (mut tx, now) = svc.writes.begin().await?;
-    // Found through the invitation before anything is locked, then locked in order.
-    let (invitation, _) = my_invitation(svc, &mut tx, user_id, invitation_id, now).await?;
-    let project_id = invitation.project_id;
-    drop(tx);
-    let (mut tx, now) = svc.writes.begin().await?;
+    // The invitation names its project (read without a lock); the project's row is then
+    // locked, as every membership change locks it first, and the invitation read again.
+    let project_id = my_invitation(&mut tx, &profile.email, invitation_id, now)
+        .await?
+        .project_id;
     let seq = tx
         .lock_project(project_id)
         .await?
         .ok_or_else(|| Error::not_found("Invitation"))?;
-    let (invitation, verified) = my_invitation(svc, &mut tx, user_id, invitation_id, now).await?;
-    if !verified {
+    let invitation = my_invitation(&mut tx, &profile.email, invitation_id, now).await?;
+    if !profile.is_email_verified {
         // Whoever signs up with an address could otherwise take what was meant for the
         // address's owner.
         return Err(Error::Forbidden(
@@ -511,15 +505,6 @@ pub async fn accept(svc: &Services, user_id: Uuid, invitation_id: Uuid) -> Resul
         svc.writes.commit_unannounced(tx).await?;
         return get(svc, user_id, project_id).await;
     }
-    let project = svc
-        .store
-        .project(project_id, invitation.invited_by.unwrap_or_default())
-        .await?;
-    let mut project = match project {
-        Some(project) => project,
-        // The inviter left: the project as any member sees it.
-        None => project_row(svc, project_id).await?,
-    };
     if tx.member_count(project_id).await? >= svc.quotas.max_members_per_project {
         return Err(quota(format!(
             "A project has at most {} members",
@@ -528,38 +513,30 @@ pub async fn accept(svc: &Services, user_id: Uuid, invitation_id: Uuid) -> Resul
     }
     let message = format!(
         "You joined the project \"{}\" as {}.",
-        project.name,
+        invitation.project_name,
         invitation.role.as_str()
     );
     let joining = Joining {
-        project: &project,
+        project_id,
         user_id,
         role: invitation.role,
         seq,
         notify: Some(message),
     };
-    let appends = join(svc, &mut tx, joining, now).await?;
+    let (appends, project) = join(svc, &mut tx, joining, now).await?;
     svc.writes.commit_streams(tx, appends, now).await?;
-    project.role = invitation.role;
-    project.last_seq = seq + 1;
     Ok(project)
-}
-
-/// The project through any of its members (for one the caller is about to join).
-async fn project_row(svc: &Services, project_id: Uuid) -> Result<Project> {
-    let members = svc.store.members(project_id).await?;
-    for member in members {
-        if let Some(project) = svc.store.project(project_id, member.user_id).await? {
-            return Ok(project);
-        }
-    }
-    Err(Error::not_found("Invitation"))
 }
 
 /// Declines an invitation to the caller's address.
 pub async fn decline(svc: &Services, user_id: Uuid, invitation_id: Uuid) -> Result<()> {
+    let profile = svc
+        .store
+        .profile(user_id)
+        .await?
+        .ok_or(Error::InvalidToken)?;
     let (mut tx, now) = svc.writes.begin().await?;
-    my_invitation(svc, &mut tx, user_id, invitation_id, now).await?;
+    my_invitation(&mut tx, &profile.email, invitation_id, now).await?;
     tx.delete_invitation(invitation_id).await?;
     svc.writes.commit_unannounced(tx).await
 }

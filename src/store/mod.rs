@@ -339,6 +339,7 @@ pub trait Store: Send + Sync + 'static {
     /// whatever their number: a socket reads them when it opens).
     async fn memberships(&self, user_id: Uuid) -> StoreResult<Vec<MembershipPosition>>;
     async fn members(&self, project_id: Uuid) -> StoreResult<Vec<Member>>;
+    async fn member(&self, project_id: Uuid, user_id: Uuid) -> StoreResult<Option<Member>>;
     /// Open invitations to this address.
     async fn invitations_to(&self, email: &str, now: DateTime<Utc>)
         -> StoreResult<Vec<Invitation>>;
@@ -511,6 +512,9 @@ pub trait StoreTx: Send {
 
     /// A new project (its creator becomes its owner through [`StoreTx::insert_member`]).
     async fn insert_project(&mut self, project: NewProject<'_>) -> StoreResult<()>;
+    /// Project `id` as member `user_id` sees it, in this transaction (a member just added
+    /// included).
+    async fn project(&mut self, id: Uuid, user_id: Uuid) -> StoreResult<Option<Project>>;
     /// The project's latest seq, its row locked until commit (membership changes and
     /// deletion take it first, so they are serialised per project); `None` if deleted.
     async fn lock_project(&mut self, id: Uuid) -> StoreResult<Option<i64>>;

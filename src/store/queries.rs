@@ -515,9 +515,16 @@ pub const MEMBERSHIPS_OF_USER: &str = "SELECT m.project_id, m.role, m.joined_seq
 
 pub const MEMBERSHIP_COUNT: &str = "SELECT count(*) FROM project_members WHERE user_id = $1";
 
-pub const MEMBERS_OF_PROJECT: &str = "SELECT m.user_id, u.name, m.role, m.created_at \
-     FROM project_members m JOIN users u ON u.id = m.user_id \
-     WHERE m.project_id = $1 ORDER BY m.created_at, m.user_id";
+const MEMBER_COLUMNS: &str = "SELECT m.user_id, u.name, m.role, m.created_at \
+     FROM project_members m JOIN users u ON u.id = m.user_id WHERE m.project_id = $1";
+
+pub const MEMBERS_OF_PROJECT: &str = sql(&join(&[
+    MEMBER_COLUMNS,
+    " ORDER BY m.created_at, m.user_id",
+]));
+
+/// Member `$2` of project `$1`.
+pub const MEMBER: &str = sql(&join(&[MEMBER_COLUMNS, " AND m.user_id = $2"]));
 
 pub const MEMBER_IDS: &str = "SELECT user_id FROM project_members WHERE project_id = $1";
 

@@ -666,6 +666,15 @@ where
             .map_err(B::store_error)
     }
 
+    async fn member(&self, project_id: Uuid, user_id: Uuid) -> StoreResult<Option<Member>> {
+        sqlx::query_as(q::MEMBER)
+            .bind(project_id)
+            .bind(user_id)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(B::store_error)
+    }
+
     async fn members(&self, project_id: Uuid) -> StoreResult<Vec<Member>> {
         sqlx::query_as(q::MEMBERS_OF_PROJECT)
             .bind(project_id)
@@ -1282,6 +1291,15 @@ where
             .await
             .map_err(B::store_error)?;
         Ok(())
+    }
+
+    async fn project(&mut self, id: Uuid, user_id: Uuid) -> StoreResult<Option<Project>> {
+        sqlx::query_as(q::PROJECT_FOR_MEMBER)
+            .bind(id)
+            .bind(user_id)
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(B::store_error)
     }
 
     async fn lock_project(&mut self, id: Uuid) -> StoreResult<Option<i64>> {
