@@ -376,13 +376,24 @@ impl Connection<'_> {
                 role: None,
                 presence: None,
             }];
-            for &MembershipPosition {
-                membership,
-                last_seq,
-            } in &memberships
+            let projects: Vec<Uuid> = memberships
+                .iter()
+                .map(|m| m.membership.project_id)
+                .collect();
+            // Subscribed first: a presence change after the snapshot is announced to them.
+            for &project_id in &projects {
+                self.ctx.hub.subscribe(project_id, &self.handle);
+            }
+            let presence = self.presence_of(&projects).await?;
+            for (
+                &MembershipPosition {
+                    membership,
+                    last_seq,
+                },
+                presence,
+            ) in memberships.iter().zip(presence)
             {
                 let stream = StreamKey::Project(membership.project_id);
-                self.ctx.hub.subscribe(membership.project_id, &self.handle);
                 self.cursors.insert(
                     stream,
                     Cursor {
@@ -394,17 +405,15 @@ impl Connection<'_> {
                     stream,
                     last_seq,
                     role: Some(membership.role),
-                    presence: Some(self.presence_of(membership.project_id).await?),
+                    presence: Some(presence),
                 });
             }
             // Subscribed after the positions were read: whatever committed in between is
             // found by reading the streams' ends once more (one query for all), and caught
             // up after `ready`.
             if !memberships.is_empty() {
-                let streams: Vec<StreamKey> = memberships
-                    .iter()
-                    .map(|m| StreamKey::Project(m.membership.project_id))
-                    .collect();
+                let streams: Vec<StreamKey> =
+                    projects.iter().map(|&p| StreamKey::Project(p)).collect();
                 let latest = self.ctx.store.latest_seqs(&streams).await.map_err(|err| {
                     tracing::warn!(error = %err, "websocket: cannot read stream positions");
                     unavailable()
@@ -716,7 +725,11 @@ impl Connection<'_> {
                 // Who is online there now (sent after the catch-up): the announcements
                 // that follow only say what changes, and this socket's `ready` did not
                 // have the project.
-                let PresenceState { online, members } = self.presence_of(project_id).await?;
+                let presence = self.presence_of(&[project_id]).await?.pop();
+                let PresenceState { online, members } = presence.unwrap_or(PresenceState {
+                    online: 0,
+                    members: None,
+                });
                 if online > 0 {
                     let now = ServerMessage::PresenceJoined {
                         stream,
@@ -831,11 +844,11 @@ impl Connection<'_> {
         Ok(())
     }
 
-    /// Who is online in a project, as this instance's sockets were last told.
-    async fn presence_of(&self, project_id: Uuid) -> Result<PresenceState, End> {
+    /// Who is online in these projects, as this instance's sockets were last told.
+    async fn presence_of(&self, projects: &[Uuid]) -> Result<Vec<PresenceState>, End> {
         let ctx = self.ctx;
         ctx.presence
-            .snapshot(project_id, ctx.store.as_ref(), &ctx.hub)
+            .snapshots(projects, ctx.store.as_ref(), &ctx.hub)
             .await
             .map_err(|err| {
                 tracing::warn!(error = %err, "websocket: cannot read presence");

@@ -102,25 +102,38 @@ impl ProjectPresence {
         Ok(now)
     }
 
-    /// The project's presence as announced to this instance's sockets; read now when the
-    /// project is new here (and announced from then on).
-    pub async fn snapshot(
+    /// The projects' presence as announced to this instance's sockets, in their order;
+    /// the ones new here are read now (in one query) and announced from then on.
+    pub async fn snapshots(
         &self,
-        project_id: Uuid,
+        projects: &[Uuid],
         store: &dyn Store,
         hub: &Hub,
-    ) -> StoreResult<PresenceState> {
-        if let Some(state) = self.announced_state(project_id) {
-            return Ok(state);
-        }
-        let mut read = self.read(&[project_id], store, hub).await?;
-        let counts = read.remove(&project_id).unwrap_or_default();
+    ) -> StoreResult<Vec<PresenceState>> {
+        let unknown: Vec<Uuid> = projects
+            .iter()
+            .copied()
+            .filter(|&p| self.announced_state(p).is_none())
+            .collect();
+        let mut read = if unknown.is_empty() {
+            HashMap::new()
+        } else {
+            self.read(&unknown, store, hub).await?
+        };
         let mut announced = self.announced.lock().unwrap_or_else(|e| e.into_inner());
-        let state = announced.entry(project_id).or_insert(Announced {
-            members: counts.members,
-            online: counts.online,
-        });
-        Ok(self.state_of(state))
+        Ok(projects
+            .iter()
+            .map(|project_id| {
+                let state = announced.entry(*project_id).or_insert_with(|| {
+                    let counts = read.remove(project_id).unwrap_or_default();
+                    Announced {
+                        members: counts.members,
+                        online: counts.online,
+                    }
+                });
+                self.state_of(state)
+            })
+            .collect())
     }
 
     fn announced_state(&self, project_id: Uuid) -> Option<PresenceState> {
