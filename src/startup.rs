@@ -100,10 +100,16 @@ impl App {
         if metrics_listener.is_some() {
             crate::metrics::register(realtime.bus_name());
         }
-        // One pool of low-priority threads, as many as cores, for argon2 and photo
-        // decoding together (each also keeps its own admission bounds).
+        // One pool of low-priority threads for argon2 and photo decoding together, as
+        // many as the larger of their concurrencies (half the cores by default) and never
+        // more than the cores: a flood of sign-ins and upload bombs at once holds at most
+        // that share of the machine (they take turns), and each kind also keeps its own
+        // admission bounds.
+        let hash_bounds = config.password_hash_bounds();
+        let decode_concurrency = config.photo_decode_concurrency();
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let cpu = Arc::new(CpuPool::new(cores).context("starting the CPU pool")?);
+        let cpu_threads = hash_bounds.concurrency.max(decode_concurrency).min(cores);
+        let cpu = Arc::new(CpuPool::new(cpu_threads).context("starting the CPU pool")?);
         let deliveries_wake = Arc::new(tokio::sync::Notify::new());
         let delivery = &config.delivery;
         let vapid = vapid_key(config, &secret)?;
@@ -119,14 +125,14 @@ impl App {
             authenticator,
             passwords: Arc::new(PasswordHasher::new(
                 config.auth.password,
-                config.password_hash_bounds(),
+                hash_bounds,
                 cpu.clone(),
             )?),
             tokens,
             media: Arc::new(MediaStore::new(
                 config.media_dir(),
                 config.media.photo_max_pixels,
-                config.photo_decode_concurrency(),
+                decode_concurrency,
                 cpu,
             )?),
             limits: Arc::new(rate_limiter(config)?),

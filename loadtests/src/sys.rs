@@ -198,6 +198,52 @@ pub fn letters_for(mut n: usize) -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
+/// Where a scenario runs load it does not measure (attackers, sockets that only come and
+/// go): on the measured clients' runtime, or on a runtime of its own whose threads run at
+/// a lower priority. In production that load comes from other machines; on one machine its
+/// own client work would otherwise take cores from the measured clients and the server
+/// (what the server does for it is unaffected).
+pub enum UnmeasuredLoad {
+    Shared(tokio::runtime::Handle),
+    Own(tokio::runtime::Runtime),
+}
+
+impl UnmeasuredLoad {
+    /// `nice` 0: the current runtime; otherwise a runtime of its own, threads named `name`,
+    /// at that nice value (Linux).
+    pub fn start(name: &str, nice: i32) -> std::io::Result<Self> {
+        if nice == 0 {
+            return Ok(Self::Shared(tokio::runtime::Handle::current()));
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .thread_name(name)
+            .enable_all()
+            .on_thread_start(move || {
+                // On Linux a priority set on a thread id applies to that thread alone.
+                let me = rustix::thread::gettid();
+                if let Err(err) = rustix::process::setpriority_process(Some(me), nice) {
+                    eprintln!("warning: cannot lower a thread's priority: {err}");
+                }
+            })
+            .build()?;
+        Ok(Self::Own(runtime))
+    }
+
+    pub fn handle(&self) -> &tokio::runtime::Handle {
+        match self {
+            Self::Shared(handle) => handle,
+            Self::Own(runtime) => runtime.handle(),
+        }
+    }
+
+    /// Ends its runtime (a runtime may not be dropped inside another's task).
+    pub fn stop(self) {
+        if let Self::Own(runtime) = self {
+            runtime.shutdown_background();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

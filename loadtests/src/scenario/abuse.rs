@@ -26,7 +26,7 @@ use crate::client::{sign_up_users, upgrade_ws, Api, WsTarget};
 use crate::progress::{Progress, Ui};
 use crate::report::{self, bump, Counts, PlotData, ScenarioReport};
 use crate::scenario::rest::{self, Load, RestReport};
-use crate::sys::{loopback, Rng};
+use crate::sys::{loopback, Rng, UnmeasuredLoad};
 use crate::workload::Mix;
 use crate::DEFAULT_URL;
 
@@ -91,6 +91,14 @@ pub struct AbuseArgs {
     /// 20000x20000. The server's default PHOTO_MAX_PIXELS is 4096x4096.
     #[arg(long, default_value_t = 4096)]
     pub bomb_side: u32,
+    /// The attackers run on a runtime of their own whose threads have this nice value
+    /// (0-19; Linux). Their CPU is the attacker's, on another machine in production: here,
+    /// on one machine, the attack's own client work would otherwise compete with the
+    /// honest clients and the server for the same cores. The server's side of the attack
+    /// (its handling of every request and socket) is unaffected. `--attack-nice 0` runs
+    /// them on the honest clients' runtime, as before.
+    #[arg(long, default_value_t = 19, value_parser = clap::value_parser!(i32).range(0..=19))]
+    pub attack_nice: i32,
 }
 
 impl AbuseArgs {
@@ -111,6 +119,7 @@ impl AbuseArgs {
             bomb_accounts: 16,
             bomb_rate: 20.0,
             bomb_side: 4096,
+            attack_nice: 19,
         }
     }
 }
@@ -148,6 +157,8 @@ pub struct AbuseReport {
     pub url: String,
     pub honest_users: usize,
     pub honest_rate: f64,
+    /// The nice value of the attackers' threads (0: on the honest clients' runtime).
+    pub attack_nice: i32,
     pub baseline: RestReport,
     pub under_attack: RestReport,
     /// Honest p99 under attack / honest p99 alone.
@@ -278,15 +289,17 @@ pub async fn run(args: &AbuseArgs, ui: Ui) -> anyhow::Result<(AbuseReport, PlotD
     let until = Instant::now() + lead + Duration::from_secs(args.attack);
     let progress = Progress::new(ui, "attacks", None);
     progress.set_message("sign-in flood, socket flood, upload bombs");
-    let signin = spawn_signin_flood(args, until);
-    let sockets = spawn_socket_flood(args, until).await?;
-    let uploads = spawn_upload_bombs(args, bomb_apis, bombers, until);
+    let attackers = UnmeasuredLoad::start("attacker", args.attack_nice)?;
+    let signin = spawn_signin_flood(args, until, attackers.handle());
+    let sockets = spawn_socket_flood(args, until, attackers.handle()).await?;
+    let uploads = spawn_upload_bombs(args, bomb_apis, bombers, until, attackers.handle());
     tokio::time::sleep(lead).await;
     let (under_attack, plot) =
         rest::run_load(&honest_apis, &honest, &load(args.attack), ui).await?;
     let signin = signin.await?;
     let sockets = sockets.await?;
     let uploads = uploads.await?;
+    attackers.stop();
     progress.finish(format!(
         "{} sign-ins, {} upgrades, {} uploads",
         signin.attempts, sockets.attempts, uploads.attempts
@@ -314,6 +327,7 @@ pub async fn run(args: &AbuseArgs, ui: Ui) -> anyhow::Result<(AbuseReport, PlotD
         url: args.url.clone(),
         honest_users: args.honest_users,
         honest_rate: args.honest_rate,
+        attack_nice: args.attack_nice,
         baseline,
         under_attack,
         p99_ratio,
@@ -337,7 +351,11 @@ type SourceClient = (IpAddr, usize, Api);
 
 /// Wrong passwords for random e-mail addresses: every attempt the server lets through
 /// costs it a password verification.
-fn spawn_signin_flood(args: &AbuseArgs, until: Instant) -> tokio::task::JoinHandle<AttackReport> {
+fn spawn_signin_flood(
+    args: &AbuseArgs,
+    until: Instant,
+    runtime: &tokio::runtime::Handle,
+) -> tokio::task::JoinHandle<AttackReport> {
     let tally: Tally = Arc::default();
     let (workers, rate) = (args.signin_workers, args.signin_rate);
     let (addresses, per_address) = (args.signin_addresses.max(1), args.signin_per_address.max(1));
@@ -348,7 +366,7 @@ fn spawn_signin_flood(args: &AbuseArgs, until: Instant) -> tokio::task::JoinHand
     let clients: Arc<Vec<Mutex<Option<SourceClient>>>> =
         Arc::new((0..workers).map(|_| Mutex::new(None)).collect());
     let counted = tally.clone();
-    tokio::spawn(async move {
+    runtime.spawn(async move {
         paced(workers, rate, until, move |w, n| {
             let (tally, url, next_address, clients) = (
                 counted.clone(),
@@ -403,6 +421,7 @@ fn spawn_signin_flood(args: &AbuseArgs, until: Instant) -> tokio::task::JoinHand
 async fn spawn_socket_flood(
     args: &AbuseArgs,
     until: Instant,
+    runtime: &tokio::runtime::Handle,
 ) -> anyhow::Result<tokio::task::JoinHandle<SocketFloodReport>> {
     let target = Arc::new(WsTarget::resolve(&args.url).await?);
     let answers: Tally = Arc::default();
@@ -420,7 +439,7 @@ async fn spawn_socket_flood(
         most.clone(),
         holders.clone(),
     );
-    Ok(tokio::spawn(async move {
+    Ok(runtime.spawn(async move {
         // Enough workers that a slow upgrade does not hold the rate back.
         let workers = ((rate / 20.0).ceil() as usize).clamp(1, 64);
         paced(workers, rate, until, move |_, _| {
@@ -507,12 +526,13 @@ fn spawn_upload_bombs(
     apis: Vec<Api>,
     accounts: Vec<crate::client::Account>,
     until: Instant,
+    runtime: &tokio::runtime::Handle,
 ) -> tokio::task::JoinHandle<AttackReport> {
     let tally: Tally = Arc::default();
     let side = args.bomb_side;
     let rate = args.bomb_rate;
     let counted = tally.clone();
-    tokio::spawn(async move {
+    runtime.spawn(async move {
         if accounts.is_empty() {
             return AttackReport::default();
         }
