@@ -27,6 +27,8 @@
 #   loadtests/bench.sh team-write-cost       task creation in a project of 1,000 members vs one of 1, alternating
 #                                            phases on one PostgreSQL instance
 #
+# For `abuse*`: BASELINE and ATTACK (seconds, default 20 each), ATTACK_NICE (the attacker
+# threads' nice value, default 19; 0 runs them on the honest clients' runtime).
 # DURATION (seconds, default 30) shortens or lengthens the timed scenarios; CONCURRENCY
 # (default 64) sets the clients of `rest`; ROUNDS (default 1) repeats the variants of
 # `rest-limits*` alternately (off, on, off, on, ...). For `reminders*`: TASKS (default
@@ -38,7 +40,8 @@
 # presence-churn CHURN (sockets per second, 1000), PHASE (15) and PHASES (4: the write phase
 # lasts PHASE x PHASES seconds, DURATION is not used), BUS (postgres or redis),
 # CHURN_PROJECTS (the churn users in the first N projects only; default all),
-# DB_CONNECTIONS (each instance's DATABASE_MAX_CONNECTIONS, 20); for
+# DB_CONNECTIONS (each instance's DATABASE_MAX_CONNECTIONS, 20), CHURN_NICE (the churn
+# sockets' threads' nice value, 19; 0: on the measured clients' runtime); for
 # team-write-cost MEMBERS (1000), CONCURRENCY (16), PHASE (10), ROUNDS (3).
 # DB_SET="name=value ..." sets PostgreSQL parameters on the benchmark database only.
 # PORT_BASE (default 18080) moves the servers' ports (API on PORT_BASE and PORT_BASE+1,
@@ -51,7 +54,7 @@ DURATION=${DURATION:-30}
 OUT=bench-results
 mkdir -p "$OUT"
 cargo build --release --workspace --features taskstream-load/plot --quiet
-SERVER=target/release/taskstream
+SERVER=${SERVER:-target/release/taskstream}
 LOAD=target/release/taskstream-load
 STAMP=$(date +%Y%m%d-%H%M%S)
 PIDS=()
@@ -242,6 +245,7 @@ case "$SCENARIO" in
       start $API0 $METRICS0 DATA_DIR="$DATA"
     fi
     "$LOAD" abuse --url http://127.0.0.1:$API0 --baseline "${BASELINE:-20}" --attack "${ATTACK:-20}" \
+      --attack-nice "${ATTACK_NICE:-19}" \
       --out "$OUT/$SCENARIO-$STAMP.json" --plot "$OUT/$SCENARIO-$STAMP.png"
     ;;
   reminders | reminders-embedded)
@@ -276,7 +280,7 @@ case "$SCENARIO" in
       BUS=${BUS:-postgres}
       PHASE=${PHASE:-15}
       WRITE_S=$((PHASE * ${PHASES:-4}))
-      EXTRA=(--churn-rate "${CHURN:-1000}" --phase "$PHASE")
+      EXTRA=(--churn-rate "${CHURN:-1000}" --phase "$PHASE" --churn-nice "${CHURN_NICE:-19}")
       if [ -n "${CHURN_PROJECTS:-}" ]; then EXTRA+=(--churn-projects "$CHURN_PROJECTS"); fi
       CMD=presence-churn
     else

@@ -24,7 +24,8 @@ use uuid::Uuid;
 use super::hub::{ConnHandle, ConnInbox, Hub, RegisterError, Signal, Slot, UnauthenticatedSlot};
 use super::presence::{PresenceState, ProjectPresence};
 use super::protocol::{
-    ClientMessage, CloseKind, CloseReason, ServerMessage, StreamPosition, MAX_CLIENT_MESSAGE,
+    text_frame, ClientMessage, CloseKind, CloseReason, ServerMessage, StreamPosition,
+    MAX_CLIENT_MESSAGE,
 };
 use crate::auth::{Authenticated, Authenticator, Claims};
 use crate::config::RealtimeSettings;
@@ -240,7 +241,7 @@ async fn authenticate_first_message(
 /// socket that is already gone.
 async fn send_close(sink: &mut Sink, reason: CloseReason) {
     if let Some(message) = reason.error_message() {
-        let text = json(&message);
+        let text = text_frame(&message);
         let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.send(Message::Text(text))).await;
     }
     let frame = CloseFrame {
@@ -249,10 +250,6 @@ async fn send_close(sink: &mut Sink, reason: CloseReason) {
     };
     let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.send(Message::Close(Some(frame)))).await;
     let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.close()).await;
-}
-
-fn json(message: &impl serde::Serialize) -> Utf8Bytes {
-    Utf8Bytes::from(serde_json::to_string(message).unwrap_or_default())
 }
 
 /// How the loop ends: closed by us for a reason, or the peer is gone (a write failed or
@@ -298,7 +295,7 @@ struct Connection<'a> {
     /// (their latest seq): caught up next.
     behind: HashMap<StreamKey, i64>,
     /// Presence messages that arrived while the socket was reading a stream: sent next.
-    presence: Vec<(Uuid, Arc<ServerMessage>)>,
+    presence: Vec<(Uuid, Utf8Bytes)>,
     /// Made on the first `resume`: most sockets never send one, and making it reads the
     /// clock's calibration (a `CPUID`, costly under virtualisation) at every connect.
     resumes: Option<ResumeBudget>,
@@ -334,7 +331,7 @@ impl Connection<'_> {
     }
 
     async fn send_message(&mut self, message: &ServerMessage) -> Result<(), End> {
-        self.send(Message::Text(json(message))).await
+        self.send(Message::Text(text_frame(message))).await
     }
 
     /// Runs until the socket ends, and says how.
@@ -349,7 +346,22 @@ impl Connection<'_> {
     /// for.
     async fn start(&mut self, start: Start) -> Result<(), End> {
         let own = self.own();
-        let bounds = self.bounds(own).await?;
+        let read_at = Instant::now();
+        let (bounds, memberships) = if self.projects {
+            let positions = self
+                .ctx
+                .store
+                .stream_positions(self.user_id)
+                .await
+                .map_err(|err| {
+                    tracing::warn!(error = %err, "websocket: cannot read stream positions");
+                    unavailable()
+                })?
+                .ok_or_else(account_gone)?;
+            (positions.own, positions.projects)
+        } else {
+            (self.bounds(own).await?, Vec::new())
+        };
         self.cursors.insert(
             own,
             Cursor {
@@ -359,17 +371,6 @@ impl Connection<'_> {
         );
         let mut streams = None;
         if self.projects {
-            // Read after the user's own bounds: a membership that changes in between is
-            // also in the user's stream after them, and applied when it is sent.
-            let memberships = self
-                .ctx
-                .store
-                .memberships(self.user_id)
-                .await
-                .map_err(|err| {
-                    tracing::warn!(error = %err, "websocket: cannot read memberships");
-                    unavailable()
-                })?;
             let mut positions = vec![StreamPosition {
                 stream: own,
                 last_seq: bounds.last_seq,
@@ -380,9 +381,21 @@ impl Connection<'_> {
                 .iter()
                 .map(|m| m.membership.project_id)
                 .collect();
-            // Subscribed first: a presence change after the snapshot is announced to them.
-            for &project_id in &projects {
-                self.ctx.hub.subscribe(project_id, &self.handle);
+            // Subscribed before the presence snapshot, so a change after it is announced
+            // to this socket. A commit after the positions were read was either announced
+            // to the hub before the subscription (the hub's latest seq says so) or reaches
+            // this socket after it; only the streams the hub may have missed meanwhile (it
+            // had no receivers for them since before the read) have their ends read again.
+            let mut unsure = Vec::new();
+            for position in &memberships {
+                let project_id = position.membership.project_id;
+                match self.ctx.hub.subscribe(project_id, &self.handle, read_at) {
+                    Some(known) if known > position.last_seq => {
+                        self.behind.insert(StreamKey::Project(project_id), known);
+                    }
+                    Some(_) => {}
+                    None => unsure.push(StreamKey::Project(project_id)),
+                }
             }
             let presence = self.presence_of(&projects).await?;
             for (
@@ -408,13 +421,8 @@ impl Connection<'_> {
                     presence: Some(presence),
                 });
             }
-            // Subscribed after the positions were read: whatever committed in between is
-            // found by reading the streams' ends once more (one query for all), and caught
-            // up after `ready`.
-            if !memberships.is_empty() {
-                let streams: Vec<StreamKey> =
-                    projects.iter().map(|&p| StreamKey::Project(p)).collect();
-                let latest = self.ctx.store.latest_seqs(&streams).await.map_err(|err| {
+            if !unsure.is_empty() {
+                let latest = self.ctx.store.latest_seqs(&unsure).await.map_err(|err| {
                     tracing::warn!(error = %err, "websocket: cannot read stream positions");
                     unavailable()
                 })?;
@@ -455,20 +463,32 @@ impl Connection<'_> {
         let mut heartbeat =
             tokio::time::interval_at(Instant::now() + settings.heartbeat, settings.heartbeat);
         let mut awaiting_pong = false;
-        let (mut warn_at, mut expire_at) = token_deadlines(&self.claims);
+        // The timers are made once and moved when their deadline does: a timer made in
+        // the loop would be registered and dropped again for every frame sent.
+        let (warn_at, expire_at) = token_deadlines(&self.claims);
+        let warn = sleep_until(warn_at);
+        let expire = sleep_until(expire_at);
+        let rotation = sleep_until(expire_at);
+        tokio::pin!(warn, expire, rotation);
         let mut warned = false;
+        let mut rotation_armed = None;
         loop {
-            let rotation_deadline = self.rotation_deadline;
+            if self.rotation_deadline != rotation_armed {
+                rotation_armed = self.rotation_deadline;
+                if let Some(deadline) = rotation_armed {
+                    rotation.as_mut().reset(deadline);
+                }
+            }
             tokio::select! {
                 biased;
                 Some(reason) = self.inbox.close.recv() => return End::Close(*reason),
-                () = sleep_until(rotation_deadline.unwrap_or(expire_at)), if rotation_deadline.is_some() => {
+                () = &mut rotation, if rotation_armed.is_some() => {
                     return End::Close(revoked());
                 }
-                () = sleep_until(expire_at) => {
+                () = &mut expire => {
                     return End::Close(CloseReason::new(CloseKind::TokenExpired, "The token expired"));
                 }
-                () = sleep_until(warn_at), if !warned => {
+                () = &mut warn, if !warned => {
                     warned = true;
                     let expiring = ServerMessage::AuthExpiring { token_expires_at: self.claims.expires_at() };
                     if let Err(end) = self.send_message(&expiring).await {
@@ -490,7 +510,9 @@ impl Connection<'_> {
                     match self.handle_client(message).await {
                         Ok(Flow::Continue) => {}
                         Ok(Flow::Refreshed) => {
-                            (warn_at, expire_at) = token_deadlines(&self.claims);
+                            let (warn_at, expire_at) = token_deadlines(&self.claims);
+                            warn.as_mut().reset(warn_at);
+                            expire.as_mut().reset(expire_at);
                             warned = false;
                             self.rotation_deadline = None;
                         }
@@ -519,13 +541,7 @@ impl Connection<'_> {
     /// The user's stream bounds; a failure to read them closes the socket with 1012 (the
     /// client reconnects with `since`), a user who no longer exists with 4401.
     async fn bounds(&self, stream: StreamKey) -> Result<crate::store::EventBounds, End> {
-        match self.project_bounds(stream).await? {
-            Some(bounds) => Ok(bounds),
-            None => Err(End::Close(CloseReason::new(
-                CloseKind::AuthFailed,
-                "The account no longer exists",
-            ))),
-        }
+        self.project_bounds(stream).await?.ok_or_else(account_gone)
     }
 
     /// A stream's bounds (`None`: no such stream any more); a failure to read them closes
@@ -615,7 +631,7 @@ impl Connection<'_> {
                 continue;
             }
             let full = page.len() as i64 == PAGE;
-            self.send_events(stream, &page).await?;
+            self.send_events(stream, &page, None).await?;
             if !full {
                 return Ok(());
             }
@@ -623,12 +639,18 @@ impl Connection<'_> {
     }
 
     /// Sends those of `events` that come next in `stream`, in order; returns at the first
-    /// gap, or where the stream ends for this user.
-    async fn send_events(&mut self, stream: StreamKey, events: &[Event]) -> Result<(), End> {
+    /// gap, or where the stream ends for this user. `frames`, when given, are the events
+    /// already serialised (a live update's, shared by every socket that receives it).
+    async fn send_events(
+        &mut self,
+        stream: StreamKey,
+        events: &[Event],
+        frames: Option<&[Utf8Bytes]>,
+    ) -> Result<(), End> {
         let own = stream == self.own();
         let mut logout_seen = false;
         let mut changes = Vec::new();
-        for event in events {
+        for (i, event) in events.iter().enumerate() {
             let Some(cursor) = self.cursors.get(&stream) else {
                 break;
             };
@@ -638,7 +660,11 @@ impl Connection<'_> {
             if event.seq != cursor.last_sent + 1 {
                 break;
             }
-            self.send(Message::Text(json(event))).await?;
+            let frame = match frames.and_then(|frames| frames.get(i)) {
+                Some(frame) => frame.clone(),
+                None => text_frame(event),
+            };
+            self.send(Message::Text(frame)).await?;
             metrics::histogram!(crate::metrics::EVENT_DELIVERY)
                 .record(crate::metrics::seconds_since(event.at));
             self.set_last_sent(stream, event.seq);
@@ -711,7 +737,9 @@ impl Connection<'_> {
                 let Some(membership) = membership else {
                     return Ok(());
                 };
-                self.ctx.hub.subscribe(project_id, &self.handle);
+                self.ctx
+                    .hub
+                    .subscribe(project_id, &self.handle, Instant::now());
                 let from = last_seq.max(membership.joined_seq);
                 self.cursors.insert(
                     stream,
@@ -736,7 +764,7 @@ impl Connection<'_> {
                         online,
                         members,
                     };
-                    self.presence.push((project_id, Arc::new(now)));
+                    self.presence.push((project_id, text_frame(&now)));
                 }
             }
         }
@@ -813,10 +841,10 @@ impl Connection<'_> {
         while let Ok(signal) = self.inbox.signals.try_recv() {
             match signal {
                 Signal::Events(message) => {
-                    self.check_token(&message)?;
-                    self.note_behind(&message);
+                    self.check_token(&message.update)?;
+                    self.note_behind(&message.update);
                 }
-                Signal::Presence(project_id, message) => self.presence.push((project_id, message)),
+                Signal::Presence(project_id, frame) => self.presence.push((project_id, frame)),
             }
         }
         Ok(())
@@ -838,8 +866,8 @@ impl Connection<'_> {
                 self.catch_up(stream).await?;
             }
         }
-        for (project_id, message) in std::mem::take(&mut self.presence) {
-            self.send_presence(project_id, &message).await?;
+        for (project_id, frame) in std::mem::take(&mut self.presence) {
+            self.send_presence(project_id, frame).await?;
         }
         Ok(())
     }
@@ -857,28 +885,26 @@ impl Connection<'_> {
     }
 
     /// Sends a project's presence message if the socket still receives the project.
-    async fn send_presence(
-        &mut self,
-        project_id: Uuid,
-        message: &ServerMessage,
-    ) -> Result<(), End> {
+    async fn send_presence(&mut self, project_id: Uuid, frame: Utf8Bytes) -> Result<(), End> {
         if self.cursors.contains_key(&StreamKey::Project(project_id)) {
-            self.send_message(message).await?;
+            self.send(Message::Text(frame)).await?;
         }
         Ok(())
     }
 
     async fn handle_signal(&mut self, signal: Signal) -> Result<(), End> {
-        let message = match signal {
-            Signal::Events(message) => message,
-            Signal::Presence(project_id, message) => {
-                return self.send_presence(project_id, &message).await;
+        let outgoing = match signal {
+            Signal::Events(outgoing) => outgoing,
+            Signal::Presence(project_id, frame) => {
+                return self.send_presence(project_id, frame).await;
             }
         };
-        self.check_token(&message)?;
+        let message = &outgoing.update;
+        self.check_token(message)?;
         let stream = message.stream;
         if self.cursors.contains_key(&stream) && message.last_seq > self.last_sent(stream) {
-            self.send_events(stream, &message.events).await?;
+            self.send_events(stream, &message.events, Some(outgoing.frames()))
+                .await?;
             if self.cursors.contains_key(&stream) && self.last_sent(stream) < message.last_seq {
                 // A gap (an announcement lost or overtaken) or a reference-only message.
                 if !message.events.is_empty() {
@@ -1006,6 +1032,13 @@ fn unavailable() -> End {
     End::Close(CloseReason::new(
         CloseKind::Unavailable,
         "The event stream cannot be read right now; reconnect with since",
+    ))
+}
+
+fn account_gone() -> End {
+    End::Close(CloseReason::new(
+        CloseKind::AuthFailed,
+        "The account no longer exists",
     ))
 }
 

@@ -8,23 +8,49 @@
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
+
+use axum::extract::ws::Utf8Bytes;
 
 use dashmap::DashMap;
 use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
-use super::protocol::{CloseKind, CloseReason, ServerMessage};
+use super::protocol::{text_frame, CloseKind, CloseReason};
 use crate::domain::{StreamKey, StreamUpdate};
 
 /// What a connection's queue carries.
 #[derive(Debug, Clone)]
 pub enum Signal {
     /// New events of a stream (inline, or only its latest seq).
-    Events(Arc<StreamUpdate>),
-    /// Who came online or went offline in a project.
-    Presence(Uuid, Arc<ServerMessage>),
+    Events(Arc<Outgoing>),
+    /// Who came online or went offline in a project: the message, serialised.
+    Presence(Uuid, Utf8Bytes),
+}
+
+/// An update on its way to this instance's connections: each of its events is serialised
+/// once, by the first connection that sends it, for all of them (the frame is the same
+/// for every receiver; with 50 receivers the JSON work is a fiftieth).
+#[derive(Debug)]
+pub struct Outgoing {
+    pub update: Arc<StreamUpdate>,
+    frames: OnceLock<Vec<Utf8Bytes>>,
+}
+
+impl Outgoing {
+    pub fn new(update: Arc<StreamUpdate>) -> Self {
+        Self {
+            update,
+            frames: OnceLock::new(),
+        }
+    }
+
+    /// The text frame of each event, in the update's order.
+    pub fn frames(&self) -> &[Utf8Bytes] {
+        self.frames
+            .get_or_init(|| self.update.events.iter().map(text_frame).collect())
+    }
 }
 
 /// The hub's handle on one connection.
@@ -49,11 +75,23 @@ pub struct ConnInbox {
     pub close: mpsc::Receiver<Box<CloseReason>>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct StreamEntry {
     conns: Vec<ConnHandle>,
     /// The highest seq this instance has been told about for the stream.
     known_seq: i64,
+    /// Since when the hub has had receivers for the stream (and so kept `known_seq`).
+    watched_since: tokio::time::Instant,
+}
+
+impl Default for StreamEntry {
+    fn default() -> Self {
+        Self {
+            conns: Vec::new(),
+            known_seq: 0,
+            watched_since: tokio::time::Instant::now(),
+        }
+    }
 }
 
 pub use crate::config::HubLimits;
@@ -216,14 +254,14 @@ impl Hub {
     }
 
     /// Hands a presence message of a project to the connections that receive its stream.
-    pub fn deliver_presence(&self, project_id: Uuid, message: &Arc<ServerMessage>) {
+    pub fn deliver_presence(&self, project_id: Uuid, frame: &Utf8Bytes) {
         let Some(entry) = self.projects.get(&project_id) else {
             return;
         };
         for conn in &entry.conns {
             if let Err(mpsc::error::TrySendError::Full(_)) = conn
                 .signals
-                .try_send(Signal::Presence(project_id, message.clone()))
+                .try_send(Signal::Presence(project_id, frame.clone()))
             {
                 let first = conn.close(CloseReason::new(
                     CloseKind::SlowConsumer,
@@ -299,15 +337,23 @@ impl Hub {
         }
     }
 
-    /// Adds a connection to the receivers of a project's stream; returns the latest seq
-    /// this instance knows of the project (0 when none).
-    pub fn subscribe(&self, project_id: Uuid, conn: &ConnHandle) -> i64 {
+    /// Adds a connection to the receivers of a project's stream. Returns the latest seq
+    /// this instance has been told of the project if it has had receivers for it since
+    /// before `since`: then every commit after `since` is either at or below that seq, or
+    /// still to arrive (and will reach the new receiver). `None`: the hub may have missed
+    /// announcements meanwhile (the stream's end must be read from the table).
+    pub fn subscribe(
+        &self,
+        project_id: Uuid,
+        conn: &ConnHandle,
+        since: tokio::time::Instant,
+    ) -> Option<i64> {
         let mut entry = self.projects.entry(project_id).or_default();
         if !entry.conns.iter().any(|c| c.id == conn.id) {
             entry.conns.push(conn.clone());
             metrics::gauge!(crate::metrics::PROJECT_SUBSCRIPTIONS).increment(1.0);
         }
-        entry.known_seq
+        (entry.watched_since < since).then_some(entry.known_seq)
     }
 
     /// Removes a connection from the receivers of a project's stream.
@@ -332,6 +378,7 @@ impl Hub {
             return;
         };
         entry.known_seq = entry.known_seq.max(message.last_seq);
+        let outgoing = Arc::new(Outgoing::new(message.clone()));
         if message.stream.project().is_some() {
             // A connection that ended without unsubscribing (it always does, short of a
             // panic) is dropped here.
@@ -343,7 +390,7 @@ impl Hub {
             }
         }
         for conn in &entry.conns {
-            match conn.signals.try_send(Signal::Events(message.clone())) {
+            match conn.signals.try_send(Signal::Events(outgoing.clone())) {
                 Ok(()) => {}
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     let first = conn.close(CloseReason::new(
@@ -435,5 +482,84 @@ impl Hub {
                 break;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hub() -> Hub {
+        Hub::new(HubLimits {
+            total: 10,
+            per_user: 5,
+            queue: 8,
+            unauthenticated: 10,
+            unauthenticated_per_ip: 10,
+        })
+    }
+
+    /// A moment later than any taken before (the clock is monotonic, not necessarily
+    /// fine-grained).
+    fn later() -> tokio::time::Instant {
+        std::thread::sleep(Duration::from_millis(2));
+        tokio::time::Instant::now()
+    }
+
+    #[test]
+    fn a_subscription_trusts_the_hubs_seq_only_if_it_watched_the_stream_since_the_read() {
+        let hub = hub();
+        let project = Uuid::from_u128(7);
+        let (first, _first_inbox) = hub.register(Uuid::from_u128(1)).expect("registered");
+        let (second, _second_inbox) = hub.register(Uuid::from_u128(2)).expect("registered");
+        let (third, _third_inbox) = hub.register(Uuid::from_u128(3)).expect("registered");
+
+        // Nobody watched the project before: the hub may have missed announcements.
+        let read_at = later();
+        later();
+        assert_eq!(hub.subscribe(project, &first, read_at), None);
+        hub.deliver(&Arc::new(StreamUpdate::position(
+            StreamKey::Project(project),
+            4,
+        )));
+
+        // Watched since before this read: what the hub was told counts.
+        let read_at = later();
+        assert_eq!(hub.subscribe(project, &second, read_at), Some(4));
+
+        // Watched again only from after the read (every receiver left in between).
+        let read_at = later();
+        hub.unsubscribe(project, first.id);
+        hub.unsubscribe(project, second.id);
+        later();
+        hub.subscribe(project, &first, later());
+        assert_eq!(hub.subscribe(project, &third, read_at), None);
+    }
+
+    #[tokio::test]
+    async fn an_update_is_serialised_once_for_every_receiver() {
+        let hub = hub();
+        let user = Uuid::from_u128(1);
+        let (_a, mut a) = hub.register(user).expect("registered");
+        let (_b, mut b) = hub.register(user).expect("registered");
+        let event = crate::domain::Event::new(
+            1,
+            crate::domain::EventKind::TaskCreated,
+            chrono::Utc::now(),
+            serde_json::json!({"id": 1}),
+        );
+        let mut update = StreamUpdate::position(StreamKey::User(user), 1);
+        update.events.push(event);
+        hub.deliver(&Arc::new(update));
+        let (Some(Signal::Events(first)), Some(Signal::Events(second))) =
+            (a.signals.recv().await, b.signals.recv().await)
+        else {
+            panic!("both connections get the update");
+        };
+        assert!(Arc::ptr_eq(&first, &second), "one update for both");
+        let frame = &first.frames()[0];
+        assert_eq!(frame.as_str(), second.frames()[0].as_str());
+        let parsed: serde_json::Value = serde_json::from_str(frame.as_str()).expect("JSON");
+        assert_eq!(parsed["seq"], 1);
     }
 }

@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use axum::extract::ws::Utf8Bytes;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
@@ -31,7 +32,6 @@ use self::bus::{BusHandler, EventBus};
 pub use self::connection::SocketContext;
 use self::hub::Hub;
 use self::presence::ProjectPresence;
-use self::protocol::ServerMessage;
 use crate::auth::Authenticator;
 use crate::domain::{StreamKey, StreamUpdate};
 use crate::service::Publisher;
@@ -182,12 +182,12 @@ impl Realtime {
             };
             // Spread over half the interval: every socket of every changed project gets a
             // message, and sent in one instant they would queue the events behind them.
-            let messages: Vec<(Uuid, Arc<ServerMessage>)> = self
+            let messages: Vec<(Uuid, Utf8Bytes)> = self
                 .sockets
                 .presence
                 .update(now)
                 .into_iter()
-                .map(|(project, message)| (project, Arc::new(message)))
+                .map(|(project, message)| (project, protocol::text_frame(&message)))
                 .collect();
             let steps = messages.len().clamp(1, PRESENCE_SPREAD_STEPS);
             let per_step = messages.len().div_ceil(steps).max(1);
@@ -196,9 +196,9 @@ impl Realtime {
                 if i > 0 {
                     tokio::time::sleep(pause).await;
                 }
-                for (project, message) in batch {
+                for (project, frame) in batch {
                     metrics::counter!(crate::metrics::PRESENCE_MESSAGES).increment(1);
-                    hub.deliver_presence(*project, message);
+                    hub.deliver_presence(*project, frame);
                 }
             }
         }

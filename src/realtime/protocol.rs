@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use axum::extract::ws::Utf8Bytes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -211,6 +212,11 @@ pub enum ClientMessage {
     },
     #[serde(rename = "auth.refresh")]
     AuthRefresh { token: String },
+}
+
+/// A message as a WebSocket text frame.
+pub fn text_frame(message: &impl Serialize) -> Utf8Bytes {
+    Utf8Bytes::from(serde_json::to_string(message).unwrap_or_default())
 }
 
 #[cfg(test)]

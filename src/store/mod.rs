@@ -96,6 +96,13 @@ pub struct MembershipPosition {
     pub last_seq: i64,
 }
 
+/// Where a user's streams stand: their own, and each of their projects'.
+#[derive(Debug, Clone)]
+pub struct StreamPositions {
+    pub own: EventBounds,
+    pub projects: Vec<MembershipPosition>,
+}
+
 /// A new project's stored fields.
 #[derive(Debug, Clone)]
 pub struct NewProject<'a> {
@@ -335,9 +342,10 @@ pub trait Store: Send + Sync + 'static {
     /// The projects the user belongs to.
     async fn projects(&self, user_id: Uuid) -> StoreResult<Vec<Project>>;
     async fn membership(&self, project_id: Uuid, user_id: Uuid) -> StoreResult<Option<Membership>>;
-    /// The user's memberships, each with its project stream's latest seq (one query,
-    /// whatever their number: a socket reads them when it opens).
-    async fn memberships(&self, user_id: Uuid) -> StoreResult<Vec<MembershipPosition>>;
+    /// Where the user's own stream ends and the user's memberships, each with its project
+    /// stream's latest seq, in one query whatever their number (a socket reads them when
+    /// it opens); `None` when the user does not exist.
+    async fn stream_positions(&self, user_id: Uuid) -> StoreResult<Option<StreamPositions>>;
     async fn members(&self, project_id: Uuid) -> StoreResult<Vec<Member>>;
     async fn member(&self, project_id: Uuid, user_id: Uuid) -> StoreResult<Option<Member>>;
     /// Open invitations to this address.

@@ -508,10 +508,16 @@ const MEMBERSHIP: &str = sql(&join(&[
 ]));
 pub const MEMBERSHIP_READ: &str = MEMBERSHIP;
 
-/// The user's memberships with each project stream's latest seq.
-pub const MEMBERSHIPS_OF_USER: &str = "SELECT m.project_id, m.role, m.joined_seq, \
-     p.last_event_seq AS last_seq FROM project_members m JOIN projects p ON p.id = m.project_id \
-     WHERE m.user_id = $1 ORDER BY m.project_id";
+/// The user's own stream's bounds and their memberships, each with its project stream's
+/// latest seq: one row per membership (one with NULL membership columns when there is
+/// none), all from one snapshot.
+pub const STREAM_POSITIONS: &str = "SELECT u.last_event_seq, \
+     (SELECT min(e.seq) FROM events e WHERE e.user_id = u.id) AS first_retained, \
+     m.project_id, COALESCE(m.role, '') AS role, m.joined_seq, \
+     p.last_event_seq AS project_seq \
+     FROM users u LEFT JOIN project_members m ON m.user_id = u.id \
+     LEFT JOIN projects p ON p.id = m.project_id \
+     WHERE u.id = $1 ORDER BY m.project_id";
 
 pub const MEMBERSHIP_COUNT: &str = "SELECT count(*) FROM project_members WHERE user_id = $1";
 

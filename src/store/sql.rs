@@ -11,7 +11,7 @@ use super::{
     EventBounds, EventRow, InsertedNotification, MembershipPosition, NewContactMessage,
     NewInvitation, NewProject, NewSession, NewUser, NotificationFilter, NotificationPage,
     NotificationWithCounts, PoolSizes, ProfileRow, PushSubscriptionRecord, Session, Settlement,
-    Store, StoreError, StoreResult, StoreTx, TaskWithTotal, UsedMailToken,
+    Store, StoreError, StoreResult, StoreTx, StreamPositions, TaskWithTotal, UsedMailToken,
 };
 use crate::config::DatabaseUrl;
 use crate::domain::{
@@ -658,12 +658,48 @@ where
             .map_err(B::store_error)
     }
 
-    async fn memberships(&self, user_id: Uuid) -> StoreResult<Vec<MembershipPosition>> {
-        sqlx::query_as(q::MEMBERSHIPS_OF_USER)
+    async fn stream_positions(&self, user_id: Uuid) -> StoreResult<Option<StreamPositions>> {
+        type Row = (
+            i64,
+            Option<i64>,
+            Option<Uuid>,
+            String,
+            Option<i64>,
+            Option<i64>,
+        );
+        let rows: Vec<Row> = sqlx::query_as(q::STREAM_POSITIONS)
             .bind(user_id)
             .fetch_all(&self.read)
             .await
-            .map_err(B::store_error)
+            .map_err(B::store_error)?;
+        let Some(&(last_seq, first_retained, ..)) = rows.first() else {
+            return Ok(None);
+        };
+        let mut projects = Vec::with_capacity(rows.len());
+        for (_, _, project_id, role, joined_seq, project_seq) in rows {
+            let (Some(project_id), Some(joined_seq), Some(last_seq)) =
+                (project_id, joined_seq, project_seq)
+            else {
+                continue;
+            };
+            let role = Role::parse(&role)
+                .map_err(|err| StoreError::Other(sqlx::Error::Decode(err.into())))?;
+            projects.push(MembershipPosition {
+                membership: Membership {
+                    project_id,
+                    role,
+                    joined_seq,
+                },
+                last_seq,
+            });
+        }
+        Ok(Some(StreamPositions {
+            own: EventBounds {
+                last_seq,
+                first_retained,
+            },
+            projects,
+        }))
     }
 
     async fn member(&self, project_id: Uuid, user_id: Uuid) -> StoreResult<Option<Member>> {

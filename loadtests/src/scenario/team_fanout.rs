@@ -46,7 +46,7 @@ use crate::report::{
     self, add_counts, bump, histogram, Counts, Histogram, LatencySummary, PlotData, ScenarioReport,
     Timeline,
 };
-use crate::sys::{loopback, raise_fd_limit, FdLimit, Rng, SourceAddrs};
+use crate::sys::{loopback, raise_fd_limit, FdLimit, Rng, SourceAddrs, UnmeasuredLoad};
 use crate::workload::{Mix, TaskPool};
 use crate::DEFAULT_URL;
 
@@ -90,6 +90,12 @@ pub struct TeamFanoutArgs {
     /// costs the same connects but changes one project's presence only.
     #[arg(long)]
     pub churn_projects: Option<usize>,
+    /// The churn sockets run on a runtime of their own whose threads have this nice value
+    /// (0-19; Linux): they are other people's devices, whose CPU is not this machine's in
+    /// production, and must not take cores from the measured clients here. 0 runs them on
+    /// the measured clients' runtime.
+    #[arg(long, default_value_t = 19, value_parser = clap::value_parser!(i32).range(0..=19))]
+    pub churn_nice: i32,
     /// With churn: seconds per phase, alternately without and with churn (calm first);
     /// 0: churn the whole time.
     #[arg(long, default_value_t = 0)]
@@ -133,6 +139,7 @@ impl TeamFanoutArgs {
             churn_hold: 1.0,
             churn_users: None,
             churn_projects: None,
+            churn_nice: 19,
             phase: 0,
             drain: 30,
             connect_concurrency: 256,
@@ -174,6 +181,8 @@ pub struct ChurnStats {
     pub messages: Counts,
     /// Sockets opened per second over the churn phases.
     pub achieved_rate: f64,
+    /// The nice value of the churn sockets' threads (0: on the measured clients' runtime).
+    pub nice: i32,
 }
 
 /// Commit-to-client latency of project events by phase.
@@ -526,7 +535,9 @@ pub async fn run(
                     .collect()
             },
         };
-        Some(tokio::spawn(churn.run(load_start)))
+        let runtime = UnmeasuredLoad::start("churn", args.churn_nice)?;
+        let handle = runtime.handle().spawn(churn.run(load_start));
+        Some((runtime, handle))
     } else {
         None
     };
@@ -540,7 +551,14 @@ pub async fn run(
     };
     let (write_stats, write_latency) = writer.run(args.rate, args.duration, &shared, ui).await;
     let churn = match churn {
-        Some(handle) => Some(handle.await.context("the churn task")?),
+        Some((runtime, handle)) => {
+            let stats = handle.await.context("the churn task")?;
+            runtime.stop();
+            Some(ChurnStats {
+                nice: args.churn_nice,
+                ..stats
+            })
+        }
         None => None,
     };
     let machine = machine_probe.finish().await;
@@ -1051,6 +1069,7 @@ impl Churn {
             connect: LatencySummary::of(&tally.connect.unwrap_or_else(histogram)),
             messages: tally.messages,
             achieved_rate: tally.opened as f64 / churn_seconds.max(0.001),
+            nice: 0,
         }
     }
 }
