@@ -6,8 +6,10 @@
 //! each second; an instance that stops marking itself alive drops out after
 //! `PRESENCE_STALE`) and adds its own. [`ProjectPresence::update`] compares that with what
 //! the sockets were last told and makes at most one message per project: `presence.joined`
-//! (members who came online or whose device count changed) or, when nobody joined,
-//! `presence.left`; what did not fit waits for the next second. Presence is state, not
+//! (members who came online or whose device count changed) or `presence.left`; when both
+//! are due, joins go first and the two kinds then take turns, so that a project whose
+//! members keep coming and going still announces who left within two seconds; what did
+//! not fit waits for the next second. Presence is state, not
 //! history: it is in no stream and has no seq. Projects with more than
 //! `PRESENCE_MAX_MEMBERS` members get counts only.
 
@@ -54,6 +56,9 @@ pub struct ProjectCounts {
 struct Announced {
     members: usize,
     online: HashMap<Uuid, usize>,
+    /// The last message was a `presence.joined` sent while leaves were due too: they go
+    /// next, even if more members joined meanwhile.
+    leaves_waited: bool,
 }
 
 /// What the sockets of this instance were told of each project they watch.
@@ -129,6 +134,7 @@ impl ProjectPresence {
                     Announced {
                         members: counts.members,
                         online: counts.online,
+                        leaves_waited: false,
                     }
                 });
                 self.state_of(state)
@@ -186,21 +192,6 @@ impl ProjectPresence {
                 .filter(|(user, devices)| state.online.get(user) != Some(devices))
                 .map(|(&user_id, &devices)| MemberPresence { user_id, devices })
                 .collect();
-            if !joined.is_empty() {
-                joined.sort_by_key(|m| m.user_id);
-                for member in &joined {
-                    state.online.insert(member.user_id, member.devices);
-                }
-                messages.push((
-                    project_id,
-                    ServerMessage::PresenceJoined {
-                        stream,
-                        online: state.online.len(),
-                        members: Some(joined),
-                    },
-                ));
-                continue;
-            }
             let mut left: Vec<MemberPresence> = state
                 .online
                 .keys()
@@ -210,17 +201,33 @@ impl ProjectPresence {
                     devices: 0,
                 })
                 .collect();
-            if !left.is_empty() {
+            let leaves_now = !left.is_empty() && (joined.is_empty() || state.leaves_waited);
+            if leaves_now {
                 left.sort_by_key(|m| m.user_id);
                 for member in &left {
                     state.online.remove(&member.user_id);
                 }
+                state.leaves_waited = false;
                 messages.push((
                     project_id,
                     ServerMessage::PresenceLeft {
                         stream,
                         online: state.online.len(),
                         members: Some(left),
+                    },
+                ));
+            } else if !joined.is_empty() {
+                joined.sort_by_key(|m| m.user_id);
+                for member in &joined {
+                    state.online.insert(member.user_id, member.devices);
+                }
+                state.leaves_waited = !left.is_empty();
+                messages.push((
+                    project_id,
+                    ServerMessage::PresenceJoined {
+                        stream,
+                        online: state.online.len(),
+                        members: Some(joined),
                     },
                 ));
             }
@@ -290,6 +297,23 @@ mod tests {
         // A device more is news too.
         let more = presence.update(HashMap::from([(p, counts(3, &[(2, 3), (3, 1)]))]));
         assert_eq!(kind(&more[0].1), ("joined", 2, Some(1)));
+    }
+
+    #[test]
+    fn leaves_are_announced_while_others_keep_joining() {
+        let presence = ProjectPresence::new(100, Uuid::nil());
+        let p = Uuid::from_u128(5);
+        presence.update(HashMap::from([(p, counts(9, &[(1, 1), (2, 1)]))]));
+        // Every second someone new comes and someone goes: joins and leaves take turns.
+        let second = presence.update(HashMap::from([(p, counts(9, &[(2, 1), (3, 1)]))]));
+        assert_eq!(kind(&second[0].1), ("joined", 3, Some(1)));
+        let third = presence.update(HashMap::from([(p, counts(9, &[(3, 1), (4, 1)]))]));
+        assert_eq!(kind(&third[0].1), ("left", 1, Some(2)), "1 and 2 left");
+        let fourth = presence.update(HashMap::from([(p, counts(9, &[(4, 1), (5, 1)]))]));
+        assert_eq!(kind(&fourth[0].1), ("joined", 3, Some(2)), "4 and 5 joined");
+        let fifth = presence.update(HashMap::from([(p, counts(9, &[(5, 1), (6, 1)]))]));
+        assert_eq!(kind(&fifth[0].1), ("left", 1, Some(2)), "3 and 4 left");
+        assert_eq!(announced(&presence, p).online, 1);
     }
 
     #[test]

@@ -64,6 +64,7 @@ fn pushes(receiver: &PushReceiver, subscriptions: &[TestSubscription]) -> Vec<Va
 /// socket open on instance A, are pushed by neither instance (B sees A's sockets).
 #[tokio::test]
 async fn a_thousand_reminders_due_at_once_fire_once_each_across_instances() {
+    let _turn = crate::turn().await;
     const USERS: usize = 10;
     const TASKS_PER_USER: usize = 100;
     let db = PgDatabase::create().await;
@@ -169,6 +170,7 @@ async fn a_thousand_reminders_due_at_once_fire_once_each_across_instances() {
 /// with SIGKILL holding them. Once the lease has passed, B delivers them: none is lost.
 #[tokio::test]
 async fn deliveries_claimed_by_a_killed_instance_are_sent_by_the_other_after_the_lease() {
+    let _turn = crate::turn().await;
     let db = PgDatabase::create().await;
     let receiver = PushReceiver::start().await;
     let env = [("PUSH_ALLOW_HTTP", "true"), ("DELIVERY_LEASE", "3s")];

@@ -1,7 +1,7 @@
 //! Several server processes on one PostgreSQL database, with each bus, and the faults the
 //! stream must survive: an instance killed with SIGKILL, Redis stopped mid-stream, the
 //! LISTEN connection terminated. Every test has its own database, and every test on the
-//! Redis bus its own Redis server, so they run side by side.
+//! Redis bus its own Redis server, so they run side by side (two at a time, see [`turn`]).
 
 /// Runs a scenario on the PostgreSQL bus and on the Redis bus (a private Redis server).
 macro_rules! on_buses {
@@ -10,10 +10,12 @@ macro_rules! on_buses {
             mod $name {
                 #[tokio::test]
                 async fn postgres() {
+                    let _turn = crate::turn().await;
                     super::$name(testkit::process::Bus::Postgres).await
                 }
                 #[tokio::test]
                 async fn redis() {
+                    let _turn = crate::turn().await;
                     let redis = testkit::RedisServer::start().await;
                     super::$name(testkit::process::Bus::Redis(&redis)).await
                 }
@@ -43,6 +45,19 @@ impl ServerBinary for Taskstream {
 
 /// A taskstream process.
 type Instance = testkit::process::Instance<Taskstream>;
+
+/// At most this many cluster tests run at once, whatever `RUST_TEST_THREADS` says: each
+/// starts server processes with connection pools of their own, and PostgreSQL's
+/// `max_connections` (100 by default) is shared by them all.
+static TURNS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
+/// A test's turn, held until it ends.
+async fn turn() -> tokio::sync::SemaphorePermit<'static> {
+    TURNS
+        .acquire()
+        .await
+        .expect("the semaphore is never closed")
+}
 
 /// The status of `GET /auth/me` with the user's token.
 async fn me(base: &str, user: &TestUser) -> StatusCode {
@@ -421,26 +436,31 @@ on_buses!(
 
 #[tokio::test]
 async fn redis_outage() {
+    let _turn = crate::turn().await;
     redis_outage_loses_nothing().await;
 }
 
 #[tokio::test]
 async fn redis_outage_bus_only() {
+    let _turn = crate::turn().await;
     redis_outage_then_resubscription_loses_nothing().await;
 }
 
 #[tokio::test]
 async fn redis_outage_then_logout() {
+    let _turn = crate::turn().await;
     logout_lost_by_the_bus_is_honoured_after_resubscription().await;
 }
 
 #[tokio::test]
 async fn listen_connection_terminated() {
+    let _turn = crate::turn().await;
     dropped_listen_connection_loses_nothing().await;
 }
 
 #[tokio::test]
 async fn memory_bus_single_instance_restart() {
+    let _turn = crate::turn().await;
     memory_bus_restart_loses_nothing().await;
 }
 
@@ -450,6 +470,7 @@ async fn memory_bus_single_instance_restart() {
 /// spent on A is spent on B too.
 #[tokio::test]
 async fn rate_limits_are_shared_across_instances() {
+    let _turn = crate::turn().await;
     let db = PgDatabase::create().await;
     let redis = RedisServer::start().await;
     let env = [("RATE_LIMITS", "signup=2/1h"), ("REDIS_URL", redis.url())];

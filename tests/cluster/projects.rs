@@ -280,15 +280,18 @@ on_buses!(
 
 #[tokio::test]
 async fn redis_outage_with_projects() {
+    let _turn = crate::turn().await;
     redis_outage_loses_nothing_of_a_project().await;
 }
 
 #[tokio::test]
 async fn listen_connection_terminated_with_projects() {
+    let _turn = crate::turn().await;
     dropped_listen_loses_nothing_of_a_project().await;
 }
 
 #[tokio::test]
 async fn presence_across_instances() {
+    let _turn = crate::turn().await;
     presence_spans_instances_and_dies_with_one().await;
 }
