@@ -44,6 +44,7 @@
 # sockets' threads' nice value, 19; 0: on the measured clients' runtime); for
 # team-write-cost MEMBERS (1000), CONCURRENCY (16), PHASE (10), ROUNDS (3).
 # DB_SET="name=value ..." sets PostgreSQL parameters on the benchmark database only.
+# SERVER (default target/release/taskstream) runs another server binary, for an A/B of two builds.
 # PORT_BASE (default 18080) moves the servers' ports (API on PORT_BASE and PORT_BASE+1,
 # metrics on PORT_BASE+1011 and +1012) away from other sessions' servers.
 set -euo pipefail

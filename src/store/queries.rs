@@ -510,12 +510,14 @@ pub const MEMBERSHIP_READ: &str = MEMBERSHIP;
 
 /// The user's own stream's bounds and their memberships, each with its project stream's
 /// latest seq: one row per membership (one with NULL membership columns when there is
-/// none), all from one snapshot.
-pub const STREAM_POSITIONS: &str = "SELECT u.last_event_seq, \
-     (SELECT min(e.seq) FROM events e WHERE e.user_id = u.id) AS first_retained, \
+/// none), all from one snapshot; the oldest retained seq of the user's stream is read once,
+/// not once per membership row.
+pub const STREAM_POSITIONS: &str = "SELECT u.last_event_seq, r.first_retained, \
      m.project_id, COALESCE(m.role, '') AS role, m.joined_seq, \
      p.last_event_seq AS project_seq \
-     FROM users u LEFT JOIN project_members m ON m.user_id = u.id \
+     FROM users u \
+     CROSS JOIN (SELECT min(seq) AS first_retained FROM events WHERE user_id = $1) r \
+     LEFT JOIN project_members m ON m.user_id = u.id \
      LEFT JOIN projects p ON p.id = m.project_id \
      WHERE u.id = $1 ORDER BY m.project_id";
 
