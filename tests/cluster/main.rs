@@ -413,14 +413,23 @@ async fn terminate_listeners(db: &PgDatabase) -> i64 {
     let mut conn = sqlx::PgConnection::connect(&testkit::postgres_admin_url())
         .await
         .unwrap();
-    sqlx::query_scalar(
-        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
-         WHERE datname = $1 AND query ILIKE 'LISTEN%'",
-    )
-    .bind(&db.name)
-    .fetch_one(&mut conn)
-    .await
-    .unwrap()
+    // An instance whose LISTEN connection was terminated a moment ago may not have
+    // reconnected yet: wait for one to be there (0 after 30 s fails the caller).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let terminated: i64 = sqlx::query_scalar(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE datname = $1 AND query ILIKE 'LISTEN%'",
+        )
+        .bind(&db.name)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        if terminated > 0 || tokio::time::Instant::now() >= deadline {
+            return terminated;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 // ---- the matrix ------------------------------------------------------------------------
