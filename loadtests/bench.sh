@@ -45,6 +45,8 @@
 # team-write-cost MEMBERS (1000), CONCURRENCY (16), PHASE (10), ROUNDS (3).
 # DB_SET="name=value ..." sets PostgreSQL parameters on the benchmark database only.
 # SERVER (default target/release/taskstream) runs another server binary, for an A/B of two builds.
+# SERVER_WORKERS sets each server's number of runtime worker threads (TOKIO_WORKER_THREADS;
+# default one per core).
 # PORT_BASE (default 18080) moves the servers' ports (API on PORT_BASE and PORT_BASE+1,
 # metrics on PORT_BASE+1011 and +1012) away from other sessions' servers.
 set -euo pipefail
@@ -101,7 +103,8 @@ start() { # port metrics-port [env...]
       exit 1
     fi
   done
-  env "${UNSET[@]/#/-u}" BIND=127.0.0.1:$port METRICS_BIND=127.0.0.1:$metrics "$@" "$SERVER" \
+  env "${UNSET[@]/#/-u}" BIND=127.0.0.1:$port METRICS_BIND=127.0.0.1:$metrics \
+    ${SERVER_WORKERS:+TOKIO_WORKER_THREADS=$SERVER_WORKERS} "$@" "$SERVER" \
     >"$OUT/server-$port.log" 2>&1 &
   local pid=$!
   PIDS+=("$pid")

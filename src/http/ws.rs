@@ -172,9 +172,10 @@ async fn upgrade(
         .ok_or_else(|| Error::Unavailable("Too many open connections; try again later".into()))?;
     Ok(ws
         // Small buffers: most sockets are idle most of the time, and every byte counts
-        // at tens of thousands of sockets.
+        // at tens of thousands of sockets. The socket flushes the frames of a turn
+        // together (one write); past 4 KiB they are written as they come.
         .read_buffer_size(1024)
-        .write_buffer_size(0)
+        .write_buffer_size(4096)
         .max_write_buffer_size(1024 * 1024)
         .max_message_size(MAX_FRAME)
         .max_frame_size(MAX_FRAME)

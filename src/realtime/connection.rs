@@ -36,6 +36,12 @@ use crate::store::{MembershipPosition, Store, TokenState};
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Events read from the table per query when catching up.
 const PAGE: i64 = 500;
+/// A presence message waits this long at most for another frame to go out with (one
+/// write, one packet, one wake-up of the client instead of two); less than the presence
+/// interval, so a socket's presence messages never queue up behind each other.
+const PRESENCE_HOLD: Duration = Duration::from_millis(900);
+/// Signals handled one after the other before the frames they made are flushed.
+const SIGNALS_PER_FLUSH: usize = 32;
 /// A `resume` replays up to the whole retained stream: a client may ask for this many at
 /// once, then one per `RESUME_EVERY` (each is cheap to send and costly to answer).
 const RESUME_BURST: NonZeroU32 = NonZeroU32::new(3).expect("not zero");
@@ -150,6 +156,8 @@ pub async fn serve(
         projects: start.projects || !start.positions.is_empty(),
         behind: HashMap::new(),
         presence: Vec::new(),
+        presence_due: None,
+        unflushed: false,
         resumes: None,
         rotation_deadline: None,
     };
@@ -294,8 +302,12 @@ struct Connection<'a> {
     /// Streams announced to be ahead of the socket while it was busy reading another
     /// (their latest seq): caught up next.
     behind: HashMap<StreamKey, i64>,
-    /// Presence messages that arrived while the socket was reading a stream: sent next.
+    /// Presence messages not sent yet, oldest first: they go out ahead of the next
+    /// frame, or alone at `presence_due`.
     presence: Vec<(Uuid, Utf8Bytes)>,
+    presence_due: Option<Instant>,
+    /// Frames written to the socket's buffer since the last flush.
+    unflushed: bool,
     /// Made on the first `resume`: most sockets never send one, and making it reads the
     /// clock's calibration (a `CPUID`, costly under virtualisation) at every connect.
     resumes: Option<ResumeBudget>,
@@ -313,21 +325,66 @@ impl Connection<'_> {
         self.cursors.get(&stream).map_or(0, |c| c.last_sent)
     }
 
-    /// Sends one frame. A client that stops reading blocks this; a close request (such
-    /// as 4008 from the hub when the queue overflows) wins over the blocked write, and a
-    /// write that does not finish within `WRITE_TIMEOUT` means the peer is gone.
+    /// Queues one frame, after the presence messages that wait; the serve loop flushes
+    /// what was queued before it waits again (and [`Self::catch_up`] before each read), so
+    /// the frames a turn makes leave in one write.
     async fn send(&mut self, message: Message) -> Result<(), End> {
+        if !self.unflushed {
+            self.write_presence().await?;
+        }
+        self.write(message).await?;
+        metrics::counter!(crate::metrics::WS_MESSAGES_SENT).increment(1);
+        Ok(())
+    }
+
+    /// Queues the waiting presence messages of projects the socket still receives.
+    async fn write_presence(&mut self) -> Result<(), End> {
+        self.presence_due = None;
+        for (project_id, frame) in std::mem::take(&mut self.presence) {
+            if self.cursors.contains_key(&StreamKey::Project(project_id)) {
+                self.write(Message::Text(frame)).await?;
+                metrics::counter!(crate::metrics::WS_MESSAGES_SENT).increment(1);
+            }
+        }
+        Ok(())
+    }
+
+    /// A client that stops reading blocks a write (the socket's buffer fills up); a close
+    /// request (such as 4008 from the hub when the queue overflows) wins over the blocked
+    /// write, and one that does not finish within `WRITE_TIMEOUT` means the peer is gone.
+    async fn write(&mut self, message: Message) -> Result<(), End> {
         tokio::select! {
             biased;
             Some(reason) = self.inbox.close.recv() => Err(End::Close(*reason)),
-            sent = tokio::time::timeout(WRITE_TIMEOUT, self.sink.send(message)) => match sent {
+            written = tokio::time::timeout(WRITE_TIMEOUT, self.sink.feed(message)) => match written {
                 Ok(Ok(())) => {
-                    metrics::counter!(crate::metrics::WS_MESSAGES_SENT).increment(1);
+                    self.unflushed = true;
                     Ok(())
                 }
                 _ => Err(End::Gone),
             },
         }
+    }
+
+    /// Sends what was queued.
+    async fn flush(&mut self) -> Result<(), End> {
+        tokio::select! {
+            biased;
+            Some(reason) = self.inbox.close.recv() => Err(End::Close(*reason)),
+            flushed = tokio::time::timeout(WRITE_TIMEOUT, self.sink.flush()) => match flushed {
+                Ok(Ok(())) => {
+                    self.unflushed = false;
+                    Ok(())
+                }
+                _ => Err(End::Gone),
+            },
+        }
+    }
+
+    /// Holds a presence message for the next frame, or until `due`.
+    fn hold_presence(&mut self, project_id: Uuid, frame: Utf8Bytes, due: Instant) {
+        self.presence.push((project_id, frame));
+        self.presence_due = Some(self.presence_due.map_or(due, |before| before.min(due)));
     }
 
     async fn send_message(&mut self, message: &ServerMessage) -> Result<(), End> {
@@ -472,7 +529,21 @@ impl Connection<'_> {
         tokio::pin!(warn, expire, rotation);
         let mut warned = false;
         let mut rotation_armed = None;
+        let presence_timer = sleep_until(Instant::now());
+        tokio::pin!(presence_timer);
+        let mut presence_armed = None;
         loop {
+            if self.unflushed {
+                if let Err(end) = self.flush().await {
+                    return end;
+                }
+            }
+            if self.presence_due != presence_armed {
+                presence_armed = self.presence_due;
+                if let Some(due) = presence_armed {
+                    presence_timer.as_mut().reset(due);
+                }
+            }
             if self.rotation_deadline != rotation_armed {
                 rotation_armed = self.rotation_deadline;
                 if let Some(deadline) = rotation_armed {
@@ -520,9 +591,23 @@ impl Connection<'_> {
                         Err(end) => return end,
                     }
                 }
+                () = &mut presence_timer, if presence_armed.is_some() => {
+                    if let Err(end) = self.write_presence().await {
+                        return end;
+                    }
+                }
                 Some(signal) = self.inbox.signals.recv() => {
                     if let Err(end) = self.handle_signal(signal).await {
                         return end;
+                    }
+                    // Whatever else is already queued goes out in the same write.
+                    for _ in 1..SIGNALS_PER_FLUSH {
+                        let Ok(signal) = self.inbox.signals.try_recv() else {
+                            break;
+                        };
+                        if let Err(end) = self.handle_signal(signal).await {
+                            return end;
+                        }
                     }
                 }
                 _ = heartbeat.tick() => {
@@ -611,6 +696,10 @@ impl Connection<'_> {
     /// Sends every stored event of `stream` after its `last_sent`, page by page.
     async fn catch_up(&mut self, stream: StreamKey) -> Result<(), End> {
         loop {
+            // What is queued goes out before the socket waits for the table.
+            if self.unflushed {
+                self.flush().await?;
+            }
             self.absorb_queued_signals()?;
             let Some(last_sent) = self.cursors.get(&stream).map(|c| c.last_sent) else {
                 return Ok(());
@@ -764,7 +853,7 @@ impl Connection<'_> {
                         online,
                         members,
                     };
-                    self.presence.push((project_id, text_frame(&now)));
+                    self.hold_presence(project_id, text_frame(&now), Instant::now());
                 }
             }
         }
@@ -844,7 +933,9 @@ impl Connection<'_> {
                     self.check_token(&message.update)?;
                     self.note_behind(&message.update);
                 }
-                Signal::Presence(project_id, frame) => self.presence.push((project_id, frame)),
+                Signal::Presence(project_id, frame) => {
+                    self.hold_presence(project_id, frame, Instant::now() + PRESENCE_HOLD);
+                }
             }
         }
         Ok(())
@@ -857,17 +948,13 @@ impl Connection<'_> {
         }
     }
 
-    /// Catches up every stream noted as ahead, until none is; then sends the presence
-    /// messages put aside meanwhile.
+    /// Catches up every stream noted as ahead, until none is.
     async fn settle_behind(&mut self) -> Result<(), End> {
         while let Some(stream) = self.behind.keys().next().copied() {
             let latest = self.behind.remove(&stream).unwrap_or(0);
             if latest > self.last_sent(stream) && self.cursors.contains_key(&stream) {
                 self.catch_up(stream).await?;
             }
-        }
-        for (project_id, frame) in std::mem::take(&mut self.presence) {
-            self.send_presence(project_id, frame).await?;
         }
         Ok(())
     }
@@ -884,19 +971,12 @@ impl Connection<'_> {
             })
     }
 
-    /// Sends a project's presence message if the socket still receives the project.
-    async fn send_presence(&mut self, project_id: Uuid, frame: Utf8Bytes) -> Result<(), End> {
-        if self.cursors.contains_key(&StreamKey::Project(project_id)) {
-            self.send(Message::Text(frame)).await?;
-        }
-        Ok(())
-    }
-
     async fn handle_signal(&mut self, signal: Signal) -> Result<(), End> {
         let outgoing = match signal {
             Signal::Events(outgoing) => outgoing,
             Signal::Presence(project_id, frame) => {
-                return self.send_presence(project_id, frame).await;
+                self.hold_presence(project_id, frame, Instant::now() + PRESENCE_HOLD);
+                return Ok(());
             }
         };
         let message = &outgoing.update;

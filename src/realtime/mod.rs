@@ -182,13 +182,17 @@ impl Realtime {
             };
             // Spread over half the interval: every socket of every changed project gets a
             // message, and sent in one instant they would queue the events behind them.
-            let messages: Vec<(Uuid, Utf8Bytes)> = self
+            // In the projects' order, so that a project's place in the spread stays about
+            // the same from one pass to the next (a socket holds a presence message for
+            // a little less than the interval, see `connection`).
+            let mut messages: Vec<(Uuid, Utf8Bytes)> = self
                 .sockets
                 .presence
                 .update(now)
                 .into_iter()
                 .map(|(project, message)| (project, protocol::text_frame(&message)))
                 .collect();
+            messages.sort_unstable_by_key(|(project, _)| *project);
             let steps = messages.len().clamp(1, PRESENCE_SPREAD_STEPS);
             let per_step = messages.len().div_ceil(steps).max(1);
             let pause = PRESENCE_FLUSH / 2 / steps as u32;
