@@ -24,8 +24,11 @@ use crate::report::{
     self, add_counts, bump, histogram, Counts, Histogram, LatencySummary, PlotData, ScenarioReport,
     Timeline,
 };
-use crate::sys::{raise_fd_limit, FdLimit, Rng, SourceAddrs};
-use crate::workload::{Mix, TaskPool};
+use crate::sys::{raise_fd_limit, FdLimit, SourceAddrs};
+use crate::workload::TaskPool;
+
+pub use super::open_loop::WriteStats;
+use super::open_loop::{OpenLoop, PlannedWrite};
 use crate::DEFAULT_URL;
 
 #[derive(Debug, Clone, Args)]
@@ -84,21 +87,6 @@ impl FanoutArgs {
             source_addrs: None,
         }
     }
-}
-
-/// The writers' side.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct WriteStats {
-    pub planned: u64,
-    pub sent: u64,
-    pub ok: u64,
-    /// Writes not sent because `max_in_flight` were pending.
-    pub skipped: u64,
-    pub errors: Counts,
-    pub by_route: Counts,
-    pub achieved_rate: f64,
-    /// REST latency of the writes.
-    pub latency: LatencySummary,
 }
 
 /// The clients' side.
@@ -204,6 +192,15 @@ struct Shared {
 }
 
 impl Shared {
+    /// The clients' side, for the writers' progress line.
+    fn status(&self) -> String {
+        format!(
+            "{} events delivered, {} reconnects",
+            self.delivered.load(Ordering::Relaxed),
+            self.reconnects.load(Ordering::Relaxed)
+        )
+    }
+
     fn new() -> Self {
         Self {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
@@ -350,13 +347,25 @@ pub async fn run(args: &FanoutArgs, ui: Ui) -> anyhow::Result<(FanoutReport, Plo
     let load_start = Instant::now();
     let _ = shared.load_start.set(load_start);
     let pools: Vec<Arc<TaskPool>> = (0..args.users).map(|_| Arc::default()).collect();
-    let writer = Writer {
-        apis: apis.clone(),
-        accounts: accounts.clone(),
-        pools,
+    let writer = OpenLoop {
+        rate: args.rate,
+        duration: args.duration,
         max_in_flight: args.max_in_flight,
+        label: "fanout",
     };
-    let (write_stats, write_latency) = writer.run(args.rate, args.duration, &shared, ui).await;
+    let (users, instances) = (accounts.len(), apis.len());
+    let (write_stats, write_latency) = writer
+        .run(
+            ui,
+            || shared.status(),
+            |k, _| PlannedWrite {
+                api: apis[(k + k / users) % instances].clone(),
+                token: accounts[k % users].token.clone(),
+                pool: pools[k % users].clone(),
+                project_id: None,
+            },
+        )
+        .await;
 
     // Where every user's stream ended, then wait for the clients to get there.
     let finals = final_seqs(&apis, &accounts, &states).await?;
@@ -648,117 +657,6 @@ fn handle_text(text: &str, client: usize, state: &Mutex<ClientState>, shared: &S
         }
         // ready (after a reconnect), pong, auth.expiring, auth.refreshed
         _ => {}
-    }
-}
-
-struct Writer {
-    apis: Vec<Api>,
-    accounts: Vec<Account>,
-    pools: Vec<Arc<TaskPool>>,
-    max_in_flight: usize,
-}
-
-#[derive(Default)]
-struct WriteTally {
-    sent: u64,
-    ok: u64,
-    errors: Counts,
-    by_route: Counts,
-    latency: Option<Histogram>,
-}
-
-impl Writer {
-    /// Open loop: write k is due at k/rate seconds, whatever the earlier ones are doing.
-    async fn run(
-        &self,
-        rate: f64,
-        duration: u64,
-        shared: &Shared,
-        ui: Ui,
-    ) -> (WriteStats, Histogram) {
-        let planned = (rate * duration as f64).round().max(1.0) as u64;
-        let users = self.accounts.len();
-        let instances = self.apis.len();
-        let tally = Arc::new(Mutex::new(WriteTally::default()));
-        let in_flight = Arc::new(Semaphore::new(self.max_in_flight.max(1)));
-        let mix = Mix::writes();
-        let mut rng = Rng::from_entropy(planned);
-        let mut skipped = 0u64;
-        let progress = Progress::new(ui, "fanout", Some(duration));
-        let start = Instant::now();
-        let mut jobs = JoinSet::new();
-        for k in 0..planned {
-            let due = start + Duration::from_secs_f64(k as f64 / rate);
-            tokio::time::sleep_until(due.into()).await;
-            if k % 16 == 0 {
-                progress.set_position(start.elapsed().as_secs().min(duration));
-                progress.set_message(self.status(&tally, shared, skipped));
-            }
-            let Ok(permit) = in_flight.clone().try_acquire_owned() else {
-                skipped += 1;
-                continue;
-            };
-            let user = (k as usize) % users;
-            let api = self.apis[(k as usize + k as usize / users) % instances].clone();
-            let token = self.accounts[user].token.clone();
-            let pool = self.pools[user].clone();
-            let call = pool.plan(mix.pick(&mut rng), &mut rng);
-            let word = rng.next_u64();
-            let tally = tally.clone();
-            jobs.spawn(async move {
-                let t0 = Instant::now();
-                let outcome = api.perform(&token, call, word).await;
-                let micros = t0.elapsed().as_micros() as u64;
-                pool.settle(call, outcome.ok, outcome.status, outcome.created);
-                drop(permit);
-                if let Ok(mut tally) = tally.lock() {
-                    tally.sent += 1;
-                    bump(&mut tally.by_route, call.route().name());
-                    if outcome.ok {
-                        tally.ok += 1;
-                    } else {
-                        bump(
-                            &mut tally.errors,
-                            format!("{} {}", call.route().name(), outcome.error_key()),
-                        );
-                    }
-                    report::record(tally.latency.get_or_insert_with(histogram), micros);
-                }
-            });
-            // Reap finished writes so the set stays small.
-            while jobs.try_join_next().is_some() {}
-        }
-        while jobs.join_next().await.is_some() {}
-        let elapsed = start.elapsed().as_secs_f64();
-        progress.finish(self.status(&tally, shared, skipped));
-        let tally = tally
-            .lock()
-            .map(|mut t| std::mem::take(&mut *t))
-            .unwrap_or_default();
-        let latency = tally.latency.unwrap_or_else(histogram);
-        let stats = WriteStats {
-            planned,
-            sent: tally.sent,
-            ok: tally.ok,
-            skipped,
-            errors: tally.errors,
-            by_route: tally.by_route,
-            achieved_rate: tally.ok as f64 / elapsed.max(0.001),
-            latency: LatencySummary::of(&latency),
-        };
-        (stats, latency)
-    }
-
-    fn status(&self, tally: &Mutex<WriteTally>, shared: &Shared, skipped: u64) -> String {
-        let (ok, errors) = tally
-            .lock()
-            .map(|t| (t.ok, t.errors.values().sum::<u64>()))
-            .unwrap_or_default();
-        format!(
-            "writes {ok} ok, {errors} errors, {skipped} skipped; {} events delivered, {} reconnects",
-            shared.delivered.load(Ordering::Relaxed),
-            shared.reconnects.load(Ordering::Relaxed)
-        )
     }
 }
 

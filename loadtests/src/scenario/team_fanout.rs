@@ -34,7 +34,8 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::fanout::{StreamStats, WriteStats};
+use super::fanout::StreamStats;
+use super::open_loop::{OpenLoop, PlannedWrite, WriteStats};
 use super::team::{self, MachineProbe, MachineState, SetupStats, TeamPlan};
 use crate::client::{
     close_ws, connect_ws_auth_message, connect_ws_query, Account, Api, Incoming, Seen,
@@ -46,8 +47,8 @@ use crate::report::{
     self, add_counts, bump, histogram, Counts, Histogram, LatencySummary, PlotData, ScenarioReport,
     Timeline,
 };
-use crate::sys::{loopback, raise_fd_limit, FdLimit, Rng, SourceAddrs, UnmeasuredLoad};
-use crate::workload::{Mix, TaskPool};
+use crate::sys::{loopback, raise_fd_limit, FdLimit, SourceAddrs, UnmeasuredLoad};
+use crate::workload::TaskPool;
 use crate::DEFAULT_URL;
 
 #[derive(Debug, Clone, Args)]
@@ -329,6 +330,15 @@ struct Shared {
 }
 
 impl Shared {
+    /// The clients' side, for the writers' progress line.
+    fn status(&self) -> String {
+        format!(
+            "{} events delivered, {} reconnects",
+            self.delivered.load(Ordering::Relaxed),
+            self.reconnects.load(Ordering::Relaxed)
+        )
+    }
+
     fn new(phase_s: u64) -> Self {
         Self {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
@@ -541,15 +551,31 @@ pub async fn run(
     } else {
         None
     };
-    let writer = Writer {
-        apis: apis.clone(),
-        accounts: accounts.clone(),
-        projects: projects.clone(),
-        members: args.members,
-        pools: (0..args.projects).map(|_| Arc::default()).collect(),
+    // Write k in project k mod P, by a random member, through the instances in turn.
+    let writer = OpenLoop {
+        rate: args.rate,
+        duration: args.duration,
         max_in_flight: args.max_in_flight,
+        label: "writes",
     };
-    let (write_stats, write_latency) = writer.run(args.rate, args.duration, &shared, ui).await;
+    let pools: Vec<Arc<TaskPool>> = (0..args.projects).map(|_| Arc::default()).collect();
+    let (count, members, instances) = (projects.len(), args.members, apis.len());
+    let (write_stats, write_latency) = writer
+        .run(
+            ui,
+            || shared.status(),
+            |k, rng| {
+                let project = k % count;
+                let member = project * members + rng.below(members as u64) as usize;
+                PlannedWrite {
+                    api: apis[(k + k / count) % instances].clone(),
+                    token: accounts[member].token.clone(),
+                    pool: pools[project].clone(),
+                    project_id: Some(projects[project].clone()),
+                }
+            },
+        )
+        .await;
     let churn = match churn {
         Some((runtime, handle)) => {
             let stats = handle.await.context("the churn task")?;
@@ -1130,121 +1156,6 @@ async fn churn_socket(
             *tally.messages.entry(kind).or_insert(0) += n;
         }
     }
-}
-
-struct Writer {
-    apis: Vec<Api>,
-    accounts: Arc<Vec<Account>>,
-    projects: Arc<Vec<String>>,
-    members: usize,
-    pools: Vec<Arc<TaskPool>>,
-    max_in_flight: usize,
-}
-
-#[derive(Default)]
-struct WriteTally {
-    sent: u64,
-    ok: u64,
-    errors: Counts,
-    by_route: Counts,
-    latency: Option<Histogram>,
-}
-
-impl Writer {
-    /// Open loop: write k is due at k/rate seconds, in project k mod P, by a random member.
-    async fn run(
-        &self,
-        rate: f64,
-        duration: u64,
-        shared: &Shared,
-        ui: Ui,
-    ) -> (WriteStats, Histogram) {
-        let planned = (rate * duration as f64).round().max(1.0) as u64;
-        let projects = self.projects.len();
-        let instances = self.apis.len();
-        let tally = Arc::new(Mutex::new(WriteTally::default()));
-        let in_flight = Arc::new(Semaphore::new(self.max_in_flight.max(1)));
-        let mix = Mix::writes();
-        let mut rng = Rng::from_entropy(planned);
-        let mut skipped = 0u64;
-        let progress = Progress::new(ui, "writes", Some(duration));
-        let start = Instant::now();
-        let mut jobs = JoinSet::new();
-        for k in 0..planned {
-            let due = start + Duration::from_secs_f64(k as f64 / rate);
-            tokio::time::sleep_until(due.into()).await;
-            if k % 16 == 0 {
-                progress.set_position(start.elapsed().as_secs().min(duration));
-                progress.set_message(status(&tally, shared, skipped));
-            }
-            let Ok(permit) = in_flight.clone().try_acquire_owned() else {
-                skipped += 1;
-                continue;
-            };
-            let k = k as usize;
-            let project = k % projects;
-            let member = project * self.members + rng.below(self.members as u64) as usize;
-            let api = self.apis[(k + k / projects) % instances].clone();
-            let token = self.accounts[member].token.clone();
-            let project_id = self.projects[project].clone();
-            let pool = self.pools[project].clone();
-            let call = pool.plan(mix.pick(&mut rng), &mut rng);
-            let word = rng.next_u64();
-            let tally = tally.clone();
-            jobs.spawn(async move {
-                let t0 = Instant::now();
-                let outcome = api.perform_in(&token, call, word, Some(&project_id)).await;
-                let micros = t0.elapsed().as_micros() as u64;
-                pool.settle(call, outcome.ok, outcome.status, outcome.created);
-                drop(permit);
-                if let Ok(mut tally) = tally.lock() {
-                    tally.sent += 1;
-                    bump(&mut tally.by_route, call.route().name());
-                    if outcome.ok {
-                        tally.ok += 1;
-                    } else {
-                        bump(
-                            &mut tally.errors,
-                            format!("{} {}", call.route().name(), outcome.error_key()),
-                        );
-                    }
-                    report::record(tally.latency.get_or_insert_with(histogram), micros);
-                }
-            });
-            while jobs.try_join_next().is_some() {}
-        }
-        while jobs.join_next().await.is_some() {}
-        let elapsed = start.elapsed().as_secs_f64();
-        progress.finish(status(&tally, shared, skipped));
-        let tally = tally
-            .lock()
-            .map(|mut t| std::mem::take(&mut *t))
-            .unwrap_or_default();
-        let latency = tally.latency.unwrap_or_else(histogram);
-        let stats = WriteStats {
-            planned,
-            sent: tally.sent,
-            ok: tally.ok,
-            skipped,
-            errors: tally.errors,
-            by_route: tally.by_route,
-            achieved_rate: tally.ok as f64 / elapsed.max(0.001),
-            latency: LatencySummary::of(&latency),
-        };
-        (stats, latency)
-    }
-}
-
-fn status(tally: &Mutex<WriteTally>, shared: &Shared, skipped: u64) -> String {
-    let (ok, errors) = tally
-        .lock()
-        .map(|t| (t.ok, t.errors.values().sum::<u64>()))
-        .unwrap_or_default();
-    format!(
-        "writes {ok} ok, {errors} errors, {skipped} skipped; {} events delivered, {} reconnects",
-        shared.delivered.load(Ordering::Relaxed),
-        shared.reconnects.load(Ordering::Relaxed)
-    )
 }
 
 /// Where every stream ended: each project's and each measured user's own.
