@@ -8,7 +8,9 @@
 //!   `taskstream_ws_resumes_total{result="replayed|reset"}`,
 //!   `taskstream_ws_slow_consumer_closes_total`
 //! - `taskstream_events_total{type}`, `taskstream_event_delivery_seconds` (commit to socket
-//!   write, on the delivering instance), `taskstream_bus_lag_seconds{bus}` (commit to receipt
+//!   write, on the delivering instance; a frame is counted, like
+//!   `taskstream_ws_messages_sent_total`, when queued on the socket, which sends the
+//!   frames of a turn together before it waits for anything), `taskstream_bus_lag_seconds{bus}` (commit to receipt
 //!   from the bus), `taskstream_gap_fills_total`, `taskstream_bus_rejected_total{bus}`
 //!   (bus messages dropped because no instance signed them), `taskstream_bus_connects_total{bus}`
 //!   (subscriptions made: the first, then one per reconnection)

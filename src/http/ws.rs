@@ -173,7 +173,8 @@ async fn upgrade(
     Ok(ws
         // Small buffers: most sockets are idle most of the time, and every byte counts
         // at tens of thousands of sockets. The socket flushes the frames of a turn
-        // together (one write); past 4 KiB they are written as they come.
+        // together (one write); past 4 KiB they are written as they come (the buffer
+        // keeps its size: up to 4 KiB and a frame for a socket that once had a burst).
         .read_buffer_size(1024)
         .write_buffer_size(4096)
         .max_write_buffer_size(1024 * 1024)

@@ -157,6 +157,7 @@ pub async fn serve(
         behind: HashMap::new(),
         presence: Vec::new(),
         presence_due: None,
+        joined_presence: Vec::new(),
         unflushed: false,
         resumes: None,
         rotation_deadline: None,
@@ -306,6 +307,8 @@ struct Connection<'a> {
     /// frame, or alone at `presence_due`.
     presence: Vec<(Uuid, Utf8Bytes)>,
     presence_due: Option<Instant>,
+    /// Who is online in projects joined live: held once their catch-up is written.
+    joined_presence: Vec<(Uuid, Utf8Bytes)>,
     /// Frames written to the socket's buffer since the last flush.
     unflushed: bool,
     /// Made on the first `resume`: most sockets never send one, and making it reads the
@@ -364,6 +367,15 @@ impl Connection<'_> {
                 _ => Err(End::Gone),
             },
         }
+    }
+
+    /// Sends what was queued, if anything: before the socket waits for the database, so
+    /// that no frame waits on a query.
+    async fn flush_queued(&mut self) -> Result<(), End> {
+        if self.unflushed {
+            self.flush().await?;
+        }
+        Ok(())
     }
 
     /// Sends what was queued.
@@ -669,6 +681,7 @@ impl Connection<'_> {
         &mut self,
         stream: StreamKey,
     ) -> Result<Option<crate::store::EventBounds>, End> {
+        self.flush_queued().await?;
         if stream == self.own() {
             return self.bounds(stream).await.map(Some);
         }
@@ -696,10 +709,7 @@ impl Connection<'_> {
     /// Sends every stored event of `stream` after its `last_sent`, page by page.
     async fn catch_up(&mut self, stream: StreamKey) -> Result<(), End> {
         loop {
-            // What is queued goes out before the socket waits for the table.
-            if self.unflushed {
-                self.flush().await?;
-            }
+            self.flush_queued().await?;
             self.absorb_queued_signals()?;
             let Some(last_sent) = self.cursors.get(&stream).map(|c| c.last_sent) else {
                 return Ok(());
@@ -773,6 +783,9 @@ impl Connection<'_> {
                 self.leave(stream);
                 break;
             }
+        }
+        if logout_seen || !changes.is_empty() {
+            self.flush_queued().await?;
         }
         // A logout of this user may have ended this very session; the bus says so too, but
         // the event is durable and the bus is not.
@@ -853,7 +866,7 @@ impl Connection<'_> {
                         online,
                         members,
                     };
-                    self.hold_presence(project_id, text_frame(&now), Instant::now());
+                    self.joined_presence.push((project_id, text_frame(&now)));
                 }
             }
         }
@@ -868,6 +881,7 @@ impl Connection<'_> {
             }
             self.behind.remove(&stream);
             self.presence.retain(|(p, _)| *p != project_id);
+            self.joined_presence.retain(|(p, _)| *p != project_id);
         }
     }
 
@@ -948,13 +962,17 @@ impl Connection<'_> {
         }
     }
 
-    /// Catches up every stream noted as ahead, until none is.
+    /// Catches up every stream noted as ahead, until none is; then who is online in the
+    /// projects joined meanwhile goes out next.
     async fn settle_behind(&mut self) -> Result<(), End> {
         while let Some(stream) = self.behind.keys().next().copied() {
             let latest = self.behind.remove(&stream).unwrap_or(0);
             if latest > self.last_sent(stream) && self.cursors.contains_key(&stream) {
                 self.catch_up(stream).await?;
             }
+        }
+        for (project_id, frame) in std::mem::take(&mut self.joined_presence) {
+            self.hold_presence(project_id, frame, Instant::now());
         }
         Ok(())
     }

@@ -182,21 +182,16 @@ impl Realtime {
             };
             // Spread over half the interval: every socket of every changed project gets a
             // message, and sent in one instant they would queue the events behind them.
-            // In the projects' order, so that a project's place in the spread stays about
-            // the same from one pass to the next (a socket holds a presence message for
-            // a little less than the interval, see `connection`).
-            let mut messages: Vec<(Uuid, Utf8Bytes)> = self
-                .sockets
-                .presence
-                .update(now)
-                .into_iter()
-                .map(|(project, message)| (project, protocol::text_frame(&message)))
-                .collect();
-            messages.sort_unstable_by_key(|(project, _)| *project);
-            let steps = messages.len().clamp(1, PRESENCE_SPREAD_STEPS);
-            let per_step = messages.len().div_ceil(steps).max(1);
-            let pause = PRESENCE_FLUSH / 2 / steps as u32;
-            for (i, batch) in messages.chunks(per_step).enumerate() {
+            // Each project has its own step (from its id), so its messages stay a whole
+            // interval apart from one pass to the next (a socket holds a presence message
+            // for a little less than the interval, see `connection`).
+            let mut steps: Vec<Vec<(Uuid, Utf8Bytes)>> = vec![Vec::new(); PRESENCE_SPREAD_STEPS];
+            for (project, message) in self.sockets.presence.update(now) {
+                let step = (project.as_u128() % PRESENCE_SPREAD_STEPS as u128) as usize;
+                steps[step].push((project, protocol::text_frame(&message)));
+            }
+            let pause = PRESENCE_FLUSH / 2 / PRESENCE_SPREAD_STEPS as u32;
+            for (i, batch) in steps.iter().enumerate() {
                 if i > 0 {
                     tokio::time::sleep(pause).await;
                 }
@@ -332,7 +327,7 @@ impl BusHandler for Realtime {
 
 /// How often the presence record is written (what others see lags this much).
 const PRESENCE_FLUSH: Duration = Duration::from_secs(1);
-/// Presence messages of one pass go out in at most this many steps over half a second.
+/// Presence messages of one pass go out in this many steps over half a second.
 const PRESENCE_SPREAD_STEPS: usize = 10;
 /// Every this many flushes an instance marks itself alive even without changes.
 const PRESENCE_ALIVE_TICKS: u64 = 2;
