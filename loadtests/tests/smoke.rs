@@ -301,6 +301,10 @@ async fn team_fanout_with_churn_across_two_instances_on_postgres() {
         phases.calm.count > 0 && phases.churn.count > 0,
         "{report:#?}"
     );
+    // Each phase on its own adds up to the two kinds together.
+    assert!(phases.phases.len() >= 2, "{report:#?}");
+    let each: u64 = phases.phases.iter().map(|p| p.count).sum();
+    assert_eq!(each, phases.calm.count + phases.churn.count, "{report:#?}");
     assert!(report.targets.clean, "{summary}");
     assert!(report.passed(), "{summary}");
     assert!(plot.cdf.len() >= 4);

@@ -195,6 +195,9 @@ pub struct PhaseLatency {
     pub churn: LatencySummary,
     /// churn p99 / calm p99 (target: at most 1.2).
     pub p99_ratio: Option<f64>,
+    /// Each phase on its own, in order (calm, churn, calm, ...): how much the p99 moves
+    /// between phases of the same kind says how far to trust the ratio.
+    pub phases: Vec<LatencySummary>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -288,6 +291,12 @@ impl ScenarioReport for TeamFanoutReport {
                 report::fmt_ms(phases.churn.p99_ms),
                 report::or_na(phases.p99_ratio, |r| format!("{r:.2}")),
             ));
+            let each: Vec<String> = phases
+                .phases
+                .iter()
+                .map(|p| report::fmt_ms(p.p99_ms))
+                .collect();
+            line.push_str(&format!(" [p99 by phase: {}]", each.join(", ")));
         }
         line.push_str(if self.passed { " => PASS" } else { " => FAIL" });
         line
@@ -312,8 +321,8 @@ const CHURN_SOURCES: usize = 16;
 struct LatencyShard {
     project: Option<Histogram>,
     own: Option<Histogram>,
-    /// Project events by phase: [calm, churn].
-    phases: [Option<Histogram>; 2],
+    /// Project events by the phase of their commit (even: calm, odd: churn).
+    phases: Vec<Option<Histogram>>,
     negative: u64,
 }
 
@@ -358,8 +367,7 @@ impl Shared {
             Some((start, start_utc)) => {
                 let second = start.elapsed().as_secs() as usize;
                 let since = (at - *start_utc).num_milliseconds().max(0) as u64;
-                let phase =
-                    (self.phase_s > 0).then(|| ((since / 1000 / self.phase_s) % 2) as usize);
+                let phase = (self.phase_s > 0).then(|| (since / 1000 / self.phase_s) as usize);
                 (second, phase)
             }
             None => (0, None),
@@ -376,6 +384,9 @@ impl Shared {
         if project {
             report::record(shard.project.get_or_insert_with(histogram), micros);
             if let Some(phase) = phase {
+                if shard.phases.len() <= phase {
+                    shard.phases.resize(phase + 1, None);
+                }
                 report::record(shard.phases[phase].get_or_insert_with(histogram), micros);
             }
         } else {
@@ -643,7 +654,9 @@ pub async fn run(
     }
     let mut project_all = histogram();
     let mut own_all = histogram();
+    // Calm and churn phases together, and each phase on its own.
     let mut phases = [histogram(), histogram()];
+    let mut each_phase: Vec<Histogram> = Vec::new();
     for shard in &shared.shards {
         if let Ok(shard) = shard.lock() {
             if let Some(h) = &shard.project {
@@ -652,10 +665,13 @@ pub async fn run(
             if let Some(h) = &shard.own {
                 report::merge(&mut own_all, h);
             }
-            for (into, from) in phases.iter_mut().zip(&shard.phases) {
-                if let Some(h) = from {
-                    report::merge(into, h);
+            for (phase, h) in shard.phases.iter().enumerate() {
+                let Some(h) = h else { continue };
+                report::merge(&mut phases[phase % 2], h);
+                if each_phase.len() <= phase {
+                    each_phase.resize_with(phase + 1, histogram);
                 }
+                report::merge(&mut each_phase[phase], h);
             }
             project_streams.negative_latency += shard.negative;
         }
@@ -674,6 +690,7 @@ pub async fn run(
             calm,
             churn,
             p99_ratio,
+            phases: each_phase.iter().map(LatencySummary::of).collect(),
         }
     });
     let clean = [&project_streams, &own_streams].iter().all(|s| {
