@@ -10,8 +10,8 @@
 //! - `taskstream_events_total{type}`, `taskstream_event_delivery_seconds` (commit to socket
 //!   write, on the delivering instance; a frame is counted, like
 //!   `taskstream_ws_messages_sent_total`, when queued on the socket, which sends the
-//!   frames of a turn together before it waits for anything), `taskstream_bus_lag_seconds{bus}` (commit to receipt
-//!   from the bus), `taskstream_gap_fills_total`, `taskstream_bus_rejected_total{bus}`
+//!   frames of a turn together before it waits for anything),
+//!   `taskstream_bus_lag_seconds{bus}` (commit to receipt from the bus), `taskstream_gap_fills_total`, `taskstream_bus_rejected_total{bus}`
 //!   (bus messages dropped because no instance signed them), `taskstream_bus_connects_total{bus}`
 //!   (subscriptions made: the first, then one per reconnection)
 //! - `taskstream_http_requests_total{method,route,status}`,

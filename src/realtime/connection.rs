@@ -545,10 +545,8 @@ impl Connection<'_> {
         tokio::pin!(presence_timer);
         let mut presence_armed = None;
         loop {
-            if self.unflushed {
-                if let Err(end) = self.flush().await {
-                    return end;
-                }
+            if let Err(end) = self.flush_queued().await {
+                return end;
             }
             if self.presence_due != presence_armed {
                 presence_armed = self.presence_due;

@@ -190,8 +190,13 @@ impl Realtime {
                 let step = (project.as_u128() % PRESENCE_SPREAD_STEPS as u128) as usize;
                 steps[step].push((project, protocol::text_frame(&message)));
             }
+            // No waiting past the last step that has messages.
+            let used = steps
+                .iter()
+                .rposition(|batch| !batch.is_empty())
+                .map_or(0, |last| last + 1);
             let pause = PRESENCE_FLUSH / 2 / PRESENCE_SPREAD_STEPS as u32;
-            for (i, batch) in steps.iter().enumerate() {
+            for (i, batch) in steps[..used].iter().enumerate() {
                 if i > 0 {
                     tokio::time::sleep(pause).await;
                 }

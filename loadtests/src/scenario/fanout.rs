@@ -28,7 +28,7 @@ use crate::sys::{raise_fd_limit, FdLimit, SourceAddrs};
 use crate::workload::TaskPool;
 
 pub use super::open_loop::WriteStats;
-use super::open_loop::{OpenLoop, PlannedWrite};
+use super::open_loop::{delivery_status, OpenLoop, PlannedWrite};
 use crate::DEFAULT_URL;
 
 #[derive(Debug, Clone, Args)]
@@ -192,15 +192,6 @@ struct Shared {
 }
 
 impl Shared {
-    /// The clients' side, for the writers' progress line.
-    fn status(&self) -> String {
-        format!(
-            "{} events delivered, {} reconnects",
-            self.delivered.load(Ordering::Relaxed),
-            self.reconnects.load(Ordering::Relaxed)
-        )
-    }
-
     fn new() -> Self {
         Self {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
@@ -357,7 +348,7 @@ pub async fn run(args: &FanoutArgs, ui: Ui) -> anyhow::Result<(FanoutReport, Plo
     let (write_stats, write_latency) = writer
         .run(
             ui,
-            || shared.status(),
+            || delivery_status(&shared.delivered, &shared.reconnects),
             |k, _| PlannedWrite {
                 api: apis[(k + k / users) % instances].clone(),
                 token: accounts[k % users].token.clone(),

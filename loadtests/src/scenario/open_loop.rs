@@ -3,6 +3,7 @@
 //! A write due while `max_in_flight` are still pending is skipped and counted, so a slow
 //! server shows as skipped writes and long REST latencies, not as a lower planned rate.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -151,4 +152,13 @@ impl OpenLoop {
         };
         (stats, latency)
     }
+}
+
+/// The receiving side of a fan-out scenario, for the writers' progress line.
+pub fn delivery_status(delivered: &AtomicU64, reconnects: &AtomicU64) -> String {
+    format!(
+        "{} events delivered, {} reconnects",
+        delivered.load(Ordering::Relaxed),
+        reconnects.load(Ordering::Relaxed)
+    )
 }

@@ -35,7 +35,7 @@ use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::fanout::StreamStats;
-use super::open_loop::{OpenLoop, PlannedWrite, WriteStats};
+use super::open_loop::{delivery_status, OpenLoop, PlannedWrite, WriteStats};
 use super::team::{self, MachineProbe, MachineState, SetupStats, TeamPlan};
 use crate::client::{
     close_ws, connect_ws_auth_message, connect_ws_query, Account, Api, Incoming, Seen,
@@ -339,15 +339,6 @@ struct Shared {
 }
 
 impl Shared {
-    /// The clients' side, for the writers' progress line.
-    fn status(&self) -> String {
-        format!(
-            "{} events delivered, {} reconnects",
-            self.delivered.load(Ordering::Relaxed),
-            self.reconnects.load(Ordering::Relaxed)
-        )
-    }
-
     fn new(phase_s: u64) -> Self {
         Self {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
@@ -574,7 +565,7 @@ pub async fn run(
     let (write_stats, write_latency) = writer
         .run(
             ui,
-            || shared.status(),
+            || delivery_status(&shared.delivered, &shared.reconnects),
             |k, rng| {
                 let project = k % count;
                 let member = project * members + rng.below(members as u64) as usize;
