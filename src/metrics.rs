@@ -7,11 +7,14 @@
 //!   `taskstream_ws_disconnects_total{code}`, `taskstream_ws_messages_sent_total`,
 //!   `taskstream_ws_resumes_total{result="replayed|reset"}`,
 //!   `taskstream_ws_slow_consumer_closes_total`
-//! - `taskstream_events_total{type}`, `taskstream_event_delivery_seconds` (commit to socket
-//!   write, on the delivering instance; a frame is counted, like
-//!   `taskstream_ws_messages_sent_total`, when queued on the socket, which sends the
+//! - `taskstream_events_total{type}`, `taskstream_event_delivery_seconds` (from the
+//!   event's `at` to its socket write, on the delivering instance; `at` is read when the
+//!   write's transaction begins, so this includes the transaction; a frame is counted,
+//!   like `taskstream_ws_messages_sent_total`, when queued on the socket, which sends the
 //!   frames of a turn together before it waits for anything),
-//!   `taskstream_bus_lag_seconds{bus}` (commit to receipt from the bus), `taskstream_gap_fills_total`, `taskstream_bus_rejected_total{bus}`
+//!   `taskstream_write_transaction_seconds` (a write's transaction, from its `at` to its
+//!   commit: the part of the two latencies around it that is the database's),
+//!   `taskstream_bus_lag_seconds{bus}` (from `at` to receipt from the bus), `taskstream_gap_fills_total`, `taskstream_bus_rejected_total{bus}`
 //!   (bus messages dropped because no instance signed them), `taskstream_bus_connects_total{bus}`
 //!   (subscriptions made: the first, then one per reconnection)
 //! - `taskstream_http_requests_total{method,route,status}`,
@@ -54,6 +57,7 @@ pub const WS_SLOW_CONSUMER_CLOSES: &str = "taskstream_ws_slow_consumer_closes_to
 pub const EVENTS: &str = "taskstream_events_total";
 pub const EVENT_DELIVERY: &str = "taskstream_event_delivery_seconds";
 pub const BUS_LAG: &str = "taskstream_bus_lag_seconds";
+pub const WRITE_TRANSACTION: &str = "taskstream_write_transaction_seconds";
 pub const GAP_FILLS: &str = "taskstream_gap_fills_total";
 pub const BUS_REJECTED: &str = "taskstream_bus_rejected_total";
 pub const BUS_CONNECTS: &str = "taskstream_bus_connects_total";

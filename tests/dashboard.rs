@@ -110,6 +110,7 @@ async fn every_panel_queries_metrics_the_server_exports() {
     for needed in [
         "taskstream_ws_connections",
         "taskstream_event_delivery_seconds_bucket",
+        "taskstream_write_transaction_seconds_bucket",
         "taskstream_events_total",
         "taskstream_bus_lag_seconds_bucket",
         "taskstream_bus_connects_total",

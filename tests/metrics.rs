@@ -125,6 +125,8 @@ async fn check(backend: Backend) {
         1.0
     );
     assert!(grew("taskstream_event_delivery_seconds_count", &[]) >= 8.0);
+    // One transaction per write with events: the create and the edit.
+    assert_eq!(grew("taskstream_write_transaction_seconds_count", &[]), 2.0);
     // HTTP requests are labelled by the route template, not the raw path.
     assert_eq!(
         grew(

@@ -173,6 +173,8 @@ impl WriteFunnel {
             self.publisher.before_commit(tx.as_mut(), update).await?;
         }
         tx.commit().await?;
+        metrics::histogram!(crate::metrics::WRITE_TRANSACTION)
+            .record(crate::metrics::seconds_since(at));
         if enqueued {
             self.deliveries.notify_one();
         }
