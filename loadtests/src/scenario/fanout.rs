@@ -14,10 +14,10 @@ use futures_util::StreamExt;
 use serde::Serialize;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
-use tokio_tungstenite::tungstenite::Message;
 
 use crate::client::{
-    close_ws, connect_ws, sign_up_users, Account, Api, Incoming, Seen, StreamChecker, Ws, WsTarget,
+    connect_ws, sign_up_users, Account, Api, ConnectError, Incoming, Seen, StreamChecker, Ws,
+    WsTarget,
 };
 use crate::progress::{warn, Progress, Ui};
 use crate::report::{
@@ -27,6 +27,7 @@ use crate::report::{
 use crate::sys::{raise_fd_limit, FdLimit, SourceAddrs};
 use crate::workload::TaskPool;
 
+use super::measured_socket::{self, wait_connected, MeasuredClient, CONNECT_TIMEOUT};
 pub use super::open_loop::WriteStats;
 use super::open_loop::{delivery_status, OpenLoop, PlannedWrite};
 use crate::DEFAULT_URL;
@@ -242,19 +243,6 @@ struct ClientSpec {
     source: Option<std::net::IpAddr>,
 }
 
-/// Close codes after which a client resumes with `since` as the protocol asks.
-const SLOW_CONSUMER: u16 = 4008;
-const SERVER_RESTARTING: u16 = 1012;
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-/// Reconnection attempts in a row before a client gives up.
-const MAX_RECONNECT_ATTEMPTS: u32 = 30;
-
-enum End {
-    Stop,
-    Closed(Option<u16>),
-    Transport,
-}
-
 pub async fn run(args: &FanoutArgs, ui: Ui) -> anyhow::Result<(FanoutReport, PlotData)> {
     if args.clients == 0 || args.users == 0 {
         bail!("--clients and --users must be at least 1");
@@ -331,7 +319,7 @@ pub async fn run(args: &FanoutArgs, ui: Ui) -> anyhow::Result<(FanoutReport, Plo
             stop_rx.clone(),
         ));
     }
-    wait_connected(&shared, args.clients, ui).await;
+    wait_connected(&shared.connected, &shared.failed, args.clients, ui).await;
     let connect_seconds = connect_start.elapsed().as_secs_f64();
 
     // Writes.
@@ -457,23 +445,8 @@ pub async fn run(args: &FanoutArgs, ui: Ui) -> anyhow::Result<(FanoutReport, Plo
     Ok((report, plot))
 }
 
-async fn wait_connected(shared: &Shared, clients: usize, ui: Ui) {
-    let progress = Progress::new(ui, "connect", Some(clients as u64));
-    loop {
-        let connected = shared.connected.load(Ordering::Relaxed);
-        let failed = shared.failed.load(Ordering::Relaxed);
-        progress.set_position(connected + failed);
-        progress.set_message(format!("{connected} open, {failed} failed"));
-        if connected + failed >= clients as u64 {
-            progress.finish(format!("{connected} open, {failed} failed"));
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// One client: connect, read and check, resume after 4008/1012 (or a lost socket) with
-/// `since`, until told to stop.
+/// One client: connect, then read and check, resuming with `since` (see
+/// [`measured_socket`]), until told to stop.
 async fn client_task(
     spec: ClientSpec,
     targets: Arc<Vec<WsTarget>>,
@@ -482,11 +455,10 @@ async fn client_task(
     permits: Arc<Semaphore>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut instance = spec.instance;
     let first = {
         let _permit = permits.acquire().await;
         connect_ws(
-            &targets[instance],
+            &targets[spec.instance],
             &spec.token,
             None,
             spec.source,
@@ -494,7 +466,7 @@ async fn client_task(
         )
         .await
     };
-    let mut ws = match first {
+    let ws = match first {
         Ok((ws, last_seq)) => {
             if let Ok(mut state) = state.lock() {
                 state.checker = StreamChecker::new(last_seq);
@@ -511,102 +483,60 @@ async fn client_task(
             return;
         }
     };
-    loop {
-        let end = read_until_end(&mut ws, spec.index, &state, &shared, &mut stop).await;
-        let code = match end {
-            End::Stop => {
-                close_ws(ws).await;
-                return;
-            }
-            End::Closed(code) => code,
-            End::Transport => None,
-        };
-        if let Ok(mut state) = state.lock() {
-            let key = match (code, matches!(end, End::Transport)) {
-                (_, true) => "transport".to_string(),
-                (Some(code), _) => code.to_string(),
-                (None, _) => "no close frame".to_string(),
-            };
-            bump(&mut state.closes, key);
-        }
-        // 1012: this instance is going away; go to the next one.
-        if code == Some(SERVER_RESTARTING) {
-            instance = (instance + 1) % targets.len();
-        }
-        let mut attempt = 0u32;
-        ws = loop {
-            if *stop.borrow() {
-                return;
-            }
-            if code != Some(SLOW_CONSUMER) || attempt > 0 {
-                let jitter = (spec.index % 97) as u64;
-                let backoff = (50u64 << attempt.min(5)).min(2_000) + jitter;
-                tokio::time::sleep(Duration::from_millis(backoff)).await;
-            }
-            let since = state.lock().map(|s| s.checker.last).unwrap_or(0);
-            match connect_ws(
-                &targets[instance],
-                &spec.token,
-                Some(since),
-                spec.source,
-                CONNECT_TIMEOUT,
-            )
-            .await
-            {
-                Ok((ws, _)) => {
-                    if let Ok(mut state) = state.lock() {
-                        state.reconnects += 1;
-                    }
-                    shared.reconnects.fetch_add(1, Ordering::Relaxed);
-                    break ws;
-                }
-                Err(err) => {
-                    if let Ok(mut state) = state.lock() {
-                        state.reconnect_failures += 1;
-                        bump(
-                            &mut state.server_errors,
-                            format!("reconnect: {}", err.key()),
-                        );
-                    }
-                    attempt += 1;
-                    if attempt >= MAX_RECONNECT_ATTEMPTS {
-                        return;
-                    }
-                    if targets.len() > 1 {
-                        instance = (instance + 1) % targets.len();
-                    }
-                }
-            }
-        };
-    }
+    let (instance, jitter) = (spec.instance, (spec.index % 97) as u64);
+    let client = Client {
+        spec,
+        state,
+        shared,
+    };
+    measured_socket::keep_reading(ws, &client, &targets, instance, jitter, &mut stop).await;
 }
 
-async fn read_until_end(
-    ws: &mut Ws,
-    client: usize,
-    state: &Mutex<ClientState>,
-    shared: &Shared,
-    stop: &mut watch::Receiver<bool>,
-) -> End {
-    if *stop.borrow() {
-        return End::Stop;
+/// A client as [`measured_socket`] drives it.
+struct Client {
+    spec: ClientSpec,
+    state: Arc<Mutex<ClientState>>,
+    shared: Arc<Shared>,
+}
+
+impl MeasuredClient for Client {
+    fn on_text(&self, text: &str) {
+        handle_text(text, self.spec.index, &self.state, &self.shared);
     }
-    loop {
-        tokio::select! {
-            changed = stop.changed() => {
-                if changed.is_err() || *stop.borrow() {
-                    return End::Stop;
-                }
-            }
-            frame = ws.next() => match frame {
-                Some(Ok(Message::Text(text))) => handle_text(&text, client, state, shared),
-                Some(Ok(Message::Close(frame))) => {
-                    return End::Closed(frame.map(|f| u16::from(f.code)));
-                }
-                Some(Ok(_)) => {}
-                Some(Err(_)) => return End::Transport,
-                None => return End::Closed(None),
-            }
+
+    async fn reconnect(&self, target: &WsTarget) -> Result<Ws, ConnectError> {
+        let since = self.state.lock().map(|s| s.checker.last).unwrap_or(0);
+        connect_ws(
+            target,
+            &self.spec.token,
+            Some(since),
+            self.spec.source,
+            CONNECT_TIMEOUT,
+        )
+        .await
+        .map(|(ws, _)| ws)
+    }
+
+    fn on_end(&self, how: String) {
+        if let Ok(mut state) = self.state.lock() {
+            bump(&mut state.closes, how);
+        }
+    }
+
+    fn on_reconnect(&self) {
+        if let Ok(mut state) = self.state.lock() {
+            state.reconnects += 1;
+        }
+        self.shared.reconnects.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn on_reconnect_failure(&self, err: &ConnectError) {
+        if let Ok(mut state) = self.state.lock() {
+            state.reconnect_failures += 1;
+            bump(
+                &mut state.server_errors,
+                format!("reconnect: {}", err.key()),
+            );
         }
     }
 }

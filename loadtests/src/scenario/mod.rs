@@ -5,6 +5,7 @@ pub mod abuse;
 pub mod connections;
 pub mod fanout;
 pub mod limit;
+pub mod measured_socket;
 pub mod open_loop;
 pub mod reminders;
 pub mod rest;

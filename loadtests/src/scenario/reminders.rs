@@ -22,11 +22,10 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
-use tokio_tungstenite::tungstenite::Message;
 
+use super::measured_socket::{self, wait_connected, MeasuredClient, CONNECT_TIMEOUT};
 use crate::client::{
-    close_ws, connect_ws, sign_up_users, Account, Api, ConnectError, Seen, StreamChecker, Ws,
-    WsTarget,
+    connect_ws, sign_up_users, Account, Api, ConnectError, Seen, StreamChecker, Ws, WsTarget,
 };
 use crate::metrics::metric;
 use crate::progress::{warn, Progress, Ui};
@@ -458,8 +457,6 @@ struct ClientState {
     server_errors: Counts,
 }
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-const MAX_RECONNECT_ATTEMPTS: u32 = 30;
 /// Attempts at one task creation (a transport failure, 429 or 5xx is tried again).
 const CREATE_ATTEMPTS: u32 = 4;
 /// The users whose sockets also make the probe's REST calls.
@@ -537,7 +534,7 @@ pub async fn run(args: &RemindersArgs, ui: Ui) -> anyhow::Result<(RemindersRepor
             stop_rx.clone(),
         ));
     }
-    wait_connected(&shared, args.users, ui).await;
+    wait_connected(&shared.connected, &shared.failed, args.users, ui).await;
 
     // The plan: remind_at evenly spread over the window, in random order over the tasks
     // (so the users' reminders interleave, and a slow creation does not empty the window's
@@ -867,26 +864,11 @@ async fn create_tasks(
     }
 }
 
-async fn wait_connected(shared: &Shared, users: usize, ui: Ui) {
-    let progress = Progress::new(ui, "connect", Some(users as u64));
-    loop {
-        let connected = shared.connected.load(Ordering::Relaxed);
-        let failed = shared.failed.load(Ordering::Relaxed);
-        progress.set_position(connected + failed);
-        progress.set_message(format!("{connected} open, {failed} failed"));
-        if connected + failed >= users as u64 {
-            progress.finish(format!("{connected} open, {failed} failed"));
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// One user's socket: connect, read and record, resume with `since` after any close,
-/// until told to stop.
+/// One user's socket: connect, then read and record, resuming with `since` (see
+/// [`measured_socket`]), until told to stop.
 async fn client_task(
     token: String,
-    mut instance: usize,
+    instance: usize,
     targets: Arc<Vec<WsTarget>>,
     state: Arc<Mutex<ClientState>>,
     shared: Arc<Shared>,
@@ -897,7 +879,7 @@ async fn client_task(
         let _permit = permits.acquire().await;
         connect_ws(&targets[instance], &token, None, None, CONNECT_TIMEOUT).await
     };
-    let mut ws = match first {
+    let ws = match first {
         Ok((ws, last_seq)) => {
             if let Ok(mut state) = state.lock() {
                 state.checker = StreamChecker::new(last_seq);
@@ -914,86 +896,51 @@ async fn client_task(
             return;
         }
     };
-    loop {
-        let Some(close) = read_until_end(&mut ws, &state, &shared, &mut stop).await else {
-            close_ws(ws).await;
-            return;
-        };
-        if let Ok(mut state) = state.lock() {
-            bump(&mut state.closes, close);
-        }
-        let mut attempt = 0u32;
-        ws = loop {
-            if *stop.borrow() {
-                return;
-            }
-            let backoff = (50u64 << attempt.min(5)).min(2_000);
-            tokio::time::sleep(Duration::from_millis(backoff)).await;
-            let since = state.lock().map(|s| s.checker.last).unwrap_or(0);
-            match connect_ws(
-                &targets[instance],
-                &token,
-                Some(since),
-                None,
-                CONNECT_TIMEOUT,
-            )
-            .await
-            {
-                Ok((ws, _)) => {
-                    if let Ok(mut state) = state.lock() {
-                        state.reconnects += 1;
-                    }
-                    break ws;
-                }
-                Err(err) => {
-                    if let Ok(mut state) = state.lock() {
-                        bump(
-                            &mut state.server_errors,
-                            format!("reconnect: {}", err.key()),
-                        );
-                    }
-                    attempt += 1;
-                    // Refused for the token, or an error instead of `ready`: trying
-                    // again cannot help.
-                    let hopeless = matches!(
-                        err,
-                        ConnectError::Refused(401 | 403) | ConnectError::Rejected(_)
-                    );
-                    if hopeless || attempt >= MAX_RECONNECT_ATTEMPTS {
-                        return;
-                    }
-                    instance = (instance + 1) % targets.len();
-                }
-            }
-        };
-    }
+    let client = Client {
+        token,
+        state,
+        shared,
+    };
+    measured_socket::keep_reading(ws, &client, &targets, instance, 0, &mut stop).await;
 }
 
-/// Reads until told to stop (`None`) or the socket ends (`Some(why)`).
-async fn read_until_end(
-    ws: &mut Ws,
-    state: &Mutex<ClientState>,
-    shared: &Shared,
-    stop: &mut watch::Receiver<bool>,
-) -> Option<String> {
-    if *stop.borrow() {
-        return None;
+/// A user's socket as [`measured_socket`] drives it.
+struct Client {
+    token: String,
+    state: Arc<Mutex<ClientState>>,
+    shared: Arc<Shared>,
+}
+
+impl MeasuredClient for Client {
+    fn on_text(&self, text: &str) {
+        handle_text(text, &self.state, &self.shared);
     }
-    loop {
-        tokio::select! {
-            changed = stop.changed() => {
-                if changed.is_err() || *stop.borrow() {
-                    return None;
-                }
-            }
-            frame = ws.next() => match frame {
-                Some(Ok(Message::Text(text))) => handle_text(&text, state, shared),
-                Some(Ok(Message::Close(frame))) => {
-                    return Some(frame.map_or("no close frame".into(), |f| u16::from(f.code).to_string()));
-                }
-                Some(Ok(_)) => {}
-                Some(Err(_)) | None => return Some("transport".into()),
-            }
+
+    async fn reconnect(&self, target: &WsTarget) -> Result<Ws, ConnectError> {
+        let since = self.state.lock().map(|s| s.checker.last).unwrap_or(0);
+        connect_ws(target, &self.token, Some(since), None, CONNECT_TIMEOUT)
+            .await
+            .map(|(ws, _)| ws)
+    }
+
+    fn on_end(&self, how: String) {
+        if let Ok(mut state) = self.state.lock() {
+            bump(&mut state.closes, how);
+        }
+    }
+
+    fn on_reconnect(&self) {
+        if let Ok(mut state) = self.state.lock() {
+            state.reconnects += 1;
+        }
+    }
+
+    fn on_reconnect_failure(&self, err: &ConnectError) {
+        if let Ok(mut state) = self.state.lock() {
+            bump(
+                &mut state.server_errors,
+                format!("reconnect: {}", err.key()),
+            );
         }
     }
 }

@@ -35,11 +35,12 @@ use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::fanout::StreamStats;
+use super::measured_socket::{self, wait_connected, MeasuredClient, CONNECT_TIMEOUT};
 use super::open_loop::{delivery_status, OpenLoop, PlannedWrite, WriteStats};
 use super::team::{self, MachineProbe, MachineState, SetupStats, TeamPlan};
 use crate::client::{
-    close_ws, connect_ws_auth_message, connect_ws_query, Account, Api, Incoming, Seen,
-    StreamChecker, Ws, WsTarget,
+    close_ws, connect_ws_auth_message, connect_ws_query, Account, Api, ConnectError, Incoming,
+    Seen, StreamChecker, Ws, WsTarget,
 };
 use crate::pg::Psql;
 use crate::progress::{warn, Progress, Ui};
@@ -308,10 +309,6 @@ impl ScenarioReport for TeamFanoutReport {
 }
 
 const SHARDS: usize = 16;
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-const MAX_RECONNECT_ATTEMPTS: u32 = 30;
-const SLOW_CONSUMER: u16 = 4008;
-const SERVER_RESTARTING: u16 = 1012;
 /// The loopback block the churn sockets come from (127.41.x.y), apart from the measured
 /// clients' addresses, so that neither runs short of ports.
 const CHURN_BLOCK: u8 = 41;
@@ -417,12 +414,6 @@ struct ClientSpec {
     source: Option<IpAddr>,
 }
 
-enum End {
-    Stop,
-    Closed(Option<u16>),
-    Transport,
-}
-
 pub async fn run(
     args: &TeamFanoutArgs,
     scenario: &'static str,
@@ -519,7 +510,7 @@ pub async fn run(
             stop_rx.clone(),
         ));
     }
-    wait_connected(&shared, clients, ui).await;
+    wait_connected(&shared.connected, &shared.failed, clients, ui).await;
     let connect_seconds = connect_start.elapsed().as_secs_f64();
 
     // Writes (and churn), measured.
@@ -771,23 +762,8 @@ fn tally(stats: &mut StreamStats, checker: &StreamChecker, final_seq: i64) {
     stats.unexpected += checker.beyond(final_seq);
 }
 
-async fn wait_connected(shared: &Shared, clients: usize, ui: Ui) {
-    let progress = Progress::new(ui, "connect", Some(clients as u64));
-    loop {
-        let connected = shared.connected.load(Ordering::Relaxed);
-        let failed = shared.failed.load(Ordering::Relaxed);
-        progress.set_position(connected + failed);
-        progress.set_message(format!("{connected} open, {failed} failed"));
-        if connected + failed >= clients as u64 {
-            progress.finish(format!("{connected} open, {failed} failed"));
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// One measured client: connect with `?projects=true`, read and check both streams,
-/// resume after 4008/1012 (or a lost socket) with a position in each, until told to stop.
+/// One measured client: connect with `?projects=true`, then read and check both streams,
+/// resuming with a position in each (see [`measured_socket`]), until told to stop.
 async fn client_task(
     spec: ClientSpec,
     targets: Arc<Vec<WsTarget>>,
@@ -796,11 +772,10 @@ async fn client_task(
     permits: Arc<Semaphore>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut instance = spec.instance;
     let first = {
         let _permit = permits.acquire().await;
         connect_ws_query(
-            &targets[instance],
+            &targets[spec.instance],
             &spec.token,
             "projects=true",
             spec.source,
@@ -819,7 +794,7 @@ async fn client_task(
             .ok_or_else(|| "project missing from ready".to_string())?;
         Ok((ws, own, project))
     });
-    let mut ws = match started {
+    let ws = match started {
         Ok((ws, own, project)) => {
             if let Ok(mut state) = state.lock() {
                 state.own = StreamChecker::new(own);
@@ -837,107 +812,67 @@ async fn client_task(
             return;
         }
     };
-    loop {
-        let end = read_until_end(&mut ws, &spec, &state, &shared, &mut stop).await;
-        let code = match end {
-            End::Stop => {
-                close_ws(ws).await;
-                return;
-            }
-            End::Closed(code) => code,
-            End::Transport => None,
-        };
-        if let Ok(mut state) = state.lock() {
-            let key = match (code, matches!(end, End::Transport)) {
-                (_, true) => "transport".to_string(),
-                (Some(code), _) => code.to_string(),
-                (None, _) => "no close frame".to_string(),
-            };
-            bump(&mut state.closes, key);
-        }
-        if code == Some(SERVER_RESTARTING) {
-            instance = (instance + 1) % targets.len();
-        }
-        let mut attempt = 0u32;
-        ws = loop {
-            if *stop.borrow() {
-                return;
-            }
-            if code != Some(SLOW_CONSUMER) || attempt > 0 {
-                let jitter = (spec.index % 97) as u64;
-                let backoff = (50u64 << attempt.min(5)).min(2_000) + jitter;
-                tokio::time::sleep(Duration::from_millis(backoff)).await;
-            }
-            // A position in each stream: the auth message is the only place for the
-            // project's.
-            let (own, project) = state
-                .lock()
-                .map(|s| (s.own.last, s.project.last))
-                .unwrap_or((0, 0));
-            let auth = json!({
-                "type": "auth",
-                "token": spec.token,
-                "since": own,
-                "projects": true,
-                "positions": { spec.project_stream.as_str(): project },
-            });
-            match connect_ws_auth_message(&targets[instance], &auth, spec.source, CONNECT_TIMEOUT)
-                .await
-            {
-                Ok((ws, _)) => {
-                    if let Ok(mut state) = state.lock() {
-                        state.reconnects += 1;
-                    }
-                    shared.reconnects.fetch_add(1, Ordering::Relaxed);
-                    break ws;
-                }
-                Err(err) => {
-                    if let Ok(mut state) = state.lock() {
-                        state.reconnect_failures += 1;
-                        bump(
-                            &mut state.server_errors,
-                            format!("reconnect: {}", err.key()),
-                        );
-                    }
-                    attempt += 1;
-                    if attempt >= MAX_RECONNECT_ATTEMPTS {
-                        return;
-                    }
-                    if targets.len() > 1 {
-                        instance = (instance + 1) % targets.len();
-                    }
-                }
-            }
-        };
-    }
+    let (instance, jitter) = (spec.instance, (spec.index % 97) as u64);
+    let client = Client {
+        spec,
+        state,
+        shared,
+    };
+    measured_socket::keep_reading(ws, &client, &targets, instance, jitter, &mut stop).await;
 }
 
-async fn read_until_end(
-    ws: &mut Ws,
-    spec: &ClientSpec,
-    state: &Mutex<ClientState>,
-    shared: &Shared,
-    stop: &mut watch::Receiver<bool>,
-) -> End {
-    if *stop.borrow() {
-        return End::Stop;
+/// A measured client as [`measured_socket`] drives it.
+struct Client {
+    spec: ClientSpec,
+    state: Arc<Mutex<ClientState>>,
+    shared: Arc<Shared>,
+}
+
+impl MeasuredClient for Client {
+    fn on_text(&self, text: &str) {
+        handle_text(text, &self.spec, &self.state, &self.shared);
     }
-    loop {
-        tokio::select! {
-            changed = stop.changed() => {
-                if changed.is_err() || *stop.borrow() {
-                    return End::Stop;
-                }
-            }
-            frame = ws.next() => match frame {
-                Some(Ok(Message::Text(text))) => handle_text(&text, spec, state, shared),
-                Some(Ok(Message::Close(frame))) => {
-                    return End::Closed(frame.map(|f| u16::from(f.code)));
-                }
-                Some(Ok(_)) => {}
-                Some(Err(_)) => return End::Transport,
-                None => return End::Closed(None),
-            }
+
+    async fn reconnect(&self, target: &WsTarget) -> Result<Ws, ConnectError> {
+        // A position in each stream: the auth message is the only place for the
+        // project's.
+        let (own, project) = self
+            .state
+            .lock()
+            .map(|s| (s.own.last, s.project.last))
+            .unwrap_or((0, 0));
+        let auth = json!({
+            "type": "auth",
+            "token": self.spec.token,
+            "since": own,
+            "projects": true,
+            "positions": { self.spec.project_stream.as_str(): project },
+        });
+        connect_ws_auth_message(target, &auth, self.spec.source, CONNECT_TIMEOUT)
+            .await
+            .map(|(ws, _)| ws)
+    }
+
+    fn on_end(&self, how: String) {
+        if let Ok(mut state) = self.state.lock() {
+            bump(&mut state.closes, how);
+        }
+    }
+
+    fn on_reconnect(&self) {
+        if let Ok(mut state) = self.state.lock() {
+            state.reconnects += 1;
+        }
+        self.shared.reconnects.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn on_reconnect_failure(&self, err: &ConnectError) {
+        if let Ok(mut state) = self.state.lock() {
+            state.reconnect_failures += 1;
+            bump(
+                &mut state.server_errors,
+                format!("reconnect: {}", err.key()),
+            );
         }
     }
 }
