@@ -245,6 +245,15 @@ impl Hub {
         }
     }
 
+    /// Every user with a socket here, and how many.
+    pub fn all_devices(&self) -> Vec<(Uuid, usize)> {
+        self.users
+            .iter()
+            .map(|entry| (*entry.key(), entry.conns.len()))
+            .filter(|&(_, devices)| devices > 0)
+            .collect()
+    }
+
     /// How many sockets the user has open here.
     pub fn devices(&self, user_id: Uuid) -> usize {
         self.users

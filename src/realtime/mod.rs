@@ -125,27 +125,50 @@ impl Realtime {
     /// last, and marks this instance alive every few seconds; forgets instances that
     /// stopped doing so.
     async fn record_presence(self: Arc<Self>) {
-        let store = &self.sockets.store;
+        let (store, hub) = (&self.sockets.store, &self.sockets.hub);
         let mut tick = tokio::time::interval(PRESENCE_FLUSH);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut ticks: u64 = 0;
+        // Every user here is to be written, not only the changes: this instance was not
+        // on record (its first mark, forgotten after a pause, or the tables emptied by a
+        // crash or a failover) and that write has not succeeded yet.
+        let mut all_due = false;
         loop {
             tick.tick().await;
-            let changes = self.sockets.hub.take_presence_changes();
-            if changes.is_empty() && ticks % PRESENCE_ALIVE_TICKS != 0 {
+            let changes = hub.take_presence_changes();
+            if changes.is_empty() && !all_due && ticks % PRESENCE_ALIVE_TICKS != 0 {
                 ticks += 1;
                 continue;
             }
-            let devices: Vec<(Uuid, i64)> = changes
-                .iter()
-                .map(|(&user, &devices)| (user, devices as i64))
-                .collect();
             let now = crate::domain::now();
-            if let Err(err) = store.record_presence(self.instance, &devices, now).await {
-                tracing::warn!(error = %err, "recording presence failed");
-                // Tried again with the next changes (a newer change of a user wins).
-                for (user, devices) in changes {
-                    self.sockets.hub.restore_presence_change(user, devices);
+            let recorded = if all_due {
+                // The changes taken are in the hub's current counts.
+                self.record_all_presence(now).await
+            } else {
+                let devices: Vec<(Uuid, i64)> = changes
+                    .iter()
+                    .map(|(&user, &devices)| (user, devices as i64))
+                    .collect();
+                store.record_presence(self.instance, &devices, now).await
+            };
+            match recorded {
+                Ok(known) if known || all_due => all_due = false,
+                Ok(_) => {
+                    all_due = true;
+                    if let Err(err) = self.record_all_presence(now).await {
+                        tracing::warn!(error = %err, "recording presence failed");
+                    } else {
+                        all_due = false;
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "recording presence failed");
+                    // Tried again with the next changes (a newer change of a user wins).
+                    if !all_due {
+                        for (user, devices) in changes {
+                            hub.restore_presence_change(user, devices);
+                        }
+                    }
                 }
             }
             if ticks % 600 == 0 {
@@ -156,6 +179,28 @@ impl Realtime {
             }
             ticks += 1;
         }
+    }
+
+    /// Writes how many sockets every user has here (a change after the hub is read is in
+    /// the next pass's changes).
+    async fn record_all_presence(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> crate::store::StoreResult<bool> {
+        let all: Vec<(Uuid, i64)> = self
+            .sockets
+            .hub
+            .all_devices()
+            .into_iter()
+            .map(|(user, devices)| (user, devices as i64))
+            .collect();
+        if !all.is_empty() {
+            tracing::info!(users = all.len(), "writing this instance's presence anew");
+        }
+        self.sockets
+            .store
+            .record_presence(self.instance, &all, now)
+            .await
     }
 
     /// Tells the sockets who came online or went offline in their projects, every second

@@ -306,13 +306,15 @@ pub trait Store: Send + Sync + 'static {
     async fn email_reminders(&self, user_id: Uuid) -> StoreResult<Option<bool>>;
 
     /// Marks `instance` alive at `now`, and records how many sockets users have on it now
-    /// (0: none left), in one transaction.
+    /// (0: none left), in one transaction. `false`: the instance was not on record (its
+    /// first mark, or it was forgotten, or a crash emptied the presence tables), so only
+    /// these users' counts are: the caller writes all of them.
     async fn record_presence(
         &self,
         instance: Uuid,
         devices: &[(Uuid, i64)],
         now: DateTime<Utc>,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<bool>;
     /// `(project, member, sockets)` for every member of these projects, counting the
     /// sockets on instances other than `instance` seen since `fresh_since`.
     async fn project_presence(

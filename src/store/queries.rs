@@ -397,7 +397,11 @@ pub const DELETE_PUSH_SUBSCRIPTION_BY_ID: &str = "DELETE FROM push_subscriptions
 
 // Presence across instances.
 
-pub const TOUCH_INSTANCE: &str = "INSERT INTO instances (id, seen_at) VALUES ($1, $2) \
+/// Marks instance `$1` alive at `$2`; no row: it was forgotten (or a crash emptied the
+/// table), and [`ADD_INSTANCE`] writes it again.
+pub const TOUCH_INSTANCE: &str = "UPDATE instances SET seen_at = $2 WHERE id = $1";
+
+pub const ADD_INSTANCE: &str = "INSERT INTO instances (id, seen_at) VALUES ($1, $2) \
      ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at";
 
 /// The user `$1` has `$3` sockets on instance `$2`.

@@ -567,20 +567,30 @@ where
         instance: Uuid,
         devices: &[(Uuid, i64)],
         now: DateTime<Utc>,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<bool> {
         let mut tx = B::begin_write(&self.write).await.map_err(B::store_error)?;
-        sqlx::query(q::TOUCH_INSTANCE)
+        let touched = sqlx::query(q::TOUCH_INSTANCE)
             .bind(instance)
             .bind(now)
             .execute(&mut *tx)
             .await
             .map_err(B::store_error)?;
+        let known = B::rows_affected(&touched) > 0;
+        if !known {
+            sqlx::query(q::ADD_INSTANCE)
+                .bind(instance)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(B::store_error)?;
+        }
         let (present, gone): (Vec<_>, Vec<_>) = devices.iter().copied().partition(|(_, n)| *n > 0);
         let gone: Vec<Uuid> = gone.into_iter().map(|(user, _)| user).collect();
         B::set_presence(&mut tx, instance, &present, &gone)
             .await
             .map_err(B::store_error)?;
-        tx.commit().await.map_err(B::store_error)
+        tx.commit().await.map_err(B::store_error)?;
+        Ok(known)
     }
 
     async fn project_presence(

@@ -14,7 +14,7 @@ use testkit::push::{PushReceiver, TestSubscription};
 use testkit::ws::WsClient;
 use testkit::PgDatabase;
 
-use super::Instance;
+use super::{count, wait_for_count, Instance};
 
 async fn subscribe(base: &str, user: &TestUser, subscription: &TestSubscription) {
     let response = ApiClient::new(base)
@@ -24,30 +24,6 @@ async fn subscribe(base: &str, user: &TestUser, subscription: &TestSubscription)
         .await
         .expect("subscribe");
     expect_json(response, StatusCode::CREATED).await;
-}
-
-async fn count(db: &PgDatabase, sql: &str) -> i64 {
-    use sqlx::Connection;
-    let mut conn = sqlx::PgConnection::connect(&db.url).await.expect("connect");
-    sqlx::query_scalar(sql)
-        .fetch_one(&mut conn)
-        .await
-        .expect("count")
-}
-
-async fn wait_for_count(db: &PgDatabase, sql: &str, expected: i64) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let n = count(db, sql).await;
-        if n == expected {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "`{sql}` is {n}, not {expected}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// The decrypted pushes of every subscription, as JSON.

@@ -59,6 +59,32 @@ async fn turn() -> tokio::sync::SemaphorePermit<'static> {
         .expect("the semaphore is never closed")
 }
 
+/// A count read with `sql`.
+async fn count(db: &PgDatabase, sql: &str) -> i64 {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(&db.url).await.expect("connect");
+    sqlx::query_scalar(sql)
+        .fetch_one(&mut conn)
+        .await
+        .expect("count")
+}
+
+/// Waits (up to a minute) until `sql` counts `expected`.
+async fn wait_for_count(db: &PgDatabase, sql: &str, expected: i64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let n = count(db, sql).await;
+        if n == expected {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "`{sql}` is {n}, not {expected}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// The status of `GET /auth/me` with the user's token.
 async fn me(base: &str, user: &TestUser) -> StatusCode {
     auth::me(&ApiClient::new(base), user).await.status()

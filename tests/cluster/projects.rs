@@ -272,6 +272,51 @@ async fn presence_spans_instances_and_dies_with_one() {
     assert_eq!(left["online"], 1);
 }
 
+/// Presence is state the instances rewrite, not history: when the tables are emptied (a
+/// crash or a failover empties unlogged tables; an instance paused too long is forgotten),
+/// each instance finds itself missing at its next mark and writes all of its sockets
+/// again, and the owner's view follows.
+async fn emptied_presence_is_written_again() {
+    let db = PgDatabase::create().await;
+    let a = Instance::start(&db.url, Bus::Postgres).await;
+    let b = Instance::start(&db.url, Bus::Postgres).await;
+    let (owner, member, _project) = team(&db, &a.base).await;
+    let (mut on_a, _) = project_socket(&a, &owner).await;
+    let (_on_b, _) = project_socket(&b, &member).await;
+    let joined = next_presence(&mut on_a).await;
+    assert_eq!(joined["type"], "presence.joined", "{joined}");
+    super::wait_for_count(&db, "SELECT count(*) FROM socket_presence", 2).await;
+    {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&db.url).await.expect("connect");
+        sqlx::query("TRUNCATE socket_presence, instances")
+            .execute(&mut conn)
+            .await
+            .expect("truncate");
+    }
+    // Both instances' users again, each under a live instance.
+    super::wait_for_count(
+        &db,
+        "SELECT count(*) FROM socket_presence p JOIN instances i ON i.id = p.instance_id",
+        2,
+    )
+    .await;
+    assert_eq!(super::count(&db, "SELECT count(*) FROM instances").await, 2);
+    // The owner still sees the member online: no left, or a left and a join again.
+    let mut online = true;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(8);
+    while let Ok(message) = tokio::time::timeout_at(deadline, next_presence(&mut on_a)).await {
+        online = message["type"] == "presence.joined";
+    }
+    assert!(online, "the member was left offline");
+}
+
+#[tokio::test]
+async fn presence_is_written_again_when_emptied() {
+    let _turn = crate::turn().await;
+    emptied_presence_is_written_again().await;
+}
+
 on_buses!(
     members_on_different_instances_see_one_order,
     a_removal_on_one_instance_stops_the_stream_on_another,
