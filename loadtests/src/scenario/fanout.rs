@@ -27,7 +27,7 @@ use crate::report::{
 use crate::sys::{raise_fd_limit, FdLimit, SourceAddrs};
 use crate::workload::TaskPool;
 
-use super::measured_socket::{self, wait_connected, MeasuredClient, CONNECT_TIMEOUT};
+use super::measured_socket::{self, wait_connected, MeasuredClient, Resumes, CONNECT_TIMEOUT};
 pub use super::open_loop::WriteStats;
 use super::open_loop::{delivery_status, OpenLoop, PlannedWrite};
 use crate::DEFAULT_URL;
@@ -229,10 +229,8 @@ struct ClientState {
     checker: StreamChecker,
     connected: bool,
     failure: Option<String>,
-    reconnects: u64,
-    reconnect_failures: u64,
+    resumes: Resumes,
     resets: u64,
-    closes: Counts,
     server_errors: Counts,
 }
 
@@ -386,9 +384,9 @@ pub async fn run(args: &FanoutArgs, ui: Ui) -> anyhow::Result<(FanoutReport, Plo
         stream.late += c.late;
         stream.unexpected += c.beyond(final_seq);
         stream.resets += state.resets;
-        stream.reconnects += state.reconnects;
-        stream.reconnect_failures += state.reconnect_failures;
-        add_counts(&mut stream.closes, &state.closes);
+        stream.reconnects += state.resumes.reconnects;
+        stream.reconnect_failures += state.resumes.reconnect_failures;
+        add_counts(&mut stream.closes, &state.resumes.closes);
         add_counts(&mut stream.server_errors, &state.server_errors);
     }
     let mut all = histogram();
@@ -517,27 +515,15 @@ impl MeasuredClient for Client {
         .map(|(ws, _)| ws)
     }
 
-    fn on_end(&self, how: String) {
+    fn count(&self, f: impl FnOnce(&mut Resumes, &mut Counts)) {
         if let Ok(mut state) = self.state.lock() {
-            bump(&mut state.closes, how);
+            let state = &mut *state;
+            f(&mut state.resumes, &mut state.server_errors);
         }
     }
 
     fn on_reconnect(&self) {
-        if let Ok(mut state) = self.state.lock() {
-            state.reconnects += 1;
-        }
         self.shared.reconnects.fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn on_reconnect_failure(&self, err: &ConnectError) {
-        if let Ok(mut state) = self.state.lock() {
-            state.reconnect_failures += 1;
-            bump(
-                &mut state.server_errors,
-                format!("reconnect: {}", err.key()),
-            );
-        }
     }
 }
 

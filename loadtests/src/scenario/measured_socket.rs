@@ -18,6 +18,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::client::{close_ws, ConnectError, Ws, WsTarget};
 use crate::progress::{Progress, Ui};
+use crate::report::{bump, Counts};
 
 /// How long a socket may take from connect to `ready`.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -27,6 +28,15 @@ const MAX_RECONNECT_ATTEMPTS: u32 = 30;
 const SLOW_CONSUMER: u16 = 4008;
 const SERVER_RESTARTING: u16 = 1012;
 
+/// How one client's sockets ended and came back.
+#[derive(Debug, Default)]
+pub struct Resumes {
+    /// Why sockets ended: the close code, `no close frame` or `transport`.
+    pub closes: Counts,
+    pub reconnects: u64,
+    pub reconnect_failures: u64,
+}
+
 /// What a scenario's client does with its socket.
 pub trait MeasuredClient: Sync {
     /// A text frame arrived.
@@ -34,10 +44,11 @@ pub trait MeasuredClient: Sync {
     /// Opens the socket again on `target`, resuming from what was received.
     fn reconnect(&self, target: &WsTarget)
         -> impl Future<Output = Result<Ws, ConnectError>> + Send;
-    /// The socket ended: its close code, `no close frame` or `transport`.
-    fn on_end(&self, how: String);
-    fn on_reconnect(&self);
-    fn on_reconnect_failure(&self, err: &ConnectError);
+    /// Counts an end or a return: `f` gets the client's [`Resumes`] and its counts of
+    /// errors (where a failed reconnection goes as `reconnect: why`).
+    fn count(&self, f: impl FnOnce(&mut Resumes, &mut Counts));
+    /// A socket came back: for what all the clients count together.
+    fn on_reconnect(&self) {}
 }
 
 /// Reads `ws` and every socket after it until `stop` says so (or the client gives up).
@@ -57,11 +68,12 @@ pub async fn keep_reading(
                 return;
             }
             End::Closed(code) => {
-                client.on_end(code.map_or_else(|| "no close frame".into(), |c| c.to_string()));
+                let how = code.map_or_else(|| "no close frame".into(), |c| c.to_string());
+                client.count(|resumes, _| bump(&mut resumes.closes, how));
                 code
             }
             End::Transport => {
-                client.on_end("transport".into());
+                client.count(|resumes, _| bump(&mut resumes.closes, "transport"));
                 None
             }
         };
@@ -79,11 +91,15 @@ pub async fn keep_reading(
             }
             match client.reconnect(&targets[instance]).await {
                 Ok(ws) => {
+                    client.count(|resumes, _| resumes.reconnects += 1);
                     client.on_reconnect();
                     break ws;
                 }
                 Err(err) => {
-                    client.on_reconnect_failure(&err);
+                    client.count(|resumes, errors| {
+                        resumes.reconnect_failures += 1;
+                        bump(errors, format!("reconnect: {}", err.key()));
+                    });
                     attempt += 1;
                     let hopeless = matches!(
                         err,

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
-use super::measured_socket::{self, wait_connected, MeasuredClient, CONNECT_TIMEOUT};
+use super::measured_socket::{self, wait_connected, MeasuredClient, Resumes, CONNECT_TIMEOUT};
 use crate::client::{
     connect_ws, sign_up_users, Account, Api, ConnectError, Seen, StreamChecker, Ws, WsTarget,
 };
@@ -451,9 +451,8 @@ struct ClientState {
     checker: StreamChecker,
     connected: bool,
     failure: Option<String>,
-    reconnects: u64,
+    resumes: Resumes,
     resets: u64,
-    closes: Counts,
     server_errors: Counts,
 }
 
@@ -923,24 +922,10 @@ impl MeasuredClient for Client {
             .map(|(ws, _)| ws)
     }
 
-    fn on_end(&self, how: String) {
+    fn count(&self, f: impl FnOnce(&mut Resumes, &mut Counts)) {
         if let Ok(mut state) = self.state.lock() {
-            bump(&mut state.closes, how);
-        }
-    }
-
-    fn on_reconnect(&self) {
-        if let Ok(mut state) = self.state.lock() {
-            state.reconnects += 1;
-        }
-    }
-
-    fn on_reconnect_failure(&self, err: &ConnectError) {
-        if let Ok(mut state) = self.state.lock() {
-            bump(
-                &mut state.server_errors,
-                format!("reconnect: {}", err.key()),
-            );
+            let state = &mut *state;
+            f(&mut state.resumes, &mut state.server_errors);
         }
     }
 }
@@ -1045,8 +1030,8 @@ fn tally_streams(states: &[Arc<Mutex<ClientState>>], finals: &[Option<i64>]) -> 
         stream.duplicated += c.duplicated;
         stream.out_of_order += c.out_of_order;
         stream.resets += state.resets;
-        stream.reconnects += state.reconnects;
-        report::add_counts(&mut stream.closes, &state.closes);
+        stream.reconnects += state.resumes.reconnects;
+        report::add_counts(&mut stream.closes, &state.resumes.closes);
         report::add_counts(&mut stream.server_errors, &state.server_errors);
     }
     stream

@@ -35,7 +35,7 @@ use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::fanout::StreamStats;
-use super::measured_socket::{self, wait_connected, MeasuredClient, CONNECT_TIMEOUT};
+use super::measured_socket::{self, wait_connected, MeasuredClient, Resumes, CONNECT_TIMEOUT};
 use super::open_loop::{delivery_status, OpenLoop, PlannedWrite, WriteStats};
 use super::team::{self, MachineProbe, MachineState, SetupStats, TeamPlan};
 use crate::client::{
@@ -395,13 +395,11 @@ struct ClientState {
     project: StreamChecker,
     connected: bool,
     failure: Option<String>,
-    reconnects: u64,
-    reconnect_failures: u64,
+    resumes: Resumes,
     own_resets: u64,
     project_resets: u64,
     /// Events of a stream that is neither the client's own nor its project's.
     foreign: u64,
-    closes: Counts,
     server_errors: Counts,
     presence: Counts,
 }
@@ -622,9 +620,9 @@ pub async fn run(
         tally(&mut own_streams, &state.own, own_final);
         project_streams.resets += state.project_resets;
         own_streams.resets += state.own_resets;
-        project_streams.reconnects += state.reconnects;
-        project_streams.reconnect_failures += state.reconnect_failures;
-        add_counts(&mut project_streams.closes, &state.closes);
+        project_streams.reconnects += state.resumes.reconnects;
+        project_streams.reconnect_failures += state.resumes.reconnect_failures;
+        add_counts(&mut project_streams.closes, &state.resumes.closes);
         add_counts(&mut project_streams.server_errors, &state.server_errors);
         add_counts(&mut presence_messages, &state.presence);
         foreign += state.foreign;
@@ -853,27 +851,15 @@ impl MeasuredClient for Client {
             .map(|(ws, _)| ws)
     }
 
-    fn on_end(&self, how: String) {
+    fn count(&self, f: impl FnOnce(&mut Resumes, &mut Counts)) {
         if let Ok(mut state) = self.state.lock() {
-            bump(&mut state.closes, how);
+            let state = &mut *state;
+            f(&mut state.resumes, &mut state.server_errors);
         }
     }
 
     fn on_reconnect(&self) {
-        if let Ok(mut state) = self.state.lock() {
-            state.reconnects += 1;
-        }
         self.shared.reconnects.fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn on_reconnect_failure(&self, err: &ConnectError) {
-        if let Ok(mut state) = self.state.lock() {
-            state.reconnect_failures += 1;
-            bump(
-                &mut state.server_errors,
-                format!("reconnect: {}", err.key()),
-            );
-        }
     }
 }
 
