@@ -151,19 +151,20 @@ impl Realtime {
                     .collect();
                 store.record_presence(self.instance, &devices, now).await
             };
-            match recorded {
-                Ok(known) if known || all_due => all_due = false,
-                Ok(_) => {
+            let recorded = match recorded {
+                // Off the record: only the changes are there now; everyone goes at once.
+                Ok(false) if !all_due => {
                     all_due = true;
-                    if let Err(err) = self.record_all_presence(now).await {
-                        tracing::warn!(error = %err, "recording presence failed");
-                    } else {
-                        all_due = false;
-                    }
+                    self.record_all_presence(now).await
                 }
+                other => other,
+            };
+            match recorded {
+                Ok(_) => all_due = false,
                 Err(err) => {
                     tracing::warn!(error = %err, "recording presence failed");
-                    // Tried again with the next changes (a newer change of a user wins).
+                    // Tried again at the next pass: everyone if that was due, else these
+                    // changes with the next ones (a newer change of a user wins).
                     if !all_due {
                         for (user, devices) in changes {
                             hub.restore_presence_change(user, devices);
