@@ -43,7 +43,10 @@
 # DB_CONNECTIONS (each instance's DATABASE_MAX_CONNECTIONS, 20), CHURN_NICE (the churn
 # sockets' threads' nice value, 19; 0: on the measured clients' runtime); for
 # team-write-cost MEMBERS (1000), CONCURRENCY (16), PHASE (10), ROUNDS (3).
-# DB_SET="name=value ..." sets PostgreSQL parameters on the benchmark database only.
+# DB_SET="name=value ..." sets PostgreSQL parameters on the benchmark database only. On a
+# disk whose WAL flushes stall now and then (COMMITs of 100+ ms; BENCHMARKS.md, "Projects",
+# tenth session), compare phases of presence-churn with DB_SET="synchronous_commit=off" too:
+# a stall landing in one phase otherwise decides the ratio.
 # SERVER (default target/release/taskstream) runs another server binary, for an A/B of two builds.
 # SERVER_WORKERS sets each server's number of runtime worker threads (TOKIO_WORKER_THREADS;
 # default one per core).
