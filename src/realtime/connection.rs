@@ -36,10 +36,6 @@ use crate::store::{MembershipPosition, Store, TokenState};
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Events read from the table per query when catching up.
 const PAGE: i64 = 500;
-/// A presence message waits this long at most for another frame to go out with (one
-/// write, one packet, one wake-up of the client instead of two); less than the presence
-/// interval, so a socket's presence messages never queue up behind each other.
-const PRESENCE_HOLD: Duration = Duration::from_millis(900);
 /// Signals handled one after the other before the frames they made are flushed.
 const SIGNALS_PER_FLUSH: usize = 32;
 /// A `resume` replays up to the whole retained stream: a client may ask for this many at
@@ -155,8 +151,6 @@ pub async fn serve(
         cursors: HashMap::from([(own, Cursor::default())]),
         projects: start.projects || !start.positions.is_empty(),
         behind: HashMap::new(),
-        presence: Vec::new(),
-        presence_due: None,
         joined_presence: Vec::new(),
         unflushed: false,
         resumes: None,
@@ -303,10 +297,6 @@ struct Connection<'a> {
     /// Streams announced to be ahead of the socket while it was busy reading another
     /// (their latest seq): caught up next.
     behind: HashMap<StreamKey, i64>,
-    /// Presence messages not sent yet, oldest first: they go out ahead of the next
-    /// frame, or alone at `presence_due`.
-    presence: Vec<(Uuid, Utf8Bytes)>,
-    presence_due: Option<Instant>,
     /// Who is online in projects joined live: held once their catch-up is written.
     joined_presence: Vec<(Uuid, Utf8Bytes)>,
     /// Frames written to the socket's buffer since the last flush.
@@ -328,27 +318,31 @@ impl Connection<'_> {
         self.cursors.get(&stream).map_or(0, |c| c.last_sent)
     }
 
-    /// Queues one frame, after the presence messages that wait; the serve loop flushes
-    /// what was queued before it waits again (and [`Self::catch_up`] before each read), so
-    /// the frames a turn makes leave in one write.
+    /// Queues one frame, after the presence messages waiting in the mailbox; the serve
+    /// loop flushes what was queued before it waits again (and [`Self::catch_up`] before
+    /// each read), so the frames a turn makes leave in one write.
     async fn send(&mut self, message: Message) -> Result<(), End> {
         if !self.unflushed {
             self.write_presence().await?;
         }
-        self.write(message).await?;
-        metrics::counter!(crate::metrics::WS_MESSAGES_SENT).increment(1);
+        self.write_counted(message).await
+    }
+
+    /// Queues the presence messages waiting in the mailbox, of the projects the socket
+    /// still receives.
+    async fn write_presence(&mut self) -> Result<(), End> {
+        for (project_id, frame) in self.inbox.take_presence() {
+            if self.cursors.contains_key(&StreamKey::Project(project_id)) {
+                self.write_counted(Message::Text(frame)).await?;
+            }
+        }
         Ok(())
     }
 
-    /// Queues the waiting presence messages of projects the socket still receives.
-    async fn write_presence(&mut self) -> Result<(), End> {
-        self.presence_due = None;
-        for (project_id, frame) in std::mem::take(&mut self.presence) {
-            if self.cursors.contains_key(&StreamKey::Project(project_id)) {
-                self.write(Message::Text(frame)).await?;
-                metrics::counter!(crate::metrics::WS_MESSAGES_SENT).increment(1);
-            }
-        }
+    /// Queues one frame, counted as sent.
+    async fn write_counted(&mut self, message: Message) -> Result<(), End> {
+        self.write(message).await?;
+        metrics::counter!(crate::metrics::WS_MESSAGES_SENT).increment(1);
         Ok(())
     }
 
@@ -391,12 +385,6 @@ impl Connection<'_> {
                 _ => Err(End::Gone),
             },
         }
-    }
-
-    /// Holds a presence message for the next frame, or until `due`.
-    fn hold_presence(&mut self, project_id: Uuid, frame: Utf8Bytes, due: Instant) {
-        self.presence.push((project_id, frame));
-        self.presence_due = Some(self.presence_due.map_or(due, |before| before.min(due)));
     }
 
     async fn send_message(&mut self, message: &ServerMessage) -> Result<(), End> {
@@ -511,7 +499,9 @@ impl Connection<'_> {
             token_expires_at: self.claims.expires_at(),
             streams,
         };
-        self.send_message(&ready).await?;
+        // Written as is: presence put in the mailbox since the subscriptions goes after it.
+        self.write_counted(Message::Text(text_frame(&ready)))
+            .await?;
         if let Some(since) = start.since {
             self.resume(own, since).await?;
         }
@@ -541,18 +531,13 @@ impl Connection<'_> {
         tokio::pin!(warn, expire, rotation);
         let mut warned = false;
         let mut rotation_armed = None;
-        let presence_timer = sleep_until(Instant::now());
-        tokio::pin!(presence_timer);
-        let mut presence_armed = None;
         loop {
-            if let Err(end) = self.flush_queued().await {
+            // Woken for whatever reason: the presence waiting in the mailbox goes too.
+            if let Err(end) = self.write_presence().await {
                 return end;
             }
-            if self.presence_due != presence_armed {
-                presence_armed = self.presence_due;
-                if let Some(due) = presence_armed {
-                    presence_timer.as_mut().reset(due);
-                }
+            if let Err(end) = self.flush_queued().await {
+                return end;
             }
             if self.rotation_deadline != rotation_armed {
                 rotation_armed = self.rotation_deadline;
@@ -599,11 +584,6 @@ impl Connection<'_> {
                         }
                         Ok(Flow::PeerClosed(code)) => return End::PeerClosed(code),
                         Err(end) => return end,
-                    }
-                }
-                () = &mut presence_timer, if presence_armed.is_some() => {
-                    if let Err(end) = self.write_presence().await {
-                        return end;
                     }
                 }
                 Some(signal) = self.inbox.signals.recv() => {
@@ -878,7 +858,6 @@ impl Connection<'_> {
                 self.ctx.hub.unsubscribe(project_id, self.id);
             }
             self.behind.remove(&stream);
-            self.presence.retain(|(p, _)| *p != project_id);
             self.joined_presence.retain(|(p, _)| *p != project_id);
         }
     }
@@ -945,9 +924,8 @@ impl Connection<'_> {
                     self.check_token(&message.update)?;
                     self.note_behind(&message.update);
                 }
-                Signal::Presence(project_id, frame) => {
-                    self.hold_presence(project_id, frame, Instant::now() + PRESENCE_HOLD);
-                }
+                // Sent once the catch-up is: the serve loop empties the mailbox.
+                Signal::PresenceWaiting => {}
             }
         }
         Ok(())
@@ -969,8 +947,13 @@ impl Connection<'_> {
                 self.catch_up(stream).await?;
             }
         }
-        for (project_id, frame) in std::mem::take(&mut self.joined_presence) {
-            self.hold_presence(project_id, frame, Instant::now());
+        let joined = std::mem::take(&mut self.joined_presence);
+        if !joined.is_empty() {
+            // After the announcements already waiting: the snapshot is at least as new.
+            self.write_presence().await?;
+            for (_, frame) in joined {
+                self.write_counted(Message::Text(frame)).await?;
+            }
         }
         Ok(())
     }
@@ -990,10 +973,8 @@ impl Connection<'_> {
     async fn handle_signal(&mut self, signal: Signal) -> Result<(), End> {
         let outgoing = match signal {
             Signal::Events(outgoing) => outgoing,
-            Signal::Presence(project_id, frame) => {
-                self.hold_presence(project_id, frame, Instant::now() + PRESENCE_HOLD);
-                return Ok(());
-            }
+            // The serve loop empties the mailbox before it waits again.
+            Signal::PresenceWaiting => return Ok(()),
         };
         let message = &outgoing.update;
         self.check_token(message)?;

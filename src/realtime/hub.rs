@@ -5,7 +5,13 @@
 //! connection whose queue is full is told to close with 4008 (it resumes with `since`).
 //! The map is only touched to add, remove or read senders; no lock is held across an
 //! await.
+//!
+//! Presence messages do not wake a connection: they wait in its mailbox and go out ahead
+//! of its next frame. Only a mailbox that waited [`Hub::post_waiting_presence`]'s `hold`
+//! (the socket had nothing else to send) gets the connection woken for it. Under load most
+//! sockets have an event to send within the second, so presence costs them no wake-up.
 
+use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -24,8 +30,8 @@ use crate::domain::{StreamKey, StreamUpdate};
 pub enum Signal {
     /// New events of a stream (inline, or only its latest seq).
     Events(Arc<Outgoing>),
-    /// Who came online or went offline in a project: the message, serialised.
-    Presence(Uuid, Utf8Bytes),
+    /// Presence messages have waited in the connection's mailbox for a while: send them.
+    PresenceWaiting,
 }
 
 /// An update on its way to this instance's connections: each of its events is serialised
@@ -59,6 +65,7 @@ pub struct ConnHandle {
     signals: mpsc::Sender<Signal>,
     // Boxed: a channel allocates room for 32 messages up front, per socket.
     close: mpsc::Sender<Box<CloseReason>>,
+    mailbox: Arc<Mutex<Mailbox>>,
 }
 
 impl ConnHandle {
@@ -66,12 +73,73 @@ impl ConnHandle {
     pub fn close(&self, reason: CloseReason) -> bool {
         self.close.try_send(Box::new(reason)).is_ok()
     }
+
+    /// Tells a connection that does not keep up to close (4008); counted once.
+    fn close_slow(&self, message: &str) {
+        if self.close(CloseReason::new(CloseKind::SlowConsumer, message)) {
+            tracing::info!(connection_id = %self.id, "closing a slow consumer");
+            metrics::counter!(crate::metrics::WS_SLOW_CONSUMER_CLOSES).increment(1);
+        }
+    }
 }
 
 /// What the connection task keeps: its receivers.
 pub struct ConnInbox {
     pub signals: mpsc::Receiver<Signal>,
     pub close: mpsc::Receiver<Box<CloseReason>>,
+    mailbox: Arc<Mutex<Mailbox>>,
+}
+
+impl ConnInbox {
+    /// The presence messages waiting for this connection, oldest first (each with its
+    /// project).
+    pub fn take_presence(&self) -> Vec<(Uuid, Utf8Bytes)> {
+        let mut mailbox = lock(&self.mailbox);
+        std::mem::take(&mut mailbox.mail)
+    }
+}
+
+/// A connection's presence messages that have not been sent yet.
+#[derive(Debug, Default)]
+struct Mailbox {
+    mail: Vec<(Uuid, Utf8Bytes)>,
+    /// How many times the mailbox went from empty to not: tells the filling the postman
+    /// noted from a later one.
+    fillings: u64,
+}
+
+/// What depositing a message in a mailbox did.
+enum Deposit {
+    /// The mailbox was empty: this is its `fillings`-th filling.
+    Filled(u64),
+    Added,
+    /// The mailbox holds as many messages as the connection may have waiting.
+    Full,
+}
+
+impl ConnHandle {
+    fn deposit(&self, project_id: Uuid, frame: &Utf8Bytes, capacity: usize) -> Deposit {
+        let mut mailbox = lock(&self.mailbox);
+        if mailbox.mail.len() >= capacity {
+            return Deposit::Full;
+        }
+        mailbox.mail.push((project_id, frame.clone()));
+        if mailbox.mail.len() > 1 {
+            return Deposit::Added;
+        }
+        mailbox.fillings += 1;
+        Deposit::Filled(mailbox.fillings)
+    }
+
+    /// Whether the mailbox still holds the messages of its `filling`-th filling.
+    fn still_waiting(&self, filling: u64) -> bool {
+        let mailbox = lock(&self.mailbox);
+        mailbox.fillings == filling && !mailbox.mail.is_empty()
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[derive(Debug)]
@@ -111,6 +179,9 @@ pub struct Hub {
     /// [`Hub::take_presence_changes`], with that number now; kept only while other
     /// instances need to know ([`Hub::track_presence`]).
     presence_changes: Option<Mutex<std::collections::HashMap<Uuid, usize>>>,
+    /// Mailboxes that were empty when presence was put in them, in that order: when each
+    /// was filled, and which filling it was.
+    waiting_presence: Mutex<VecDeque<(tokio::time::Instant, u64, ConnHandle)>>,
 }
 
 /// A connection slot under the global limit; released when dropped.
@@ -204,6 +275,7 @@ impl Hub {
             emptied: Notify::new(),
             stagger: Mutex::new(None),
             presence_changes: None,
+            waiting_presence: Mutex::new(VecDeque::new()),
         }
     }
 
@@ -218,9 +290,7 @@ impl Hub {
     /// number now.
     pub fn take_presence_changes(&self) -> std::collections::HashMap<Uuid, usize> {
         match &self.presence_changes {
-            Some(changes) => {
-                std::mem::take(&mut *changes.lock().unwrap_or_else(|e| e.into_inner()))
-            }
+            Some(changes) => std::mem::take(&mut *lock(changes)),
             None => std::collections::HashMap::new(),
         }
     }
@@ -228,20 +298,13 @@ impl Hub {
     /// Puts back a change that could not be written (unless a newer one came meanwhile).
     pub fn restore_presence_change(&self, user_id: Uuid, devices: usize) {
         if let Some(changes) = &self.presence_changes {
-            changes
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .entry(user_id)
-                .or_insert(devices);
+            lock(changes).entry(user_id).or_insert(devices);
         }
     }
 
     fn presence_changed(&self, user_id: Uuid, devices: usize) {
         if let Some(changes) = &self.presence_changes {
-            changes
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(user_id, devices);
+            lock(changes).insert(user_id, devices);
         }
     }
 
@@ -261,23 +324,53 @@ impl Hub {
             .map_or(0, |entry| entry.conns.len())
     }
 
-    /// Hands a presence message of a project to the connections that receive its stream.
+    /// Puts a presence message of a project in the mailbox of every connection that
+    /// receives its stream, without waking them: it goes out ahead of each one's next
+    /// frame, or when [`Hub::post_waiting_presence`] finds it waited long enough.
     pub fn deliver_presence(&self, project_id: Uuid, frame: &Utf8Bytes) {
         let Some(entry) = self.projects.get(&project_id) else {
             return;
         };
+        let now = tokio::time::Instant::now();
+        let mut filled = Vec::new();
         for conn in &entry.conns {
-            if let Err(mpsc::error::TrySendError::Full(_)) = conn
-                .signals
-                .try_send(Signal::Presence(project_id, frame.clone()))
-            {
-                let first = conn.close(CloseReason::new(
-                    CloseKind::SlowConsumer,
-                    "Too many undelivered messages; reconnect with since",
-                ));
-                if first {
-                    metrics::counter!(crate::metrics::WS_SLOW_CONSUMER_CLOSES).increment(1);
+            match conn.deposit(project_id, frame, self.limits.queue.max(1)) {
+                Deposit::Filled(filling) => filled.push((now, filling, conn.clone())),
+                Deposit::Added => {}
+                Deposit::Full => {
+                    conn.close_slow("Too many undelivered messages; reconnect with since")
                 }
+            }
+        }
+        drop(entry);
+        if !filled.is_empty() {
+            lock(&self.waiting_presence).extend(filled);
+        }
+    }
+
+    /// Wakes the connections whose presence messages have waited `hold` in their mailbox
+    /// (they had no other frame to go out with).
+    pub fn post_waiting_presence(&self, hold: Duration) {
+        let now = tokio::time::Instant::now();
+        let due: Vec<(u64, ConnHandle)> = {
+            let mut waiting = lock(&self.waiting_presence);
+            let ripe = waiting
+                .iter()
+                .position(|(since, _, _)| now.duration_since(*since) < hold)
+                .unwrap_or(waiting.len());
+            waiting
+                .drain(..ripe)
+                .map(|(_, filling, conn)| (filling, conn))
+                .collect()
+        };
+        for (filling, conn) in due {
+            if !conn.still_waiting(filling) {
+                continue;
+            }
+            if let Err(mpsc::error::TrySendError::Full(_)) =
+                conn.signals.try_send(Signal::PresenceWaiting)
+            {
+                conn.close_slow("Too many undelivered messages; reconnect with since");
             }
         }
     }
@@ -306,10 +399,12 @@ impl Hub {
         }
         let (signals_tx, signals) = mpsc::channel(self.limits.queue.max(1));
         let (close_tx, close) = mpsc::channel(1);
+        let mailbox = Arc::new(Mutex::new(Mailbox::default()));
         let handle = ConnHandle {
             id: Uuid::new_v4(),
             signals: signals_tx,
             close: close_tx,
+            mailbox: mailbox.clone(),
         };
         let mut entry = self.users.entry(user_id).or_default();
         if entry.conns.len() >= self.limits.per_user {
@@ -322,7 +417,12 @@ impl Hub {
         self.connections.fetch_add(1, Ordering::Relaxed);
         metrics::gauge!(crate::metrics::WS_CONNECTIONS).increment(1.0);
         metrics::counter!(crate::metrics::WS_OPENED).increment(1);
-        Ok((handle, ConnInbox { signals, close }))
+        let inbox = ConnInbox {
+            signals,
+            close,
+            mailbox,
+        };
+        Ok((handle, inbox))
     }
 
     pub fn unregister(&self, user_id: Uuid, conn_id: Uuid) {
@@ -401,14 +501,7 @@ impl Hub {
             match conn.signals.try_send(Signal::Events(outgoing.clone())) {
                 Ok(()) => {}
                 Err(mpsc::error::TrySendError::Full(_)) => {
-                    let first = conn.close(CloseReason::new(
-                        CloseKind::SlowConsumer,
-                        "Too many undelivered events; reconnect with since",
-                    ));
-                    if first {
-                        tracing::info!(stream = %message.stream, connection_id = %conn.id, "closing a slow consumer");
-                        metrics::counter!(crate::metrics::WS_SLOW_CONSUMER_CLOSES).increment(1);
-                    }
+                    conn.close_slow("Too many undelivered events; reconnect with since")
                 }
                 // The connection is going away; its task unregisters it.
                 Err(mpsc::error::TrySendError::Closed(_)) => {}
@@ -542,6 +635,70 @@ mod tests {
         later();
         hub.subscribe(project, &first, later());
         assert_eq!(hub.subscribe(project, &third, read_at), None);
+    }
+
+    #[tokio::test]
+    async fn presence_waits_in_the_mailbox_and_wakes_only_a_socket_that_had_nothing_to_send() {
+        let hub = hub();
+        let project = Uuid::from_u128(7);
+        let (busy, mut busy_inbox) = hub.register(Uuid::from_u128(1)).expect("registered");
+        let (idle, mut idle_inbox) = hub.register(Uuid::from_u128(2)).expect("registered");
+        let since = tokio::time::Instant::now();
+        hub.subscribe(project, &busy, since);
+        hub.subscribe(project, &idle, since);
+        let frame = Utf8Bytes::from_static(r#"{"type":"presence.joined"}"#);
+
+        hub.deliver_presence(project, &frame);
+        assert!(busy_inbox.signals.try_recv().is_err(), "no wake-up");
+        assert!(idle_inbox.signals.try_recv().is_err(), "no wake-up");
+        // Not waited long enough: nobody is woken.
+        hub.post_waiting_presence(Duration::from_secs(3600));
+        assert!(idle_inbox.signals.try_recv().is_err());
+
+        // One socket sent a frame meanwhile, and its presence went with it.
+        assert_eq!(busy_inbox.take_presence(), vec![(project, frame.clone())]);
+        hub.post_waiting_presence(Duration::ZERO);
+        assert!(
+            busy_inbox.signals.try_recv().is_err(),
+            "nothing left to send"
+        );
+        assert!(matches!(
+            idle_inbox.signals.try_recv(),
+            Ok(Signal::PresenceWaiting)
+        ));
+        assert_eq!(idle_inbox.take_presence(), vec![(project, frame.clone())]);
+
+        // A mailbox emptied and filled again is woken for its new filling only when that
+        // one has waited.
+        hub.deliver_presence(project, &frame);
+        hub.post_waiting_presence(Duration::from_secs(3600));
+        assert!(idle_inbox.signals.try_recv().is_err());
+        hub.post_waiting_presence(Duration::ZERO);
+        assert!(matches!(
+            idle_inbox.signals.try_recv(),
+            Ok(Signal::PresenceWaiting)
+        ));
+    }
+
+    #[test]
+    fn a_socket_whose_mailbox_overflows_is_closed_as_slow() {
+        let hub = hub();
+        let project = Uuid::from_u128(7);
+        let (conn, mut inbox) = hub.register(Uuid::from_u128(1)).expect("registered");
+        hub.subscribe(project, &conn, tokio::time::Instant::now());
+        let frame = Utf8Bytes::from_static(r#"{"type":"presence.left"}"#);
+        for _ in 0..8 {
+            hub.deliver_presence(project, &frame);
+        }
+        assert!(inbox.close.try_recv().is_err(), "the queue's size fits");
+        hub.deliver_presence(project, &frame);
+        let reason = inbox.close.try_recv().expect("asked to close");
+        assert_eq!(reason.code(), 4008);
+        assert_eq!(
+            inbox.take_presence().len(),
+            8,
+            "nothing past the limit is kept"
+        );
     }
 
     #[tokio::test]

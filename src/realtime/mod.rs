@@ -110,6 +110,7 @@ impl Realtime {
         }
         tasks.extend([
             tokio::spawn(self.clone().announce_presence()),
+            tokio::spawn(post_waiting_presence(self.sockets.hub.clone())),
             tokio::spawn(self.bus.clone().run(self.clone())),
             tokio::spawn(self.clone().catch_up(settings.catch_up_interval)),
             tokio::spawn(prune_events(
@@ -227,10 +228,11 @@ impl Realtime {
                 }
             };
             // Spread over half the interval: every socket of every changed project gets a
-            // message, and sent in one instant they would queue the events behind them.
+            // message, and a socket with nothing else to send is woken for it (after
+            // PRESENCE_HOLD); all in one instant, they would queue the events behind them.
             // Each project has its own step (from its id), so its messages stay a whole
-            // interval apart from one pass to the next (a socket holds a presence message
-            // for a little less than the interval, see `connection`).
+            // interval apart from one pass to the next, and one waiting in a mailbox is
+            // sent before the project's next one arrives.
             let mut steps: Vec<Vec<(Uuid, Utf8Bytes)>> = vec![Vec::new(); PRESENCE_SPREAD_STEPS];
             for (project, message) in self.sockets.presence.update(now) {
                 let step = (project.as_u128() % PRESENCE_SPREAD_STEPS as u128) as usize;
@@ -380,10 +382,25 @@ impl BusHandler for Realtime {
 const PRESENCE_FLUSH: Duration = Duration::from_secs(1);
 /// Presence messages of one pass go out in this many steps over half a second.
 const PRESENCE_SPREAD_STEPS: usize = 10;
+/// A presence message waits this long in a socket's mailbox for another frame to go out
+/// with (one write, and no wake-up of its own), then the socket is woken for it; with
+/// `PRESENCE_POST_EVERY`, it is sent before the project's next message is put in.
+const PRESENCE_HOLD: Duration = Duration::from_millis(800);
+const PRESENCE_POST_EVERY: Duration = Duration::from_millis(100);
 /// Every this many flushes an instance marks itself alive even without changes.
 const PRESENCE_ALIVE_TICKS: u64 = 2;
 /// An instance not marked alive for this long is taken for dead.
 const PRESENCE_STALE: chrono::Duration = presence::STALE;
+
+/// Wakes the sockets whose presence messages have waited `PRESENCE_HOLD` in their mailbox.
+async fn post_waiting_presence(hub: Arc<Hub>) {
+    let mut tick = tokio::time::interval(PRESENCE_POST_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        hub.post_waiting_presence(PRESENCE_HOLD);
+    }
+}
 
 /// Deletes events past retention (older than `retention` and not among their user's last
 /// `keep`), hourly, in small batches so writers are never held up for long.

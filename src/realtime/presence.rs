@@ -9,9 +9,9 @@
 //! (members who came online or whose device count changed) or `presence.left`; when both
 //! are due, joins go first and the two kinds then take turns, so that a project whose
 //! members keep coming and going still announces who left within two seconds; what did
-//! not fit waits for the next second. Each socket sends a presence message ahead of its
-//! next frame, or alone when it has waited 0.9 s (`connection`), so presence costs few
-//! writes of its own. Presence is state, not
+//! not fit waits for the next second. A message waits in each socket's mailbox and goes out
+//! ahead of its next frame, or alone when it has waited 0.8 s (`hub`), so presence costs
+//! few wake-ups and writes of its own. Presence is state, not
 //! history: it is in no stream and has no seq. Projects with more than
 //! `PRESENCE_MAX_MEMBERS` members get counts only.
 
