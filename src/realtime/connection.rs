@@ -62,6 +62,8 @@ pub struct SocketContext {
     /// Who is online in each project its sockets watch.
     pub presence: Arc<ProjectPresence>,
     pub settings: Arc<RealtimeSettings>,
+    /// Where sockets are set up (see [`super::setup`]).
+    pub setup: tokio::runtime::Handle,
 }
 
 /// What the client asked for when it connected: where it stands in its own stream, and
@@ -75,6 +77,9 @@ pub struct Start {
 
 /// Runs one upgraded socket. `auth` is set when the upgrade request carried a valid
 /// token; otherwise the first message must authenticate (and may add to `start`).
+///
+/// The socket is set up (authentication, registration, `ready`, the replay asked for) on
+/// the setup runtime, at a lower priority, and served (live delivery) here.
 pub async fn serve(
     socket: WebSocket,
     ctx: SocketContext,
@@ -83,6 +88,32 @@ pub async fn serve(
     start: Start,
     slot: Slot,
 ) {
+    let setup = ctx.setup.clone();
+    // An error: the setup runtime is stopping with the server, and the socket goes with it.
+    let opened = setup
+        .spawn(open(socket, ctx, auth, waiting, start))
+        .await
+        .ok()
+        .flatten();
+    if let Some((mut conn, started)) = opened {
+        let end = match started {
+            Ok(()) => conn.serve().await,
+            Err(end) => end,
+        };
+        conn.finish(end).await;
+    }
+    drop(slot);
+}
+
+/// Authenticates and registers the socket, then starts it (`ready` and the replay asked
+/// for); `None` when it was refused (and closed).
+async fn open(
+    socket: WebSocket,
+    ctx: SocketContext,
+    auth: Option<Authenticated>,
+    waiting: Option<UnauthenticatedSlot>,
+    start: Start,
+) -> Option<(Connection, Result<(), End>)> {
     let (mut sink, mut stream) = socket.split();
     let (auth, start) = match auth {
         Some(auth) => (auth, start),
@@ -104,12 +135,13 @@ pub async fn serve(
             Err(reason) => {
                 drop(waiting);
                 send_close(&mut sink, reason).await;
-                return;
+                return None;
             }
         },
     };
     // Authenticated: no longer one of the waiting.
     drop(waiting);
+    let authenticated_at = Instant::now();
     let (handle, inbox) = match ctx.hub.register(auth.user_id) {
         Ok(registered) => registered,
         Err(RegisterError::TooManyForUser) => {
@@ -122,7 +154,7 @@ pub async fn serve(
                 ),
             )
             .await;
-            return;
+            return None;
         }
         Err(RegisterError::ShuttingDown) => {
             send_close(
@@ -130,11 +162,11 @@ pub async fn serve(
                 CloseReason::new(CloseKind::ServerRestarting, "The server is restarting"),
             )
             .await;
-            return;
+            return None;
         }
     };
-    let _registration = Registration {
-        hub: &ctx.hub,
+    let registration = Registration {
+        hub: ctx.hub.clone(),
         user_id: auth.user_id,
         conn_id: handle.id,
     };
@@ -143,7 +175,6 @@ pub async fn serve(
         sink,
         stream,
         inbox,
-        ctx: &ctx,
         id: handle.id,
         handle,
         user_id: auth.user_id,
@@ -155,31 +186,25 @@ pub async fn serve(
         unflushed: false,
         resumes: None,
         rotation_deadline: None,
+        ctx,
+        _registration: registration,
     };
-    let end = conn.run(start).await;
-    conn.unsubscribe_all();
-    let code = match &end {
-        End::Close(reason) => reason.code(),
-        End::PeerClosed(code) => *code,
-        // The conventional code for a connection lost without a close frame.
-        End::Gone => 1006,
-    };
-    metrics::counter!(crate::metrics::WS_DISCONNECTS, "code" => code.to_string()).increment(1);
-    tracing::debug!(connection_id = %conn.id, code, last_sent = conn.last_sent(own), "websocket ending");
-    if let End::Close(reason) = end {
-        send_close(&mut conn.sink, reason).await;
+    let started = conn.start(start).await;
+    if started.is_ok() {
+        metrics::histogram!(crate::metrics::WS_SETUP)
+            .record(authenticated_at.elapsed().as_secs_f64());
     }
-    drop(slot);
+    Some((conn, started))
 }
 
 /// Removes the connection from the hub however the task ends.
-struct Registration<'a> {
-    hub: &'a Hub,
+struct Registration {
+    hub: Arc<Hub>,
     user_id: Uuid,
     conn_id: Uuid,
 }
 
-impl Drop for Registration<'_> {
+impl Drop for Registration {
     fn drop(&mut self) {
         self.hub.unregister(self.user_id, self.conn_id);
     }
@@ -280,11 +305,11 @@ enum MembershipChange {
     Left(Uuid),
 }
 
-struct Connection<'a> {
+struct Connection {
     sink: Sink,
     stream: Stream,
     inbox: ConnInbox,
-    ctx: &'a SocketContext,
+    ctx: SocketContext,
     id: Uuid,
     handle: ConnHandle,
     user_id: Uuid,
@@ -307,9 +332,11 @@ struct Connection<'a> {
     /// Set when a refresh replaced this socket's token: it closes with 4003 unless it
     /// moves to a new token (`auth.refresh`) by then.
     rotation_deadline: Option<Instant>,
+    /// Last: the hub forgets the connection once the rest is gone.
+    _registration: Registration,
 }
 
-impl Connection<'_> {
+impl Connection {
     fn own(&self) -> StreamKey {
         StreamKey::User(self.user_id)
     }
@@ -391,11 +418,21 @@ impl Connection<'_> {
         self.send(Message::Text(text_frame(message))).await
     }
 
-    /// Runs until the socket ends, and says how.
-    async fn run(&mut self, start: Start) -> End {
-        match self.start(start).await {
-            Ok(()) => self.serve().await,
-            Err(end) => end,
+    /// Stops receiving streams, counts how the socket ended, and closes it if it was not
+    /// the peer that did.
+    async fn finish(mut self, end: End) {
+        self.unsubscribe_all();
+        let code = match &end {
+            End::Close(reason) => reason.code(),
+            End::PeerClosed(code) => *code,
+            // The conventional code for a connection lost without a close frame.
+            End::Gone => 1006,
+        };
+        metrics::counter!(crate::metrics::WS_DISCONNECTS, "code" => code.to_string()).increment(1);
+        let last_sent = self.last_sent(self.own());
+        tracing::debug!(connection_id = %self.id, code, last_sent, "websocket ending");
+        if let End::Close(reason) = end {
+            send_close(&mut self.sink, reason).await;
         }
     }
 
@@ -960,7 +997,7 @@ impl Connection<'_> {
 
     /// Who is online in these projects, as this instance's sockets were last told.
     async fn presence_of(&self, projects: &[Uuid]) -> Result<Vec<PresenceState>, End> {
-        let ctx = self.ctx;
+        let ctx = &self.ctx;
         ctx.presence
             .snapshots(projects, ctx.store.as_ref(), &ctx.hub)
             .await

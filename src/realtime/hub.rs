@@ -367,10 +367,12 @@ impl Hub {
             if !conn.still_waiting(filling) {
                 continue;
             }
-            if let Err(mpsc::error::TrySendError::Full(_)) =
-                conn.signals.try_send(Signal::PresenceWaiting)
-            {
-                conn.close_slow("Too many undelivered messages; reconnect with since");
+            match conn.signals.try_send(Signal::PresenceWaiting) {
+                Ok(()) => metrics::counter!(crate::metrics::PRESENCE_WAKEUPS).increment(1),
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    conn.close_slow("Too many undelivered messages; reconnect with since")
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {}
             }
         }
     }

@@ -9,7 +9,7 @@
 //! dropped. So whatever a bus loses, clients still see every event, in order, exactly once.
 //!
 //! Rooms: `hub` (user -> local sockets), `connection` (one socket), `protocol` (the wire),
-//! `bus` (other instances). None of them knows the others' insides: the bus hands what it
+//! `bus` (other instances), `setup` (the low-priority runtime new sockets are set up on). None of them knows the others' insides: the bus hands what it
 //! receives to a handler, and the connection gets only what it needs ([`SocketContext`]).
 
 pub mod bus;
@@ -17,6 +17,7 @@ pub mod connection;
 pub mod hub;
 pub mod presence;
 pub mod protocol;
+pub mod setup;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -32,6 +33,7 @@ use self::bus::{BusHandler, EventBus};
 pub use self::connection::SocketContext;
 use self::hub::Hub;
 use self::presence::ProjectPresence;
+use self::setup::SetupRuntime;
 use crate::auth::Authenticator;
 use crate::domain::{StreamKey, StreamUpdate};
 use crate::service::Publisher;
@@ -51,6 +53,8 @@ pub struct Realtime {
     cluster: bool,
     /// Wakes the catch-up at once when a bus reconnects.
     resync: Notify,
+    /// Where sockets are set up; stopped with the node.
+    _setup: SetupRuntime,
 }
 
 impl Realtime {
@@ -60,6 +64,7 @@ impl Realtime {
         settings: RealtimeSettings,
         store: Arc<dyn Store>,
         authenticator: Arc<Authenticator>,
+        setup: SetupRuntime,
     ) -> Self {
         let cluster = bus.name() != "memory";
         let hub = Hub::new(settings.limits);
@@ -74,11 +79,13 @@ impl Realtime {
                     instance,
                 )),
                 settings: Arc::new(settings),
+                setup: setup.handle().clone(),
             },
             bus,
             instance,
             cluster,
             resync: Notify::new(),
+            _setup: setup,
         }
     }
 
