@@ -80,18 +80,17 @@ fn worker(receiver: &Mutex<mpsc::Receiver<Job>>) {
     }
 }
 
-/// Puts the calling thread at [`NICE`] (also used by the runtime that sets up sockets).
 #[cfg(target_os = "linux")]
-pub fn lower_priority() {
+fn lower_priority() {
     // On Linux a priority set on a thread id applies to that thread alone.
     let me = rustix::thread::gettid();
     if let Err(err) = rustix::process::setpriority_process(Some(me), NICE) {
-        tracing::warn!(error = %err, "could not lower a thread's priority");
+        tracing::warn!(error = %err, "could not lower the CPU pool's priority");
     }
 }
 
 #[cfg(not(target_os = "linux"))]
-pub fn lower_priority() {}
+fn lower_priority() {}
 
 #[cfg(test)]
 mod tests {

@@ -78,9 +78,6 @@ pub const PRESENCE_PROJECTS: &str = "taskstream_presence_projects";
 pub const PRESENCE_MESSAGES: &str = "taskstream_presence_messages_total";
 /// Sockets woken to send presence alone (no other frame took it within PRESENCE_HOLD).
 pub const PRESENCE_WAKEUPS: &str = "taskstream_presence_wakeups_total";
-/// From a socket's authentication to its `ready` and the replay it asked for being
-/// written, on the low-priority setup runtime.
-pub const WS_SETUP: &str = "taskstream_ws_setup_seconds";
 const HTTP_REQUESTS: &str = "taskstream_http_requests_total";
 const HTTP_DURATION: &str = "taskstream_http_request_duration_seconds";
 

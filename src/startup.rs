@@ -24,7 +24,6 @@ use crate::delivery::{DeliveryWorker, Links, Presence};
 use crate::http;
 use crate::limits::RateLimiter;
 use crate::realtime::bus::{BusKey, EventBus, MemoryBus, PostgresBus, RedisBus};
-use crate::realtime::setup::SetupRuntime;
 use crate::realtime::Realtime;
 use crate::service::{MediaStore, Services, WriteFunnel};
 use crate::store::{self, Store};
@@ -350,15 +349,12 @@ fn realtime(
             .context("invalid REDIS_URL")?,
         ),
     };
-    let setup =
-        SetupRuntime::start().context("cannot start the runtime that sets up WebSockets")?;
     Ok(Realtime::new(
         bus,
         instance,
         config.realtime.clone(),
         store,
         authenticator,
-        setup,
     ))
 }
 

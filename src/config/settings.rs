@@ -412,7 +412,8 @@ pub struct HubLimits {
     )]
     pub total: usize,
 
-    /// Undelivered wake-ups a socket may have queued before it is closed as too slow (4008).
+    /// Undelivered wake-ups a socket may have queued before it is closed as too slow (4008);
+    /// as many presence messages may wait in its mailbox (it is woken at half).
     #[arg(
         id = "ws_queue_capacity",
         long = "ws-queue-capacity",

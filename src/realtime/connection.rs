@@ -62,8 +62,6 @@ pub struct SocketContext {
     /// Who is online in each project its sockets watch.
     pub presence: Arc<ProjectPresence>,
     pub settings: Arc<RealtimeSettings>,
-    /// Where sockets are set up (see [`super::setup`]).
-    pub setup: tokio::runtime::Handle,
 }
 
 /// What the client asked for when it connected: where it stands in its own stream, and
@@ -77,9 +75,6 @@ pub struct Start {
 
 /// Runs one upgraded socket. `auth` is set when the upgrade request carried a valid
 /// token; otherwise the first message must authenticate (and may add to `start`).
-///
-/// The socket is set up (authentication, registration, `ready`, the replay asked for) on
-/// the setup runtime, at a lower priority, and served (live delivery) here.
 pub async fn serve(
     socket: WebSocket,
     ctx: SocketContext,
@@ -88,32 +83,6 @@ pub async fn serve(
     start: Start,
     slot: Slot,
 ) {
-    let setup = ctx.setup.clone();
-    // An error: the setup runtime is stopping with the server, and the socket goes with it.
-    let opened = setup
-        .spawn(open(socket, ctx, auth, waiting, start))
-        .await
-        .ok()
-        .flatten();
-    if let Some((mut conn, started)) = opened {
-        let end = match started {
-            Ok(()) => conn.serve().await,
-            Err(end) => end,
-        };
-        conn.finish(end).await;
-    }
-    drop(slot);
-}
-
-/// Authenticates and registers the socket, then starts it (`ready` and the replay asked
-/// for); `None` when it was refused (and closed).
-async fn open(
-    socket: WebSocket,
-    ctx: SocketContext,
-    auth: Option<Authenticated>,
-    waiting: Option<UnauthenticatedSlot>,
-    start: Start,
-) -> Option<(Connection, Result<(), End>)> {
     let (mut sink, mut stream) = socket.split();
     let (auth, start) = match auth {
         Some(auth) => (auth, start),
@@ -135,13 +104,12 @@ async fn open(
             Err(reason) => {
                 drop(waiting);
                 send_close(&mut sink, reason).await;
-                return None;
+                return;
             }
         },
     };
     // Authenticated: no longer one of the waiting.
     drop(waiting);
-    let authenticated_at = Instant::now();
     let (handle, inbox) = match ctx.hub.register(auth.user_id) {
         Ok(registered) => registered,
         Err(RegisterError::TooManyForUser) => {
@@ -154,7 +122,7 @@ async fn open(
                 ),
             )
             .await;
-            return None;
+            return;
         }
         Err(RegisterError::ShuttingDown) => {
             send_close(
@@ -162,11 +130,11 @@ async fn open(
                 CloseReason::new(CloseKind::ServerRestarting, "The server is restarting"),
             )
             .await;
-            return None;
+            return;
         }
     };
-    let registration = Registration {
-        hub: ctx.hub.clone(),
+    let _registration = Registration {
+        hub: &ctx.hub,
         user_id: auth.user_id,
         conn_id: handle.id,
     };
@@ -175,6 +143,7 @@ async fn open(
         sink,
         stream,
         inbox,
+        ctx: &ctx,
         id: handle.id,
         handle,
         user_id: auth.user_id,
@@ -186,25 +155,31 @@ async fn open(
         unflushed: false,
         resumes: None,
         rotation_deadline: None,
-        ctx,
-        _registration: registration,
     };
-    let started = conn.start(start).await;
-    if started.is_ok() {
-        metrics::histogram!(crate::metrics::WS_SETUP)
-            .record(authenticated_at.elapsed().as_secs_f64());
+    let end = conn.run(start).await;
+    conn.unsubscribe_all();
+    let code = match &end {
+        End::Close(reason) => reason.code(),
+        End::PeerClosed(code) => *code,
+        // The conventional code for a connection lost without a close frame.
+        End::Gone => 1006,
+    };
+    metrics::counter!(crate::metrics::WS_DISCONNECTS, "code" => code.to_string()).increment(1);
+    tracing::debug!(connection_id = %conn.id, code, last_sent = conn.last_sent(own), "websocket ending");
+    if let End::Close(reason) = end {
+        send_close(&mut conn.sink, reason).await;
     }
-    Some((conn, started))
+    drop(slot);
 }
 
 /// Removes the connection from the hub however the task ends.
-struct Registration {
-    hub: Arc<Hub>,
+struct Registration<'a> {
+    hub: &'a Hub,
     user_id: Uuid,
     conn_id: Uuid,
 }
 
-impl Drop for Registration {
+impl Drop for Registration<'_> {
     fn drop(&mut self) {
         self.hub.unregister(self.user_id, self.conn_id);
     }
@@ -305,11 +280,11 @@ enum MembershipChange {
     Left(Uuid),
 }
 
-struct Connection {
+struct Connection<'a> {
     sink: Sink,
     stream: Stream,
     inbox: ConnInbox,
-    ctx: SocketContext,
+    ctx: &'a SocketContext,
     id: Uuid,
     handle: ConnHandle,
     user_id: Uuid,
@@ -322,8 +297,9 @@ struct Connection {
     /// Streams announced to be ahead of the socket while it was busy reading another
     /// (their latest seq): caught up next.
     behind: HashMap<StreamKey, i64>,
-    /// Who is online in projects joined live: held once their catch-up is written.
-    joined_presence: Vec<(Uuid, Utf8Bytes)>,
+    /// Projects joined live whose presence snapshot is due once their catch-up is
+    /// written; their announcements are dropped until then (the snapshot has them).
+    joined_presence: Vec<Uuid>,
     /// Frames written to the socket's buffer since the last flush.
     unflushed: bool,
     /// Made on the first `resume`: most sockets never send one, and making it reads the
@@ -332,11 +308,9 @@ struct Connection {
     /// Set when a refresh replaced this socket's token: it closes with 4003 unless it
     /// moves to a new token (`auth.refresh`) by then.
     rotation_deadline: Option<Instant>,
-    /// Last: the hub forgets the connection once the rest is gone.
-    _registration: Registration,
 }
 
-impl Connection {
+impl Connection<'_> {
     fn own(&self) -> StreamKey {
         StreamKey::User(self.user_id)
     }
@@ -356,10 +330,12 @@ impl Connection {
     }
 
     /// Queues the presence messages waiting in the mailbox, of the projects the socket
-    /// still receives.
+    /// still receives and whose snapshot is not due (it will say all they say).
     async fn write_presence(&mut self) -> Result<(), End> {
         for (project_id, frame) in self.inbox.take_presence() {
-            if self.cursors.contains_key(&StreamKey::Project(project_id)) {
+            if self.cursors.contains_key(&StreamKey::Project(project_id))
+                && !self.joined_presence.contains(&project_id)
+            {
                 self.write_counted(Message::Text(frame)).await?;
             }
         }
@@ -418,21 +394,11 @@ impl Connection {
         self.send(Message::Text(text_frame(message))).await
     }
 
-    /// Stops receiving streams, counts how the socket ended, and closes it if it was not
-    /// the peer that did.
-    async fn finish(mut self, end: End) {
-        self.unsubscribe_all();
-        let code = match &end {
-            End::Close(reason) => reason.code(),
-            End::PeerClosed(code) => *code,
-            // The conventional code for a connection lost without a close frame.
-            End::Gone => 1006,
-        };
-        metrics::counter!(crate::metrics::WS_DISCONNECTS, "code" => code.to_string()).increment(1);
-        let last_sent = self.last_sent(self.own());
-        tracing::debug!(connection_id = %self.id, code, last_sent, "websocket ending");
-        if let End::Close(reason) = end {
-            send_close(&mut self.sink, reason).await;
+    /// Runs until the socket ends, and says how.
+    async fn run(&mut self, start: Start) -> End {
+        match self.start(start).await {
+            Ok(()) => self.serve().await,
+            Err(end) => end,
         }
     }
 
@@ -867,22 +833,10 @@ impl Connection {
                 );
                 // Whatever the project wrote since: caught up once this batch is sent.
                 self.behind.insert(stream, i64::MAX);
-                // Who is online there now (sent after the catch-up): the announcements
-                // that follow only say what changes, and this socket's `ready` did not
-                // have the project.
-                let presence = self.presence_of(&[project_id]).await?.pop();
-                let PresenceState { online, members } = presence.unwrap_or(PresenceState {
-                    online: 0,
-                    members: None,
-                });
-                if online > 0 {
-                    let now = ServerMessage::PresenceJoined {
-                        stream,
-                        online,
-                        members,
-                    };
-                    self.joined_presence.push((project_id, text_frame(&now)));
-                }
+                // Who is online there goes out after the catch-up: the announcements
+                // only say what changes, and this socket's `ready` did not have the
+                // project.
+                self.joined_presence.push(project_id);
             }
         }
         Ok(())
@@ -895,7 +849,7 @@ impl Connection {
                 self.ctx.hub.unsubscribe(project_id, self.id);
             }
             self.behind.remove(&stream);
-            self.joined_presence.retain(|(p, _)| *p != project_id);
+            self.joined_presence.retain(|p| *p != project_id);
         }
     }
 
@@ -984,12 +938,25 @@ impl Connection {
                 self.catch_up(stream).await?;
             }
         }
+        if self.joined_presence.is_empty() {
+            return Ok(());
+        }
+        // The announcements waiting for these projects are dropped here: they came before
+        // the snapshot read next, which has them. Those that come after it go out after
+        // it, and are as new or newer.
+        self.write_presence().await?;
+        self.flush_queued().await?;
         let joined = std::mem::take(&mut self.joined_presence);
-        if !joined.is_empty() {
-            // After the announcements already waiting: the snapshot is at least as new.
-            self.write_presence().await?;
-            for (_, frame) in joined {
-                self.write_counted(Message::Text(frame)).await?;
+        let snapshots = self.presence_of(&joined).await?;
+        for (project_id, PresenceState { online, members }) in joined.into_iter().zip(snapshots) {
+            let stream = StreamKey::Project(project_id);
+            if online > 0 && self.cursors.contains_key(&stream) {
+                let now = ServerMessage::PresenceJoined {
+                    stream,
+                    online,
+                    members,
+                };
+                self.write_counted(Message::Text(text_frame(&now))).await?;
             }
         }
         Ok(())
@@ -997,7 +964,7 @@ impl Connection {
 
     /// Who is online in these projects, as this instance's sockets were last told.
     async fn presence_of(&self, projects: &[Uuid]) -> Result<Vec<PresenceState>, End> {
-        let ctx = &self.ctx;
+        let ctx = self.ctx;
         ctx.presence
             .snapshots(projects, ctx.store.as_ref(), &ctx.hub)
             .await

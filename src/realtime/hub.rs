@@ -113,6 +113,8 @@ enum Deposit {
     /// The mailbox was empty: this is its `fillings`-th filling.
     Filled(u64),
     Added,
+    /// Added, and the mailbox is now half full: time to wake the connection.
+    HalfFull,
     /// The mailbox holds as many messages as the connection may have waiting.
     Full,
 }
@@ -124,11 +126,25 @@ impl ConnHandle {
             return Deposit::Full;
         }
         mailbox.mail.push((project_id, frame.clone()));
-        if mailbox.mail.len() > 1 {
-            return Deposit::Added;
+        match mailbox.mail.len() {
+            1 => {
+                mailbox.fillings += 1;
+                Deposit::Filled(mailbox.fillings)
+            }
+            len if len == capacity.div_ceil(2) => Deposit::HalfFull,
+            _ => Deposit::Added,
         }
-        mailbox.fillings += 1;
-        Deposit::Filled(mailbox.fillings)
+    }
+
+    /// Wakes the connection to send the presence messages in its mailbox.
+    fn wake_for_presence(&self) {
+        match self.signals.try_send(Signal::PresenceWaiting) {
+            Ok(()) => metrics::counter!(crate::metrics::PRESENCE_WAKEUPS).increment(1),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.close_slow("Too many undelivered messages; reconnect with since")
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
     }
 
     /// Whether the mailbox still holds the messages of its `filling`-th filling.
@@ -333,10 +349,14 @@ impl Hub {
         };
         let now = tokio::time::Instant::now();
         let mut filled = Vec::new();
-        for conn in &entry.conns {
-            match conn.deposit(project_id, frame, self.limits.queue.max(1)) {
+        // The mailbox takes as many messages as the queue takes signals: a socket in many
+        // busy projects is woken when it is half full, before the postman would.
+        let capacity = self.limits.queue.max(2);
+        for conn in entry.conns.iter().filter(|c| !c.signals.is_closed()) {
+            match conn.deposit(project_id, frame, capacity) {
                 Deposit::Filled(filling) => filled.push((now, filling, conn.clone())),
                 Deposit::Added => {}
+                Deposit::HalfFull => conn.wake_for_presence(),
                 Deposit::Full => {
                     conn.close_slow("Too many undelivered messages; reconnect with since")
                 }
@@ -364,15 +384,8 @@ impl Hub {
                 .collect()
         };
         for (filling, conn) in due {
-            if !conn.still_waiting(filling) {
-                continue;
-            }
-            match conn.signals.try_send(Signal::PresenceWaiting) {
-                Ok(()) => metrics::counter!(crate::metrics::PRESENCE_WAKEUPS).increment(1),
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    conn.close_slow("Too many undelivered messages; reconnect with since")
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => {}
+            if conn.still_waiting(filling) {
+                conn.wake_for_presence();
             }
         }
     }
@@ -683,16 +696,26 @@ mod tests {
     }
 
     #[test]
-    fn a_socket_whose_mailbox_overflows_is_closed_as_slow() {
+    fn a_filling_mailbox_wakes_its_socket_at_half_and_closes_it_when_full() {
         let hub = hub();
         let project = Uuid::from_u128(7);
         let (conn, mut inbox) = hub.register(Uuid::from_u128(1)).expect("registered");
         hub.subscribe(project, &conn, tokio::time::Instant::now());
         let frame = Utf8Bytes::from_static(r#"{"type":"presence.left"}"#);
-        for _ in 0..8 {
+        for _ in 0..3 {
+            hub.deliver_presence(project, &frame);
+        }
+        assert!(inbox.signals.try_recv().is_err(), "not woken yet");
+        hub.deliver_presence(project, &frame);
+        assert!(
+            matches!(inbox.signals.try_recv(), Ok(Signal::PresenceWaiting)),
+            "woken at half the queue's size"
+        );
+        for _ in 0..4 {
             hub.deliver_presence(project, &frame);
         }
         assert!(inbox.close.try_recv().is_err(), "the queue's size fits");
+        assert!(inbox.signals.try_recv().is_err(), "woken once");
         hub.deliver_presence(project, &frame);
         let reason = inbox.close.try_recv().expect("asked to close");
         assert_eq!(reason.code(), 4008);

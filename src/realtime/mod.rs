@@ -9,7 +9,7 @@
 //! dropped. So whatever a bus loses, clients still see every event, in order, exactly once.
 //!
 //! Rooms: `hub` (user -> local sockets), `connection` (one socket), `protocol` (the wire),
-//! `bus` (other instances), `setup` (the low-priority runtime new sockets are set up on). None of them knows the others' insides: the bus hands what it
+//! `bus` (other instances). None of them knows the others' insides: the bus hands what it
 //! receives to a handler, and the connection gets only what it needs ([`SocketContext`]).
 
 pub mod bus;
@@ -17,7 +17,6 @@ pub mod connection;
 pub mod hub;
 pub mod presence;
 pub mod protocol;
-pub mod setup;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -33,7 +32,6 @@ use self::bus::{BusHandler, EventBus};
 pub use self::connection::SocketContext;
 use self::hub::Hub;
 use self::presence::ProjectPresence;
-use self::setup::SetupRuntime;
 use crate::auth::Authenticator;
 use crate::domain::{StreamKey, StreamUpdate};
 use crate::service::Publisher;
@@ -53,8 +51,6 @@ pub struct Realtime {
     cluster: bool,
     /// Wakes the catch-up at once when a bus reconnects.
     resync: Notify,
-    /// Where sockets are set up; stopped with the node.
-    _setup: SetupRuntime,
 }
 
 impl Realtime {
@@ -64,7 +60,6 @@ impl Realtime {
         settings: RealtimeSettings,
         store: Arc<dyn Store>,
         authenticator: Arc<Authenticator>,
-        setup: SetupRuntime,
     ) -> Self {
         let cluster = bus.name() != "memory";
         let hub = Hub::new(settings.limits);
@@ -79,13 +74,11 @@ impl Realtime {
                     instance,
                 )),
                 settings: Arc::new(settings),
-                setup: setup.handle().clone(),
             },
             bus,
             instance,
             cluster,
             resync: Notify::new(),
-            _setup: setup,
         }
     }
 
@@ -238,8 +231,8 @@ impl Realtime {
             // message, and a socket with nothing else to send is woken for it (after
             // PRESENCE_HOLD); all in one instant, they would queue the events behind them.
             // Each project has its own step (from its id), so its messages stay a whole
-            // interval apart from one pass to the next, and one waiting in a mailbox is
-            // sent before the project's next one arrives.
+            // interval apart from one pass to the next, and a socket woken for one waiting
+            // in its mailbox normally sends it before the project's next one is put in.
             let mut steps: Vec<Vec<(Uuid, Utf8Bytes)>> = vec![Vec::new(); PRESENCE_SPREAD_STEPS];
             for (project, message) in self.sockets.presence.update(now) {
                 let step = (project.as_u128() % PRESENCE_SPREAD_STEPS as u128) as usize;
@@ -391,7 +384,7 @@ const PRESENCE_FLUSH: Duration = Duration::from_secs(1);
 const PRESENCE_SPREAD_STEPS: usize = 10;
 /// A presence message waits this long in a socket's mailbox for another frame to go out
 /// with (one write, and no wake-up of its own), then the socket is woken for it; with
-/// `PRESENCE_POST_EVERY`, it is sent before the project's next message is put in.
+/// `PRESENCE_POST_EVERY`, that is 0.8-0.9 s, ahead of the project's next message (1 s).
 const PRESENCE_HOLD: Duration = Duration::from_millis(800);
 const PRESENCE_POST_EVERY: Duration = Duration::from_millis(100);
 /// Every this many flushes an instance marks itself alive even without changes.
