@@ -68,21 +68,6 @@ pub struct ConnHandle {
     mailbox: Arc<Mutex<Mailbox>>,
 }
 
-impl ConnHandle {
-    /// Asks the connection to close; returns false when it was already asked.
-    pub fn close(&self, reason: CloseReason) -> bool {
-        self.close.try_send(Box::new(reason)).is_ok()
-    }
-
-    /// Tells a connection that does not keep up to close (4008); counted once.
-    fn close_slow(&self, message: &str) {
-        if self.close(CloseReason::new(CloseKind::SlowConsumer, message)) {
-            tracing::info!(connection_id = %self.id, "closing a slow consumer");
-            metrics::counter!(crate::metrics::WS_SLOW_CONSUMER_CLOSES).increment(1);
-        }
-    }
-}
-
 /// What the connection task keeps: its receivers.
 pub struct ConnInbox {
     pub signals: mpsc::Receiver<Signal>,
@@ -120,6 +105,20 @@ enum Deposit {
 }
 
 impl ConnHandle {
+    /// Asks the connection to close; returns false when it was already asked.
+    pub fn close(&self, reason: CloseReason) -> bool {
+        self.close.try_send(Box::new(reason)).is_ok()
+    }
+
+    /// Tells a connection that does not keep up to close (4008); counted once.
+    fn close_slow(&self, message: &str) {
+        if self.close(CloseReason::new(CloseKind::SlowConsumer, message)) {
+            tracing::info!(connection_id = %self.id, "closing a slow consumer");
+            metrics::counter!(crate::metrics::WS_SLOW_CONSUMER_CLOSES).increment(1);
+        }
+    }
+
+    /// Puts a presence message in the mailbox, unless it already holds `capacity`.
     fn deposit(&self, project_id: Uuid, frame: &Utf8Bytes, capacity: usize) -> Deposit {
         let mut mailbox = lock(&self.mailbox);
         if mailbox.mail.len() >= capacity {
@@ -374,10 +373,8 @@ impl Hub {
         let now = tokio::time::Instant::now();
         let due: Vec<(u64, ConnHandle)> = {
             let mut waiting = lock(&self.waiting_presence);
-            let ripe = waiting
-                .iter()
-                .position(|(since, _, _)| now.duration_since(*since) < hold)
-                .unwrap_or(waiting.len());
+            // Filled in order: the ripe ones come first.
+            let ripe = waiting.partition_point(|(since, _, _)| now.duration_since(*since) >= hold);
             waiting
                 .drain(..ripe)
                 .map(|(_, filling, conn)| (filling, conn))
