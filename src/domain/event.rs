@@ -238,6 +238,25 @@ impl Event {
             data,
         }
     }
+
+    /// The events `drafts` become when appended to `stream` from seq `first` on (a
+    /// project's are tagged with their stream; a user's own go untagged).
+    pub fn appended(
+        stream: StreamKey,
+        first: i64,
+        drafts: &[EventDraft],
+        at: DateTime<Utc>,
+    ) -> Vec<Self> {
+        let tagged = stream.project().map(StreamKey::Project);
+        drafts
+            .iter()
+            .zip(first..)
+            .map(|(draft, seq)| Self {
+                stream: tagged,
+                ..Self::new(seq, draft.kind, at, draft.data.clone())
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

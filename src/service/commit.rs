@@ -14,7 +14,7 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::auth::Authenticator;
-use crate::domain::{EventDraft, StreamKey, StreamUpdate};
+use crate::domain::{Event, EventDraft, StreamKey, StreamUpdate};
 use crate::error::Result;
 use crate::store::{Store, StoreTx};
 
@@ -121,62 +121,71 @@ impl WriteFunnel {
     async fn finish(
         &self,
         mut tx: Box<dyn StoreTx>,
-        mut appends: Vec<(StreamKey, Vec<EventDraft>)>,
+        appends: Vec<(StreamKey, Vec<EventDraft>)>,
         at: DateTime<Utc>,
         tokens: (Uuid, Vec<Uuid>, Vec<Uuid>),
     ) -> Result<()> {
         // Stream rows are locked in one order (projects, then users, each by id), so
-        // that two writes touching the same streams cannot wait for each other.
-        appends.retain(|(_, drafts)| !drafts.is_empty());
-        appends.sort_by_key(|(stream, _)| lock_order(*stream));
-        let mut updates: Vec<StreamUpdate> = Vec::with_capacity(appends.len() + 1);
+        // that two writes touching the same streams cannot wait for each other. A stream
+        // named twice gets one append with both.
+        let mut streams: Vec<(StreamKey, Vec<EventDraft>)> = Vec::with_capacity(appends.len());
         for (stream, drafts) in appends {
-            let events = tx.append_events(stream, &drafts, at).await?;
-            let last_seq = events.last().map_or(0, |e| e.seq);
-            match updates.iter_mut().find(|u| u.stream == stream) {
-                // The same stream twice: one update with both.
-                Some(update) => {
-                    update.last_seq = last_seq;
-                    update.events.extend(events);
-                }
-                None => updates.push(StreamUpdate {
-                    events,
-                    ..StreamUpdate::position(stream, last_seq)
-                }),
+            match streams.iter_mut().find(|(s, _)| *s == stream) {
+                Some((_, all)) => all.extend(drafts),
+                None => streams.push((stream, drafts)),
             }
         }
+        streams.retain(|(_, drafts)| !drafts.is_empty());
+        streams.sort_by_key(|(stream, _)| lock_order(*stream));
         let (user_id, revoked, rotated) = tokens;
-        if !revoked.is_empty() || !rotated.is_empty() {
-            let stream = StreamKey::User(user_id);
-            let index = match updates.iter().position(|u| u.stream == stream) {
-                Some(index) => index,
-                None => {
-                    updates.push(StreamUpdate::position(stream, 0));
-                    updates.len() - 1
-                }
+        let mut tokens = Some((StreamKey::User(user_id), revoked, rotated))
+            .filter(|(_, revoked, rotated)| !revoked.is_empty() || !rotated.is_empty());
+        let mut updates: Vec<StreamUpdate> = Vec::with_capacity(streams.len() + 1);
+        for (stream, drafts) in streams {
+            // A stream whose row the write locked first (a project's) has known seqs:
+            // the update is announced (PostgreSQL's NOTIFY) in the append's own round
+            // trip. Otherwise the append takes the seqs, then the update is announced.
+            let known = tx.latest_seq(stream);
+            let events = match known {
+                Some(latest) => Event::appended(stream, latest + 1, &drafts, at),
+                None => tx.append_events(stream, &drafts, at).await?,
             };
-            updates[index].revoked = revoked;
-            updates[index].rotated = rotated;
+            let last_seq = events.last().map_or(0, |e| e.seq);
+            let mut update = StreamUpdate {
+                events,
+                ..StreamUpdate::position(stream, last_seq)
+            };
+            if let Some((_, revoked, rotated)) = tokens.take_if(|(s, _, _)| *s == stream) {
+                update.revoked = revoked;
+                update.rotated = rotated;
+            }
+            self.publisher.before_commit(tx.as_mut(), &update).await?;
+            if known.is_some() {
+                tx.append_events(stream, &drafts, at).await?;
+            }
+            updates.push(update);
+        }
+        // Tokens stopped by a write without events of their user.
+        if let Some((stream, revoked, rotated)) = tokens {
+            let update = StreamUpdate {
+                revoked,
+                rotated,
+                ..StreamUpdate::position(stream, 0)
+            };
+            self.publisher.before_commit(tx.as_mut(), &update).await?;
+            updates.push(update);
         }
         let enqueued = tx.enqueued_deliveries();
-        if updates.is_empty() {
-            tx.commit().await?;
-            if enqueued {
-                self.deliveries.notify_one();
-            }
-            return Ok(());
+        tx.commit().await?;
+        if !updates.is_empty() {
+            metrics::histogram!(crate::metrics::WRITE_TRANSACTION)
+                .record(crate::metrics::seconds_since(at));
+        }
+        if enqueued {
+            self.deliveries.notify_one();
         }
         for event in updates.iter().flat_map(|u| &u.events) {
             metrics::counter!(crate::metrics::EVENTS, "type" => event.kind.as_str()).increment(1);
-        }
-        for update in &updates {
-            self.publisher.before_commit(tx.as_mut(), update).await?;
-        }
-        tx.commit().await?;
-        metrics::histogram!(crate::metrics::WRITE_TRANSACTION)
-            .record(crate::metrics::seconds_since(at));
-        if enqueued {
-            self.deliveries.notify_one();
         }
         for update in updates {
             self.authenticator.forget(&update.revoked);

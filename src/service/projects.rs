@@ -73,7 +73,7 @@ fn quota(message: String) -> Error {
 
 /// Locks the project and checks the caller owns it.
 async fn lock_owned(tx: &mut Box<dyn StoreTx>, project_id: Uuid, user_id: Uuid) -> Result<()> {
-    let (role, _) = lock_member(tx, project_id, user_id).await?;
+    let role = lock_member(tx, project_id, user_id).await?;
     if !role.can_manage() {
         return Err(owners_only());
     }
@@ -299,7 +299,7 @@ fn last_owner() -> Error {
 /// after `member.removed`, on every instance.
 pub async fn remove_member(svc: &Services, user_id: Uuid, id: Uuid, member_id: Uuid) -> Result<()> {
     let (mut tx, now) = svc.writes.begin().await?;
-    let (role, _) = lock_member(&mut tx, id, user_id).await?;
+    let role = lock_member(&mut tx, id, user_id).await?;
     if member_id != user_id && !role.can_manage() {
         return Err(owners_only());
     }

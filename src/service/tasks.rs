@@ -76,7 +76,7 @@ async fn lock_writable(
     };
     drop(tx);
     let (mut tx, now) = svc.writes.begin().await?;
-    let (role, _) = lock_member(&mut tx, project_id, user_id)
+    let role = lock_member(&mut tx, project_id, user_id)
         .await
         .map_err(|err| match err {
             Error::NotFound(_) => Error::not_found("Task"),
@@ -96,23 +96,19 @@ async fn lock_writable(
     Ok((tx, now, task, writer))
 }
 
-/// Locks the project's row and reads the caller's role in it, and the project stream's
-/// latest seq (it cannot move until commit); 404 when the project is gone or the caller
-/// is not a member.
+/// Locks the project's row and the caller's membership (one round trip) and reads their
+/// role; 404 when the project is gone or the caller is not a member. The transaction
+/// then knows the project stream's latest seq ([`StoreTx::latest_seq`]).
 pub(super) async fn lock_member(
     tx: &mut Box<dyn StoreTx>,
     project_id: Uuid,
     user_id: Uuid,
-) -> Result<(Role, i64)> {
-    let seq = tx
-        .lock_project(project_id)
+) -> Result<Role> {
+    let position = tx
+        .lock_membership(project_id, user_id)
         .await?
         .ok_or_else(|| Error::not_found("Project"))?;
-    let membership = tx
-        .membership_for_update(project_id, user_id)
-        .await?
-        .ok_or_else(|| Error::not_found("Project"))?;
-    Ok((membership.role, seq))
+    Ok(position.membership.role)
 }
 
 fn ensure_live(task: &Task) -> Result<()> {
@@ -314,7 +310,7 @@ pub async fn create(svc: &Services, user_id: Uuid, input: &NewTask) -> Result<Ta
         },
         Some(project_id) => {
             // 404 when the project is none of the caller's.
-            let (role, _) = lock_member(&mut tx, project_id, user_id).await?;
+            let role = lock_member(&mut tx, project_id, user_id).await?;
             if !role.can_write() {
                 return Err(viewers_cannot_write());
             }

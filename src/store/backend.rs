@@ -58,12 +58,14 @@ pub trait Backend: Database {
     /// `at`; returns the first seq. Must serialise the stream's writers until commit, so
     /// that seq order is commit order, and apply `domain::held_deltas(drafts)` to the
     /// user's `task_count` and `notification_count` (a project's `task_count`) in the same
-    /// statement. `drafts` is never empty.
+    /// statement. `drafts` is never empty. `notices` (empty unless [`Self::NOTIFIES`]) go
+    /// in the same round trip.
     fn insert_events(
         tx: &mut Self::Connection,
         stream: StreamKey,
         drafts: &[EventDraft],
         at: DateTime<Utc>,
+        notices: &Notices,
     ) -> impl Future<Output = Result<i64, sqlx::Error>> + Send;
 
     /// Records how many sockets users have on `instance` now (`present`, the users of
@@ -76,12 +78,14 @@ pub trait Backend: Database {
         gone: &[uuid::Uuid],
     ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
 
-    /// Sends `payload` on `channel` when the transaction commits, or refuses when the
-    /// database cannot.
+    /// Whether the database has NOTIFY ([`Self::notify_in_tx`]).
+    const NOTIFIES: bool;
+
+    /// Sends the notices when the transaction commits, in one round trip. Called only
+    /// when [`Self::NOTIFIES`].
     fn notify_in_tx(
         tx: &mut Self::Connection,
-        channel: &str,
-        payload: &str,
+        notices: &Notices,
     ) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
 
     /// How many rows a statement changed.
@@ -108,3 +112,35 @@ pub trait Column<B: Database>: for<'q> Encode<'q, B> + for<'r> Decode<'r, B> + T
 
 impl<B: Database, T> Column<B> for T where T: for<'q> Encode<'q, B> + for<'r> Decode<'r, B> + Type<B>
 {}
+
+/// What a database without NOTIFY answers when asked to send one.
+pub fn notify_refused() -> sqlx::Error {
+    sqlx::Error::Configuration(
+        "NOTIFY needs PostgreSQL: use EVENT_BUS=memory or redis with SQLite".into(),
+    )
+}
+
+/// The NOTIFYs a write transaction has queued: they ride along with its next append of
+/// events, or go just before its commit. Either way PostgreSQL delivers them only if
+/// the transaction commits, in the order they were queued.
+#[derive(Debug, Default)]
+pub struct Notices {
+    pub channels: Vec<String>,
+    pub payloads: Vec<String>,
+}
+
+impl Notices {
+    pub fn is_empty(&self) -> bool {
+        self.channels.is_empty()
+    }
+
+    pub fn push(&mut self, channel: &str, payload: &str) {
+        self.channels.push(channel.to_owned());
+        self.payloads.push(payload.to_owned());
+    }
+
+    pub fn clear(&mut self) {
+        self.channels.clear();
+        self.payloads.clear();
+    }
+}

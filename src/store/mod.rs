@@ -528,6 +528,18 @@ pub trait StoreTx: Send {
     /// The project's latest seq, its row locked until commit (membership changes and
     /// deletion take it first, so they are serialised per project); `None` if deleted.
     async fn lock_project(&mut self, id: Uuid) -> StoreResult<Option<i64>>;
+    /// `user_id`'s membership of live project `project_id` and the project's latest seq,
+    /// both rows locked until commit (the project's first, as [`Self::lock_project`]):
+    /// one round trip for what every write of a member starts with.
+    async fn lock_membership(
+        &mut self,
+        project_id: Uuid,
+        user_id: Uuid,
+    ) -> StoreResult<Option<MembershipPosition>>;
+    /// The stream's latest seq, known without a query when this transaction holds its
+    /// row locked ([`Self::lock_project`], [`Self::lock_membership`], or an append): the
+    /// next append takes the seqs after it.
+    fn latest_seq(&self, stream: StreamKey) -> Option<i64>;
     async fn save_project(
         &mut self,
         id: Uuid,
@@ -585,8 +597,10 @@ pub trait StoreTx: Send {
         at: DateTime<Utc>,
     ) -> StoreResult<Vec<Event>>;
 
-    /// PostgreSQL: `pg_notify(channel, payload)`, delivered only if the transaction commits.
-    /// Other backends have no such thing and refuse.
+    /// PostgreSQL: `pg_notify(channel, payload)`, delivered only if the transaction commits,
+    /// in the order queued. Sent with the transaction's next append (so a NOTIFY for a
+    /// stream whose seq is known goes in its append's round trip), else just before the
+    /// commit. Other backends have no such thing and refuse.
     async fn notify(&mut self, channel: &str, payload: &str) -> StoreResult<()>;
 
     async fn commit(self: Box<Self>) -> StoreResult<()>;

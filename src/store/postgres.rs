@@ -9,32 +9,50 @@ use sqlx::error::DatabaseError;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgQueryResult};
 use sqlx::{Connection, Postgres, Transaction};
 
-use super::backend::{Backend, Pools};
+use super::backend::{Backend, Notices, Pools};
 use super::PoolSizes;
 use crate::config::DatabaseUrl;
 use crate::domain::{held_deltas, EventDraft, StreamKey};
 
 /// Takes the next seqs of the user and inserts the events with them, in one round trip;
-/// returns their seqs. The UPDATE locks the user's row until commit.
-const INSERT_EVENTS: &str = "WITH bumped AS ( \
+/// returns their seqs. The UPDATE locks the user's row until commit. The queued NOTIFYs
+/// (`$8`, `$9`) go in the same statement (see [`CARRY_NOTICES`]).
+const INSERT_EVENTS: &str = concat!(
+    "WITH bumped AS ( \
          UPDATE users SET last_event_seq = last_event_seq + $2, \
              task_count = task_count + $6, notification_count = notification_count + $7 \
-         WHERE id = $1 RETURNING last_event_seq - $2 AS before) \
-     INSERT INTO events (user_id, seq, kind, at, data) \
-     SELECT $1, bumped.before + e.n, e.kind, $3, e.data \
-     FROM bumped, unnest($4::text[], $5::text[]) WITH ORDINALITY AS e (kind, data, n) \
-     RETURNING seq";
+         WHERE id = $1 RETURNING last_event_seq - $2 AS before), \
+     appended AS ( \
+         INSERT INTO events (user_id, seq, kind, at, data) \
+         SELECT $1, bumped.before + e.n, e.kind, $3, e.data \
+         FROM bumped, unnest($4::text[], $5::text[]) WITH ORDINALITY AS e (kind, data, n) \
+         RETURNING seq) \
+     SELECT appended.seq FROM appended, ",
+    "(SELECT count(pg_notify(n.channel, n.payload)) \
+      FROM unnest($8::text[], $9::text[]) AS n (channel, payload)) AS notified"
+);
 
-/// The same for a project's stream (the project's row is locked until commit).
-const INSERT_PROJECT_EVENTS: &str = "WITH bumped AS ( \
+/// The same for a project's stream (the project's row is locked until commit); the
+/// NOTIFYs are `$7`, `$8`.
+const INSERT_PROJECT_EVENTS: &str = concat!(
+    "WITH bumped AS ( \
          UPDATE projects SET last_event_seq = last_event_seq + $2, task_count = task_count + $6 \
-         WHERE id = $1 RETURNING last_event_seq - $2 AS before) \
-     INSERT INTO project_events (project_id, seq, kind, at, data) \
-     SELECT $1, bumped.before + e.n, e.kind, $3, e.data \
-     FROM bumped, unnest($4::text[], $5::text[]) WITH ORDINALITY AS e (kind, data, n) \
-     RETURNING seq";
+         WHERE id = $1 RETURNING last_event_seq - $2 AS before), \
+     appended AS ( \
+         INSERT INTO project_events (project_id, seq, kind, at, data) \
+         SELECT $1, bumped.before + e.n, e.kind, $3, e.data \
+         FROM bumped, unnest($4::text[], $5::text[]) WITH ORDINALITY AS e (kind, data, n) \
+         RETURNING seq) \
+     SELECT appended.seq FROM appended, ",
+    "(SELECT count(pg_notify(n.channel, n.payload)) \
+      FROM unnest($7::text[], $8::text[]) AS n (channel, payload)) AS notified"
+);
 
-const NOTIFY: &str = "SELECT pg_notify($1, $2)";
+/// A transaction's queued NOTIFYs when no append carries them (`$1`, `$2`): sent just
+/// before its commit. `pg_notify` is volatile, so it runs for every row though only the
+/// count is read; the two appends above end with the same sub-select.
+const CARRY_NOTICES: &str = "SELECT count(pg_notify(n.channel, n.payload)) \
+     FROM unnest($1::text[], $2::text[]) AS n (channel, payload)";
 
 const SET_PRESENCE: &str = "INSERT INTO socket_presence (user_id, instance_id, devices) \
      SELECT v.user_id, $1, v.devices FROM unnest($2::uuid[], $3::int[]) AS v (user_id, devices) \
@@ -81,13 +99,14 @@ impl Backend for Postgres {
         write.begin().await
     }
 
-    /// One round trip (a data-modifying CTE); the user's row stays locked until commit, so
-    /// the user's writers take their seqs one transaction at a time.
+    /// One round trip (data-modifying CTEs), NOTIFYs included; the stream's row stays
+    /// locked until commit, so its writers take their seqs one transaction at a time.
     async fn insert_events(
         tx: &mut PgConnection,
         stream: StreamKey,
         drafts: &[EventDraft],
         at: DateTime<Utc>,
+        notices: &Notices,
     ) -> Result<i64, sqlx::Error> {
         let kinds: Vec<&str> = drafts.iter().map(|d| d.kind.as_str()).collect();
         let data: Vec<String> = drafts.iter().map(|d| d.data.to_string()).collect();
@@ -107,6 +126,7 @@ impl Backend for Postgres {
             StreamKey::User(_) => query.bind(notifications),
             StreamKey::Project(_) => query,
         };
+        let query = query.bind(&notices.channels).bind(&notices.payloads);
         let seqs: Vec<i64> = query.fetch_all(&mut *tx).await?;
         // No seq: no such user.
         seqs.into_iter().min().ok_or(sqlx::Error::RowNotFound)
@@ -141,14 +161,12 @@ impl Backend for Postgres {
         Ok(())
     }
 
-    async fn notify_in_tx(
-        tx: &mut PgConnection,
-        channel: &str,
-        payload: &str,
-    ) -> Result<(), sqlx::Error> {
-        sqlx::query(NOTIFY)
-            .bind(channel)
-            .bind(payload)
+    const NOTIFIES: bool = true;
+
+    async fn notify_in_tx(tx: &mut PgConnection, notices: &Notices) -> Result<(), sqlx::Error> {
+        sqlx::query(CARRY_NOTICES)
+            .bind(&notices.channels)
+            .bind(&notices.payloads)
             .execute(&mut *tx)
             .await?;
         Ok(())

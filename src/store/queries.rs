@@ -512,6 +512,14 @@ const MEMBERSHIP: &str = sql(&join(&[
 ]));
 pub const MEMBERSHIP_READ: &str = MEMBERSHIP;
 
+/// `$2`'s membership of live project `$1`, with the project stream's latest seq. Locked by
+/// [`Locked::MEMBERSHIP_POSITION`]: both rows in one round trip, the project's first (the
+/// order of the FROM list, as every writer of a project takes them).
+const MEMBERSHIP_POSITION: &str = "SELECT m.project_id, m.role, m.joined_seq, \
+     p.last_event_seq AS last_seq \
+     FROM projects p JOIN project_members m ON m.project_id = p.id \
+     WHERE p.id = $1 AND m.user_id = $2 AND p.deleted_at IS NULL";
+
 /// The user's own stream's bounds and their memberships, each with its project stream's
 /// latest seq: one row per membership (one with NULL membership columns when there is
 /// none), all from one snapshot; the oldest retained seq of the user's stream is read once,
@@ -644,6 +652,7 @@ impl<B: Backend> Locked<B> {
     ]));
     pub const PROJECT_SEQ: &'static str = sql(&join(&[PROJECT_SEQ, B::ROW_LOCK]));
     pub const MEMBERSHIP: &'static str = sql(&join(&[MEMBERSHIP, B::ROW_LOCK]));
+    pub const MEMBERSHIP_POSITION: &'static str = sql(&join(&[MEMBERSHIP_POSITION, B::ROW_LOCK]));
 }
 
 /// The queries of `GET /tasks` over one scope.

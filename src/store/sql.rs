@@ -5,7 +5,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::{ColumnIndex, Encode, Executor, IntoArguments, Pool, Transaction, Type};
 use uuid::Uuid;
 
-use super::backend::{Backend, Column};
+use super::backend::{notify_refused, Backend, Column, Notices};
 use super::queries::{self as q, Locked, TaskQueries, TAG_FILTER_SLOTS};
 use super::{
     EventBounds, EventRow, InsertedNotification, MembershipPosition, NewContactMessage,
@@ -44,6 +44,20 @@ struct SqlTx<B: Backend> {
     tx: Transaction<'static, B>,
     /// Whether a delivery was added (see [`StoreTx::enqueued_deliveries`]).
     enqueued: bool,
+    /// The latest seq of each stream whose row this transaction holds locked (see
+    /// [`StoreTx::latest_seq`]).
+    latest: Vec<(StreamKey, i64)>,
+    /// NOTIFYs not yet sent: the next append carries them, or the commit.
+    notices: Notices,
+}
+
+impl<B: Backend> SqlTx<B> {
+    fn hold(&mut self, stream: StreamKey, seq: i64) {
+        match self.latest.iter_mut().find(|(held, _)| *held == stream) {
+            Some(entry) => entry.1 = seq,
+            None => self.latest.push((stream, seq)),
+        }
+    }
 }
 
 /// Binds [`TaskFilterArgs`] to a query, in their order.
@@ -113,6 +127,8 @@ where
         Ok(Box::new(SqlTx::<B> {
             tx,
             enqueued: false,
+            latest: Vec::new(),
+            notices: Notices::default(),
         }))
     }
 
@@ -1311,19 +1327,21 @@ where
         if drafts.is_empty() {
             return Ok(Vec::new());
         }
-        let first = B::insert_events(&mut *self.tx, stream, drafts, at)
+        let notices = std::mem::take(&mut self.notices);
+        let first = B::insert_events(&mut *self.tx, stream, drafts, at, &notices)
             .await
             .map_err(B::store_error)?;
-        let tagged = stream.project().map(StreamKey::Project);
-        Ok(drafts
-            .iter()
-            .enumerate()
-            .map(|(i, draft)| {
-                let mut event = Event::new(first + i as i64, draft.kind, at, draft.data.clone());
-                event.stream = tagged;
-                event
-            })
-            .collect())
+        // Whoever read the seq under the lock built on it (a NOTIFY carried just now,
+        // perhaps): the append must have taken the seqs after it.
+        if let Some(latest) = self.latest_seq(stream) {
+            if first != latest + 1 {
+                return Err(StoreError::Other(sqlx::Error::Protocol(format!(
+                    "stream {stream} appended at {first}, its locked latest seq is {latest}"
+                ))));
+            }
+        }
+        self.hold(stream, first + drafts.len() as i64 - 1);
+        Ok(Event::appended(stream, first, drafts, at))
     }
 
     async fn insert_project(&mut self, project: NewProject<'_>) -> StoreResult<()> {
@@ -1349,11 +1367,39 @@ where
     }
 
     async fn lock_project(&mut self, id: Uuid) -> StoreResult<Option<i64>> {
-        sqlx::query_scalar(Locked::<B>::PROJECT_SEQ)
+        let seq: Option<i64> = sqlx::query_scalar(Locked::<B>::PROJECT_SEQ)
             .bind(id)
             .fetch_optional(&mut *self.tx)
             .await
-            .map_err(B::store_error)
+            .map_err(B::store_error)?;
+        if let Some(seq) = seq {
+            self.hold(StreamKey::Project(id), seq);
+        }
+        Ok(seq)
+    }
+
+    async fn lock_membership(
+        &mut self,
+        project_id: Uuid,
+        user_id: Uuid,
+    ) -> StoreResult<Option<MembershipPosition>> {
+        let position: Option<MembershipPosition> = sqlx::query_as(Locked::<B>::MEMBERSHIP_POSITION)
+            .bind(project_id)
+            .bind(user_id)
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(B::store_error)?;
+        if let Some(position) = &position {
+            self.hold(StreamKey::Project(project_id), position.last_seq);
+        }
+        Ok(position)
+    }
+
+    fn latest_seq(&self, stream: StreamKey) -> Option<i64> {
+        self.latest
+            .iter()
+            .find(|(held, _)| *held == stream)
+            .map(|(_, seq)| *seq)
     }
 
     async fn save_project(
@@ -1542,12 +1588,19 @@ where
     }
 
     async fn notify(&mut self, channel: &str, payload: &str) -> StoreResult<()> {
-        B::notify_in_tx(&mut *self.tx, channel, payload)
-            .await
-            .map_err(B::store_error)
+        if !B::NOTIFIES {
+            return Err(B::store_error(notify_refused()));
+        }
+        self.notices.push(channel, payload);
+        Ok(())
     }
 
-    async fn commit(self: Box<Self>) -> StoreResult<()> {
+    async fn commit(mut self: Box<Self>) -> StoreResult<()> {
+        if !self.notices.is_empty() {
+            B::notify_in_tx(&mut *self.tx, &self.notices)
+                .await
+                .map_err(B::store_error)?;
+        }
         self.tx.commit().await.map_err(B::store_error)
     }
 }

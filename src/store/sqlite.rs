@@ -16,7 +16,7 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Sqlite, Transaction};
 use uuid::Uuid;
 
-use super::backend::{Backend, Pools};
+use super::backend::{notify_refused, Backend, Notices, Pools};
 use super::{PoolSizes, USERS_EMAIL_KEY, USERS_NAME_KEY};
 use crate::config::DatabaseUrl;
 use crate::domain::{held_deltas, EventDraft, StreamKey};
@@ -121,6 +121,7 @@ impl Backend for Sqlite {
         stream: StreamKey,
         drafts: &[EventDraft],
         at: DateTime<Utc>,
+        _notices: &Notices,
     ) -> Result<i64, sqlx::Error> {
         let (tasks, notifications) = held_deltas(drafts);
         let (last, insert): (i64, _) = match stream {
@@ -183,14 +184,15 @@ impl Backend for Sqlite {
         Ok(())
     }
 
+    /// SQLite has no NOTIFY: with it, events cross instances by Redis (or stay in the
+    /// process).
+    const NOTIFIES: bool = false;
+
     async fn notify_in_tx(
         _tx: &mut SqliteConnection,
-        _channel: &str,
-        _payload: &str,
+        _notices: &Notices,
     ) -> Result<(), sqlx::Error> {
-        Err(sqlx::Error::Configuration(
-            "NOTIFY needs PostgreSQL: use EVENT_BUS=memory or redis with SQLite".into(),
-        ))
+        Err(notify_refused())
     }
 
     fn rows_affected(done: &SqliteQueryResult) -> u64 {

@@ -150,6 +150,56 @@ async fn a_removal_on_one_instance_stops_the_stream_on_another(bus: Bus<'_>) {
     assert!(leaked.is_empty(), "{leaked:?}");
 }
 
+/// One write, two streams, two instances: a task assigned on A reaches the assignee's
+/// socket on B in the project's stream (`task.created`) and in the assignee's own
+/// (`notification.created`), each at the next seq, and neither twice. (On PostgreSQL the
+/// project's NOTIFY rides with its append, the assignee's goes just before the commit.)
+async fn an_assignment_reaches_the_assignee_on_another_instance(bus: Bus<'_>) {
+    let db = PgDatabase::create().await;
+    let a = Instance::start(&db.url, bus).await;
+    let b = Instance::start(&db.url, bus).await;
+    let (owner, member, project) = team(&db, &a.base).await;
+    let (mut on_b, ready) = project_socket(&b, &member).await;
+    let project_start = position(&ready, &project);
+    let own_start = ready["last_seq"].as_i64().unwrap();
+    let api = ApiClient::new(&a.base);
+    for i in 0..3 {
+        api.create_task(
+            &owner,
+            json!({ "title": format!("For Bob {i}"), "project_id": project, "assignee_id": member.id }),
+        )
+        .await;
+    }
+    let stream = json!(format!("project:{project}"));
+    let (mut in_project, mut own) = (Vec::new(), Vec::new());
+    while in_project.len() < 3 || own.len() < 3 {
+        let message = on_b.next().await;
+        if message["type"] != "event" {
+            continue;
+        }
+        if message["stream"] == stream {
+            in_project.push(message);
+        } else {
+            assert!(message.get("stream").is_none(), "{message}");
+            own.push(message);
+        }
+    }
+    assert_consecutive(&in_project, project_start + 1);
+    assert_consecutive(&own, own_start + 1);
+    for (i, (task, note)) in in_project.iter().zip(&own).enumerate() {
+        assert_eq!(task["event"], "task.created");
+        assert_eq!(task["data"]["title"], format!("For Bob {i}"));
+        assert_eq!(task["data"]["assignee_id"], json!(member.id));
+        assert_eq!(note["event"], "notification.created");
+        assert_eq!(note["data"]["task_id"], task["data"]["id"], "{note}");
+    }
+    let rest = on_b.roundtrip().await;
+    assert!(
+        rest.iter().all(|m| m["type"] != "event"),
+        "nothing more: {rest:?}"
+    );
+}
+
 /// Kills the instance a member is on while the project's stream flows; the member
 /// reconnects elsewhere with their position and gets every event exactly once.
 async fn killing_an_instance_loses_nothing_of_a_project(bus: Bus<'_>) {
@@ -319,6 +369,7 @@ async fn presence_is_written_again_when_emptied() {
 
 on_buses!(
     members_on_different_instances_see_one_order,
+    an_assignment_reaches_the_assignee_on_another_instance,
     a_removal_on_one_instance_stops_the_stream_on_another,
     killing_an_instance_loses_nothing_of_a_project,
 );
