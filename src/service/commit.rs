@@ -1,10 +1,12 @@
 //! The write funnel: the one place a write transaction commits.
 //!
 //! Every use case opens a transaction ([`WriteFunnel::begin`]), changes its rows, and ends
-//! in [`WriteFunnel::commit`], which appends the write's events to the user's stream (the
-//! outbox clients read), lets the publisher add what must commit with them (PostgreSQL's
-//! NOTIFY), commits, and then hands the committed events to the publisher. The publisher
-//! is the only thing of the real-time layer the services know.
+//! in [`WriteFunnel::commit`] (or `commit_streams`), which appends the write's events to
+//! each stream it touched (the outbox clients read), lets the publisher add what must
+//! commit with them (PostgreSQL's NOTIFY), commits, and then hands the committed events to
+//! the publisher. The publisher is the only thing of the real-time layer the services
+//! know. A stream whose row the write locked at its start (a project's) has known seqs, so
+//! its NOTIFY is queued first and travels with the append: one round trip for both.
 
 use std::sync::Arc;
 
@@ -125,9 +127,10 @@ impl WriteFunnel {
         at: DateTime<Utc>,
         tokens: (Uuid, Vec<Uuid>, Vec<Uuid>),
     ) -> Result<()> {
-        // Stream rows are locked in one order (projects, then users, each by id), so
-        // that two writes touching the same streams cannot wait for each other. A stream
-        // named twice gets one append with both.
+        // Streams are appended in one order (projects, then users, each by id), so that
+        // two writes touching the same users' streams (whose rows the appends lock) cannot
+        // wait for each other; their NOTIFYs go in that order too. A stream named twice
+        // gets one append with both.
         let mut streams: Vec<(StreamKey, Vec<EventDraft>)> = Vec::with_capacity(appends.len());
         for (stream, drafts) in appends {
             match streams.iter_mut().find(|(s, _)| *s == stream) {
@@ -145,6 +148,7 @@ impl WriteFunnel {
             // A stream whose row the write locked first (a project's) has known seqs:
             // the update is announced (PostgreSQL's NOTIFY) in the append's own round
             // trip. Otherwise the append takes the seqs, then the update is announced.
+            // (On that path the append's own copy of the events is the same and dropped.)
             let known = tx.latest_seq(stream);
             let events = match known {
                 Some(latest) => Event::appended(stream, latest + 1, &drafts, at),

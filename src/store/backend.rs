@@ -125,8 +125,9 @@ pub fn notify_refused() -> sqlx::Error {
 /// the transaction commits, in the order they were queued.
 #[derive(Debug, Default)]
 pub struct Notices {
-    pub channels: Vec<String>,
-    pub payloads: Vec<String>,
+    /// Parallel lists (the form PostgreSQL's `unnest` takes), kept in step by `push`.
+    channels: Vec<String>,
+    payloads: Vec<String>,
 }
 
 impl Notices {
@@ -139,8 +140,11 @@ impl Notices {
         self.payloads.push(payload.to_owned());
     }
 
-    pub fn clear(&mut self) {
-        self.channels.clear();
-        self.payloads.clear();
+    pub fn channels(&self) -> &[String] {
+        &self.channels
+    }
+
+    pub fn payloads(&self) -> &[String] {
+        &self.payloads
     }
 }

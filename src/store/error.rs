@@ -25,6 +25,10 @@ pub enum StoreError {
     /// it, or the store is closing. Worth a retry later.
     #[error("database unavailable: {0}")]
     Unavailable(sqlx::Error),
+    /// The database did something the store relies on it not doing (e.g. an append that
+    /// took other seqs than the locked row said): the transaction is abandoned.
+    #[error("store invariant broken: {0}")]
+    Inconsistent(String),
     #[error(transparent)]
     Other(sqlx::Error),
 }
@@ -70,7 +74,9 @@ impl From<StoreError> for Error {
                 )
             }
             // A unique violation that the service did not map to a conflict is a bug.
-            StoreError::Unique(_) | StoreError::Other(_) => Error::Internal(err.into()),
+            StoreError::Unique(_) | StoreError::Inconsistent(_) | StoreError::Other(_) => {
+                Error::Internal(err.into())
+            }
         }
     }
 }

@@ -15,10 +15,11 @@ use crate::config::DatabaseUrl;
 use crate::domain::{held_deltas, EventDraft, StreamKey};
 
 /// Takes the next seqs of the user and inserts the events with them, in one round trip;
-/// returns their seqs. The UPDATE locks the user's row until commit. The queued NOTIFYs
-/// (`$8`, `$9`) go in the same statement (see [`CARRY_NOTICES`]).
-const INSERT_EVENTS: &str = concat!(
-    "WITH bumped AS ( \
+/// returns the first (NULL: no such user). The UPDATE locks the user's row until commit.
+/// The queued NOTIFYs (`$8`, `$9`) go in the same statement. The result is one row of two
+/// scalar sub-selects, each run exactly once whatever the plan (a join with the appended
+/// rows could skip the NOTIFYs, or repeat them).
+const INSERT_EVENTS: &str = "WITH bumped AS ( \
          UPDATE users SET last_event_seq = last_event_seq + $2, \
              task_count = task_count + $6, notification_count = notification_count + $7 \
          WHERE id = $1 RETURNING last_event_seq - $2 AS before), \
@@ -27,15 +28,13 @@ const INSERT_EVENTS: &str = concat!(
          SELECT $1, bumped.before + e.n, e.kind, $3, e.data \
          FROM bumped, unnest($4::text[], $5::text[]) WITH ORDINALITY AS e (kind, data, n) \
          RETURNING seq) \
-     SELECT appended.seq FROM appended, ",
-    "(SELECT count(pg_notify(n.channel, n.payload)) \
-      FROM unnest($8::text[], $9::text[]) AS n (channel, payload)) AS notified"
-);
+     SELECT (SELECT min(seq) FROM appended), \
+         (SELECT count(pg_notify(n.channel, n.payload)) \
+          FROM unnest($8::text[], $9::text[]) AS n (channel, payload))";
 
 /// The same for a project's stream (the project's row is locked until commit); the
 /// NOTIFYs are `$7`, `$8`.
-const INSERT_PROJECT_EVENTS: &str = concat!(
-    "WITH bumped AS ( \
+const INSERT_PROJECT_EVENTS: &str = "WITH bumped AS ( \
          UPDATE projects SET last_event_seq = last_event_seq + $2, task_count = task_count + $6 \
          WHERE id = $1 RETURNING last_event_seq - $2 AS before), \
      appended AS ( \
@@ -43,15 +42,13 @@ const INSERT_PROJECT_EVENTS: &str = concat!(
          SELECT $1, bumped.before + e.n, e.kind, $3, e.data \
          FROM bumped, unnest($4::text[], $5::text[]) WITH ORDINALITY AS e (kind, data, n) \
          RETURNING seq) \
-     SELECT appended.seq FROM appended, ",
-    "(SELECT count(pg_notify(n.channel, n.payload)) \
-      FROM unnest($7::text[], $8::text[]) AS n (channel, payload)) AS notified"
-);
+     SELECT (SELECT min(seq) FROM appended), \
+         (SELECT count(pg_notify(n.channel, n.payload)) \
+          FROM unnest($7::text[], $8::text[]) AS n (channel, payload))";
 
-/// A transaction's queued NOTIFYs when no append carries them (`$1`, `$2`): sent just
-/// before its commit. `pg_notify` is volatile, so it runs for every row though only the
-/// count is read; the two appends above end with the same sub-select.
-const CARRY_NOTICES: &str = "SELECT count(pg_notify(n.channel, n.payload)) \
+/// A transaction's queued NOTIFYs that no append carried (`$1`, `$2`), sent just before
+/// its commit: one row, one call of `pg_notify` per notice.
+const SEND_NOTICES: &str = "SELECT count(pg_notify(n.channel, n.payload)) \
      FROM unnest($1::text[], $2::text[]) AS n (channel, payload)";
 
 const SET_PRESENCE: &str = "INSERT INTO socket_presence (user_id, instance_id, devices) \
@@ -115,7 +112,7 @@ impl Backend for Postgres {
             StreamKey::User(_) => INSERT_EVENTS,
             StreamKey::Project(_) => INSERT_PROJECT_EVENTS,
         };
-        let query = sqlx::query_scalar(sql)
+        let query = sqlx::query_as(sql)
             .bind(stream.id())
             .bind(drafts.len() as i64)
             .bind(at)
@@ -126,10 +123,10 @@ impl Backend for Postgres {
             StreamKey::User(_) => query.bind(notifications),
             StreamKey::Project(_) => query,
         };
-        let query = query.bind(&notices.channels).bind(&notices.payloads);
-        let seqs: Vec<i64> = query.fetch_all(&mut *tx).await?;
-        // No seq: no such user.
-        seqs.into_iter().min().ok_or(sqlx::Error::RowNotFound)
+        let query = query.bind(notices.channels()).bind(notices.payloads());
+        let (first, _notified): (Option<i64>, i64) = query.fetch_one(&mut *tx).await?;
+        // No seq: no such user (or project).
+        first.ok_or(sqlx::Error::RowNotFound)
     }
 
     async fn set_presence(
@@ -164,9 +161,9 @@ impl Backend for Postgres {
     const NOTIFIES: bool = true;
 
     async fn notify_in_tx(tx: &mut PgConnection, notices: &Notices) -> Result<(), sqlx::Error> {
-        sqlx::query(CARRY_NOTICES)
-            .bind(&notices.channels)
-            .bind(&notices.payloads)
+        sqlx::query(SEND_NOTICES)
+            .bind(notices.channels())
+            .bind(notices.payloads())
             .execute(&mut *tx)
             .await?;
         Ok(())

@@ -513,8 +513,11 @@ const MEMBERSHIP: &str = sql(&join(&[
 pub const MEMBERSHIP_READ: &str = MEMBERSHIP;
 
 /// `$2`'s membership of live project `$1`, with the project stream's latest seq. Locked by
-/// [`Locked::MEMBERSHIP_POSITION`]: both rows in one round trip, the project's first (the
-/// order of the FROM list, as every writer of a project takes them).
+/// [`Locked::MEMBERSHIP_POSITION`]: both rows in one round trip. PostgreSQL locks a join's
+/// rows in the order of its FROM list, so `projects` must stay first: every writer of a
+/// project locks the project's row before any member's, and the reverse order could
+/// deadlock. One snapshot reads both: a membership committed by the transaction this one
+/// waited for is not seen (404, as if the request came a moment earlier).
 const MEMBERSHIP_POSITION: &str = "SELECT m.project_id, m.role, m.joined_seq, \
      p.last_event_seq AS last_seq \
      FROM projects p JOIN project_members m ON m.project_id = p.id \

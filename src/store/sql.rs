@@ -49,6 +49,9 @@ struct SqlTx<B: Backend> {
     latest: Vec<(StreamKey, i64)>,
     /// NOTIFYs not yet sent: the next append carries them, or the commit.
     notices: Notices,
+    /// Why this transaction must not commit although the database took every statement
+    /// (an append that did not take the seqs its NOTIFY named).
+    poisoned: Option<String>,
 }
 
 impl<B: Backend> SqlTx<B> {
@@ -129,6 +132,7 @@ where
             enqueued: false,
             latest: Vec::new(),
             notices: Notices::default(),
+            poisoned: None,
         }))
     }
 
@@ -1328,16 +1332,23 @@ where
             return Ok(Vec::new());
         }
         let notices = std::mem::take(&mut self.notices);
-        let first = B::insert_events(&mut *self.tx, stream, drafts, at, &notices)
-            .await
-            .map_err(B::store_error)?;
-        // Whoever read the seq under the lock built on it (a NOTIFY carried just now,
-        // perhaps): the append must have taken the seqs after it.
+        let first = match B::insert_events(&mut *self.tx, stream, drafts, at, &notices).await {
+            Ok(first) => first,
+            Err(err) => {
+                // The NOTIFYs may be queued in the database already (no such stream
+                // fails after them): nothing of this transaction may commit.
+                self.poisoned = Some(format!("appending to {stream} failed"));
+                return Err(B::store_error(err));
+            }
+        };
+        // Whoever read the seq under the lock built on it (the NOTIFY carried just now,
+        // perhaps, already queued in the database): the append must have taken the seqs
+        // after it, or the transaction never commits.
         if let Some(latest) = self.latest_seq(stream) {
             if first != latest + 1 {
-                return Err(StoreError::Other(sqlx::Error::Protocol(format!(
-                    "stream {stream} appended at {first}, its locked latest seq is {latest}"
-                ))));
+                let why = format!("stream {stream} appended at {first} after seq {latest}");
+                self.poisoned = Some(why.clone());
+                return Err(StoreError::Inconsistent(why));
             }
         }
         self.hold(stream, first + drafts.len() as i64 - 1);
@@ -1596,6 +1607,9 @@ where
     }
 
     async fn commit(mut self: Box<Self>) -> StoreResult<()> {
+        if let Some(why) = self.poisoned.take() {
+            return Err(StoreError::Inconsistent(why));
+        }
         if !self.notices.is_empty() {
             B::notify_in_tx(&mut *self.tx, &self.notices)
                 .await
