@@ -10,41 +10,44 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgQu
 use sqlx::{Connection, Postgres, Transaction};
 
 use super::backend::{Backend, Notices, Pools};
+use super::queries::{join, sql};
 use super::PoolSizes;
 use crate::config::DatabaseUrl;
 use crate::domain::{held_deltas, EventDraft, StreamKey};
 
 /// Takes the next seqs of the user and inserts the events with them, in one round trip;
 /// returns the first (NULL: no such user). The UPDATE locks the user's row until commit.
-/// The queued NOTIFYs (`$8`, `$9`) go in the same statement. The result is one row of two
-/// scalar sub-selects, each run exactly once whatever the plan (a join with the appended
-/// rows could skip the NOTIFYs, or repeat them).
-const INSERT_EVENTS: &str = "WITH bumped AS ( \
+/// The queued NOTIFYs (`$8`, `$9`) go in the same statement.
+const INSERT_EVENTS: &str = sql(&join(&[
+    "WITH bumped AS ( \
          UPDATE users SET last_event_seq = last_event_seq + $2, \
              task_count = task_count + $6, notification_count = notification_count + $7 \
          WHERE id = $1 RETURNING last_event_seq - $2 AS before), \
-     appended AS ( \
-         INSERT INTO events (user_id, seq, kind, at, data) \
-         SELECT $1, bumped.before + e.n, e.kind, $3, e.data \
-         FROM bumped, unnest($4::text[], $5::text[]) WITH ORDINALITY AS e (kind, data, n) \
-         RETURNING seq) \
-     SELECT (SELECT min(seq) FROM appended), \
-         (SELECT count(pg_notify(n.channel, n.payload)) \
-          FROM unnest($8::text[], $9::text[]) AS n (channel, payload))";
+     appended AS (INSERT INTO events (user_id, seq, kind, at, data)",
+    NUMBERED_EVENTS,
+    "$8::text[], $9::text[]) AS n (channel, payload))",
+]));
 
 /// The same for a project's stream (the project's row is locked until commit); the
 /// NOTIFYs are `$7`, `$8`.
-const INSERT_PROJECT_EVENTS: &str = "WITH bumped AS ( \
+const INSERT_PROJECT_EVENTS: &str = sql(&join(&[
+    "WITH bumped AS ( \
          UPDATE projects SET last_event_seq = last_event_seq + $2, task_count = task_count + $6 \
          WHERE id = $1 RETURNING last_event_seq - $2 AS before), \
-     appended AS ( \
-         INSERT INTO project_events (project_id, seq, kind, at, data) \
-         SELECT $1, bumped.before + e.n, e.kind, $3, e.data \
-         FROM bumped, unnest($4::text[], $5::text[]) WITH ORDINALITY AS e (kind, data, n) \
-         RETURNING seq) \
+     appended AS (INSERT INTO project_events (project_id, seq, kind, at, data)",
+    NUMBERED_EVENTS,
+    "$7::text[], $8::text[]) AS n (channel, payload))",
+]));
+
+/// What both appends share: the events numbered from the seq `bumped` took, and the
+/// result, one row of two scalar sub-selects (the first seq, the NOTIFY count), each run
+/// exactly once whatever the plan (a join with the appended rows could skip the NOTIFYs,
+/// or repeat them). The NOTIFYs' two array parameters follow.
+const NUMBERED_EVENTS: &str = " SELECT $1, bumped.before + e.n, e.kind, $3, e.data \
+     FROM bumped, unnest($4::text[], $5::text[]) WITH ORDINALITY AS e (kind, data, n) \
+     RETURNING seq) \
      SELECT (SELECT min(seq) FROM appended), \
-         (SELECT count(pg_notify(n.channel, n.payload)) \
-          FROM unnest($7::text[], $8::text[]) AS n (channel, payload))";
+         (SELECT count(pg_notify(n.channel, n.payload)) FROM unnest(";
 
 /// A transaction's queued NOTIFYs that no append carried (`$1`, `$2`), sent just before
 /// its commit: one row, one call of `pg_notify` per notice.
