@@ -502,7 +502,7 @@ impl Connection<'_> {
             token_expires_at: self.claims.expires_at(),
             streams,
         };
-        // Written as is: presence put in the mailbox since the subscriptions goes after it.
+        // Written as is: presence put in the mailbox since the subscriptions go after it.
         self.write_counted(Message::Text(text_frame(&ready)))
             .await?;
         if let Some(since) = start.since {

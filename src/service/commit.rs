@@ -148,12 +148,12 @@ impl WriteFunnel {
             // A stream whose row the write locked first (a project's) has known seqs:
             // the update is announced (PostgreSQL's NOTIFY) in the append's own round
             // trip. Otherwise the append takes the seqs, then the update is announced.
-            // (On that path the append's own copy of the events is the same and dropped.)
             let known = tx.latest_seq(stream);
-            let events = match known {
-                Some(latest) => Event::appended(stream, latest + 1, &drafts, at),
+            let first = match known {
+                Some(latest) => latest + 1,
                 None => tx.append_events(stream, &drafts, at).await?,
             };
+            let events = Event::appended(stream, first, &drafts, at);
             let last_seq = events.last().map_or(0, |e| e.seq);
             let mut update = StreamUpdate {
                 events,

@@ -589,13 +589,14 @@ pub trait StoreTx: Send {
     /// A user's display name (for messages), if the account exists.
     async fn user_name(&mut self, user_id: Uuid) -> StoreResult<Option<String>>;
 
-    /// Appends the stream's next events (seq = latest + 1, + 2, …) and returns them.
+    /// Appends the stream's next events (seq = latest + 1, + 2, …; `drafts` not empty)
+    /// and returns the first one's seq (`domain::Event::appended` makes the events).
     async fn append_events(
         &mut self,
         stream: StreamKey,
         drafts: &[EventDraft],
         at: DateTime<Utc>,
-    ) -> StoreResult<Vec<Event>>;
+    ) -> StoreResult<i64>;
 
     /// PostgreSQL: `pg_notify(channel, payload)`, delivered only if the transaction commits,
     /// in the order queued. Sent with the transaction's next append (so a NOTIFY for a

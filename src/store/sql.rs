@@ -1327,9 +1327,11 @@ where
         stream: StreamKey,
         drafts: &[EventDraft],
         at: DateTime<Utc>,
-    ) -> StoreResult<Vec<Event>> {
+    ) -> StoreResult<i64> {
         if drafts.is_empty() {
-            return Ok(Vec::new());
+            return Err(StoreError::Inconsistent(format!(
+                "empty append to {stream}"
+            )));
         }
         let notices = std::mem::take(&mut self.notices);
         let first = match B::insert_events(&mut *self.tx, stream, drafts, at, &notices).await {
@@ -1352,7 +1354,7 @@ where
             }
         }
         self.hold(stream, first + drafts.len() as i64 - 1);
-        Ok(Event::appended(stream, first, drafts, at))
+        Ok(first)
     }
 
     async fn insert_project(&mut self, project: NewProject<'_>) -> StoreResult<()> {
