@@ -10,14 +10,17 @@
 //!
 //! - something is queued on it (`should_flush`: the ROLLBACK of a dropped transaction,
 //!   which must reach the database now, not at the next use, or its locks would stay);
+//! - a statement on it was cut short (the caller's future dropped before the answer: the
+//!   answer, an error perhaps, is read and set aside, not handed to the next borrower);
 //! - a statement on it failed for a reason other than the database refusing it (the
 //!   connection may be broken: a failed test closes it instead of pooling it);
 //! - it has been idle for a while (tested before use, as a server may have closed it).
 //!
-//! A query whose future was dropped mid-flight leaves its answer to drain; sqlx's
-//! connection does that itself before its next statement, so it needs no test here.
-//! Flushes and tests are bounded in time ([`FLUSH_TIMEOUT`]), so a database that stops
-//! answering cannot hold a pool's places for ever.
+//! A BEGIN cut short may have run without the connection knowing it is in a transaction:
+//! that connection is closed, never lent again. Flushes and tests are bounded in time
+//! ([`FLUSH_TIMEOUT`]), so a database that stops answering cannot hold a pool's places for
+//! ever. Only what runs through the pool (`&pool` as an executor, [`Tx`]) is watched this
+//! way; a [`PooledConnection`] used directly (the migrations at start-up) is not.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::Ordering::Relaxed;
@@ -145,15 +148,20 @@ impl<B: Database> ConnPool<B> {
             .await
             .map_err(|_| sqlx::Error::PoolTimedOut)?
             .map_err(|_| sqlx::Error::PoolClosed)?;
-        while let Some(Idle { mut conn, since }) = self.shared.take_idle() {
+        let mut place = Some(place);
+        while let Some(Idle { conn, since }) = self.shared.take_idle() {
+            let mut lent = self.shared.lend(conn, place.take());
             if since.elapsed() < TEST_AFTER_IDLE {
-                return Ok(self.shared.lend(conn, place));
+                return Ok(lent);
             }
-            match tokio::time::timeout_at(deadline, conn.ping()).await {
-                Ok(Ok(())) => return Ok(self.shared.lend(conn, place)),
-                // Broken (or too slow): drop it and try the next.
-                _ => self.shared.forget(conn),
+            // Dropped untested if this future is: a test cut short proves nothing.
+            lent.discard = true;
+            if let Ok(Ok(())) = tokio::time::timeout_at(deadline, lent.ping()).await {
+                lent.discard = false;
+                return Ok(lent);
             }
+            // Broken (or too slow): drop it, keep the place, try the next.
+            place = lent.place.take();
         }
         let conn =
             tokio::time::timeout_at(deadline, B::Connection::connect_with(&self.shared.options))
@@ -166,7 +174,12 @@ impl<B: Database> ConnPool<B> {
     /// A connection with a transaction begun on it (`statement`: instead of `BEGIN`).
     pub async fn begin(&self, statement: Option<&'static str>) -> Result<Tx<B>, sqlx::Error> {
         let mut conn = self.acquire().await?;
+        // Cut short or failed, a BEGIN may have run without the connection knowing it is
+        // in a transaction: such a connection is closed (the database rolls back), never
+        // lent again.
+        conn.discard = true;
         B::TransactionManager::begin(&mut conn, statement.map(Into::into)).await?;
+        conn.discard = false;
         Ok(Tx { conn, open: true })
     }
 
@@ -215,13 +228,14 @@ impl<B: Database> Shared<B> {
     fn lend(
         self: &Arc<Self>,
         conn: B::Connection,
-        place: OwnedSemaphorePermit,
+        place: Option<OwnedSemaphorePermit>,
     ) -> PooledConnection<B> {
         PooledConnection {
             conn: Some(conn),
             shared: self.clone(),
-            place: Some(place),
+            place,
             suspect: false,
+            discard: false,
         }
     }
 
@@ -256,28 +270,41 @@ pub struct PooledConnection<B: Database> {
     shared: Arc<Shared<B>>,
     /// Released after the connection is back, so the next waiter finds it.
     place: Option<OwnedSemaphorePermit>,
-    /// A statement failed other than by the database refusing it: test before pooling.
+    /// A statement failed other than by the database refusing it, or was cut short:
+    /// flush and test before pooling.
     suspect: bool,
+    /// In a state no test can clear (a BEGIN cut short): close instead of pooling.
+    discard: bool,
 }
 
 impl<B: Database> PooledConnection<B> {
-    /// Notes how a statement on this connection ended.
-    fn note<T>(&mut self, result: &Result<T, sqlx::Error>) {
-        if let Err(err) = result {
-            self.suspect |= !refused_by_database(err);
-        }
+    /// Called as a statement is sent: until it is answered the connection is suspect, so
+    /// if the caller's future is dropped mid-flight, the answer still to come (an error,
+    /// perhaps) is read before the connection is lent again.
+    fn sending(&mut self) {
+        self.suspect = true;
+    }
+
+    /// Called with the statement's outcome.
+    fn answered<T>(&mut self, result: &Result<T, sqlx::Error>) {
+        self.suspect = result
+            .as_ref()
+            .err()
+            .is_some_and(|err| !leaves_connection_clean(err));
     }
 }
 
-/// Whether the error surely left the connection as it was: the database refused a
-/// statement for a constraint, no row came back, or a value did not decode. Any other
-/// database error may be the last word of a closing server (PostgreSQL's `FATAL`
-/// "terminating connection due to administrator command"), so it makes the connection
-/// suspect like a transport error.
-fn refused_by_database(err: &sqlx::Error) -> bool {
+/// Whether the connection is as good as before after this error: the database answered
+/// (refused the statement, returned no row, sent a value that does not decode). Errors of
+/// the connection itself (PostgreSQL's SQLSTATE classes 08 and XX, and 57P: the server
+/// shutting down or the database dropped, sent as its last word), transport errors and
+/// anything else make it suspect.
+fn leaves_connection_clean(err: &sqlx::Error) -> bool {
     use sqlx::Error::*;
     match err {
-        Database(refusal) => !matches!(refusal.kind(), sqlx::error::ErrorKind::Other),
+        Database(refusal) => refusal.code().is_some_and(|code| {
+            !(code.starts_with("08") || code.starts_with("57P") || code.starts_with("XX"))
+        }),
         RowNotFound
         | TypeNotFound { .. }
         | ColumnIndexOutOfBounds { .. }
@@ -310,6 +337,10 @@ impl<B: Database> Drop for PooledConnection<B> {
             return;
         };
         let place = self.place.take();
+        if self.discard {
+            self.shared.forget(conn);
+            return;
+        }
         if !self.suspect && B::TransactionManager::get_transaction_depth(&conn) > 0 {
             // Left in a transaction other than by a `Tx` (which rolls back itself and
             // marks the connection suspect): roll back all the same.
@@ -326,8 +357,8 @@ impl<B: Database> Drop for PooledConnection<B> {
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
                 runtime.spawn(async move {
-                    match tokio::time::timeout(FLUSH_TIMEOUT, conn.ping()).await {
-                        Ok(Ok(())) => shared.put_back(conn),
+                    match tokio::time::timeout(FLUSH_TIMEOUT, flush::<B>(&mut conn)).await {
+                        Ok(true) => shared.put_back(conn),
                         _ => shared.forget(conn),
                     }
                     drop(place);
@@ -339,6 +370,20 @@ impl<B: Database> Drop for PooledConnection<B> {
     }
 }
 
+/// Sends what is queued on the connection and reads every answer still due; whether the
+/// connection came through. A statement cut short may still answer with an error: that
+/// is its answer, read and set aside (a few of them at most), not the connection failing.
+async fn flush<B: Database>(conn: &mut B::Connection) -> bool {
+    for _ in 0..4 {
+        match conn.ping().await {
+            Ok(()) => return true,
+            Err(sqlx::Error::Database(_)) => continue,
+            Err(_) => return false,
+        }
+    }
+    false
+}
+
 /// A transaction on a pooled connection: committed by [`Tx::commit`], rolled back when
 /// dropped otherwise (the rollback is flushed before the connection is lent again).
 pub struct Tx<B: Database> {
@@ -348,8 +393,9 @@ pub struct Tx<B: Database> {
 
 impl<B: Database> Tx<B> {
     pub async fn commit(mut self) -> Result<(), sqlx::Error> {
+        self.conn.sending();
         let result = B::TransactionManager::commit(&mut self.conn).await;
-        self.conn.note(&result);
+        self.conn.answered(&result);
         if result.is_ok() {
             self.open = false;
         }
@@ -373,7 +419,9 @@ impl<B: Database> DerefMut for Tx<B> {
 
 impl<B: Database> Drop for Tx<B> {
     fn drop(&mut self) {
-        if self.open && B::TransactionManager::get_transaction_depth(&self.conn) > 0 {
+        if self.open {
+            // Always, even at depth 0: SQLite's worker expects a rollback after a commit
+            // cut short (it skips the next one), and PostgreSQL's does nothing at depth 0.
             B::TransactionManager::start_rollback(&mut self.conn);
             // A statement of the transaction may have failed on a broken connection.
             self.conn.suspect = true;
@@ -401,8 +449,9 @@ where
         let pool = self.clone();
         futures_util::stream::once(async move {
             let mut conn = pool.acquire().await?;
+            conn.sending();
             let result: Result<Vec<_>, _> = (&mut *conn).fetch_many(query).try_collect().await;
-            conn.note(&result);
+            conn.answered(&result);
             result
         })
         .map_ok(|items| futures_util::stream::iter(items.into_iter().map(Ok)))
@@ -421,8 +470,9 @@ where
         let pool = self.clone();
         Box::pin(async move {
             let mut conn = pool.acquire().await?;
+            conn.sending();
             let result = (&mut *conn).fetch_optional(query).await;
-            conn.note(&result);
+            conn.answered(&result);
             result
         })
     }
@@ -438,8 +488,9 @@ where
         let pool = self.clone();
         Box::pin(async move {
             let mut conn = pool.acquire().await?;
+            conn.sending();
             let result = (&mut *conn).prepare_with(sql, parameters).await;
-            conn.note(&result);
+            conn.answered(&result);
             result
         })
     }
@@ -451,8 +502,9 @@ where
         let pool = self.clone();
         Box::pin(async move {
             let mut conn = pool.acquire().await?;
+            conn.sending();
             let result = (&mut *conn).describe(sql).await;
-            conn.note(&result);
+            conn.answered(&result);
             result
         })
     }

@@ -107,7 +107,7 @@ async fn a_connection_that_broke_is_not_lent_again() {
         .await
         .unwrap();
     let mut admin = sqlx::PgConnection::connect(&db.url).await.unwrap();
-    sqlx::query("SELECT pg_terminate_backend($1)")
+    sqlx::query("SELECT pg_terminate_backend($1, 5000)")
         .bind(first)
         .execute(&mut admin)
         .await
@@ -163,6 +163,129 @@ async fn an_abandoned_query_does_not_leak_into_the_next_on_postgres() {
         "SELECT 'old' FROM (SELECT pg_sleep(1)) AS slow",
     )
     .await;
+}
+
+#[tokio::test]
+async fn the_late_error_of_an_abandoned_query_is_not_the_next_query_s() {
+    let db = PgDatabase::create().await;
+    let pool = postgres_pool(&db, 1).await;
+    // Fails with division by zero after a second, when nobody waits for it any more.
+    let abandoned = tokio::time::timeout(
+        Duration::from_millis(100),
+        sqlx::query_scalar::<_, i64>("SELECT 1 / (count(*) - 1) FROM pg_sleep(1)").fetch_one(&pool),
+    )
+    .await;
+    assert!(abandoned.is_err(), "the slow statement was still running");
+    let got: String = sqlx::query_scalar("SELECT 'new'")
+        .fetch_one(&pool)
+        .await
+        .expect("the next query gets its own answer, not the abandoned one's error");
+    assert_eq!(got, "new");
+}
+
+#[tokio::test]
+async fn a_refused_statement_leaves_the_connection_as_it_was() {
+    let db = PgDatabase::create().await;
+    let pool = postgres_pool(&db, 1).await;
+    make_table(&pool).await;
+    let refused = sqlx::query("INSERT INTO t VALUES (1, 'again')")
+        .execute(&pool)
+        .await;
+    assert!(
+        matches!(refused, Err(sqlx::Error::Database(_))),
+        "{refused:?}"
+    );
+    let note: String = sqlx::query_scalar("SELECT note FROM t WHERE id = 1")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(note, "kept");
+    // The refusal was the database's answer: no flush, no test, the same connection.
+    assert_eq!(pool.stats().checked, 0);
+    assert_eq!(pool.size(), 1);
+}
+
+#[tokio::test]
+async fn a_begin_cut_short_never_leaves_a_transaction_open_for_the_next_borrower() {
+    let db = PgDatabase::create().await;
+    let proxy = PausableProxy::start("127.0.0.1:5432").await;
+    let mut options: PgConnectOptions = db.url.parse().unwrap();
+    options = options.host("127.0.0.1").port(proxy.port);
+    let pool: ConnPool<sqlx::Postgres> = ConnPool::connect(options, limits(1)).await.unwrap();
+    make_table(&pool).await;
+    // BEGIN reaches the database, its answer does not reach us: the caller gives up.
+    proxy.hold_answers(true);
+    let begun = tokio::time::timeout(Duration::from_millis(300), pool.begin(None)).await;
+    assert!(begun.is_err(), "BEGIN was not answered");
+    proxy.hold_answers(false);
+    // The next write through the pool must commit on its own, not inside that BEGIN.
+    sqlx::query("INSERT INTO t VALUES (2, 'after')")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let mut direct = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let seen: i64 = sqlx::query_scalar("SELECT count(*) FROM t WHERE id = 2")
+        .fetch_one(&mut direct)
+        .await
+        .unwrap();
+    assert_eq!(seen, 1, "the write was committed");
+}
+
+/// A TCP relay to the database whose answers can be held back (the database still gets
+/// every byte the client sends): a slow network, as real as the database behind it.
+struct PausableProxy {
+    port: u16,
+    hold: tokio::sync::watch::Sender<bool>,
+}
+
+impl PausableProxy {
+    async fn start(upstream: &'static str) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (hold, held) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(upstream).await else {
+                    continue;
+                };
+                let (mut client_read, mut client_write) = client.into_split();
+                let (mut server_read, mut server_write) = server.into_split();
+                tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut client_read, &mut server_write).await;
+                });
+                let mut held = held.clone();
+                tokio::spawn(async move {
+                    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                    let mut buf = vec![0u8; 16 * 1024];
+                    loop {
+                        while *held.borrow_and_update() {
+                            if held.changed().await.is_err() {
+                                return;
+                            }
+                        }
+                        let n = match server_read.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => n,
+                        };
+                        // Read while free, sent once free again.
+                        while *held.borrow_and_update() {
+                            if held.changed().await.is_err() {
+                                return;
+                            }
+                        }
+                        if client_write.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Self { port, hold }
+    }
+
+    fn hold_answers(&self, hold: bool) {
+        self.hold.send_replace(hold);
+    }
 }
 
 #[tokio::test]
