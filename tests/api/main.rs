@@ -14,7 +14,6 @@ mod projects;
 mod quotas;
 mod realtime;
 mod sessions;
-mod store_pool;
 mod tasks;
 mod transport;
 
