@@ -30,7 +30,11 @@
 //!   suspected, the session was ended)
 //! - `taskstream_quota_exceeded_total{quota="tasks"}` (writes refused with 409
 //!   `QUOTA_EXCEEDED`), `taskstream_notifications_pruned_total{reason="quota|retention"}`
-//! - `taskstream_db_pool_connections{state="in_use|idle"}`, `process_resident_memory_bytes`,
+//! - `taskstream_db_pool_connections{state="in_use|idle"}`,
+//!   `taskstream_db_connections_checked_total` (connections given back that had to be
+//!   flushed or tested before another use: a dropped transaction, a failed statement),
+//!   `taskstream_db_connections_dropped_total` (closed as broken or unresponsive),
+//!   `process_resident_memory_bytes`,
 //!   `process_open_fds`, `process_max_fds`, `process_cpu_seconds_total`
 
 use std::sync::{Arc, OnceLock};
@@ -186,9 +190,11 @@ pub async fn serve(listener: TcpListener, store: Arc<dyn Store>) {
 }
 
 async fn render(State((handle, store)): State<(PrometheusHandle, Arc<dyn Store>)>) -> Response {
-    let (in_use, idle) = store.pool_connections();
-    metrics::gauge!("taskstream_db_pool_connections", "state" => "in_use").set(in_use as f64);
-    metrics::gauge!("taskstream_db_pool_connections", "state" => "idle").set(idle as f64);
+    let pool = store.pool_stats();
+    metrics::gauge!("taskstream_db_pool_connections", "state" => "in_use").set(pool.in_use as f64);
+    metrics::gauge!("taskstream_db_pool_connections", "state" => "idle").set(pool.idle as f64);
+    metrics::counter!("taskstream_db_connections_checked_total").absolute(pool.checked);
+    metrics::counter!("taskstream_db_connections_dropped_total").absolute(pool.dropped);
     process::record();
     (
         [("content-type", "text/plain; version=0.0.4")],

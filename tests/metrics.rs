@@ -65,6 +65,8 @@ async fn check(backend: Backend) {
     assert!(value(&before, "process_max_fds") > 0.0);
     assert!(before.contains_key("process_cpu_seconds_total"));
     assert!(before.contains_key("taskstream_db_pool_connections{state=\"idle\"}"));
+    assert!(before.contains_key("taskstream_db_connections_checked_total"));
+    assert!(before.contains_key("taskstream_db_connections_dropped_total"));
 
     let (mut socket, _) = WsClient::ready(&ws_url(&app.address, None), &user.token).await;
     let connected = scrape(&app).await;

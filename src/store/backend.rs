@@ -4,8 +4,9 @@ use std::future::Future;
 
 use chrono::{DateTime, Utc};
 use sqlx::error::DatabaseError;
-use sqlx::{Database, Decode, Encode, Pool, Transaction, Type};
+use sqlx::{Database, Decode, Encode, Type};
 
+use super::pool::{ConnPool, Tx};
 use super::{PoolSizes, StoreError};
 use crate::config::DatabaseUrl;
 use crate::domain::{EventDraft, StreamKey};
@@ -51,8 +52,8 @@ pub trait Backend: Database {
 
     /// Begins the transaction of one write use case on the write pool.
     fn begin_write(
-        write: &Pool<Self>,
-    ) -> impl Future<Output = Result<Transaction<'static, Self>, sqlx::Error>> + Send;
+        write: &ConnPool<Self>,
+    ) -> impl Future<Output = Result<Tx<Self>, sqlx::Error>> + Send;
 
     /// Takes the stream's next `drafts.len()` seqs and inserts the events with them, at
     /// `at`; returns the first seq. Must serialise the stream's writers until commit, so
@@ -103,8 +104,8 @@ pub trait Backend: Database {
 /// A store's connections: reads never wait for a connection a writer holds.
 #[derive(Debug)]
 pub struct Pools<B: Database> {
-    pub read: Pool<B>,
-    pub write: Pool<B>,
+    pub read: ConnPool<B>,
+    pub write: ConnPool<B>,
 }
 
 /// A type the shared SQL binds and reads as a column value on database `B`.

@@ -6,7 +6,9 @@
 //! [`Backend`] (`postgres.rs`, `sqlite.rs`) supplies what differs: its pools and write
 //! transactions, its row lock, how events get their seqs, NOTIFY, and how it names a
 //! violated unique constraint. Failures come back as a [`StoreError`], so a service can
-//! tell which unique constraint fired without knowing the driver.
+//! tell which unique constraint fired without knowing the driver. Connections come from
+//! a [`ConnPool`] (`pool.rs`), which takes a connection back without the round trip
+//! sqlx's own pool spends on each.
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -22,6 +24,7 @@ use crate::domain::{
 
 mod backend;
 mod error;
+mod pool;
 mod postgres;
 mod queries;
 mod sql;
@@ -29,6 +32,7 @@ mod sqlite;
 
 pub use backend::{Backend, Column, Pools};
 pub use error::{StoreError, StoreResult, USERS_EMAIL_KEY, USERS_NAME_KEY};
+pub use pool::{ConnPool, PoolLimits, PoolStats, PooledConnection, Tx};
 pub use sql::SqlStore;
 
 pub type PostgresStore = SqlStore<sqlx::Postgres>;
@@ -201,8 +205,8 @@ pub trait Store: Send + Sync + 'static {
     /// `"postgres"` or `"sqlite"`, for logs and health output.
     fn backend(&self) -> &'static str;
 
-    /// Connections of the pool(s) in use and idle, for metrics.
-    fn pool_connections(&self) -> (u32, u32);
+    /// What the connection pool(s) hold and have done, for metrics.
+    fn pool_stats(&self) -> PoolStats;
 
     async fn ping(&self) -> StoreResult<()>;
 

@@ -6,10 +6,11 @@ use std::time::Duration;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use sqlx::error::DatabaseError;
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgQueryResult};
-use sqlx::{Connection, Postgres, Transaction};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgQueryResult};
+use sqlx::Postgres;
 
 use super::backend::{Backend, Notices, Pools};
+use super::pool::{ConnPool, PoolLimits, Tx};
 use super::queries::{join, sql};
 use super::PoolSizes;
 use crate::config::DatabaseUrl;
@@ -80,23 +81,26 @@ impl Backend for Postgres {
             .parse()
             .with_context(|| format!("invalid DATABASE_URL {}", url.redacted()))?;
         let (writers, readers) = sizes.split();
-        let write = pool(writers)
-            .connect_with(options.clone())
+        let write = ConnPool::connect(options.clone(), limits(writers))
+            .await
+            .with_context(|| format!("cannot connect to {}", url.redacted()))?;
+        let mut conn = write
+            .acquire()
             .await
             .with_context(|| format!("cannot connect to {}", url.redacted()))?;
         sqlx::migrate!("./migrations/postgres")
-            .run(&write)
+            .run_direct(&mut *conn)
             .await
             .context("applying PostgreSQL migrations")?;
-        let read = pool(readers)
-            .connect_with(options)
+        drop(conn);
+        let read = ConnPool::connect(options, limits(readers))
             .await
             .with_context(|| format!("cannot connect to {}", url.redacted()))?;
         Ok(Pools { read, write })
     }
 
-    async fn begin_write(write: &PgPool) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
-        write.begin().await
+    async fn begin_write(write: &ConnPool<Postgres>) -> Result<Tx<Postgres>, sqlx::Error> {
+        write.begin(None).await
     }
 
     /// One round trip (data-modifying CTEs), NOTIFYs included; the stream's row stays
@@ -181,21 +185,9 @@ impl Backend for Postgres {
     }
 }
 
-fn pool(size: u32) -> PgPoolOptions {
-    PgPoolOptions::new()
-        .max_connections(size)
-        .min_connections(1)
-        .acquire_timeout(Duration::from_secs(5))
-        // Health check: a connection idle for a while is pinged before use. Pinging on
-        // every acquire (sqlx's default) would add a round trip to every query.
-        .test_before_acquire(false)
-        .before_acquire(|conn, meta| {
-            Box::pin(async move {
-                if meta.idle_for > Duration::from_secs(30) {
-                    conn.ping().await?;
-                }
-                Ok(true)
-            })
-        })
-        .idle_timeout(Duration::from_secs(600))
+fn limits(size: u32) -> PoolLimits {
+    PoolLimits {
+        max_connections: size,
+        acquire_timeout: Duration::from_secs(5),
+    }
 }

@@ -2,10 +2,11 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
-use sqlx::{ColumnIndex, Encode, Executor, IntoArguments, Pool, Transaction, Type};
+use sqlx::{ColumnIndex, Encode, Executor, IntoArguments, Type};
 use uuid::Uuid;
 
 use super::backend::{notify_refused, Backend, Column, Notices};
+use super::pool::{ConnPool, PoolStats, Tx};
 use super::queries::{self as q, Locked, TaskQueries, TAG_FILTER_SLOTS};
 use super::{
     EventBounds, EventRow, InsertedNotification, MembershipPosition, NewContactMessage,
@@ -24,8 +25,8 @@ use crate::domain::{
 /// The store on database `B`: a pool for reads and one for write transactions.
 #[derive(Debug)]
 pub struct SqlStore<B: Backend> {
-    read: Pool<B>,
-    write: Pool<B>,
+    read: ConnPool<B>,
+    write: ConnPool<B>,
 }
 
 impl<B: Backend> SqlStore<B> {
@@ -41,7 +42,7 @@ impl<B: Backend> SqlStore<B> {
 
 /// A write transaction on database `B`.
 struct SqlTx<B: Backend> {
-    tx: Transaction<'static, B>,
+    tx: Tx<B>,
     /// Whether a delivery was added (see [`StoreTx::enqueued_deliveries`]).
     enqueued: bool,
     /// The latest seq of each stream whose row this transaction holds locked (see
@@ -111,10 +112,8 @@ where
         B::LABEL
     }
 
-    fn pool_connections(&self) -> (u32, u32) {
-        let idle = (self.read.num_idle() + self.write.num_idle()) as u32;
-        let open = self.read.size() + self.write.size();
-        (open.saturating_sub(idle), idle)
+    fn pool_stats(&self) -> PoolStats {
+        self.read.stats() + self.write.stats()
     }
 
     async fn ping(&self) -> StoreResult<()> {
@@ -1672,11 +1671,7 @@ impl<'a> TaskFilterArgs<'a> {
 }
 
 /// Adds a task's rows to `task_tags` (it has none yet).
-async fn insert_task_tags<B: Backend>(
-    tx: &mut Transaction<'static, B>,
-    task_id: i64,
-    tags: &Tags,
-) -> StoreResult<()>
+async fn insert_task_tags<B: Backend>(tx: &mut Tx<B>, task_id: i64, tags: &Tags) -> StoreResult<()>
 where
     for<'c> &'c mut B::Connection: Executor<'c, Database = B>,
     for<'q> B::Arguments<'q>: IntoArguments<'q, B>,

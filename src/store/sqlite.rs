@@ -10,13 +10,13 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use sqlx::error::DatabaseError;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteQueryResult, SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteQueryResult, SqliteSynchronous,
 };
-use sqlx::{QueryBuilder, Sqlite, Transaction};
+use sqlx::{QueryBuilder, Sqlite};
 use uuid::Uuid;
 
 use super::backend::{notify_refused, Backend, Notices, Pools};
+use super::pool::{ConnPool, PoolLimits, Tx};
 use super::{PoolSizes, USERS_EMAIL_KEY, USERS_NAME_KEY};
 use crate::config::DatabaseUrl;
 use crate::domain::{held_deltas, EventDraft, StreamKey};
@@ -82,36 +82,38 @@ impl Backend for Sqlite {
                     .with_context(|| format!("creating {}", parent.display()))?;
             }
         }
-        // A local file needs no ping before each use.
-        let write = SqlitePoolOptions::new()
-            .max_connections(1)
-            .test_before_acquire(false)
-            .connect_with(options.clone())
+        let limits = |max_connections| PoolLimits {
+            max_connections,
+            acquire_timeout: Duration::from_secs(5),
+        };
+        let write = ConnPool::connect(options.clone(), limits(1))
+            .await
+            .with_context(|| format!("opening {}", url.redacted()))?;
+        let mut conn = write
+            .acquire()
             .await
             .with_context(|| format!("opening {}", url.redacted()))?;
         sqlx::migrate!("./migrations/sqlite")
-            .run(&write)
+            .run_direct(&mut *conn)
             .await
             .context("applying SQLite migrations")?;
+        drop(conn);
         let readers = PoolSizes {
             writers: 1,
             ..sizes
         }
         .split()
         .1;
-        let read = SqlitePoolOptions::new()
-            .max_connections(readers)
-            .test_before_acquire(false)
-            .connect_with(options.read_only(true))
+        let read = ConnPool::connect(options.read_only(true), limits(readers))
             .await
             .with_context(|| format!("opening {}", url.redacted()))?;
         Ok(Pools { read, write })
     }
 
-    async fn begin_write(write: &SqlitePool) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
+    async fn begin_write(write: &ConnPool<Sqlite>) -> Result<Tx<Sqlite>, sqlx::Error> {
         // IMMEDIATE takes the write lock up front, so a transaction that reads before it
         // writes cannot fail half-way when another process wrote in between.
-        write.begin_with("BEGIN IMMEDIATE").await
+        write.begin(Some("BEGIN IMMEDIATE")).await
     }
 
     /// Two statements: SQLite has no data-modifying CTEs, and its round trips are

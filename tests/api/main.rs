@@ -14,6 +14,7 @@ mod projects;
 mod quotas;
 mod realtime;
 mod sessions;
+mod store_pool;
 mod tasks;
 mod transport;
 

@@ -35,9 +35,14 @@ fn pushes(receiver: &PushReceiver, subscriptions: &[TestSubscription]) -> Vec<Va
         .collect()
 }
 
-/// 1,000 tasks of 10 users due in the same second, on two instances: every reminder is
-/// pushed exactly once (both kinds), and the task creations, made while each user has a
-/// socket open on instance A, are pushed by neither instance (B sees A's sockets).
+/// 1,000 tasks of 10 users due in the same second, on two instances: every reminder fires
+/// exactly once and is pushed exactly once, and the task creations, made while each user
+/// has a socket open on instance A, are pushed by neither instance (B sees A's sockets).
+///
+/// How many `TASK_DUE_SOON` fire depends on the machine's speed, not on correctness: one
+/// that fires after its due date is an `TASK_OVERDUE` only (see `domain::reminder::fire`),
+/// so a slow run has fewer of them. The test checks what fired (each task's overdue one,
+/// at most one of each kind) against what was pushed, never a count that needs speed.
 #[tokio::test]
 async fn a_thousand_reminders_due_at_once_fire_once_each_across_instances() {
     let _turn = crate::turn().await;
@@ -45,9 +50,9 @@ async fn a_thousand_reminders_due_at_once_fire_once_each_across_instances() {
     const TASKS_PER_USER: usize = 100;
     let db = PgDatabase::create().await;
     let receiver = PushReceiver::start().await;
-    // The lead leaves room for all 1,000 "due soon" reminders to fire before the due date
-    // (one fired after it is an "overdue" one only).
-    let env = [("PUSH_ALLOW_HTTP", "true"), ("REMINDER_LEAD", "8s")];
+    // "Due soon" reminders fire from 15 s before the due date: a window that leaves most
+    // of the 1,000 time to fire as such even on a slow machine.
+    let env = [("PUSH_ALLOW_HTTP", "true"), ("REMINDER_LEAD", "15s")];
     let a = Instance::start_with(&db.url, Bus::Postgres, &env).await;
     let b = Instance::start_with(&db.url, Bus::Postgres, &env).await;
 
@@ -69,7 +74,7 @@ async fn a_thousand_reminders_due_at_once_fire_once_each_across_instances() {
     // A has written down who is connected to it.
     wait_for_count(&db, "SELECT count(*) FROM socket_presence", USERS as i64).await;
 
-    let due = (chrono::Utc::now() + chrono::Duration::seconds(15)).to_rfc3339();
+    let due = (chrono::Utc::now() + chrono::Duration::seconds(25)).to_rfc3339();
     let mut creations = tokio::task::JoinSet::new();
     for (n, user) in users.iter().enumerate() {
         for half in [&a.base, &b.base] {
@@ -96,49 +101,93 @@ async fn a_thousand_reminders_due_at_once_fire_once_each_across_instances() {
         "creating the tasks took longer than the margin"
     );
 
+    // Every task's last reminder is its overdue one: once each task has it, and nothing is
+    // scheduled or waiting to be sent any more, every reminder has fired and gone out.
     let total = USERS * TASKS_PER_USER;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
-    while receiver.count_all() < 2 * total {
+    let overdue = |pushes: &[Value]| {
+        pushes
+            .iter()
+            .filter(|p| p["type"] == "TASK_OVERDUE")
+            .count()
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let all = pushes(&receiver, &subscriptions);
+        if overdue(&all) >= total {
+            break;
+        }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "{} of {} reminders pushed",
-            receiver.count_all(),
-            2 * total
+            "{} pushes, {} of {total} overdue reminders among them",
+            all.len(),
+            overdue(&all)
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    // Nothing more is on its way.
-    wait_for_count(
-        &db,
-        "SELECT count(*) FROM deliveries WHERE status = 'pending'",
-        0,
-    )
-    .await;
     wait_for_count(
         &db,
         "SELECT count(*) FROM tasks WHERE remind_at IS NOT NULL",
         0,
     )
     .await;
+    wait_for_count(
+        &db,
+        "SELECT count(*) FROM deliveries WHERE status = 'pending'",
+        0,
+    )
+    .await;
 
+    // What fired, from the notifications it made: per task, one overdue and at most one
+    // due-soon reminder.
+    let fired: Vec<(i64, String)> = {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&db.url).await.expect("connect");
+        sqlx::query_as(
+            "SELECT task_id, kind FROM notifications \
+             WHERE kind IN ('TASK_DUE_SOON', 'TASK_OVERDUE')",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .expect("reminder notifications")
+    };
+    let mut fired_per_task: HashMap<(i64, String), usize> = HashMap::new();
+    for key in fired {
+        *fired_per_task.entry(key).or_default() += 1;
+    }
+    let fired_twice: Vec<_> = fired_per_task.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        fired_twice.is_empty(),
+        "fired more than once: {fired_twice:?}"
+    );
+    let overdue_fired = fired_per_task
+        .keys()
+        .filter(|(_, kind)| kind == "TASK_OVERDUE")
+        .count();
+    assert_eq!(overdue_fired, total, "every task's overdue reminder");
+
+    // What was pushed: each fired reminder once, and nothing else (no task creation).
     let all = pushes(&receiver, &subscriptions);
-    let mut per_task: HashMap<(i64, String), usize> = HashMap::new();
+    let mut pushed_per_task: HashMap<(i64, String), usize> = HashMap::new();
     for push in &all {
         let kind = push["type"].as_str().expect("type").to_string();
         assert!(
             kind == "TASK_DUE_SOON" || kind == "TASK_OVERDUE",
             "pushed while online: {push}"
         );
-        *per_task
+        *pushed_per_task
             .entry((push["task_id"].as_i64().expect("task"), kind))
             .or_default() += 1;
     }
-    assert_eq!(per_task.len(), 2 * total, "every task's two reminders");
-    let duplicated: Vec<_> = per_task.iter().filter(|(_, n)| **n > 1).collect();
+    let duplicated: Vec<_> = pushed_per_task.iter().filter(|(_, n)| **n > 1).collect();
     assert!(
         duplicated.is_empty(),
         "pushed more than once: {duplicated:?}"
     );
+    let mut pushed: Vec<_> = pushed_per_task.into_keys().collect();
+    let mut fired: Vec<_> = fired_per_task.into_keys().collect();
+    pushed.sort();
+    fired.sort();
+    assert_eq!(pushed, fired, "every fired reminder pushed, and only those");
     drop(sockets);
 }
 
