@@ -3,7 +3,7 @@
 //! instance, and what a killed instance had claimed is delivered by the other after the
 //! lease. Counted at a real push receiver.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -33,6 +33,20 @@ fn pushes(receiver: &PushReceiver, subscriptions: &[TestSubscription]) -> Vec<Va
         .flat_map(|s| receiver.messages(&s.id))
         .map(|m| serde_json::from_slice(&m).expect("JSON payload"))
         .collect()
+}
+
+/// How many times each (task, reminder kind) occurs.
+fn tally(keys: impl IntoIterator<Item = (i64, String)>) -> BTreeMap<(i64, String), usize> {
+    let mut counts = BTreeMap::new();
+    for key in keys {
+        *counts.entry(key).or_default() += 1;
+    }
+    counts
+}
+
+/// The entries of a tally seen more than once.
+fn more_than_once(counts: &BTreeMap<(i64, String), usize>) -> Vec<(&(i64, String), &usize)> {
+    counts.iter().filter(|(_, n)| **n > 1).collect()
 }
 
 /// 1,000 tasks of 10 users due in the same second, on two instances: every reminder fires
@@ -150,16 +164,13 @@ async fn a_thousand_reminders_due_at_once_fire_once_each_across_instances() {
         .await
         .expect("reminder notifications")
     };
-    let mut fired_per_task: HashMap<(i64, String), usize> = HashMap::new();
-    for key in fired {
-        *fired_per_task.entry(key).or_default() += 1;
-    }
-    let fired_twice: Vec<_> = fired_per_task.iter().filter(|(_, n)| **n > 1).collect();
+    let fired = tally(fired);
+    let fired_twice = more_than_once(&fired);
     assert!(
         fired_twice.is_empty(),
         "fired more than once: {fired_twice:?}"
     );
-    let overdue_fired = fired_per_task
+    let overdue_fired = fired
         .keys()
         .filter(|(_, kind)| kind == "TASK_OVERDUE")
         .count();
@@ -167,27 +178,24 @@ async fn a_thousand_reminders_due_at_once_fire_once_each_across_instances() {
 
     // What was pushed: each fired reminder once, and nothing else (no task creation).
     let all = pushes(&receiver, &subscriptions);
-    let mut pushed_per_task: HashMap<(i64, String), usize> = HashMap::new();
-    for push in &all {
+    let pushed = tally(all.iter().map(|push| {
         let kind = push["type"].as_str().expect("type").to_string();
         assert!(
             kind == "TASK_DUE_SOON" || kind == "TASK_OVERDUE",
             "pushed while online: {push}"
         );
-        *pushed_per_task
-            .entry((push["task_id"].as_i64().expect("task"), kind))
-            .or_default() += 1;
-    }
-    let duplicated: Vec<_> = pushed_per_task.iter().filter(|(_, n)| **n > 1).collect();
+        (push["task_id"].as_i64().expect("task"), kind)
+    }));
+    let duplicated = more_than_once(&pushed);
     assert!(
         duplicated.is_empty(),
         "pushed more than once: {duplicated:?}"
     );
-    let mut pushed: Vec<_> = pushed_per_task.into_keys().collect();
-    let mut fired: Vec<_> = fired_per_task.into_keys().collect();
-    pushed.sort();
-    fired.sort();
-    assert_eq!(pushed, fired, "every fired reminder pushed, and only those");
+    assert_eq!(
+        pushed.keys().collect::<Vec<_>>(),
+        fired.keys().collect::<Vec<_>>(),
+        "every fired reminder pushed, and only those"
+    );
     drop(sockets);
 }
 
