@@ -41,7 +41,9 @@
 # lasts PHASE x PHASES seconds, DURATION is not used), BUS (postgres or redis),
 # CHURN_PROJECTS (the churn users in the first N projects only; default all),
 # DB_CONNECTIONS (each instance's DATABASE_MAX_CONNECTIONS, 20), CHURN_NICE (the churn
-# sockets' threads' nice value, 19; 0: on the measured clients' runtime); for
+# sockets' threads' nice value, 19; 0: on the measured clients' runtime), BARE_CHURN=1
+# (the churn sockets go to `taskstream-load bare-ws` instead: what the connects alone cost
+# the machine, the floor under the target); for
 # team-write-cost MEMBERS (1000), CONCURRENCY (16), PHASE (10), ROUNDS (3).
 # DB_SET="name=value ..." sets PostgreSQL parameters on the benchmark database only. On a
 # disk whose WAL flushes stall now and then (COMMITs of 100+ ms; BENCHMARKS.md, "Projects",
@@ -289,6 +291,13 @@ case "$SCENARIO" in
       WRITE_S=$((PHASE * ${PHASES:-4}))
       EXTRA=(--churn-rate "${CHURN:-1000}" --phase "$PHASE" --churn-nice "${CHURN_NICE:-19}")
       if [ -n "${CHURN_PROJECTS:-}" ]; then EXTRA+=(--churn-projects "$CHURN_PROJECTS"); fi
+      if [ -n "${BARE_CHURN:-}" ]; then
+        # The machine's floor: the churn sockets go to a server that does nothing.
+        BARE=$((API0 + 10))
+        "$LOAD" bare-ws --bind "127.0.0.1:$BARE" >"$OUT/bare-ws-$BARE.log" 2>&1 &
+        PIDS+=("$!")
+        EXTRA+=(--churn-url "http://127.0.0.1:$BARE")
+      fi
       CMD=presence-churn
     else
       BUS=${SCENARIO#team-fanout-}
@@ -297,7 +306,7 @@ case "$SCENARIO" in
       CMD=team-fanout
     fi
     NAME=$SCENARIO
-    if [ "$SCENARIO" = presence-churn ]; then NAME=$SCENARIO-$BUS; fi
+    if [ "$SCENARIO" = presence-churn ]; then NAME=$SCENARIO-$BUS${BARE_CHURN:+-bare}; fi
     fresh_database
     DATA=$(mktemp -d)
     start $API0 $METRICS0 DATABASE_URL="$URL" EVENT_BUS="$BUS" DATABASE_MAX_CONNECTIONS="${DB_CONNECTIONS:-20}" DATA_DIR="$DATA/a"

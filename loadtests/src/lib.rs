@@ -12,12 +12,16 @@
 //!   timed from its `remind_at` to its arrival on the owner's socket, and counted (none
 //!   lost, none twice).
 //!
+//! - [`bare_ws`]: a WebSocket server that does nothing, the machine's floor under
+//!   `presence-churn --churn-url`.
+//!
 //! [`client`] talks to the server, [`report`] turns numbers into JSON, a summary line and
 //! what a plot shows, `plot` draws it (with the `plot` feature, which the tests leave
 //! out), [`progress`] shows what is going on, [`sys`] deals with the machine.
 
 #![forbid(unsafe_code)]
 
+pub mod bare_ws;
 pub mod bomb;
 pub mod client;
 pub mod metrics;

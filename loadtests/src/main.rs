@@ -5,6 +5,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use taskstream_load::bare_ws::{self, BareWsArgs};
 use taskstream_load::progress::Ui;
 use taskstream_load::report::{self, OutputArgs, ScenarioReport};
 use taskstream_load::scenario::abuse::{self, AbuseArgs};
@@ -94,6 +95,8 @@ Examples:
       --instances http://127.0.0.1:8080,http://127.0.0.1:8081 --database-url postgres://...
   taskstream-load presence-churn --churn-rate 1000 --phase 15 --duration 60 \\
       --instances http://127.0.0.1:8080,http://127.0.0.1:8081 --database-url postgres://...
+  taskstream-load bare-ws --bind 127.0.0.1:8090 &   (then presence-churn ... --churn-url
+      http://127.0.0.1:8090: the same churn against a server that does nothing)
   taskstream-load team-write-cost --members 1000 --rounds 3 --phase 10 --database-url postgres://...";
 
 #[derive(Debug, Parser)]
@@ -178,6 +181,14 @@ enum Scenario {
         args: TeamWriteArgs,
         #[command(flatten)]
         output: OutputArgs,
+    },
+    /// A WebSocket server that accepts any upgrade, says `ready` and does nothing else:
+    /// point `presence-churn --churn-url` at it to measure what the connects alone cost
+    /// the machine (the floor no server can go below).
+    #[command(name = "bare-ws")]
+    BareWs {
+        #[command(flatten)]
+        args: BareWsArgs,
     },
     /// A `connections` worker process (started by `connections --workers N`).
     #[command(name = "connections-worker", hide = true)]
@@ -279,6 +290,10 @@ async fn run(scenario: Scenario) -> anyhow::Result<bool> {
             let report = team_write::run(&args, ui(&output)).await?;
             report::finish(&report, &output, None)?;
             Ok(report.passed())
+        }
+        Scenario::BareWs { args } => {
+            bare_ws::run(&args).await?;
+            Ok(true)
         }
         Scenario::ConnectionsWorker => {
             connections::worker_main().await?;

@@ -244,6 +244,22 @@ impl UnmeasuredLoad {
     }
 }
 
+/// Resolves on ctrl-c or SIGTERM (what `kill` and the bench script send).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                () = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => ctrl_c.await,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -98,6 +98,11 @@ pub struct TeamFanoutArgs {
     /// the measured clients' runtime.
     #[arg(long, default_value_t = 19, value_parser = clap::value_parser!(i32).range(0..=19))]
     pub churn_nice: i32,
+    /// Send the churn sockets to this server instead of the instances, e.g. a
+    /// `taskstream-load bare-ws`: the churn then costs the machine its connects and nothing
+    /// of taskstream's, which measures the floor under the presence-churn target.
+    #[arg(long)]
+    pub churn_url: Option<String>,
     /// With churn: seconds per phase, alternately without and with churn (calm first);
     /// 0: churn the whole time.
     #[arg(long, default_value_t = 0)]
@@ -142,6 +147,7 @@ impl TeamFanoutArgs {
             churn_users: None,
             churn_projects: None,
             churn_nice: 19,
+            churn_url: None,
             phase: 0,
             drain: 30,
             connect_concurrency: 256,
@@ -185,6 +191,8 @@ pub struct ChurnStats {
     pub achieved_rate: f64,
     /// The nice value of the churn sockets' threads (0: on the measured clients' runtime).
     pub nice: i32,
+    /// Where the churn sockets went instead of the instances (`--churn-url`).
+    pub url: Option<String>,
 }
 
 /// Commit-to-client latency of project events by phase.
@@ -283,9 +291,13 @@ impl ScenarioReport for TeamFanoutReport {
         );
         if let (Some(churn), Some(phases)) = (&self.churn, &self.by_phase) {
             line.push_str(&format!(
-                "; churn {} opened ({:.0}/s), {} failed, {} skipped; p99 calm {} churn {} (x{})",
+                "; churn {} opened ({:.0}/s{}), {} failed, {} skipped; p99 calm {} churn {} (x{})",
                 churn.opened,
                 churn.achieved_rate,
+                churn
+                    .url
+                    .as_deref()
+                    .map_or(String::new(), |url| format!(" to {url}")),
                 churn.failed.values().sum::<u64>(),
                 churn.skipped,
                 report::fmt_ms(phases.calm.p99_ms),
@@ -526,7 +538,10 @@ pub async fn run(
                 .iter()
                 .map(|a| a.token.clone())
                 .collect(),
-            targets: targets.clone(),
+            targets: match &args.churn_url {
+                Some(url) => Arc::new(vec![WsTarget::resolve(url).await?]),
+                None => targets.clone(),
+            },
             // Like the measured clients: own source addresses only on IPv4 loopback.
             sources: if sources.is_empty() {
                 Vec::new()
@@ -573,6 +588,7 @@ pub async fn run(
             runtime.stop();
             Some(ChurnStats {
                 nice: args.churn_nice,
+                url: args.churn_url.clone(),
                 ..stats
             })
         }
@@ -1025,6 +1041,7 @@ impl Churn {
             messages: tally.messages,
             achieved_rate: tally.opened as f64 / churn_seconds.max(0.001),
             nice: 0,
+            url: None,
         }
     }
 }
