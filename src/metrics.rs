@@ -16,7 +16,11 @@
 //!   commit: the part of the two latencies around it that is the database's),
 //!   `taskstream_bus_lag_seconds{bus}` (from `at` to receipt from the bus), `taskstream_gap_fills_total`, `taskstream_bus_rejected_total{bus}`
 //!   (bus messages dropped because no instance signed them), `taskstream_bus_connects_total{bus}`
-//!   (subscriptions made: the first, then one per reconnection)
+//!   (subscriptions made: the first, then one per reconnection),
+//!   `taskstream_catch_up_pass_seconds` (the time one pass of the periodic check spends
+//!   reading the ends of the streams with sockets here from the table), `taskstream_catch_up_wakeups_total` (streams
+//!   that pass found behind twice and woke: events a bus dropped; above zero outside bus
+//!   reconnections, a bus is losing messages)
 //! - `taskstream_http_requests_total{method,route,status}`,
 //!   `taskstream_http_request_duration_seconds{method,route}` (route = matched template,
 //!   `<unmatched>` for any other path; method = a standard method's name, else `OTHER`)
@@ -82,6 +86,8 @@ pub const PRESENCE_PROJECTS: &str = "taskstream_presence_projects";
 pub const PRESENCE_MESSAGES: &str = "taskstream_presence_messages_total";
 /// Sockets woken to send presence alone (no other frame took it within PRESENCE_HOLD).
 pub const PRESENCE_WAKEUPS: &str = "taskstream_presence_wakeups_total";
+pub const CATCH_UP_PASS: &str = "taskstream_catch_up_pass_seconds";
+pub const CATCH_UP_WAKEUPS: &str = "taskstream_catch_up_wakeups_total";
 const HTTP_REQUESTS: &str = "taskstream_http_requests_total";
 const HTTP_DURATION: &str = "taskstream_http_request_duration_seconds";
 
@@ -138,6 +144,7 @@ pub fn register(bus: &'static str) {
         PASSWORD_HASH_REJECTED,
         PRESENCE_MESSAGES,
         PRESENCE_WAKEUPS,
+        CATCH_UP_WAKEUPS,
     ] {
         metrics::counter!(counter).increment(0);
     }

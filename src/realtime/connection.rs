@@ -422,6 +422,8 @@ impl Connection<'_> {
         } else {
             (self.bounds(own).await?, Vec::new())
         };
+        // Registered with the hub before this read (in `serve`).
+        self.ctx.hub.read_end(own, self.id, bounds.last_seq);
         self.cursors.insert(
             own,
             Cursor {
@@ -487,6 +489,7 @@ impl Connection<'_> {
                     unavailable()
                 })?;
                 for (stream, last_seq) in latest {
+                    self.ctx.hub.read_end(stream, self.id, last_seq);
                     if last_seq > self.last_sent(stream) {
                         self.behind.insert(stream, last_seq);
                     }

@@ -11,7 +11,7 @@
 //! (the socket had nothing else to send) gets the connection woken for it. Under load most
 //! sockets have an event to send within the second, so presence costs them no wake-up.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -526,17 +526,47 @@ impl Hub {
         self.users.contains_key(&user_id)
     }
 
-    /// The streams with connections here, and the latest seq the hub knows for each.
-    pub fn connected_streams(&self) -> Vec<(StreamKey, i64)> {
-        let users = self
-            .users
-            .iter()
-            .map(|entry| (StreamKey::User(*entry.key()), entry.known_seq));
+    /// Connection `conn` read the end of `stream` from the table after it began to receive
+    /// the stream's announcements here. When it is the stream's only receiver here, that
+    /// end becomes what the hub knows: nobody here can lack an event up to it, and what
+    /// comes after still arrives as an announcement or is found missing by the catch-up.
+    /// (Otherwise a stream new here would look behind to the catch-up, which would wake
+    /// its socket to read nothing.) With other receivers, one of them may be missing an
+    /// announcement that the catch-up must still find: the hub is left as it is.
+    pub fn read_end(&self, stream: StreamKey, conn: Uuid, last_seq: i64) {
+        let map = match stream {
+            StreamKey::User(_) => &self.users,
+            StreamKey::Project(_) => &self.projects,
+        };
+        if let Some(mut entry) = map.get_mut(&stream.id()) {
+            if matches!(entry.conns.as_slice(), [only] if only.id == conn) {
+                entry.known_seq = entry.known_seq.max(last_seq);
+            }
+        }
+    }
+
+    /// The streams with connections here.
+    pub fn connected_stream_keys(&self) -> Vec<StreamKey> {
+        let users = self.users.iter().map(|entry| StreamKey::User(*entry.key()));
         let projects = self
             .projects
             .iter()
-            .map(|entry| (StreamKey::Project(*entry.key()), entry.known_seq));
+            .map(|entry| StreamKey::Project(*entry.key()));
         users.chain(projects).collect()
+    }
+
+    /// The latest seq the hub knows for each of `streams` that still has connections here.
+    pub fn known_seqs(&self, streams: &[StreamKey]) -> HashMap<StreamKey, i64> {
+        streams
+            .iter()
+            .filter_map(|&stream| {
+                let map = match stream {
+                    StreamKey::User(_) => &self.users,
+                    StreamKey::Project(_) => &self.projects,
+                };
+                map.get(&stream.id()).map(|entry| (stream, entry.known_seq))
+            })
+            .collect()
     }
 
     /// The projects whose stream some connection here receives.
@@ -601,6 +631,7 @@ impl Hub {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashSet;
 
     fn hub() -> Hub {
         Hub::new(HubLimits {
@@ -617,6 +648,39 @@ mod tests {
     fn later() -> tokio::time::Instant {
         std::thread::sleep(Duration::from_millis(2));
         tokio::time::Instant::now()
+    }
+
+    #[test]
+    fn a_streams_end_read_by_its_only_receiver_is_what_the_hub_knows() {
+        let hub = hub();
+        let user = Uuid::from_u128(1);
+        let own = StreamKey::User(user);
+        let project = StreamKey::Project(Uuid::from_u128(7));
+        let (first, _first_inbox) = hub.register(user).expect("registered");
+        assert_eq!(hub.known_seqs(&[own, project]), HashMap::from([(own, 0)]));
+
+        // The only receiver: the hub takes its read, never going back.
+        hub.read_end(own, first.id, 5);
+        hub.read_end(own, first.id, 3);
+        assert_eq!(hub.known_seqs(&[own]), HashMap::from([(own, 5)]));
+        assert_eq!(hub.subscribe(project.id(), &first, later()), None);
+        hub.read_end(project, first.id, 9);
+        assert_eq!(hub.known_seqs(&[project]), HashMap::from([(project, 9)]));
+
+        // Another receiver may be missing an announcement: the hub stays as it was.
+        let (second, _second_inbox) = hub.register(user).expect("registered");
+        hub.read_end(own, second.id, 8);
+        hub.read_end(own, first.id, 8);
+        assert_eq!(hub.known_seqs(&[own]), HashMap::from([(own, 5)]));
+        // Nor does a connection that does not receive the stream count.
+        hub.read_end(project, second.id, 12);
+        assert_eq!(hub.known_seqs(&[project]), HashMap::from([(project, 9)]));
+        assert_eq!(
+            hub.connected_stream_keys()
+                .into_iter()
+                .collect::<HashSet<_>>(),
+            HashSet::from([own, project])
+        );
     }
 
     #[test]

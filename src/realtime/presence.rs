@@ -1,8 +1,9 @@
 //! Who is online in each project: the members with at least one open socket, on any
 //! instance, and how many each has.
 //!
-//! Every second the node reads, for the projects whose streams its sockets receive, each
-//! member's sockets on the other instances (`socket_presence`, written by every instance
+//! Every second the node reads, for the projects whose streams its sockets receive (a
+//! tenth of them at a time, over half a second, so that the reads never come in one
+//! burst), each member's sockets on the other instances (`socket_presence`, written by every instance
 //! each second; an instance that stops marking itself alive drops out after
 //! `PRESENCE_STALE`) and adds its own. [`ProjectPresence::update`] compares that with what
 //! the sockets were last told and makes at most one message per project: `presence.joined`
@@ -15,7 +16,7 @@
 //! history: it is in no stream and has no seq. Projects with more than
 //! `PRESENCE_MAX_MEMBERS` members get counts only.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use serde::Serialize;
@@ -156,11 +157,17 @@ impl ProjectPresence {
         }
     }
 
-    /// Takes the projects' current presence (only the watched ones: the others are
-    /// forgotten) and returns the message to send to each project's sockets, if any.
+    /// Forgets what was announced of projects no socket here watches any more.
+    pub fn forget_unwatched(&self, watched: &[Uuid]) {
+        let watched: HashSet<Uuid> = watched.iter().copied().collect();
+        let mut announced = self.announced.lock().unwrap_or_else(|e| e.into_inner());
+        announced.retain(|project, _| watched.contains(project));
+    }
+
+    /// Takes some projects' current presence and returns the message to send to each
+    /// project's sockets, if any.
     pub fn update(&self, now: HashMap<Uuid, ProjectCounts>) -> Vec<(Uuid, ServerMessage)> {
         let mut announced = self.announced.lock().unwrap_or_else(|e| e.into_inner());
-        announced.retain(|project, _| now.contains_key(project));
         let mut messages = Vec::new();
         for (project_id, counts) in now {
             let state = announced.entry(project_id).or_default();
@@ -327,7 +334,7 @@ mod tests {
         assert_eq!(announced(&presence, p).members, None);
         let down = presence.update(HashMap::from([(p, counts(3, &[(1, 1)]))]));
         assert_eq!(kind(&down[0].1), ("left", 1, None));
-        presence.update(HashMap::new());
+        presence.forget_unwatched(&[]);
         assert_eq!(announced(&presence, p).online, 0);
     }
 }

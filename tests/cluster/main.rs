@@ -347,8 +347,9 @@ async fn redis_outage_loses_nothing() {
         for i in 0..5 {
             create_task(&b.base, &user, &format!("During {i}")).await;
         }
-        // Delivered from the table by the catch-up, with no bus at all.
+        // Delivered from the table by the catch-up, with no bus at all, and counted.
         events.extend(ws.events(10).await);
+        assert!(counter(&a.metrics, "taskstream_catch_up_wakeups_total").await >= 1);
         redis.restart().await;
     }
     for i in 0..5 {
@@ -577,7 +578,7 @@ async fn forged_bus_messages_never_reach_a_socket(bus: Bus<'_>) {
     }
     // A has seen both forgeries and dropped them.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while rejected_bus_messages(&a.metrics).await < 2 {
+    while counter(&a.metrics, "taskstream_bus_rejected_total").await < 2 {
         assert!(
             tokio::time::Instant::now() < deadline,
             "A did not count the forged messages"
@@ -593,8 +594,8 @@ async fn forged_bus_messages_never_reach_a_socket(bus: Bus<'_>) {
     assert_consecutive(&events, 2);
 }
 
-/// `taskstream_bus_rejected_total` of an instance, whatever the bus label.
-async fn rejected_bus_messages(metrics: &str) -> u64 {
+/// The counter `name` of an instance, summed over its labels.
+async fn counter(metrics: &str, name: &str) -> u64 {
     let text = reqwest::get(format!("{metrics}/metrics"))
         .await
         .unwrap()
@@ -602,7 +603,10 @@ async fn rejected_bus_messages(metrics: &str) -> u64 {
         .await
         .unwrap();
     text.lines()
-        .filter(|line| line.starts_with("taskstream_bus_rejected_total"))
+        .filter(|line| {
+            line.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with([' ', '{']))
+        })
         .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
         .sum::<f64>() as u64
 }

@@ -11,7 +11,7 @@ use testkit::process::Bus;
 use testkit::ws::{assert_consecutive, WsClient};
 use testkit::{PgDatabase, RedisServer};
 
-use super::{signup, Instance};
+use super::{counter, create_task, signup, Instance};
 
 /// An owner and a member of one project (signed up on `base`), and the project's id.
 /// Invitations need a verified address: the member's is marked verified in the database,
@@ -367,7 +367,37 @@ async fn presence_is_written_again_when_emptied() {
     emptied_presence_is_written_again().await;
 }
 
+/// The periodic catch-up wakes a stream only when a bus dropped one of its events: the
+/// streams a socket read at connect (its own and its project's, both with events already)
+/// do not look behind to it, and what comes over the bus wakes nothing either:
+/// `taskstream_catch_up_wakeups_total` stays 0 on the socket's instance through many
+/// passes.
+async fn the_catch_up_wakes_nothing_the_bus_delivered(bus: Bus<'_>) {
+    let db = PgDatabase::create().await;
+    let a = Instance::start_with(&db.url, bus, &[("EVENT_CATCH_UP_INTERVAL", "400ms")]).await;
+    let b = Instance::start(&db.url, bus).await;
+    let (owner, member, project) = team(&db, &b.base).await;
+    create_task(&b.base, &owner, "personal").await;
+    project_task(&b.base, &owner, &project, "before").await;
+    let (mut ws, ready) = project_socket(&a, &owner).await;
+    assert!(ready["last_seq"].as_i64().unwrap() > 0, "{ready}");
+    let from = position(&ready, &project);
+    assert!(from > 0, "{ready}");
+    let mut events = Vec::new();
+    for i in 0..4 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        project_task(&b.base, &member, &project, &format!("T{i}")).await;
+        project_events(&mut ws, &project, &mut events, i + 1).await;
+    }
+    assert_consecutive(&events, from + 1);
+    assert_eq!(
+        counter(&a.metrics, "taskstream_catch_up_wakeups_total").await,
+        0
+    );
+}
+
 on_buses!(
+    the_catch_up_wakes_nothing_the_bus_delivered,
     members_on_different_instances_see_one_order,
     an_assignment_reaches_the_assignee_on_another_instance,
     a_removal_on_one_instance_stops_the_stream_on_another,
