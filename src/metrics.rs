@@ -17,6 +17,9 @@
 //!   `taskstream_bus_lag_seconds{bus}` (from `at` to receipt from the bus), `taskstream_gap_fills_total`, `taskstream_bus_rejected_total{bus}`
 //!   (bus messages dropped because no instance signed them), `taskstream_bus_connects_total{bus}`
 //!   (subscriptions made: the first, then one per reconnection),
+//!   `taskstream_presence_reads_total` (reads of project members' presence: a pass reads
+//!   only when a socket here, a watched membership or another instance's presence
+//!   changed, and every ten seconds),
 //!   `taskstream_catch_up_pass_seconds` (the time one pass of the periodic check spends
 //!   reading the ends of the streams with sockets here from the table), `taskstream_catch_up_wakeups_total` (streams
 //!   that pass found behind twice and woke: events a bus dropped; above zero outside bus
@@ -86,6 +89,7 @@ pub const PRESENCE_PROJECTS: &str = "taskstream_presence_projects";
 pub const PRESENCE_MESSAGES: &str = "taskstream_presence_messages_total";
 /// Sockets woken to send presence alone (no other frame took it within PRESENCE_HOLD).
 pub const PRESENCE_WAKEUPS: &str = "taskstream_presence_wakeups_total";
+pub const PRESENCE_READS: &str = "taskstream_presence_reads_total";
 pub const CATCH_UP_PASS: &str = "taskstream_catch_up_pass_seconds";
 pub const CATCH_UP_WAKEUPS: &str = "taskstream_catch_up_wakeups_total";
 const HTTP_REQUESTS: &str = "taskstream_http_requests_total";
@@ -144,6 +148,7 @@ pub fn register(bus: &'static str) {
         PASSWORD_HASH_REJECTED,
         PRESENCE_MESSAGES,
         PRESENCE_WAKEUPS,
+        PRESENCE_READS,
         CATCH_UP_WAKEUPS,
     ] {
         metrics::counter!(counter).increment(0);

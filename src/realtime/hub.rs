@@ -13,7 +13,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
 use super::protocol::{text_frame, CloseKind, CloseReason};
-use crate::domain::{StreamKey, StreamUpdate};
+use crate::domain::{EventKind, StreamKey, StreamUpdate};
 
 /// What a connection's queue carries.
 #[derive(Debug, Clone)]
@@ -194,6 +194,11 @@ pub struct Hub {
     /// [`Hub::take_presence_changes`], with that number now; kept only while other
     /// instances need to know ([`Hub::track_presence`]).
     presence_changes: Option<Mutex<std::collections::HashMap<Uuid, usize>>>,
+    /// Moves whenever the presence this node announces may have changed here: a socket
+    /// opened or closed, or a watched project's membership changed (or an update came
+    /// that does not say what it holds). Unmoved, and with the other instances' marks
+    /// unmoved, the presence pass has nothing to read.
+    presence_generation: AtomicU64,
     /// Mailboxes that were empty when presence was put in them, in that order: when each
     /// was filled, and which filling it was.
     waiting_presence: Mutex<VecDeque<(tokio::time::Instant, u64, ConnHandle)>>,
@@ -290,6 +295,7 @@ impl Hub {
             emptied: Notify::new(),
             stagger: Mutex::new(None),
             presence_changes: None,
+            presence_generation: AtomicU64::new(0),
             waiting_presence: Mutex::new(VecDeque::new()),
         }
     }
@@ -318,9 +324,15 @@ impl Hub {
     }
 
     fn presence_changed(&self, user_id: Uuid, devices: usize) {
+        self.presence_generation.fetch_add(1, Ordering::Relaxed);
         if let Some(changes) = &self.presence_changes {
             lock(changes).insert(user_id, devices);
         }
+    }
+
+    /// See the field: compared from one presence pass to the next.
+    pub fn presence_generation(&self) -> u64 {
+        self.presence_generation.load(Ordering::Relaxed)
     }
 
     /// Every user with a socket here, and how many.
@@ -500,6 +512,18 @@ impl Hub {
         entry.known_seq = entry.known_seq.max(message.last_seq);
         let outgoing = Arc::new(Outgoing::new(message.clone()));
         if message.stream.project().is_some() {
+            let membership = message.events.is_empty()
+                || message.events.iter().any(|e| {
+                    matches!(
+                        e.kind,
+                        EventKind::MemberAdded
+                            | EventKind::MemberUpdated
+                            | EventKind::MemberRemoved
+                    )
+                });
+            if membership {
+                self.presence_generation.fetch_add(1, Ordering::Relaxed);
+            }
             // A connection that ended without unsubscribing (it always does, short of a
             // panic) is dropped here.
             let before = entry.conns.len();

@@ -210,11 +210,35 @@ impl Realtime {
         let (hub, store) = (&self.sockets.hub, &self.sockets.store);
         let mut tick = tokio::time::interval(PRESENCE_FLUSH);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // What the last complete read started from, and how many passes ago it was.
+        let mut read_from: Option<PresenceSources> = None;
+        let mut passes_since_read = 0u32;
         loop {
             tick.tick().await;
             let projects = hub.watched_projects();
             metrics::gauge!(crate::metrics::PRESENCE_PROJECTS).set(projects.len() as f64);
             self.sockets.presence.forget_unwatched(&projects);
+            // Taken before the reads, so that a change made while they run is seen as one
+            // at the next pass.
+            let sources = match self.presence_sources().await {
+                Ok(sources) => Some(sources),
+                Err(err) => {
+                    tracing::warn!(error = %err, "reading presence marks failed");
+                    None
+                }
+            };
+            passes_since_read += 1;
+            // Nothing moved since the last read: the presence is what it was. Read anyway
+            // now and then, in case a change went by unseen (a membership event a bus
+            // dropped).
+            if sources.is_some()
+                && sources == read_from
+                && passes_since_read < PRESENCE_FULL_READ_EVERY
+            {
+                continue;
+            }
+            passes_since_read = 0;
+            read_from = sources;
             // Read and announced in steps over half the interval: every socket of every
             // changed project gets a message, and a socket with nothing else to send is
             // woken for it (after PRESENCE_HOLD); all in one instant, the reads and the
@@ -243,15 +267,40 @@ impl Realtime {
                     Ok(now) => now,
                     Err(err) => {
                         tracing::warn!(error = %err, "reading presence failed");
+                        // Not complete: read again at the next pass.
+                        read_from = None;
                         continue;
                     }
                 };
+                metrics::counter!(crate::metrics::PRESENCE_READS).increment(1);
                 for (project, message) in self.sockets.presence.update(now) {
                     metrics::counter!(crate::metrics::PRESENCE_MESSAGES).increment(1);
                     hub.deliver_presence(project, &protocol::text_frame(&message));
                 }
             }
         }
+    }
+
+    /// What the presence this node announces is made of, as marks that move when it
+    /// changes: this hub's sockets and watched memberships, and each live instance's last
+    /// recorded change (none without other instances).
+    async fn presence_sources(&self) -> crate::store::StoreResult<PresenceSources> {
+        let remote = if self.cluster {
+            let fresh_since = crate::domain::now() - PRESENCE_STALE;
+            let mut marks = self
+                .sockets
+                .store
+                .presence_marks(self.instance, fresh_since)
+                .await?;
+            marks.sort_unstable();
+            marks
+        } else {
+            Vec::new()
+        };
+        Ok(PresenceSources {
+            local: self.sockets.hub.presence_generation(),
+            remote,
+        })
     }
 
     /// Removes this instance's presence (it is stopping; its sockets are closed).
@@ -402,6 +451,14 @@ impl BusHandler for Realtime {
 const CATCH_UP_CHUNK: usize = 100;
 /// How often the presence record is written (what others see lags this much).
 const PRESENCE_FLUSH: Duration = Duration::from_secs(1);
+/// See [`Realtime::presence_sources`].
+#[derive(Debug, PartialEq, Eq)]
+struct PresenceSources {
+    local: u64,
+    remote: Vec<(Uuid, Option<chrono::DateTime<chrono::Utc>>)>,
+}
+/// A presence pass reads only when its sources moved, and at least every this many passes.
+const PRESENCE_FULL_READ_EVERY: u32 = 10;
 /// A presence pass reads and announces its projects in this many steps over half a second.
 const PRESENCE_SPREAD_STEPS: usize = 10;
 /// A presence message waits this long in a socket's mailbox for another frame to go out

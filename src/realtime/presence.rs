@@ -1,9 +1,12 @@
 //! Who is online in each project: the members with at least one open socket, on any
 //! instance, and how many each has.
 //!
-//! Every second the node reads, for the projects whose streams its sockets receive (a
-//! tenth of them at a time, over half a second, so that the reads never come in one
-//! burst), each member's sockets on the other instances (`socket_presence`, written by every instance
+//! Every second, when anything it depends on moved (a socket here, a watched membership,
+//! another instance's last recorded change, the set of live instances; see
+//! `Realtime::presence_sources`) and every ten seconds regardless, the node reads, for the
+//! projects whose streams its sockets receive (a tenth of them at a time, over half a
+//! second, so that the reads never come in one burst), each member's sockets on the other
+//! instances (`socket_presence`, written by every instance
 //! each second; an instance that stops marking itself alive drops out after
 //! `PRESENCE_STALE`) and adds its own. [`ProjectPresence::update`] compares that with what
 //! the sockets were last told and makes at most one message per project: `presence.joined`

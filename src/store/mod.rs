@@ -319,6 +319,14 @@ pub trait Store: Send + Sync + 'static {
         devices: &[(Uuid, i64)],
         now: DateTime<Utc>,
     ) -> StoreResult<bool>;
+    /// The instances other than `instance` seen since `fresh_since`, each with when it
+    /// last recorded a presence change (`None`: never): while this stays the same, so does
+    /// the presence they recorded.
+    async fn presence_marks(
+        &self,
+        instance: Uuid,
+        fresh_since: DateTime<Utc>,
+    ) -> StoreResult<Vec<(Uuid, Option<DateTime<Utc>>)>>;
     /// `(project, member, sockets)` for every member of these projects, counting the
     /// sockets on instances other than `instance` seen since `fresh_since`.
     async fn project_presence(

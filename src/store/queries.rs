@@ -401,8 +401,20 @@ pub const DELETE_PUSH_SUBSCRIPTION_BY_ID: &str = "DELETE FROM push_subscriptions
 /// table), and [`ADD_INSTANCE`] writes it again.
 pub const TOUCH_INSTANCE: &str = "UPDATE instances SET seen_at = $2 WHERE id = $1";
 
-pub const ADD_INSTANCE: &str = "INSERT INTO instances (id, seen_at) VALUES ($1, $2) \
-     ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at";
+/// [`TOUCH_INSTANCE`] when the instance records presence changes: the others see its mark
+/// move and read presence again.
+pub const TOUCH_INSTANCE_CHANGED: &str =
+    "UPDATE instances SET seen_at = $2, presence_changed_at = $2 WHERE id = $1";
+
+pub const ADD_INSTANCE: &str = "INSERT INTO instances (id, seen_at, presence_changed_at) \
+     VALUES ($1, $2, $2) \
+     ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at, \
+     presence_changed_at = excluded.presence_changed_at";
+
+/// The instances other than `$1` seen since `$2`, with when each last recorded a presence
+/// change.
+pub const PRESENCE_MARKS: &str = "SELECT id, presence_changed_at FROM instances \
+     WHERE id <> $1 AND seen_at >= $2";
 
 /// The user `$1` has `$3` sockets on instance `$2`.
 pub const PRESENCE_SET: &str = "INSERT INTO socket_presence (user_id, instance_id, devices) \

@@ -588,7 +588,12 @@ where
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
         let mut tx = B::begin_write(&self.write).await.map_err(B::store_error)?;
-        let touched = sqlx::query(q::TOUCH_INSTANCE)
+        let touch = if devices.is_empty() {
+            q::TOUCH_INSTANCE
+        } else {
+            q::TOUCH_INSTANCE_CHANGED
+        };
+        let touched = sqlx::query(touch)
             .bind(instance)
             .bind(now)
             .execute(&mut *tx)
@@ -610,6 +615,19 @@ where
             .map_err(B::store_error)?;
         tx.commit().await.map_err(B::store_error)?;
         Ok(known)
+    }
+
+    async fn presence_marks(
+        &self,
+        instance: Uuid,
+        fresh_since: DateTime<Utc>,
+    ) -> StoreResult<Vec<(Uuid, Option<DateTime<Utc>>)>> {
+        sqlx::query_as(q::PRESENCE_MARKS)
+            .bind(instance)
+            .bind(fresh_since)
+            .fetch_all(&self.read)
+            .await
+            .map_err(B::store_error)
     }
 
     async fn project_presence(

@@ -312,6 +312,13 @@ async fn presence_spans_instances_and_dies_with_one() {
         json!([{"user_id": member.id, "devices": 1}])
     );
     assert_eq!(joined["stream"], json!(format!("project:{project}")));
+    // Nothing changes now: in the next three passes A reads presence at most once (its
+    // read every ten passes), not once a pass.
+    let reads = counter(&a.metrics, "taskstream_presence_reads_total").await;
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    let more = counter(&a.metrics, "taskstream_presence_reads_total").await - reads;
+    assert!(more <= 1, "{more} presence reads while nothing changed");
+    // B goes stale: A reads again and announces who left.
     b.kill9().await;
     let left = next_presence(&mut on_a).await;
     assert_eq!(left["type"], "presence.left", "{left}");
