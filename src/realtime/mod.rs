@@ -228,12 +228,13 @@ impl Realtime {
                 }
             };
             passes_since_read += 1;
-            // Nothing moved since the last read: the presence is what it was. Read anyway
-            // now and then, in case a change went by unseen (a membership event a bus
-            // dropped).
+            // Nothing moved since the last read, and all it found was announced: the
+            // presence is what it was. Read anyway now and then, in case a change went by
+            // unseen (a membership event a bus dropped).
             if sources.is_some()
                 && sources == read_from
                 && passes_since_read < PRESENCE_FULL_READ_EVERY
+                && self.sockets.presence.is_settled()
             {
                 continue;
             }

@@ -65,6 +65,9 @@ struct Announced {
     /// The last message was a `presence.joined` sent while leaves were due too: they go
     /// next, even if more members joined meanwhile.
     leaves_waited: bool,
+    /// What was read last is not all announced yet (joins or leaves wait their turn): the
+    /// next pass must read and announce even if nothing moved.
+    pending: bool,
 }
 
 /// What the sockets of this instance were told of each project they watch.
@@ -141,6 +144,7 @@ impl ProjectPresence {
                         members: counts.members,
                         online: counts.online,
                         leaves_waited: false,
+                        pending: false,
                     }
                 });
                 self.state_of(state)
@@ -196,6 +200,7 @@ impl ProjectPresence {
                     None
                 };
                 messages.extend(message.map(|m| (project_id, m)));
+                state.pending = false;
                 continue;
             }
             let mut joined: Vec<MemberPresence> = counts
@@ -243,8 +248,15 @@ impl ProjectPresence {
                     },
                 ));
             }
+            state.pending = state.online != counts.online;
         }
         messages
+    }
+
+    /// Whether everything read so far has been announced (see `Announced::pending`).
+    pub fn is_settled(&self) -> bool {
+        let announced = self.announced.lock().unwrap_or_else(|e| e.into_inner());
+        announced.values().all(|state| !state.pending)
     }
 }
 
@@ -298,11 +310,15 @@ mod tests {
         assert_eq!(first.len(), 1);
         assert_eq!(kind(&first[0].1), ("joined", 2, Some(2)));
         assert_eq!(announced(&presence, p).online, 2);
-        // 1 leaves and 3 arrives in the same second: the join goes first, the leave next.
+        assert!(presence.is_settled());
+        // 1 leaves and 3 arrives in the same second: the join goes first, the leave next
+        // (and until then what was read is not all announced: the next pass must read).
         let next = presence.update(HashMap::from([(p, counts(3, &[(2, 2), (3, 1)]))]));
         assert_eq!(kind(&next[0].1), ("joined", 3, Some(1)));
+        assert!(!presence.is_settled());
         let after = presence.update(HashMap::from([(p, counts(3, &[(2, 2), (3, 1)]))]));
         assert_eq!(kind(&after[0].1), ("left", 2, Some(1)));
+        assert!(presence.is_settled());
         assert!(presence
             .update(HashMap::from([(p, counts(3, &[(2, 2), (3, 1)]))]))
             .is_empty());

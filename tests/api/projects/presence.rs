@@ -11,6 +11,7 @@ use crate::{backend_tests, per_backend};
 backend_tests!(
     members_see_each_other_come_and_go,
     a_member_who_joins_while_connected_is_told_who_is_online,
+    an_instances_presence_mark_moves_only_with_a_change,
 );
 per_backend!(large_projects_get_counts_only);
 
@@ -135,4 +136,66 @@ async fn large_projects_get_counts_only(backend: Backend) {
     let second = next_presence(&mut ws).await;
     assert_eq!(second["online"], 2);
     assert!(second.get("members").is_none());
+}
+
+/// What an instance reads every second to know whether presence changed elsewhere: the
+/// other live instances, each with when it last recorded a change. A mark of life alone
+/// leaves it where it was; a change, or the instance written anew, moves it; a stale
+/// instance drops out.
+async fn an_instances_presence_mark_moves_only_with_a_change(app: TestApp) {
+    use chrono::{Duration, SubsecRound, Utc};
+    use taskstream::store::{self, PoolSizes};
+    use uuid::Uuid;
+
+    let user = app.signup_as("Ada Lovelace", "ada@example.com").await;
+    let user_id = Uuid::parse_str(&user.id).unwrap();
+    let store = store::connect(&app.config.database_url(), PoolSizes::SINGLE)
+        .await
+        .unwrap();
+    let (other, me) = (Uuid::new_v4(), Uuid::new_v4());
+    // Whole seconds: PostgreSQL keeps microseconds.
+    let start = Utc::now().trunc_subsecs(0) - Duration::seconds(30);
+    let at = |s: i64| start + Duration::seconds(s);
+    // The marks of the instance `other` (on PostgreSQL the test's server is an instance
+    // too), seen since second `s`.
+    let since = |s: i64| {
+        let store = store.clone();
+        async move {
+            let marks = store.presence_marks(me, at(s)).await.unwrap();
+            marks
+                .into_iter()
+                .filter(|(id, _)| *id == other)
+                .collect::<Vec<_>>()
+        }
+    };
+
+    // First seen (not on record yet: the caller then writes all of its users).
+    assert!(!store
+        .record_presence(other, &[(user_id, 1)], at(0))
+        .await
+        .unwrap());
+    assert_eq!(since(0).await, vec![(other, Some(at(0)))]);
+    assert!(store
+        .record_presence(other, &[(user_id, 1)], at(1))
+        .await
+        .unwrap());
+    assert_eq!(since(0).await, vec![(other, Some(at(1)))]);
+    // Alive, nothing changed: the mark stays.
+    assert!(store.record_presence(other, &[], at(2)).await.unwrap());
+    assert_eq!(since(0).await, vec![(other, Some(at(1)))]);
+    // The user's last socket there closed: a change.
+    assert!(store
+        .record_presence(other, &[(user_id, 0)], at(3))
+        .await
+        .unwrap());
+    assert_eq!(since(0).await, vec![(other, Some(at(3)))]);
+    // Not seen since: stale. And an instance never lists itself.
+    assert_eq!(since(4).await, vec![]);
+    store
+        .record_presence(me, &[(user_id, 1)], at(5))
+        .await
+        .unwrap();
+    let all = store.presence_marks(me, at(0)).await.unwrap();
+    assert!(all.contains(&(other, Some(at(3)))), "{all:?}");
+    assert!(all.iter().all(|(id, _)| *id != me), "{all:?}");
 }
