@@ -502,11 +502,7 @@ impl Hub {
 
     /// Hands an update to every local connection that receives its stream.
     pub fn deliver(&self, message: &Arc<StreamUpdate>) {
-        let map = match message.stream {
-            StreamKey::User(_) => &self.users,
-            StreamKey::Project(_) => &self.projects,
-        };
-        let Some(mut entry) = map.get_mut(&message.stream.id()) else {
+        let Some(mut entry) = self.receivers(message.stream).get_mut(&message.stream.id()) else {
             return;
         };
         entry.known_seq = entry.known_seq.max(message.last_seq);
@@ -545,6 +541,14 @@ impl Hub {
         }
     }
 
+    /// The map that holds `stream`'s receivers: users' own streams, or projects'.
+    fn receivers(&self, stream: StreamKey) -> &DashMap<Uuid, StreamEntry> {
+        match stream {
+            StreamKey::User(_) => &self.users,
+            StreamKey::Project(_) => &self.projects,
+        }
+    }
+
     /// Whether the user has a socket open on this instance.
     pub fn is_connected(&self, user_id: Uuid) -> bool {
         self.users.contains_key(&user_id)
@@ -558,11 +562,7 @@ impl Hub {
     /// its socket to read nothing.) With other receivers, one of them may be missing an
     /// announcement that the catch-up must still find: the hub is left as it is.
     pub fn read_end(&self, stream: StreamKey, conn: Uuid, last_seq: i64) {
-        let map = match stream {
-            StreamKey::User(_) => &self.users,
-            StreamKey::Project(_) => &self.projects,
-        };
-        if let Some(mut entry) = map.get_mut(&stream.id()) {
+        if let Some(mut entry) = self.receivers(stream).get_mut(&stream.id()) {
             if matches!(entry.conns.as_slice(), [only] if only.id == conn) {
                 entry.known_seq = entry.known_seq.max(last_seq);
             }
@@ -584,11 +584,8 @@ impl Hub {
         streams
             .iter()
             .filter_map(|&stream| {
-                let map = match stream {
-                    StreamKey::User(_) => &self.users,
-                    StreamKey::Project(_) => &self.projects,
-                };
-                map.get(&stream.id()).map(|entry| (stream, entry.known_seq))
+                let entry = self.receivers(stream).get(&stream.id())?;
+                Some((stream, entry.known_seq))
             })
             .collect()
     }

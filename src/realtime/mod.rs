@@ -447,17 +447,19 @@ impl BusHandler for Realtime {
     }
 }
 
-/// Streams checked per query of a catch-up pass; a pass's queries are spread over half
-/// its interval, so that it never takes the database in one burst.
-const CATCH_UP_CHUNK: usize = 100;
-/// How often the presence record is written (what others see lags this much).
-const PRESENCE_FLUSH: Duration = Duration::from_secs(1);
-/// See [`Realtime::presence_sources`].
+/// What a presence pass depends on (see [`Realtime::presence_sources`]): while it stays
+/// the same, and all that was read is announced, there is nothing to read again.
 #[derive(Debug, PartialEq, Eq)]
 struct PresenceSources {
     local: u64,
     remote: Vec<(Uuid, Option<chrono::DateTime<chrono::Utc>>)>,
 }
+
+/// Streams checked per query of a catch-up pass; a pass's queries are spread over half
+/// its interval, so that it never takes the database in one burst.
+const CATCH_UP_CHUNK: usize = 100;
+/// How often the presence record is written (what others see lags this much).
+const PRESENCE_FLUSH: Duration = Duration::from_secs(1);
 /// A presence pass reads only when its sources moved, and at least every this many passes.
 const PRESENCE_FULL_READ_EVERY: u32 = 10;
 /// A presence pass reads and announces its projects in this many steps over half a second.
